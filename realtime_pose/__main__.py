@@ -1,0 +1,5 @@
+import sys
+
+from realtime_pose.cli import main
+
+sys.exit(main())

@@ -1,0 +1,423 @@
+"""Model bundles: a folder (or a ``.zip`` of one) holding ``model.onnx`` and ``bundle.json``.
+
+The bundle is the one artefact that travels from the training machine to the rig. ``bundle.json``
+says everything the runtime needs to turn the network's outputs into frame-pixel keypoints:
+keypoint names, stride, ``locref_stdev``, the input layout and the names and layouts of the
+outputs. It is validated at load, and a bundle that does not match its own graph is refused with
+a message naming the field.
+
+Example ``bundle.json``::
+
+    {
+      "schema_version": 1,
+      "name": "openfield-mobilenet_v2_0.35",
+      "keypoints": ["snout", "leftear", "rightear", "tailbase"],
+      "skeleton": [["snout", "leftear"], ["snout", "rightear"]],
+      "stride": 8,
+      "locref_stdev": 7.2801,
+      "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+      "outputs": {"scoremap": {"name": "scmap", "layout": "NCHW"},
+                  "locref": {"name": "locref", "layout": "NCHW"}},
+      "provenance": {"backbone": "mobilenet_v2_0.35", "iterations": 8000}
+    }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SCHEMA_VERSION = 1
+MODEL_FILENAME = "model.onnx"
+META_FILENAME = "bundle.json"
+ENGINE_CACHE_DIRNAME = "engines"
+
+
+class BundleError(ValueError):
+    """A bundle that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputSpec(_Strict):
+    """The network input: one image, batch 1, normalisation inside the graph."""
+
+    name: str = "image"
+    layout: Literal["HWC"] = "HWC"
+    dtype: Literal["uint8", "float32"] = "uint8"
+    color: Literal["RGB", "BGR", "GRAY"] = "RGB"
+    height: int | None = Field(default=None, gt=0, description="fixed input height, or None")
+    width: int | None = Field(default=None, gt=0, description="fixed input width, or None")
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> InputSpec:
+        if (self.height is None) != (self.width is None):
+            raise ValueError("input.height and input.width must be given together (fixed size)")
+        return self
+
+    @property
+    def channels(self) -> int:
+        """Number of colour channels the graph expects."""
+        return 1 if self.color == "GRAY" else 3
+
+    @property
+    def fixed_size(self) -> tuple[int, int] | None:
+        """``(height, width)`` when the graph only accepts one size, else ``None``."""
+        if self.height is None or self.width is None:
+            return None
+        return self.height, self.width
+
+
+class TensorSpec(_Strict):
+    """One graph output: its name and memory layout."""
+
+    name: str
+    layout: Literal["NHWC", "NCHW"] = "NHWC"
+
+
+class KeypointsSpec(_Strict):
+    """In-graph peak extraction: an output of shape ``[1, K, 3]`` (x, y, likelihood) in
+    network-input pixels."""
+
+    name: str
+
+
+class OutputsSpec(_Strict):
+    """Either score maps (plus optional location refinement) or in-graph keypoints."""
+
+    scoremap: TensorSpec | None = None
+    locref: TensorSpec | None = None
+    keypoints: KeypointsSpec | None = None
+
+    @model_validator(mode="after")
+    def _something_to_read(self) -> OutputsSpec:
+        if self.scoremap is None and self.keypoints is None:
+            raise ValueError("outputs needs 'scoremap' (with optional 'locref') or 'keypoints'")
+        if self.locref is not None and self.scoremap is None:
+            raise ValueError("outputs.locref needs outputs.scoremap")
+        return self
+
+    def names(self) -> list[str]:
+        """Output names in the order engines return them: keypoints, or scoremap then locref."""
+        if self.keypoints is not None:
+            return [self.keypoints.name]
+        names = [self.scoremap.name]  # type: ignore[union-attr]
+        if self.locref is not None:
+            names.append(self.locref.name)
+        return names
+
+
+class BundleMeta(_Strict):
+    """Everything in ``bundle.json``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    schema_version: int
+    name: str = "model"
+    keypoints: list[str] = Field(min_length=1)
+    skeleton: list[tuple[str, str]] = Field(default_factory=list)
+    stride: float = Field(gt=0, description="network input pixels per score-map cell")
+    locref_stdev: float = Field(default=7.2801, gt=0)
+    input: InputSpec = Field(default_factory=InputSpec)
+    outputs: OutputsSpec
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("schema_version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != SCHEMA_VERSION:
+            raise ValueError(
+                f"unknown schema_version {v}; this realtime-pose reads version {SCHEMA_VERSION}"
+            )
+        return v
+
+    @field_validator("keypoints")
+    @classmethod
+    def _unique_keypoints(cls, names: list[str]) -> list[str]:
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"keypoint names must be unique; repeated: {dupes}")
+        return names
+
+    @model_validator(mode="after")
+    def _skeleton_uses_keypoints(self) -> BundleMeta:
+        unknown = sorted({n for edge in self.skeleton for n in edge} - set(self.keypoints))
+        if unknown:
+            raise ValueError(f"skeleton names keypoints that are not in 'keypoints': {unknown}")
+        return self
+
+    @property
+    def num_keypoints(self) -> int:
+        """K, the number of keypoints per animal."""
+        return len(self.keypoints)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A loaded, validated model bundle."""
+
+    root: Path
+    meta: BundleMeta
+
+    @property
+    def model_path(self) -> Path:
+        """Path of the ONNX graph."""
+        return self.root / MODEL_FILENAME
+
+    @property
+    def keypoints(self) -> list[str]:
+        """Keypoint names, in output-channel order."""
+        return self.meta.keypoints
+
+    @property
+    def engine_cache_dir(self) -> Path:
+        """Folder where GPU engines built for this bundle are cached."""
+        return self.root / ENGINE_CACHE_DIRNAME
+
+    def model_sha256(self) -> str:
+        """SHA-256 of ``model.onnx`` (names cached engines and identifies the model in logs)."""
+        return _sha256(self.model_path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _format_validation_error(err: ValidationError, where: Path) -> str:
+    lines = []
+    for problem in err.errors():
+        field = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"{where}: field '{field}': {problem['msg']}")
+    return "\n".join(lines)
+
+
+def _extract_zip(path: Path, cache_root: Path | None) -> Path:
+    """Unpack a zipped bundle once into a cache folder keyed by the zip's hash."""
+    cache_root = cache_root or Path.home() / ".cache" / "realtime-pose" / "bundles"
+    target = cache_root / _sha256(path)[:16]
+    if (target / META_FILENAME).is_file():
+        return target
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist()
+            meta_names = [n for n in names if Path(n).name == META_FILENAME]
+            if not meta_names:
+                raise BundleError(f"{path}: the zip holds no {META_FILENAME}")
+            prefix = str(Path(meta_names[0]).parent)
+            tmp = target.with_suffix(".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for name in names:
+                rel = Path(name).relative_to(prefix) if prefix != "." else Path(name)
+                if name.endswith("/") or ".." in rel.parts or rel.is_absolute():
+                    continue
+                dest = tmp / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(name) as src, dest.open("wb") as out:
+                    shutil.copyfileobj(src, out)
+            tmp.rename(target)
+    except zipfile.BadZipFile as exc:
+        raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
+    return target
+
+
+def read_meta(path: str | Path) -> BundleMeta:
+    """Read and validate ``bundle.json`` alone (no graph check)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path}: missing; a bundle needs {META_FILENAME}") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(raw, dict):
+        raise BundleError(f"{path}: expected a JSON object at the top level")
+    if "schema_version" not in raw:
+        raise BundleError(f"{path}: field 'schema_version' is missing")
+    try:
+        return BundleMeta.model_validate(raw)
+    except ValidationError as exc:
+        raise BundleError(_format_validation_error(exc, path)) from exc
+
+
+def _graph_io(model_path: Path) -> tuple[dict[str, list], dict[str, list]]:
+    """Input and output names with their (possibly symbolic) shapes, read via ONNX Runtime."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ORT raises several private exception types
+        raise BundleError(f"{model_path}: ONNX Runtime cannot load the graph ({exc})") from exc
+    inputs = {i.name: list(i.shape) for i in sess.get_inputs()}
+    outputs = {o.name: list(o.shape) for o in sess.get_outputs()}
+    return inputs, outputs
+
+
+def check_graph(meta: BundleMeta, model_path: Path) -> None:
+    """Check that the graph's inputs and outputs match ``meta``; raise :class:`BundleError`."""
+    inputs, outputs = _graph_io(model_path)
+    where = model_path.parent / META_FILENAME
+    if meta.input.name not in inputs:
+        raise BundleError(
+            f"{where}: field 'input.name' is {meta.input.name!r}, but the graph's inputs are "
+            f"{sorted(inputs)}"
+        )
+    in_shape = inputs[meta.input.name]
+    if len(in_shape) != 4:
+        raise BundleError(
+            f"{where}: the graph input {meta.input.name!r} has shape {in_shape}; "
+            "expected [batch, height, width, channels]"
+        )
+    if isinstance(in_shape[3], int) and in_shape[3] != meta.input.channels:
+        raise BundleError(
+            f"{where}: field 'input.color' is {meta.input.color} ({meta.input.channels} "
+            f"channels) but the graph input has {in_shape[3]} channels"
+        )
+    k = meta.num_keypoints
+    spec = meta.outputs
+    expected: list[tuple[str, str, str, int]] = []  # (field, name, layout, channels)
+    if spec.keypoints is not None:
+        expected.append(("outputs.keypoints.name", spec.keypoints.name, "NKC", k))
+    else:
+        assert spec.scoremap is not None
+        expected.append(("outputs.scoremap.name", spec.scoremap.name, spec.scoremap.layout, k))
+        if spec.locref is not None:
+            expected.append(("outputs.locref.name", spec.locref.name, spec.locref.layout, 2 * k))
+    for field, name, layout, channels in expected:
+        if name not in outputs:
+            raise BundleError(
+                f"{where}: field '{field}' is {name!r}, which is not an output of the graph "
+                f"(outputs: {sorted(outputs)})"
+            )
+        shape = outputs[name]
+        if len(shape) != (3 if layout == "NKC" else 4):
+            raise BundleError(f"{where}: graph output {name!r} has rank {len(shape)} ({shape})")
+        axis = {"NHWC": 3, "NCHW": 1, "NKC": 1}[layout]
+        got = shape[axis]
+        if isinstance(got, int) and got != channels:
+            what = "2 x keypoints" if field.startswith("outputs.locref") else "keypoints"
+            raise BundleError(
+                f"{where}: graph output {name!r} has {got} channels ({layout} shape {shape}) "
+                f"but the bundle lists {k} keypoints, so {channels} ({what}) were expected"
+            )
+
+
+def load_bundle(
+    path: str | Path, *, validate_graph: bool = True, zip_cache: Path | None = None
+) -> Bundle:
+    """Load a bundle folder or ``.zip`` and validate it.
+
+    Parameters
+    ----------
+    path
+        Folder holding ``model.onnx`` and ``bundle.json``, or a ``.zip`` of such a folder.
+    validate_graph
+        Also open the graph and check output names and channel counts against the metadata.
+    zip_cache
+        Where zipped bundles are unpacked (default ``~/.cache/realtime-pose/bundles``).
+
+    Raises
+    ------
+    BundleError
+        With a message naming the file and field at fault.
+    """
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise BundleError(f"{root}: no such bundle (expected a folder or .zip)")
+    if root.is_file():
+        if root.suffix.lower() != ".zip":
+            raise BundleError(f"{root}: a bundle is a folder or a .zip, not a {root.suffix} file")
+        root = _extract_zip(root, zip_cache)
+    meta = read_meta(root / META_FILENAME)
+    model_path = root / MODEL_FILENAME
+    if not model_path.is_file():
+        raise BundleError(f"{model_path}: missing; a bundle needs {MODEL_FILENAME}")
+    if validate_graph:
+        check_graph(meta, model_path)
+    return Bundle(root=root.resolve(), meta=meta)
+
+
+def write_bundle(
+    folder: str | Path,
+    model: bytes | str | Path,
+    meta: BundleMeta | dict[str, Any],
+    *,
+    validate_graph: bool = True,
+) -> Bundle:
+    """Write a bundle folder (used by the exporters) and load it back as a check.
+
+    Parameters
+    ----------
+    folder
+        Target folder; created if needed. An existing ``model.onnx``/``bundle.json`` is replaced.
+    model
+        The serialised ONNX graph (bytes) or a path to one.
+    meta
+        Bundle metadata; a dict is validated as :class:`BundleMeta`.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(meta, dict):
+        meta = dict(meta)
+        meta.setdefault("schema_version", SCHEMA_VERSION)
+        try:
+            meta = BundleMeta.model_validate(meta)
+        except ValidationError as exc:
+            raise BundleError(_format_validation_error(exc, folder / META_FILENAME)) from exc
+    model_target = folder / MODEL_FILENAME
+    if isinstance(model, bytes):
+        model_target.write_bytes(model)
+    elif Path(model).resolve() != model_target.resolve():
+        shutil.copyfile(model, model_target)
+    (folder / META_FILENAME).write_text(meta.model_dump_json(indent=2) + "\n")
+    return load_bundle(folder, validate_graph=validate_graph)
+
+
+def zip_bundle(folder: str | Path, target: str | Path) -> Path:
+    """Pack a bundle folder (model and metadata only, no engine cache) into one ``.zip``."""
+    folder, target = Path(folder), Path(target)
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in (MODEL_FILENAME, META_FILENAME):
+            zf.write(folder / name, arcname=name)
+    return target
+
+
+def skeleton_indices(meta: BundleMeta) -> list[tuple[int, int]]:
+    """The skeleton as pairs of keypoint indices."""
+    index = {n: i for i, n in enumerate(meta.keypoints)}
+    return [(index[a], index[b]) for a, b in meta.skeleton]
+
+
+__all__: Sequence[str] = (
+    "SCHEMA_VERSION",
+    "Bundle",
+    "BundleError",
+    "BundleMeta",
+    "InputSpec",
+    "KeypointsSpec",
+    "OutputsSpec",
+    "TensorSpec",
+    "check_graph",
+    "load_bundle",
+    "read_meta",
+    "skeleton_indices",
+    "write_bundle",
+    "zip_bundle",
+)

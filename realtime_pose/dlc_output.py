@@ -1,0 +1,67 @@
+"""Pose tables in DeepLabCut's layout, so DLC's own tools, movement and SimBA read them.
+
+Columns are a pandas MultiIndex ``scorer / bodyparts / coords`` with coords ``x, y, likelihood``;
+one row per frame; ``.h5`` files use the key ``df_with_missing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+H5_KEY = "df_with_missing"
+DEFAULT_SCORER = "realtime-pose"
+
+
+def pose_table(
+    poses: np.ndarray,
+    keypoints: Sequence[str],
+    scorer: str = DEFAULT_SCORER,
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+):
+    """Build a DeepLabCut-layout DataFrame from ``poses`` of shape ``[frames, K, 3]``.
+
+    Rows are indexed by ``frame_indices`` (default ``0..frames-1``).
+    """
+    import pandas as pd
+
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (len(keypoints), 3):
+        raise ValueError(
+            f"poses must have shape [frames, {len(keypoints)}, 3], got {list(poses.shape)}"
+        )
+    columns = pd.MultiIndex.from_product(
+        [[scorer], list(keypoints), ["x", "y", "likelihood"]],
+        names=["scorer", "bodyparts", "coords"],
+    )
+    index = np.arange(len(poses)) if frame_indices is None else np.asarray(frame_indices)
+    return pd.DataFrame(poses.reshape(len(poses), -1), columns=columns, index=index)
+
+
+def write_pose_tables(
+    stem: str | Path,
+    poses: np.ndarray,
+    keypoints: Sequence[str],
+    scorer: str = DEFAULT_SCORER,
+    frame_indices: Sequence[int] | np.ndarray | None = None,
+) -> tuple[Path, Path]:
+    """Write ``<stem>.h5`` and ``<stem>.csv``; return both paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    df = pose_table(poses, keypoints, scorer, frame_indices)
+    h5_path, csv_path = stem.with_suffix(".h5"), stem.with_suffix(".csv")
+    df.to_hdf(h5_path, key=H5_KEY, mode="w", format="table")
+    df.to_csv(csv_path)
+    return h5_path, csv_path
+
+
+def read_pose_table(path: str | Path):
+    """Read a DeepLabCut-layout ``.h5`` or ``.csv`` pose table."""
+    import pandas as pd
+
+    path = Path(path)
+    if path.suffix == ".h5":
+        return pd.read_hdf(path, key=H5_KEY)
+    return pd.read_csv(path, header=[0, 1, 2], index_col=0)
