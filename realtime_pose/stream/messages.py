@@ -1,0 +1,273 @@
+"""Stream v1 wire format: topic names, payload builders and control-request models.
+
+This module is the single source of truth for field names; ``docs/protocol.md`` documents the
+same fields for consumers that do not import realtime-pose. Payloads are msgpack maps with string
+keys. Hot-path builders (:func:`pose_payload`) use plain dicts and ``ndarray.tolist()``; control
+requests, which come from outside, are validated with pydantic (:func:`parse_request`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
+
+import msgpack
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+SCHEMA_VERSION = 1
+"""Value of the ``v`` field of every payload; bumped on any incompatible change."""
+
+TOPIC_POSE = b"pose"
+TOPIC_EVENT = b"event"
+TOPIC_STATUS = b"status"
+TOPIC_META = b"meta"
+TOPICS = (TOPIC_POSE, TOPIC_EVENT, TOPIC_STATUS, TOPIC_META)
+
+DEFAULT_PUB_ADDRESS = "tcp://127.0.0.1:5555"
+DEFAULT_CONTROL_ADDRESS = "tcp://127.0.0.1:5556"
+
+MAX_REQUEST_BYTES = 64 * 1024
+"""Control requests larger than this are refused (``zmq.MAXMSGSIZE`` and an explicit check)."""
+
+_packer = msgpack.Packer(use_bin_type=True)
+
+
+def encode(payload: Mapping[str, Any]) -> bytes:
+    """Serialise a payload map to msgpack bytes."""
+    return _packer.pack(payload)
+
+
+def decode(data: bytes) -> Any:
+    """Deserialise msgpack bytes (strings as ``str``, binary as ``bytes``).
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not one complete msgpack object.
+    """
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
+        detail = str(exc) or type(exc).__name__
+        raise ValueError(f"not a msgpack message ({detail})") from exc
+
+
+def wall_offset_ns() -> int:
+    """``time.time_ns() - time.monotonic_ns()``: add it to a stream timestamp to get Unix time."""
+    return time.time_ns() - time.monotonic_ns()
+
+
+def keypoints_as_list(keypoints: np.ndarray) -> list:
+    """``[A, K, 3]`` (or ``[K, 3]``, taken as one animal) → nested lists of floats."""
+    arr = np.asarray(keypoints)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(
+            f"keypoints must have shape [animals, K, 3] or [K, 3], got {list(arr.shape)}"
+        )
+    return arr.tolist()
+
+
+def pose_payload(
+    seq: int,
+    frame_index: int,
+    t_capture_ns: int,
+    t_publish_ns: int,
+    latency_ns: Mapping[str, int],
+    keypoints: np.ndarray,
+    predicted: tuple[int, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Build a ``pose`` payload.
+
+    Parameters
+    ----------
+    seq
+        Message sequence number, +1 per published pose; consumers detect drops from gaps.
+    frame_index
+        Index of the camera frame the pose was estimated from.
+    t_capture_ns, t_publish_ns
+        ``time.monotonic_ns()`` of the publishing host at capture and at publication.
+    latency_ns
+        Per-stage latency in nanoseconds, e.g. ``{"grab": ..., "network": ...}``.
+    keypoints
+        ``[A, K, 3]`` or ``[K, 3]`` array of ``x, y, likelihood`` in frame pixels.
+    predicted
+        ``(t_target_ns, keypoints)`` for the forward-predicted pose, or ``None``.
+    """
+    return {
+        "v": SCHEMA_VERSION,
+        "seq": int(seq),
+        "frame_index": int(frame_index),
+        "t_capture_ns": int(t_capture_ns),
+        "t_publish_ns": int(t_publish_ns),
+        "latency_ns": {str(k): int(v) for k, v in latency_ns.items()},
+        "keypoints": keypoints_as_list(keypoints),
+        "predicted": None
+        if predicted is None
+        else {"t_target_ns": int(predicted[0]), "keypoints": keypoints_as_list(predicted[1])},
+    }
+
+
+def meta_payload(
+    keypoints: Sequence[str],
+    skeleton: Sequence[Sequence[str]] = (),
+    model: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build a ``meta`` payload: keypoint names, skeleton, model description and clocks.
+
+    ``extra`` fields (e.g. ``fps``, ``frame_size``) are added as they are.
+    """
+    payload: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "keypoints": [str(k) for k in keypoints],
+        "skeleton": [[str(a), str(b)] for a, b in skeleton],
+        "model": dict(model or {}),
+        "clock": "monotonic_ns",
+        "wall_offset_ns": wall_offset_ns(),
+    }
+    payload.update(extra)
+    return payload
+
+
+def with_version(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``payload`` carrying ``v`` and ``t_publish_ns`` when not already present."""
+    out = {"v": SCHEMA_VERSION, "t_publish_ns": time.monotonic_ns()}
+    out.update(payload)
+    return out
+
+
+# --- control requests --------------------------------------------------------------------------
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    token: str | None = Field(default=None, description="shared secret when the server has one")
+    id: int | str | None = Field(default=None, description="echoed back in the reply")
+
+
+class PingRequest(_Request):
+    """Liveness check; the reply carries the server's monotonic clock."""
+
+    cmd: Literal["ping"]
+
+
+class MetaRequest(_Request):
+    """Ask for the current ``meta`` payload (keypoint names, skeleton, model, clocks)."""
+
+    cmd: Literal["meta"]
+
+
+class StatusRequest(_Request):
+    """Ask for the latest status (fps, drops, latency percentiles)."""
+
+    cmd: Literal["status"]
+
+
+class RecordStartRequest(_Request):
+    """Start recording poses (and events) to a crash-safe log."""
+
+    cmd: Literal["record_start"]
+    path: str | None = Field(default=None, max_length=4096, description="log path; default: auto")
+    video: bool = Field(default=False, description="also record the raw video")
+
+
+class RecordStopRequest(_Request):
+    """Stop recording and convert the log to DeepLabCut tables."""
+
+    cmd: Literal["record_stop"]
+
+
+class RuleEnableRequest(_Request):
+    """Enable the rule called ``name``."""
+
+    cmd: Literal["rule_enable"]
+    name: str = Field(min_length=1, max_length=256)
+
+
+class RuleDisableRequest(_Request):
+    """Disable the rule called ``name``."""
+
+    cmd: Literal["rule_disable"]
+    name: str = Field(min_length=1, max_length=256)
+
+
+ControlRequest = Annotated[
+    PingRequest
+    | MetaRequest
+    | StatusRequest
+    | RecordStartRequest
+    | RecordStopRequest
+    | RuleEnableRequest
+    | RuleDisableRequest,
+    Field(discriminator="cmd"),
+]
+COMMANDS = ("ping", "meta", "status", "record_start", "record_stop", "rule_enable", "rule_disable")
+
+_request_adapter: TypeAdapter[Any] = TypeAdapter(ControlRequest)
+
+
+class RequestError(ValueError):
+    """A control request that is not valid msgpack, not a map, or fails validation."""
+
+
+def parse_request(data: bytes) -> BaseModel:
+    """Decode and validate one control request.
+
+    Raises
+    ------
+    RequestError
+        With a one-line message saying what is wrong (it becomes the reply's ``error``).
+    """
+    try:
+        obj = decode(data)
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    return validate_request(obj)
+
+
+def validate_request(obj: Any) -> BaseModel:
+    """Validate a decoded control request (see :func:`parse_request`)."""
+    if not isinstance(obj, dict):
+        raise RequestError(f"request must be a msgpack map with a 'cmd' field, got {_kind(obj)}")
+    cmd = obj.get("cmd")
+    if cmd not in COMMANDS:
+        raise RequestError(f"unknown cmd {_short(cmd)}; known: {', '.join(COMMANDS)}")
+    try:
+        return _request_adapter.validate_python(obj)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'][1:]) or 'request'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise RequestError(f"invalid {cmd!r} request: {problems}") from None
+
+
+def _short(obj: Any, limit: int = 60) -> str:
+    text = repr(obj)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _kind(obj: Any) -> str:
+    return "nil" if obj is None else type(obj).__name__
+
+
+def ok_reply(request_id: int | str | None = None, **fields: Any) -> dict[str, Any]:
+    """A success reply: ``{"ok": true, ...fields}``."""
+    reply: dict[str, Any] = {"v": SCHEMA_VERSION, "ok": True}
+    if request_id is not None:
+        reply["id"] = request_id
+    reply.update(fields)
+    return reply
+
+
+def error_reply(error: str, request_id: int | str | None = None) -> dict[str, Any]:
+    """A failure reply: ``{"ok": false, "error": "..."}``."""
+    reply: dict[str, Any] = {"v": SCHEMA_VERSION, "ok": False, "error": error}
+    if request_id is not None:
+        reply["id"] = request_id
+    return reply
