@@ -1,0 +1,435 @@
+"""What a user writes under ``rules:`` in the run config, validated at the edge.
+
+Everything here is pydantic (v2, ``extra="forbid"``): a typo in a field name, a negative duration
+or a polygon with two points is refused when the config is loaded, with pydantic's message naming
+the field. Names that can only be checked against the running rig (keypoints of the model, outputs
+of the hardware section) are checked by :func:`validate_rules`.
+
+Example (YAML)::
+
+    rules:
+      - name: laser_in_zone
+        source: predicted
+        condition:
+          type: zone
+          keypoint: snout
+          circle: [320, 240, 40]
+          hysteresis_px: 4
+        on: enter
+        refractory_s: 0.5
+        actions:
+          - {output: laser, action: pulse, duration_ms: 5}
+
+PyYAML reads a bare ``on`` key as the boolean ``true`` and the values ``on``/``off`` as booleans;
+the models accept both spellings, so ``on: enter`` and ``action: off`` work unquoted.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Collection, Iterator, Sequence
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+Likelihood = Annotated[float, Field(ge=0.0, le=1.0)]
+KeypointName = Annotated[str, Field(min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Conditions
+# --------------------------------------------------------------------------------------------
+
+
+class ZoneConfig(_Strict):
+    """A keypoint inside (or outside) a zone in frame pixels.
+
+    Give exactly one of ``rectangle`` ``[x0, y0, x1, y1]``, ``circle`` ``[cx, cy, r]`` or
+    ``polygon`` ``[[x, y], ...]`` (at least 3 vertices, any winding, may be concave).
+
+    ``hysteresis_px`` makes the zone a Schmitt trigger: a point outside must come
+    ``hysteresis_px`` *inside* the border to count as in, and a point inside must go
+    ``hysteresis_px`` *beyond* the border to count as out, so a point jittering on the border
+    does not toggle the condition every frame.
+    """
+
+    type: Literal["zone"] = "zone"
+    keypoint: KeypointName
+    rectangle: tuple[float, float, float, float] | None = None
+    circle: tuple[float, float, float] | None = None
+    polygon: list[tuple[float, float]] | None = None
+    inside: bool = True
+    hysteresis_px: float = Field(default=0.0, ge=0.0)
+    min_likelihood: Likelihood | None = Field(
+        default=None, description="likelihood cutoff; None takes the rule's min_likelihood"
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> ZoneConfig:
+        given = [n for n in ("rectangle", "circle", "polygon") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a zone needs exactly one of rectangle: [x0, y0, x1, y1], circle: [cx, cy, r] "
+                f"or polygon: [[x, y], ...]; got {given or 'none'}"
+            )
+        if self.rectangle is not None:
+            x0, y0, x1, y1 = self.rectangle
+            if not (x1 > x0 and y1 > y0):
+                raise ValueError(
+                    f"rectangle must be [x0, y0, x1, y1] with x1 > x0 and y1 > y0, "
+                    f"got {list(self.rectangle)}"
+                )
+        if self.circle is not None and not self.circle[2] > 0:
+            raise ValueError(f"circle must be [cx, cy, r] with r > 0, got {list(self.circle)}")
+        if self.polygon is not None and len(self.polygon) < 3:
+            raise ValueError(f"polygon needs at least 3 vertices [[x, y], ...], got {self.polygon}")
+        return self
+
+
+def _check_band(low: float | None, high: float | None, low_name: str, high_name: str) -> None:
+    if low is None and high is None:
+        raise ValueError(f"give {low_name}, {high_name} or both")
+    if low is not None and high is not None and not low < high:
+        raise ValueError(f"{low_name} ({low}) must be less than {high_name} ({high})")
+
+
+class SpeedConfig(_Strict):
+    """A keypoint's speed in px/s, from consecutive poses and their timestamps.
+
+    True when the speed is above ``above`` and/or below ``below`` (both: inside the band).
+    False on the first frame and whenever the keypoint was below its likelihood cutoff in this or
+    the previous frame (the speed is unknown then).
+    """
+
+    type: Literal["speed"] = "speed"
+    keypoint: KeypointName
+    above: float | None = Field(default=None, ge=0.0, description="px/s")
+    below: float | None = Field(default=None, gt=0.0, description="px/s")
+    min_likelihood: Likelihood | None = None
+
+    @model_validator(mode="after")
+    def _band(self) -> SpeedConfig:
+        _check_band(self.above, self.below, "above", "below")
+        return self
+
+
+class DistanceConfig(_Strict):
+    """The distance between two keypoints, in px, above and/or below a threshold."""
+
+    type: Literal["distance"] = "distance"
+    keypoints: tuple[KeypointName, KeypointName]
+    above: float | None = Field(default=None, ge=0.0, description="px")
+    below: float | None = Field(default=None, gt=0.0, description="px")
+    min_likelihood: Likelihood | None = None
+
+    @model_validator(mode="after")
+    def _band(self) -> DistanceConfig:
+        _check_band(self.above, self.below, "above", "below")
+        return self
+
+
+class AngleConfig(_Strict):
+    """An angle within ``[min_deg, max_deg]``.
+
+    With two keypoints ``[a, b]``: the direction of the vector a→b, ``atan2(yb - ya, xb - xa)``
+    in degrees in image coordinates (0° = +x to the right, 90° = +y, i.e. *down* in the image),
+    in (-180, 180]. The range is read counter-clockwise from ``min_deg`` to ``max_deg`` (in
+    those coordinates) and may wrap: ``min_deg: 150, max_deg: -150`` is the 60° around 180°.
+
+    With three keypoints ``[a, b, c]``: the joint angle at ``b`` between b→a and b→c, in
+    [0, 180]; then ``0 <= min_deg <= max_deg <= 180``.
+    """
+
+    type: Literal["angle"] = "angle"
+    keypoints: list[KeypointName] = Field(min_length=2, max_length=3)
+    min_deg: float = Field(ge=-360.0, le=360.0)
+    max_deg: float = Field(ge=-360.0, le=360.0)
+    min_likelihood: Likelihood | None = None
+
+    @model_validator(mode="after")
+    def _range(self) -> AngleConfig:
+        if len(self.keypoints) == 3 and not (0.0 <= self.min_deg <= self.max_deg <= 180.0):
+            raise ValueError(
+                "a joint angle [a, b, c] lies in [0, 180]: need 0 <= min_deg <= max_deg <= 180, "
+                f"got min_deg={self.min_deg}, max_deg={self.max_deg}"
+            )
+        if len(self.keypoints) == 2 and (self.min_deg - self.max_deg) % 360.0 == 0.0:
+            raise ValueError(
+                f"min_deg ({self.min_deg}) and max_deg ({self.max_deg}) are the same direction; "
+                "for any direction, leave the angle condition out"
+            )
+        return self
+
+
+class LikelihoodConfig(_Strict):
+    """A likelihood gate: true when the keypoint's likelihood is at least ``at_least``."""
+
+    type: Literal["likelihood"] = "likelihood"
+    keypoint: KeypointName
+    at_least: Likelihood
+
+
+class AllConfig(_Strict):
+    """True when every sub-condition is true."""
+
+    type: Literal["all"] = "all"
+    conditions: list[ConditionConfig] = Field(min_length=1)
+
+
+class AnyConfig(_Strict):
+    """True when at least one sub-condition is true."""
+
+    type: Literal["any"] = "any"
+    conditions: list[ConditionConfig] = Field(min_length=1)
+
+
+class NotConfig(_Strict):
+    """True when the sub-condition is false (a lost keypoint makes ``not zone`` true)."""
+
+    type: Literal["not"] = "not"
+    condition: ConditionConfig
+
+
+ConditionConfig = Annotated[
+    ZoneConfig
+    | SpeedConfig
+    | DistanceConfig
+    | AngleConfig
+    | LikelihoodConfig
+    | AllConfig
+    | AnyConfig
+    | NotConfig,
+    Field(discriminator="type"),
+]
+
+for _model in (AllConfig, AnyConfig, NotConfig):
+    _model.model_rebuild()
+
+
+# --------------------------------------------------------------------------------------------
+# Actions and rules
+# --------------------------------------------------------------------------------------------
+
+ActionName = Literal["pulse", "on", "off", "toggle"]
+
+
+class ActionConfig(_Strict):
+    """One output action: ``{output: laser, action: pulse, duration_ms: 5}``.
+
+    ``duration_ms`` is required for ``pulse`` and refused for the other actions.
+    """
+
+    output: str = Field(min_length=1)
+    action: ActionName
+    duration_ms: float | None = Field(default=None, gt=0.0)
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _yaml_booleans(cls, value: Any) -> Any:
+        # PyYAML turns unquoted on/off into True/False.
+        if value is True:
+            return "on"
+        if value is False:
+            return "off"
+        return value
+
+    @model_validator(mode="after")
+    def _duration(self) -> ActionConfig:
+        if self.action == "pulse" and self.duration_ms is None:
+            raise ValueError(f"output {self.output!r}: a pulse needs duration_ms (> 0)")
+        if self.action != "pulse" and self.duration_ms is not None:
+            raise ValueError(
+                f"output {self.output!r}: duration_ms only applies to pulse, not "
+                f"{self.action!r}; for a timed 'on' use the rule's max_on_s"
+            )
+        return self
+
+
+class RuleConfig(_Strict):
+    """One rule: when ``condition`` changes (``on``), perform ``actions``.
+
+    Attributes
+    ----------
+    name
+        Unique name; the control socket enables/disables rules by it.
+    enabled
+        Whether the rule runs from the start.
+    source
+        ``measured`` pose, or the forward-``predicted`` pose (falls back to measured on frames
+        without a prediction).
+    condition
+        The condition tree.
+    on
+        ``enter``: fire when the condition becomes true; ``exit``: when it becomes false (only
+        after it has been true); ``while``: every frame while it is true (rate-limited by
+        ``refractory_s``).
+    min_likelihood
+        Default likelihood cutoff for the position conditions of this rule; a keypoint below it
+        makes them false.
+    min_dwell_s
+        The edge must hold this long before the rule fires.
+    refractory_s
+        No firing within this time after the previous firing; an ``enter``/``exit`` edge that
+        comes due inside it is dropped, not deferred.
+    max_on_s
+        Longest an ``on`` action of this rule may hold its output: the engine emits ``off`` once
+        it has been on this long, even if the condition still holds, and the rule does not fire
+        again until the condition has been released.
+    off_on_release
+        Switch off this rule's ``on`` outputs when the condition is released (default true, so
+        ``on: enter`` + ``action: on`` means "on while the condition holds").
+    actions
+        What to do when the rule fires.
+    """
+
+    name: str = Field(min_length=1)
+    enabled: bool = True
+    source: Literal["measured", "predicted"] = "measured"
+    condition: ConditionConfig
+    on: Literal["enter", "exit", "while"] = "enter"
+    min_likelihood: Likelihood = 0.5
+    min_dwell_s: float = Field(default=0.0, ge=0.0)
+    refractory_s: float = Field(default=0.0, ge=0.0)
+    max_on_s: float | None = Field(default=None, gt=0.0)
+    off_on_release: bool = True
+    actions: list[ActionConfig] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_on_key(cls, data: Any) -> Any:
+        # PyYAML reads the key ``on`` as the boolean True.
+        if isinstance(data, dict) and True in data:
+            data = dict(data)
+            if "on" in data:
+                raise ValueError("'on' is given twice (once as the YAML boolean key on/yes/true)")
+            data["on"] = data.pop(True)
+        return data
+
+    @model_validator(mode="after")
+    def _max_on_needs_on(self) -> RuleConfig:
+        if self.max_on_s is not None and not any(a.action == "on" for a in self.actions):
+            raise ValueError(
+                f"rule {self.name!r}: max_on_s is set but no action is 'on'; "
+                "remove max_on_s or add an {action: on} action"
+            )
+        return self
+
+
+def _unique_names(rules: list[RuleConfig]) -> list[RuleConfig]:
+    dupes = sorted(n for n, c in Counter(r.name for r in rules).items() if c > 1)
+    if dupes:
+        raise ValueError(f"rule names must be unique; repeated: {', '.join(dupes)}")
+    return rules
+
+
+RuleList = Annotated[list[RuleConfig], AfterValidator(_unique_names)]
+"""The type of the run config's ``rules:`` field (a list with unique names)."""
+
+_RULE_LIST = TypeAdapter(RuleList)
+
+
+def parse_rules(data: Any) -> list[RuleConfig]:
+    """Validate the ``rules:`` section of a run config.
+
+    Parameters
+    ----------
+    data
+        The parsed YAML/JSON: a list of rule mappings (``None`` means no rules).
+
+    Returns
+    -------
+    list of RuleConfig
+
+    Raises
+    ------
+    pydantic.ValidationError
+        A ``ValueError`` naming the rule index and field of every problem.
+    """
+    return _RULE_LIST.validate_python([] if data is None else data)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks against the rig
+# --------------------------------------------------------------------------------------------
+
+
+def iter_keypoint_refs(
+    condition: ConditionConfig, path: str = "condition"
+) -> Iterator[tuple[str, str]]:
+    """Yield ``(field_path, keypoint_name)`` for every keypoint a condition tree names."""
+    if isinstance(condition, (AllConfig, AnyConfig)):
+        for i, child in enumerate(condition.conditions):
+            yield from iter_keypoint_refs(child, f"{path}.conditions[{i}]")
+    elif isinstance(condition, NotConfig):
+        yield from iter_keypoint_refs(condition.condition, f"{path}.condition")
+    elif isinstance(condition, (DistanceConfig, AngleConfig)):
+        for i, name in enumerate(condition.keypoints):
+            yield f"{path}.keypoints[{i}]", name
+    else:
+        yield f"{path}.keypoint", condition.keypoint
+
+
+def _unknown(kind: str, name: str, known: Collection[str]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{kind} {name!r} is unknown{hint}; known: {', '.join(sorted(known)) or 'none'}"
+
+
+def validate_rules(
+    rules: Sequence[RuleConfig],
+    keypoints: Sequence[str],
+    outputs: Collection[str] | None = None,
+) -> None:
+    """Check rules against the model's keypoints and the rig's outputs.
+
+    Parameters
+    ----------
+    rules
+        Parsed rules (see :func:`parse_rules`).
+    keypoints
+        Keypoint names of the model (``BundleMeta.keypoints``).
+    outputs
+        Names of the configured outputs; ``None`` skips the output check.
+
+    Raises
+    ------
+    ValueError
+        Listing every problem as ``rules[i] 'name': field: what is wrong``, e.g. an unknown
+        keypoint or output name or a repeated rule name.
+    """
+    problems: list[str] = []
+    known_kp = set(keypoints)
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        where = f"rules[{i}] {rule.name!r}"
+        if rule.name in seen:
+            problems.append(f"{where}: name: repeated; rule names must be unique")
+        seen.add(rule.name)
+        for field, name in iter_keypoint_refs(rule.condition):
+            if name not in known_kp:
+                problems.append(f"{where}: {field}: {_unknown('keypoint', name, known_kp)}")
+        if outputs is not None:
+            for j, action in enumerate(rule.actions):
+                if action.output not in outputs:
+                    msg = _unknown("output", action.output, outputs)
+                    problems.append(f"{where}: actions[{j}].output: {msg}")
+    if problems:
+        raise ValueError(
+            "invalid rules in the run config:\n  "
+            + "\n  ".join(problems)
+            + "\nFix these names under rules: (keypoints come from the model bundle, outputs from "
+            "the outputs section)."
+        )

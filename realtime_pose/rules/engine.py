@@ -1,0 +1,408 @@
+"""The rule engine: evaluated once per frame, it turns poses into events and output actions.
+
+The engine is pure logic. It never touches hardware: each :class:`RuleEvent` carries the
+:class:`Action` records that the live loop hands to the output dispatcher
+(``dispatcher.submit(a.output, a.action, a.duration_s, frame_index=e.frame_index,
+t_frame_ns=e.t_ns)``) and publishes on the ``event`` topic (:meth:`RuleEvent.to_dict`).
+
+Per rule, per frame::
+
+    condition ──▶ active? ──rising edge──▶ wait min_dwell_s ──▶ refractory ok? ──▶ "fired"
+                         └─falling edge (after a firing)───────────────────────▶ "released"
+    an `on` output held for max_on_s ──────────────────────────────────────────▶ "max_on_cut"
+
+``active`` is the condition for ``on: enter`` and ``on: while``, and its negation for
+``on: exit`` (armed only once the condition has been true, so a keypoint that starts outside a
+zone does not "exit" it on the first frame). An ``enter``/``exit`` rule fires at most once per
+active episode; a ``while`` rule fires every frame of it, at most once per ``refractory_s``.
+Times are the frames' timestamps, so every timing has the resolution of the frame period; the
+output devices enforce their own maximum on-time as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from realtime_pose.rules.conditions import Condition, PoseRows, compile_condition
+from realtime_pose.rules.config import RuleConfig, validate_rules
+
+EventKind = Literal["fired", "released", "max_on_cut"]
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One output action for the dispatcher.
+
+    Attributes
+    ----------
+    output
+        Name of the output (as in the run config's outputs section).
+    action
+        ``"pulse"``, ``"on"``, ``"off"`` or ``"toggle"``.
+    duration_s
+        Pulse length in seconds; ``None`` for the other actions.
+    """
+
+    output: str
+    action: str
+    duration_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping for msgpack/JSON."""
+        return {"output": self.output, "action": self.action, "duration_s": self.duration_s}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEvent:
+    """Something a rule did on one frame.
+
+    Attributes
+    ----------
+    rule
+        The rule's name.
+    kind
+        ``"fired"`` (the rule's actions), ``"released"`` (the active episode ended; ``off`` for
+        the outputs the rule still held on) or ``"max_on_cut"`` (``off`` for outputs held on
+        for ``max_on_s``).
+    frame_index, t_ns
+        The frame that caused the event and its timestamp (``t_capture_ns``).
+    actions
+        What the dispatcher should do; may be empty (a release with nothing to switch off).
+    source
+        The pose the rule looked at: ``"measured"`` or ``"predicted"``.
+    """
+
+    rule: str
+    kind: EventKind
+    frame_index: int
+    t_ns: int
+    actions: tuple[Action, ...]
+    source: str = "measured"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain mapping for the ``event`` stream topic and the recording."""
+        return {
+            "rule": self.rule,
+            "kind": self.kind,
+            "frame_index": self.frame_index,
+            "t_ns": self.t_ns,
+            "source": self.source,
+            "actions": [a.to_dict() for a in self.actions],
+        }
+
+
+def _ns(seconds: float) -> int:
+    return round(seconds * 1e9)
+
+
+class _Rule:
+    """A compiled rule and its per-frame state (plain attributes: this is the hot path)."""
+
+    __slots__ = (
+        "active",
+        "active_since_ns",
+        "clear_outputs",
+        "condition",
+        "done",
+        "dwell_ns",
+        "enabled",
+        "ever_true",
+        "fire_actions",
+        "fired",
+        "held",
+        "last_fire_ns",
+        "max_on_ns",
+        "name",
+        "off_on_release",
+        "on_exit",
+        "on_outputs",
+        "refractory_ns",
+        "release_pending",
+        "repeat",
+        "use_predicted",
+    )
+
+    def __init__(self, cfg: RuleConfig, condition: Condition) -> None:
+        self.name = cfg.name
+        self.condition = condition
+        self.enabled = cfg.enabled
+        self.use_predicted = cfg.source == "predicted"
+        self.on_exit = cfg.on == "exit"
+        self.repeat = cfg.on == "while"
+        self.dwell_ns = _ns(cfg.min_dwell_s)
+        self.refractory_ns = _ns(cfg.refractory_s)
+        self.max_on_ns = None if cfg.max_on_s is None else _ns(cfg.max_on_s)
+        self.off_on_release = cfg.off_on_release
+        self.fire_actions = tuple(
+            Action(a.output, a.action, None if a.duration_ms is None else a.duration_ms / 1e3)
+            for a in cfg.actions
+        )
+        self.on_outputs = tuple(a.output for a in self.fire_actions if a.action == "on")
+        # After an off or a toggle the engine no longer knows the output is on.
+        self.clear_outputs = tuple(
+            a.output for a in self.fire_actions if a.action in ("off", "toggle")
+        )
+        self.reset()
+
+    def reset(self) -> None:
+        self.condition.reset()
+        self.active = False  # inside an active episode
+        self.active_since_ns = 0
+        self.fired = False  # fired in this episode
+        self.done = False  # no more firing in this episode (fired once, edge dropped, or cut)
+        self.ever_true = False  # for on: exit
+        self.last_fire_ns: int | None = None
+        self.held: dict[str, int] = {}  # output -> t_ns it was switched on by this rule
+        self.release_pending = False
+
+
+class RuleEngine:
+    """Evaluates rules on each frame's pose and returns what happened.
+
+    Parameters
+    ----------
+    rules
+        Validated rules (:func:`~realtime_pose.rules.config.parse_rules`), evaluated in this
+        order; events of one frame come in this order too.
+    keypoints
+        The model's keypoint names, in the order of the pose rows.
+
+    Raises
+    ------
+    ValueError
+        When a rule names a keypoint the model does not have, or two rules share a name.
+
+    Notes
+    -----
+    Call :meth:`evaluate`, :meth:`enable`, :meth:`disable` and :meth:`reset` from one thread
+    (the live loop's); a :meth:`disable` takes effect, with its ``released`` event, on the next
+    :meth:`evaluate`.
+    """
+
+    def __init__(self, rules: Sequence[RuleConfig], keypoints: Sequence[str]) -> None:
+        validate_rules(rules, keypoints, outputs=None)
+        index = {name: i for i, name in enumerate(keypoints)}
+        self._keypoints = tuple(keypoints)
+        self._rules = tuple(
+            _Rule(cfg, compile_condition(cfg.condition, index, cfg.min_likelihood)) for cfg in rules
+        )
+        self._by_name = {r.name: r for r in self._rules}
+        self._any_predicted = any(r.use_predicted for r in self._rules)
+        self._off_actions = {
+            a.output: Action(a.output, "off") for r in self._rules for a in r.fire_actions
+        }
+        nan = float("nan")
+        self._missing: PoseRows = [[nan, nan, 0.0] for _ in self._keypoints]
+
+    @property
+    def rule_names(self) -> tuple[str, ...]:
+        """Names of all rules, in evaluation order."""
+        return tuple(r.name for r in self._rules)
+
+    @property
+    def keypoints(self) -> tuple[str, ...]:
+        """Keypoint names, in the order of the pose rows."""
+        return self._keypoints
+
+    def _rule(self, name: str) -> _Rule:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(self._by_name) or "none"
+            raise KeyError(f"no rule named {name!r}; the rules are: {known}") from None
+
+    def is_enabled(self, name: str) -> bool:
+        """Whether the rule ``name`` is evaluated (KeyError for an unknown name)."""
+        return self._rule(name).enabled
+
+    def enable(self, name: str) -> None:
+        """Start evaluating the rule ``name`` from a fresh state (no-op when already enabled).
+
+        Raises
+        ------
+        KeyError
+            When no rule has this name; the message lists the rules.
+        """
+        rule = self._rule(name)
+        if rule.enabled:
+            return
+        if rule.release_pending:
+            # Disabled and enabled again between two frames: nothing happened.
+            rule.release_pending = False
+        else:
+            rule.reset()
+        rule.enabled = True
+
+    def disable(self, name: str) -> None:
+        """Stop evaluating the rule ``name`` (no-op when already disabled).
+
+        Outputs the rule holds on are switched off by a ``released`` event on the next
+        :meth:`evaluate`.
+
+        Raises
+        ------
+        KeyError
+            When no rule has this name; the message lists the rules.
+        """
+        rule = self._rule(name)
+        if rule.enabled:
+            rule.enabled = False
+            rule.release_pending = True
+
+    def reset(self) -> None:
+        """Forget all state (edges, timers, held outputs); enabled flags are kept.
+
+        No ``off`` is emitted: switch the outputs off through the dispatcher when needed.
+        """
+        for rule in self._rules:
+            rule.reset()
+
+    def _rows(self, pose: Any, what: str) -> PoseRows:
+        arr = np.asarray(pose)
+        if arr.ndim == 3:
+            if arr.shape[0] == 0:
+                return self._missing  # no animal detected: every keypoint invisible
+            arr = arr[0]
+        if arr.ndim != 2 or arr.shape[0] != len(self._keypoints) or arr.shape[1] < 3:
+            raise ValueError(
+                f"{what} has shape {arr.shape}; the rule engine expects [K, 3] or [A, K, 3] "
+                f"rows of (x, y, likelihood) with K = {len(self._keypoints)} keypoints "
+                f"({', '.join(self._keypoints)})"
+            )
+        return arr.tolist()
+
+    def _switched_off(self, outputs: Sequence[str]) -> None:
+        for rule in self._rules:
+            if rule.held:
+                for output in outputs:
+                    rule.held.pop(output, None)
+
+    def _off_event(
+        self,
+        rule: _Rule,
+        kind: EventKind,
+        outputs: Sequence[str],
+        frame_index: int,
+        t_ns: int,
+        source: str,
+    ) -> RuleEvent:
+        actions = tuple(self._off_actions[o] for o in outputs)
+        if outputs:
+            self._switched_off(outputs)
+        return RuleEvent(rule.name, kind, frame_index, t_ns, actions, source)
+
+    def evaluate(
+        self,
+        pose: np.ndarray,
+        t_ns: int,
+        frame_index: int,
+        predicted: np.ndarray | None = None,
+    ) -> list[RuleEvent]:
+        """Evaluate every enabled rule on one frame.
+
+        Parameters
+        ----------
+        pose
+            Measured pose, ``[K, 3]`` rows of ``(x, y, likelihood)`` in frame pixels. A
+            multi-animal ``[A, K, 3]`` array uses animal 0 (``A == 0``: every keypoint counts as
+            not visible).
+        t_ns
+            The frame's timestamp (``t_capture_ns``); must not go backwards.
+        frame_index
+            The frame's index, copied into the events.
+        predicted
+            Forward-predicted pose, same layout; rules with ``source: predicted`` use it when
+            given and the measured pose otherwise.
+
+        Returns
+        -------
+        list of RuleEvent
+            In rule order; usually empty.
+
+        Raises
+        ------
+        ValueError
+            When a pose does not have ``K`` rows of at least 3 values.
+        """
+        measured = self._rows(pose, "pose")
+        projected = measured
+        projected_source = "measured"
+        if predicted is not None and self._any_predicted:
+            projected = self._rows(predicted, "predicted")
+            projected_source = "predicted"
+        events: list[RuleEvent] = []
+        for rule in self._rules:
+            if not rule.enabled:
+                if rule.release_pending:
+                    rule.release_pending = False
+                    if rule.held or (rule.active and rule.fired):
+                        events.append(
+                            self._off_event(
+                                rule, "released", tuple(rule.held), frame_index, t_ns, "measured"
+                            )
+                        )
+                    rule.reset()
+                continue
+            if rule.use_predicted:
+                rows, source = projected, projected_source
+            else:
+                rows, source = measured, "measured"
+
+            holds = rule.condition.evaluate(rows, t_ns)
+            if rule.on_exit:
+                if holds:
+                    rule.ever_true = True
+                    active = False
+                else:
+                    active = rule.ever_true
+            else:
+                active = holds
+
+            if not active and rule.active:
+                rule.active = False
+                if rule.fired:
+                    outputs = tuple(rule.held) if rule.off_on_release else ()
+                    events.append(
+                        self._off_event(rule, "released", outputs, frame_index, t_ns, source)
+                    )
+
+            if rule.held and rule.max_on_ns is not None:
+                limit = t_ns - rule.max_on_ns
+                expired = tuple(o for o, since in rule.held.items() if since <= limit)
+                if expired:
+                    events.append(
+                        self._off_event(rule, "max_on_cut", expired, frame_index, t_ns, source)
+                    )
+                    if rule.active:
+                        rule.done = True  # no re-firing until the episode ends
+
+            if not active:
+                continue
+            if not rule.active:
+                rule.active = True
+                rule.active_since_ns = t_ns
+                rule.fired = False
+                rule.done = False
+            if rule.done or t_ns - rule.active_since_ns < rule.dwell_ns:
+                continue
+            last = rule.last_fire_ns
+            if last is not None and t_ns - last < rule.refractory_ns:
+                if not rule.repeat:
+                    rule.done = True  # an edge inside the refractory period is dropped
+                continue
+            rule.last_fire_ns = t_ns
+            rule.fired = True
+            rule.done = not rule.repeat
+            if rule.clear_outputs:
+                self._switched_off(rule.clear_outputs)
+            for output in rule.on_outputs:
+                if output not in rule.held:
+                    rule.held[output] = t_ns
+            events.append(
+                RuleEvent(rule.name, "fired", frame_index, t_ns, rule.fire_actions, source)
+            )
+        return events
