@@ -1,0 +1,295 @@
+"""The newest-frame grabber: a thread that reads a source and keeps only its latest frame.
+
+A closed loop wants the *newest* frame, not the next one in a queue: a queue turns every hiccup
+of the processing loop into latency that never goes away. :class:`Grabber` reads the source as
+fast as it delivers into a one-slot mailbox; a frame that is overwritten before the loop takes it
+is counted as dropped. Source failures never reach the loop: a source that raises or stalls is
+reported (:meth:`Grabber.stats`, ``on_status``) and reopened with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from realtime_pose.sources.base import Frame, FrameSource, SourceError
+
+log = logging.getLogger(__name__)
+
+StatusCallback = Callable[[dict[str, Any]], None]
+
+
+class Grabber:
+    """Read ``source`` on a background thread; hand out the newest frame.
+
+    Parameters
+    ----------
+    source
+        A closed :class:`~realtime_pose.sources.base.FrameSource`; the grabber opens and closes it.
+    stall_timeout_s
+        A read that has not returned after this long marks the source as stalled; it is reopened
+        once the read returns.
+    reopen_backoff_s
+        Waits before successive reopen attempts after a failure; the last value repeats. The
+        sequence restarts once a frame is read again.
+    on_status
+        Called (from a grabber thread) with a dict describing each state change: ``event``
+        (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``), ``message`` and the
+        counters of :meth:`stats`. The pipeline forwards these to the status stream.
+
+    Notes
+    -----
+    States: ``idle`` (not started), ``running``, ``stalled``, ``reopening``, ``ended`` (the source
+    reached its end), ``stopped``. OpenCV captures cannot be interrupted safely from another
+    thread, so a read that never returns leaves the grabber ``stalled`` (and reported) until it
+    does; OpenCV's V4L2 backend gives up on a silent camera by itself after about 10 s.
+
+    Examples
+    --------
+    >>> grabber = Grabber(source)
+    >>> grabber.start()
+    >>> while not grabber.ended:
+    ...     frame = grabber.get(timeout_s=1.0)
+    ...     if frame is not None:
+    ...         process(frame)
+    >>> grabber.stop()
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        stall_timeout_s: float = 2.0,
+        reopen_backoff_s: Sequence[float] = (0.1, 0.2, 0.5, 1, 2, 5),
+        on_status: StatusCallback | None = None,
+    ) -> None:
+        if not stall_timeout_s > 0:
+            raise ValueError(f"stall_timeout_s must be positive, got {stall_timeout_s}")
+        if not reopen_backoff_s or any(b < 0 for b in reopen_backoff_s):
+            raise ValueError(
+                f"reopen_backoff_s must be non-negative waits, got {list(reopen_backoff_s)}"
+            )
+        self.source = source
+        self.stall_timeout_s = float(stall_timeout_s)
+        self.reopen_backoff_s = tuple(float(b) for b in reopen_backoff_s)
+        self.on_status = on_status
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._slot: Frame | None = None
+        self._state = "idle"
+        self._source_ended = False
+        self._read_started_ns = 0  # when the current read began; 0 when not inside a read
+        self._stall_declared = False
+        self._counts = {"read": 0, "delivered": 0, "dropped": 0, "errors": 0, "stalls": 0}
+        self._reopens = 0
+        self._last_error = ""
+        self._reader: threading.Thread | None = None
+        self._watchdog: threading.Thread | None = None
+
+    # -- the loop's side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the source and start reading.
+
+        Raises
+        ------
+        SourceError
+            When the source cannot be opened the first time (a wrong device or path is better
+            reported at once than retried forever).
+        """
+        if self._reader is not None:
+            raise RuntimeError("this Grabber was already started; create a new one")
+        self.source.open()
+        self._state = "running"
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"grabber-{self.source.source_id}", daemon=True
+        )
+        self._watchdog = threading.Thread(
+            target=self._watch, name=f"grabber-watchdog-{self.source.source_id}", daemon=True
+        )
+        self._reader.start()
+        self._watchdog.start()
+
+    def get(self, timeout_s: float | None = None) -> Frame | None:
+        """The newest frame not yet returned, waiting up to ``timeout_s`` seconds for one.
+
+        Returns ``None`` on timeout, once the source has ended and its last frame was taken, and
+        after :meth:`stop`.
+        """
+        with self._cond:
+            if self._slot is None and not (self._source_ended or self._stop.is_set()):
+                deadline = None if timeout_s is None else time.monotonic() + timeout_s
+                while self._slot is None and not (self._source_ended or self._stop.is_set()):
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+            frame, self._slot = self._slot, None
+            if frame is not None:
+                self._counts["delivered"] += 1
+            return frame
+
+    @property
+    def ended(self) -> bool:
+        """True once the source has ended and its last frame has been taken."""
+        with self._cond:
+            return self._source_ended and self._slot is None
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and state: ``read``, ``delivered``, ``dropped``, ``errors``, ``stalls``,
+        ``reopens``, ``state``, ``last_error``, ``source``."""
+        with self._cond:
+            return self._stats_locked()
+
+    def stop(self, join_timeout_s: float = 5.0) -> None:
+        """Stop reading and close the source (unless its read is stuck; see the class notes)."""
+        self._stop.set()
+        with self._cond:
+            if self._state not in ("idle", "ended"):
+                self._state = "stopped"
+            self._cond.notify_all()
+        for thread in (self._reader, self._watchdog):
+            if thread is not None:
+                thread.join(join_timeout_s)
+        if self._reader is not None and self._reader.is_alive():
+            log.warning(
+                "%s: the read did not return within %.1f s; leaving its thread behind",
+                self.source.source_id,
+                join_timeout_s,
+            )
+        elif self._reader is None:
+            self.source.close()
+
+    def __enter__(self) -> Grabber:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- the reader thread -----------------------------------------------------------------
+
+    def _stats_locked(self) -> dict[str, Any]:
+        return {
+            **self._counts,
+            "reopens": self._reopens,
+            "state": self._state,
+            "last_error": self._last_error,
+            "source": self.source.source_id,
+        }
+
+    def _report(self, event: str, message: str) -> None:
+        with self._cond:
+            status = {"event": event, "message": message, **self._stats_locked()}
+        level = logging.INFO if event in ("reopened", "ended") else logging.WARNING
+        log.log(level, "%s: %s", self.source.source_id, message)
+        if self.on_status is not None:
+            try:
+                self.on_status(status)
+            except Exception:  # the callback must not kill the reader
+                log.exception("on_status callback failed")
+
+    def _set_state(self, state: str) -> None:
+        with self._cond:
+            if self._state != "stopped":
+                self._state = state
+            self._cond.notify_all()
+
+    def _read_loop(self) -> None:
+        attempt = 0
+        need_reopen = False
+        try:
+            while not self._stop.is_set():
+                if need_reopen:
+                    wait_s = self.reopen_backoff_s[min(attempt, len(self.reopen_backoff_s) - 1)]
+                    attempt += 1
+                    self._set_state("reopening")
+                    self._close_quietly()
+                    if self._stop.wait(wait_s):
+                        break
+                    try:
+                        self.source.open()
+                    except Exception as exc:
+                        self._record_error(exc)
+                        self._report("reopen_failed", f"reopen attempt {attempt} failed: {exc}")
+                        continue
+                    need_reopen = False
+                    with self._cond:
+                        self._reopens += 1
+                    self._set_state("running")
+                    self._report("reopened", f"reopened after {attempt} attempt(s)")
+                with self._cond:
+                    self._read_started_ns = time.monotonic_ns()
+                    self._stall_declared = False
+                try:
+                    frame = self.source.read()
+                except Exception as exc:
+                    with self._cond:
+                        self._read_started_ns = 0
+                    self._record_error(exc)
+                    self._report("error", f"read failed: {exc}; reopening")
+                    need_reopen = True
+                    continue
+                with self._cond:
+                    self._read_started_ns = 0
+                    stalled = self._stall_declared
+                    if frame is None:
+                        self._source_ended = True
+                        if self._state != "stopped":
+                            self._state = "ended"
+                        self._cond.notify_all()
+                    else:
+                        if self._slot is not None:
+                            self._counts["dropped"] += 1
+                        self._slot = frame
+                        self._counts["read"] += 1
+                        self._cond.notify()
+                if frame is None:
+                    self._report("ended", "end of stream")
+                    break
+                if stalled:
+                    need_reopen = True
+                    continue
+                attempt = 0
+        finally:
+            self._close_quietly()
+            with self._cond:
+                self._cond.notify_all()
+
+    def _record_error(self, exc: BaseException) -> None:
+        with self._cond:
+            self._counts["errors"] += 1
+            self._last_error = f"{type(exc).__name__}: {exc}"
+        if not isinstance(exc, SourceError):
+            log.exception("%s: unexpected error from the source", self.source.source_id)
+
+    def _close_quietly(self) -> None:
+        try:
+            self.source.close()
+        except Exception:
+            log.exception("%s: close failed", self.source.source_id)
+
+    def _watch(self) -> None:
+        period_s = min(0.1, self.stall_timeout_s / 4)
+        timeout_ns = round(self.stall_timeout_s * 1e9)
+        while not self._stop.wait(period_s):
+            with self._cond:
+                if self._source_ended:
+                    return
+                started = self._read_started_ns
+                if (
+                    self._state != "running"
+                    or started == 0
+                    or self._stall_declared
+                    or time.monotonic_ns() - started < timeout_ns
+                ):
+                    continue
+                self._stall_declared = True
+                self._state = "stalled"
+                self._counts["stalls"] += 1
+            self._report(
+                "stalled",
+                f"no frame for {self.stall_timeout_s:.1f} s; will reopen when the read returns",
+            )

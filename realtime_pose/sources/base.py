@@ -1,0 +1,93 @@
+"""The one protocol every frame source follows: :class:`FrameSource` producing :class:`Frame`."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class SourceError(RuntimeError):
+    """A source could not be opened or failed while reading; the message names the source."""
+
+
+@dataclass(slots=True)
+class Frame:
+    """One image and where it came from.
+
+    Attributes
+    ----------
+    image
+        BGR ``uint8`` image ``[H, W, 3]``.
+    frame_index
+        Index of the frame in its source (counts up; gaps mean the source skipped frames).
+    t_capture_ns
+        Capture time on the ``time.monotonic_ns()`` clock: the camera's timestamp where the
+        backend provides one on that clock, else host time when the frame was read.
+    source_id
+        The source's identifier (:attr:`FrameSource.source_id`).
+    ground_truth
+        True keypoints ``[K, 2]`` in frame pixels (synthetic sources only), else ``None``.
+    """
+
+    image: np.ndarray
+    frame_index: int
+    t_capture_ns: int
+    source_id: str
+    ground_truth: np.ndarray | None = None
+
+
+class FrameSource(abc.ABC):
+    """A camera, a video file or a generator of frames.
+
+    Subclasses implement :meth:`open`, :meth:`read`, :meth:`close` and the properties. A source may
+    be opened again after :meth:`close` (the grabber does so to recover from failures); a live
+    source then continues, a file resumes after the last frame it delivered.
+
+    Use as a context manager to open and close it::
+
+        with VideoSource("mouse.mp4") as source:
+            while (frame := source.read()) is not None:
+                ...
+    """
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Acquire the device or file; raise :class:`SourceError` naming it on failure."""
+
+    @abc.abstractmethod
+    def read(self) -> Frame | None:
+        """The next frame, blocking until it is due; ``None`` at the end of the stream.
+
+        Raises :class:`SourceError` when the source fails.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release the device or file; safe to call more than once."""
+
+    @property
+    @abc.abstractmethod
+    def fps(self) -> float:
+        """Nominal frame rate (frames per second; 0 when unknown)."""
+
+    @property
+    @abc.abstractmethod
+    def size(self) -> tuple[int, int]:
+        """Frame size ``(width, height)`` in pixels (valid once open)."""
+
+    @property
+    @abc.abstractmethod
+    def source_id(self) -> str:
+        """A short human-readable identifier (device, file name…) carried by every frame."""
+
+    def __enter__(self) -> FrameSource:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.source_id!r})"

@@ -1,0 +1,112 @@
+"""Frames of :class:`realtime_pose.synthetic.SyntheticScene`, with their true keypoints."""
+
+from __future__ import annotations
+
+import time
+
+from realtime_pose.sources.base import Frame, FrameSource, SourceError
+from realtime_pose.synthetic import SyntheticScene
+
+
+class SyntheticSource(FrameSource):
+    """A drawn animal walking around an arena; every frame carries ``ground_truth``.
+
+    Parameters
+    ----------
+    width, height, seed, fps
+        Passed to :class:`~realtime_pose.synthetic.SyntheticScene`.
+    realtime
+        Deliver at ``fps`` like a camera; ``False`` delivers as fast as frames are drawn.
+    max_frames
+        End of stream after this many frames (``None``: endless).
+    fail_after
+        Diagnostics: raise :class:`SourceError` when frame ``fail_after`` is due, once; after a
+        reopen the stream continues with that frame.
+    stall_after
+        Diagnostics: block for ``stall_s`` seconds before delivering frame ``stall_after``, once.
+    stall_s
+        Length of the stall.
+
+    Notes
+    -----
+    ``t_capture_ns`` is the frame's due time on the ``time.monotonic_ns()`` clock when paced
+    (``realtime=True``), else host time when it was drawn.
+    """
+
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 240,
+        seed: int = 0,
+        fps: float = 100.0,
+        realtime: bool = True,
+        max_frames: int | None = None,
+        fail_after: int | None = None,
+        stall_after: int | None = None,
+        stall_s: float = 5.0,
+    ) -> None:
+        if max_frames is not None and max_frames < 0:
+            raise ValueError(f"max_frames must be non-negative or None, got {max_frames}")
+        self.scene = SyntheticScene(width=width, height=height, seed=seed, fps=fps)
+        self.realtime = realtime
+        self.max_frames = max_frames
+        self.fail_after = fail_after
+        self.stall_after = stall_after
+        self.stall_s = float(stall_s)
+        self._seed = seed
+        self._open = False
+        self._next = 0
+        self._t_start_ns: int | None = None
+        self._paced_from = 0
+
+    @property
+    def keypoints(self) -> tuple[str, ...]:
+        """Names of the keypoints in ``ground_truth``."""
+        return self.scene.keypoints
+
+    @property
+    def fps(self) -> float:
+        return float(self.scene.fps)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return (self.scene.width, self.scene.height)
+
+    @property
+    def source_id(self) -> str:
+        return f"synthetic{self._seed}"
+
+    def open(self) -> None:
+        self._open = True
+        self._t_start_ns = None
+
+    def close(self) -> None:
+        self._open = False
+
+    def read(self) -> Frame | None:
+        if not self._open:
+            raise SourceError(f"{self.source_id} is not open; call open() first")
+        index = self._next
+        if self.max_frames is not None and index >= self.max_frames:
+            return None
+        if self.fail_after is not None and index == self.fail_after:
+            self.fail_after = None
+            raise SourceError(f"{self.source_id}: simulated failure at frame {index}")
+        if self.stall_after is not None and index == self.stall_after:
+            self.stall_after = None
+            time.sleep(self.stall_s)
+            self._t_start_ns = None
+        image, keypoints = self.scene.frame(index)
+        t_ns = time.monotonic_ns()
+        if self.realtime:
+            period_ns = 1e9 / self.scene.fps
+            if self._t_start_ns is None:
+                self._t_start_ns, self._paced_from = t_ns, index
+            due = self._t_start_ns + round((index - self._paced_from) * period_ns)
+            if due > t_ns:
+                time.sleep((due - t_ns) * 1e-9)
+            elif t_ns - due > period_ns:
+                self._t_start_ns, self._paced_from = t_ns, index  # fell behind: re-anchor
+            t_ns = max(due, t_ns)
+        self._next = index + 1
+        return Frame(image, index, t_ns, self.source_id, ground_truth=keypoints)
