@@ -1,0 +1,147 @@
+"""Raw-video recording that never delays the live loop.
+
+:meth:`VideoRecorder.write` only puts the frame into a bounded queue; a writer thread encodes it.
+When the encoder falls behind and the queue is full, the frame is dropped and counted. A CSV
+sidecar (``<video>.frames.csv``: ``video_frame,frame_index,t_capture_ns``) says which camera
+frame each video frame is, so the video aligns with the pose log even after drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+SIDECAR_SUFFIX = ".frames.csv"
+_STOP = object()
+
+
+def sidecar_path(video_path: str | Path) -> Path:
+    """Path of the frame-index/timestamp sidecar of ``video_path``."""
+    video_path = Path(video_path)
+    return video_path.with_name(video_path.name + SIDECAR_SUFFIX)
+
+
+class VideoRecorder:
+    """Encode frames to a video file on a background thread.
+
+    Parameters
+    ----------
+    path
+        Output file (``.avi`` with the default MJPG codec); must not exist.
+    fps
+        Nominal frame rate stored in the file (timing truth is in the sidecar).
+    size
+        ``(width, height)`` of every frame.
+    fourcc
+        OpenCV codec code, e.g. ``"MJPG"`` (always available) or ``"mp4v"``.
+    queue_size
+        Frames that may wait for the encoder before new ones are dropped.
+    color
+        Whether frames are ``[H, W, 3]`` BGR (``True``) or ``[H, W]`` gray.
+    copy
+        Copy each frame before queueing (needed when the caller reuses its buffer).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        fps: float,
+        size: tuple[int, int],
+        *,
+        fourcc: str = "MJPG",
+        queue_size: int = 32,
+        color: bool = True,
+        copy: bool = True,
+    ) -> None:
+        import cv2
+
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"{self.path} already exists; choose a new video path")
+        if fps <= 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        if queue_size < 1:
+            raise ValueError(f"queue_size must be >= 1, got {queue_size}")
+        width, height = size
+        self.size = (int(width), int(height))
+        self._shape = (self.size[1], self.size[0], 3) if color else (self.size[1], self.size[0])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = cv2.VideoWriter(
+            str(self.path), cv2.VideoWriter_fourcc(*fourcc), float(fps), self.size, color
+        )
+        if not self._writer.isOpened():
+            raise ValueError(
+                f"OpenCV cannot write {fourcc!r} video to {self.path}; try fourcc='MJPG' "
+                "with an .avi file"
+            )
+        self.sidecar_path = sidecar_path(self.path)
+        self._sidecar = open(self.sidecar_path, "x", buffering=1 << 16)  # noqa: SIM115
+        self._sidecar.write("video_frame,frame_index,t_capture_ns\n")
+        self._copy = copy
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.submitted = 0
+        """Frames passed to :meth:`write`."""
+        self.dropped = 0
+        """Frames dropped because the queue was full."""
+        self.written = 0
+        """Frames encoded into the file."""
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
+        self._thread.start()
+
+    def write(self, frame: np.ndarray, frame_index: int, t_capture_ns: int) -> bool:
+        """Queue one frame; return ``False`` (and count a drop) if the encoder is behind.
+
+        Never blocks.
+        """
+        if self._closed:
+            raise RuntimeError(f"video recording {self.path} is closed")
+        if frame.shape != self._shape:
+            raise ValueError(
+                f"frame shape {list(frame.shape)} does not match the recorder's {list(self._shape)}"
+            )
+        self.submitted += 1
+        try:
+            self._queue.put_nowait(
+                (frame.copy() if self._copy else frame, int(frame_index), int(t_capture_ns))
+            )
+        except queue.Full:
+            self.dropped += 1
+            return False
+        return True
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                break
+            frame, frame_index, t_capture_ns = item
+            try:
+                self._writer.write(frame)
+            except Exception:
+                log.exception("video frame %d could not be encoded", frame_index)
+                continue
+            self._sidecar.write(f"{self.written},{frame_index},{t_capture_ns}\n")
+            self.written += 1
+
+    def close(self) -> None:
+        """Encode what is queued, then close the video and sidecar. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._writer.release()
+        self._sidecar.close()
+
+    def __enter__(self) -> VideoRecorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
