@@ -1,0 +1,50 @@
+"""``realtime-pose convert``: turn a pose log into DeepLabCut ``.h5``/``.csv`` tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``convert`` sub-command."""
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a .poselog recording to DeepLabCut .h5/.csv",
+        description=(
+            "Read a pose log (also one left by a crash: a torn last record is ignored and "
+            "reported) and write DeepLabCut-layout tables, one pair per animal, plus "
+            "*_predicted tables when the log holds forward predictions."
+        ),
+    )
+    parser.add_argument("log", help="the .poselog file")
+    parser.add_argument("--output-dir", help="folder for the tables (default: beside the log)")
+    parser.add_argument("--scorer", default="realtime-pose", help="scorer level (%(default)s)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert one log; exit 1 with a message if it cannot be read."""
+    from pathlib import Path
+
+    from realtime_pose.recording.convert import convert_log
+    from realtime_pose.recording.log_format import LogFormatError, read_log
+
+    path = Path(args.log)
+    if not path.is_file():
+        print(f"error: {path} does not exist or is not a file", file=sys.stderr)
+        return 1
+    try:
+        pose_log = read_log(path)
+    except LogFormatError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    written = convert_log(path, args.output_dir, scorer=args.scorer, pose_log=pose_log)
+    state = "closed cleanly" if pose_log.closed_cleanly else "not closed (interrupted)"
+    print(
+        f"{path}: {len(pose_log.poses)} poses, {len(pose_log.events)} events, {state}"
+        + (f", {pose_log.torn_bytes} torn bytes ignored" if pose_log.torn_bytes else "")
+    )
+    for p in written:
+        print(p)
+    return 0
