@@ -37,6 +37,7 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -356,9 +357,15 @@ def parse_rules(data: Any) -> list[RuleConfig]:
     Raises
     ------
     pydantic.ValidationError
-        A ``ValueError`` naming the rule index and field of every problem.
+        A ``ValueError`` listing every problem at its place, e.g. ``rules.0.actions.1.output``.
     """
-    return _RULE_LIST.validate_python([] if data is None else data)
+    try:
+        return _RULE_LIST.validate_python([] if data is None else data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        for error in errors:
+            error["loc"] = ("rules", *error["loc"])
+        raise ValidationError.from_exception_data("the run config", errors) from None
 
 
 # --------------------------------------------------------------------------------------------
