@@ -1,0 +1,195 @@
+"""ONNX Runtime engine: CPU, CUDA and TensorRT execution providers behind one class."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from realtime_pose.engines.base import EngineError, EngineUnavailableError
+
+log = logging.getLogger(__name__)
+
+Provider = Literal["cpu", "cuda", "tensorrt"]
+
+_ORT_NAMES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+}
+
+
+def _provider_list(
+    provider: Provider,
+    device_id: int,
+    fp16: bool,
+    cache_dir: Path | None,
+    fixed_input: tuple[str, int, int, int] | None,
+) -> list[tuple[str, dict]]:
+    """The provider chain with options; GPU chains keep CPU last for unsupported nodes."""
+    cuda = ("CUDAExecutionProvider", {"device_id": device_id, "cudnn_conv_algo_search": "DEFAULT"})
+    cpu = ("CPUExecutionProvider", {})
+    if provider == "cpu":
+        return [cpu]
+    if provider == "cuda":
+        return [cuda, cpu]
+    trt_opts: dict[str, object] = {
+        "device_id": device_id,
+        "trt_fp16_enable": fp16,
+        "trt_max_workspace_size": 2 << 30,
+    }
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        trt_opts.update(
+            trt_engine_cache_enable=True,
+            trt_engine_cache_path=str(cache_dir),
+            trt_timing_cache_enable=True,
+            trt_timing_cache_path=str(cache_dir),
+        )
+    if fixed_input is not None:
+        # One optimisation profile at the live shape: no engine rebuild per frame size.
+        name, h, w, c = fixed_input
+        shape = f"{name}:1x{h}x{w}x{c}"
+        trt_opts.update(
+            trt_profile_min_shapes=shape, trt_profile_opt_shapes=shape, trt_profile_max_shapes=shape
+        )
+    return [("TensorrtExecutionProvider", trt_opts), cuda, cpu]
+
+
+class OrtEngine:
+    """ONNX Runtime session tuned for batch-1 latency.
+
+    Parameters
+    ----------
+    model_path
+        The ONNX graph.
+    input_name, output_names
+        Graph input, and the outputs to fetch in the order :meth:`run` returns them.
+    provider
+        ``"cpu"``, ``"cuda"`` (needs onnxruntime-gpu) or ``"tensorrt"`` (ORT's TensorRT execution
+        provider; needs onnxruntime-gpu and TensorRT libraries).
+    threads
+        Intra-op threads (0: ONNX Runtime's default, one per physical core).
+    spinning
+        Let idle worker threads spin: lowest latency, but burns a core between frames.
+    sequential
+        Sequential execution mode (best for batch 1; parallel only helps branching graphs).
+    fp16
+        TensorRT provider only: allow FP16 kernels.
+    device_id
+        GPU index for the CUDA and TensorRT providers.
+    cache_dir
+        TensorRT provider only: where built engines and timing caches are kept.
+    fixed_input_size
+        ``(height, width)`` the live loop will use, if known; pins TensorRT's profile.
+    channels
+        Input channels (3 for RGB/BGR, 1 for gray), for the TensorRT profile.
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        input_name: str,
+        output_names: list[str],
+        *,
+        provider: Provider = "cpu",
+        threads: int = 0,
+        spinning: bool = True,
+        sequential: bool = True,
+        fp16: bool = True,
+        device_id: int = 0,
+        cache_dir: str | Path | None = None,
+        fixed_input_size: tuple[int, int] | None = None,
+        channels: int = 3,
+    ) -> None:
+        import onnxruntime as ort
+
+        if provider not in _ORT_NAMES:
+            raise EngineError(
+                f"engine.provider must be one of {sorted(_ORT_NAMES)}, got {provider!r}"
+            )
+        available = ort.get_available_providers()
+        wanted = _ORT_NAMES[provider]
+        if wanted not in available:
+            package = "onnxruntime-gpu (pip install 'realtime-pose[gpu]')"
+            if provider == "tensorrt":
+                package += " and the TensorRT libraries"
+            raise EngineUnavailableError(
+                f"ONNX Runtime provider '{provider}' is not available: it needs {package}; "
+                f"this onnxruntime {ort.__version__} has {available}"
+            )
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = max(0, int(threads))
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = (
+            ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
+        )
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        opts.log_severity_level = 3
+        fixed = None
+        if fixed_input_size is not None:
+            fixed = (input_name, fixed_input_size[0], fixed_input_size[1], channels)
+        providers = _provider_list(
+            provider, device_id, fp16, Path(cache_dir) if cache_dir else None, fixed
+        )
+        try:
+            self._session = ort.InferenceSession(
+                str(model_path),
+                opts,
+                providers=[p for p, _ in providers],
+                provider_options=[o for _, o in providers],
+            )
+        except Exception as exc:  # ORT raises its own exception types
+            raise EngineError(
+                f"{model_path}: ONNX Runtime could not create a session ({exc})"
+            ) from exc
+        active = self._session.get_providers()
+        if active[0] != wanted:
+            raise EngineUnavailableError(
+                f"ONNX Runtime fell back to {active[0]} instead of {wanted} (is a GPU visible and "
+                "are CUDA/cuDNN/TensorRT libraries on the library path?)"
+            )
+        self.provider: Provider = provider
+        self.input_name = input_name
+        self.output_names = list(output_names)
+        self.fixed_input_size = fixed_input_size if provider == "tensorrt" else None
+        self._warm_shapes: set[tuple[int, ...]] = set()
+        self._binding = None
+        if provider != "cpu":
+            # I/O binding: ORT copies the input to the device once and the outputs back once,
+            # with no per-call allocation of output buffers on the host side.
+            self._binding = self._session.io_binding()
+            for name in self.output_names:
+                self._binding.bind_output(name, "cpu")
+        log.debug("ORT session on %s (threads=%s, spinning=%s)", active, threads, spinning)
+
+    def run(self, image: np.ndarray) -> list[np.ndarray]:
+        """Run on one ``[H, W, C]`` image (batch axis added as a view)."""
+        batch = image[np.newaxis] if image.ndim == 3 else image[np.newaxis, :, :, np.newaxis]
+        if self._binding is None:
+            return self._session.run(self.output_names, {self.input_name: batch})
+        self._binding.bind_cpu_input(self.input_name, batch)
+        self._session.run_with_iobinding(self._binding)
+        return self._binding.copy_outputs_to_cpu()
+
+    def warmup(self, height: int, width: int, runs: int = 3) -> None:
+        """Run a few zero images at ``height x width`` (first runs at a new shape are slow)."""
+        inp = self._session.get_inputs()[0]
+        channels = inp.shape[3] if isinstance(inp.shape[3], int) else 3
+        dtype = np.uint8 if "uint8" in inp.type else np.float32
+        image = np.zeros((height, width, channels), dtype=dtype)
+        for _ in range(runs):
+            self.run(image)
+        self._warm_shapes.add(image.shape)
+
+    def is_warm(self, height: int, width: int) -> bool:
+        """Whether :meth:`warmup` has run at this size."""
+        return any(s[:2] == (height, width) for s in self._warm_shapes)
+
+    def close(self) -> None:
+        """Drop the session (ONNX Runtime frees it with the last reference)."""
+        self._binding = None
+        self._session = None  # type: ignore[assignment]

@@ -1,0 +1,180 @@
+"""From a camera frame to keypoints in frame pixels: preprocess, engine, peaks, transform.
+
+:class:`PoseEstimator` is what offline analysis, evaluation, the live loop and the benchmarks all
+call, so every path shares one preprocessing and one coordinate transform.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realtime_pose.bundle import Bundle
+from realtime_pose.engines.base import Engine
+from realtime_pose.geometry import FrameTransform
+from realtime_pose.peaks import find_peaks
+
+#: Indices into the ``stamps_ns`` array :meth:`PoseEstimator.estimate` fills.
+STAMP_PREPROCESSED, STAMP_INFERRED, STAMP_PEAKS = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class CropBox:
+    """A window of the frame in frame pixels: top-left ``(x0, y0)`` and size."""
+
+    x0: int
+    y0: int
+    width: int
+    height: int
+
+
+def size_for_pixels(
+    frame_width: int, frame_height: int, pixels: int, multiple: int = 8
+) -> tuple[int, int]:
+    """Network input ``(width, height)`` with about ``pixels`` pixels and the frame's aspect.
+
+    Sides are rounded to a multiple of ``multiple`` (the network stride) and are at least one
+    multiple.
+    """
+    if pixels <= 0:
+        raise ValueError(f"pixels must be positive, got {pixels}")
+    scale = (pixels / (frame_width * frame_height)) ** 0.5
+    width = max(multiple, round(frame_width * scale / multiple) * multiple)
+    height = max(multiple, round(frame_height * scale / multiple) * multiple)
+    return int(width), int(height)
+
+
+class PoseEstimator:
+    """Single-animal pose estimation for one bundle on one engine.
+
+    Parameters
+    ----------
+    bundle
+        Loaded model bundle (keypoints, stride, input and output layout).
+    engine
+        An engine built for that bundle (:func:`realtime_pose.engines.open_engine`).
+    input_size
+        Network input ``(width, height)``; frames (or crops) are resized to it. ``None`` runs
+        the network at the frame's (or crop's) own size. A bundle with a fixed input size
+        overrides this.
+    """
+
+    def __init__(
+        self, bundle: Bundle, engine: Engine, input_size: tuple[int, int] | None = None
+    ) -> None:
+        meta = bundle.meta
+        self.bundle = bundle
+        self.engine = engine
+        fixed = meta.input.fixed_size
+        self.input_size = (fixed[1], fixed[0]) if fixed else input_size
+        self.keypoints = list(meta.keypoints)
+        self._stride = float(meta.stride)
+        self._locref_stdev = float(meta.locref_stdev)
+        self._in_graph = meta.outputs.keypoints is not None
+        self._layout = meta.outputs.scoremap.layout if meta.outputs.scoremap else "NCHW"
+        self._has_locref = meta.outputs.locref is not None
+        self._color = meta.input.color
+        self._float_input = meta.input.dtype == "float32"
+        self._pose = np.zeros((len(self.keypoints), 3), dtype=np.float32)
+        self._resized: np.ndarray | None = None
+        self._converted: np.ndarray | None = None
+
+    # -- stages ---------------------------------------------------------------------------
+    def preprocess(
+        self, frame: np.ndarray, crop: CropBox | None = None
+    ) -> tuple[np.ndarray, FrameTransform]:
+        """Crop, resize and convert a BGR (or gray) frame to the network input.
+
+        Returns the network image (a buffer reused by the next call) and the transform that
+        maps network pixels back to frame pixels.
+        """
+        x0 = y0 = 0
+        if crop is not None:
+            x0, y0 = crop.x0, crop.y0
+            frame = frame[y0 : y0 + crop.height, x0 : x0 + crop.width]
+        src_h, src_w = frame.shape[:2]
+        if self.input_size is not None and self.input_size != (src_w, src_h):
+            net_w, net_h = self.input_size
+            shape = (net_h, net_w, *frame.shape[2:])
+            if self._resized is None or self._resized.shape != shape:
+                self._resized = np.empty(shape, dtype=frame.dtype)
+            shrinking = net_w * net_h < src_w * src_h
+            cv2.resize(
+                frame,
+                (net_w, net_h),
+                dst=self._resized,
+                interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
+            )
+            frame = self._resized
+            transform = FrameTransform(x0, y0, net_w / src_w, net_h / src_h)
+        else:
+            transform = FrameTransform(x0, y0, 1.0, 1.0)
+        image = self._convert_color(frame)
+        if self._float_input:
+            image = image.astype(np.float32)
+        return image, transform
+
+    def _convert_color(self, frame: np.ndarray) -> np.ndarray:
+        if frame.ndim == 2:
+            code = cv2.COLOR_GRAY2RGB if self._color in ("RGB", "BGR") else None
+        elif self._color == "RGB":
+            code = cv2.COLOR_BGR2RGB
+        elif self._color == "GRAY":
+            code = cv2.COLOR_BGR2GRAY
+        else:
+            code = None
+        if code is None:
+            return frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)
+        channels = 1 if code == cv2.COLOR_BGR2GRAY else 3
+        shape = frame.shape[:2] + ((channels,) if channels == 3 else ())
+        if self._converted is None or self._converted.shape != shape:
+            self._converted = np.empty(shape, dtype=np.uint8)
+        cv2.cvtColor(frame, code, dst=self._converted)
+        return self._converted
+
+    def decode(
+        self, outputs: list[np.ndarray], transform: FrameTransform, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Engine outputs → ``[K, 3]`` keypoints in frame pixels (``out`` reused if given)."""
+        out = self._pose if out is None else out
+        if self._in_graph:
+            out[...] = outputs[0].reshape(-1, 3)
+        else:
+            locref = outputs[1] if self._has_locref else None
+            find_peaks(outputs[0], locref, self._stride, self._locref_stdev, self._layout, out)
+        if not transform.is_identity:
+            transform.to_frame(out, out=out)
+        return out
+
+    # -- whole path -----------------------------------------------------------------------
+    def estimate(
+        self,
+        frame: np.ndarray,
+        crop: CropBox | None = None,
+        stamps_ns: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Keypoints ``[K, 3]`` (x, y, likelihood) in frame pixels for one BGR frame.
+
+        The returned array is reused by the next call; copy it to keep it. When ``stamps_ns``
+        (int64, length >= 3) is given, ``time.monotonic_ns()`` is written after preprocessing,
+        inference and peak finding (indices ``STAMP_*``).
+        """
+        image, transform = self.preprocess(frame, crop)
+        if stamps_ns is not None:
+            stamps_ns[STAMP_PREPROCESSED] = time.monotonic_ns()
+        outputs = self.engine.run(image)
+        if stamps_ns is not None:
+            stamps_ns[STAMP_INFERRED] = time.monotonic_ns()
+        pose = self.decode(outputs, transform)
+        if stamps_ns is not None:
+            stamps_ns[STAMP_PEAKS] = time.monotonic_ns()
+        return pose
+
+    def warmup(self, frame_width: int, frame_height: int, crop: CropBox | None = None) -> None:
+        """Warm the engine at the network size frames of this size (or this crop) produce."""
+        w, h = (crop.width, crop.height) if crop else (frame_width, frame_height)
+        net_w, net_h = self.input_size or (w, h)
+        self.engine.warmup(net_h, net_w)

@@ -1,0 +1,116 @@
+"""Bundle loading and validation: every refusal names the problem."""
+
+import json
+import zipfile
+
+import pytest
+
+from realtime_pose.bundle import (
+    BundleError,
+    load_bundle,
+    skeleton_indices,
+    write_bundle,
+    zip_bundle,
+)
+from tests.builders import KEYPOINTS, marker_meta, marker_model, write_marker_bundle
+
+
+def test_roundtrip_folder_and_zip(tmp_path):
+    folder = write_marker_bundle(tmp_path / "b")
+    bundle = load_bundle(folder)
+    assert bundle.keypoints == KEYPOINTS
+    assert bundle.meta.stride == 8
+    assert skeleton_indices(bundle.meta) == [(0, 1)]
+    z = zip_bundle(folder, tmp_path / "b.zip")
+    from_zip = load_bundle(z, zip_cache=tmp_path / "cache")
+    assert from_zip.meta == bundle.meta
+    assert from_zip.model_path.read_bytes() == bundle.model_path.read_bytes()
+
+
+def _write(tmp_path, meta, model=None):
+    folder = tmp_path / "bad"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(model if model is not None else marker_model())
+    (folder / "bundle.json").write_text(json.dumps(meta))
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"schema_version": 99}, "schema_version"),
+        ({"stride": 0}, "stride"),
+        ({"stride": -8}, "stride"),
+        ({"keypoints": []}, "keypoints"),
+        ({"keypoints": ["a", "a", "b"]}, "repeated"),
+        ({"skeleton": [["red", "tail"]]}, "tail"),
+        ({"outputs": {"scoremap": {"name": "nope", "layout": "NCHW"}}}, "outputs.scoremap.name"),
+        ({"outputs": {"scoremap": {"name": "scmap", "layout": "NXYZ"}}}, "outputs.scoremap.layout"),
+        ({"outputs": {}}, "outputs"),
+        ({"keypoints": ["a", "b"], "skeleton": []}, "3 channels"),
+        ({"input": {"name": "frames"}}, "input.name"),
+        ({"unexpected": 1}, "unexpected"),
+    ],
+)
+def test_bad_meta_is_refused_naming_the_field(tmp_path, change, expected):
+    meta = marker_meta()
+    meta.update(change)
+    folder = _write(tmp_path, meta)
+    with pytest.raises(BundleError, match=expected):
+        load_bundle(folder)
+
+
+def test_locref_channel_mismatch(tmp_path):
+    # a model without locref, but bundle.json claims one under the score map's name
+    meta = marker_meta(with_locref=False)
+    meta["outputs"]["locref"] = {"name": "scmap", "layout": "NCHW"}
+    folder = _write(tmp_path, meta, marker_model(with_locref=False))
+    with pytest.raises(BundleError, match="2 x keypoints"):
+        load_bundle(folder)
+
+
+def test_missing_files(tmp_path):
+    with pytest.raises(BundleError, match="no such bundle"):
+        load_bundle(tmp_path / "absent")
+    folder = tmp_path / "nomodel"
+    folder.mkdir()
+    (folder / "bundle.json").write_text(json.dumps(marker_meta()))
+    with pytest.raises(BundleError, match=r"model\.onnx"):
+        load_bundle(folder)
+    folder2 = tmp_path / "nometa"
+    folder2.mkdir()
+    (folder2 / "model.onnx").write_bytes(marker_model())
+    with pytest.raises(BundleError, match=r"bundle\.json"):
+        load_bundle(folder2)
+
+
+def test_broken_json_and_graph(tmp_path):
+    folder = _write(tmp_path, marker_meta())
+    (folder / "bundle.json").write_text("{not json")
+    with pytest.raises(BundleError, match="not valid JSON"):
+        load_bundle(folder)
+    folder2 = tmp_path / "g"
+    folder2.mkdir()
+    (folder2 / "model.onnx").write_bytes(b"garbage")
+    (folder2 / "bundle.json").write_text(json.dumps(marker_meta()))
+    with pytest.raises(BundleError, match="cannot load the graph"):
+        load_bundle(folder2)
+
+
+def test_bad_zip(tmp_path):
+    z = tmp_path / "b.zip"
+    z.write_bytes(b"PK not really")
+    with pytest.raises(BundleError, match="not a valid zip"):
+        load_bundle(z, zip_cache=tmp_path / "c")
+    z2 = tmp_path / "empty.zip"
+    with zipfile.ZipFile(z2, "w") as zf:
+        zf.writestr("readme.txt", "hi")
+    with pytest.raises(BundleError, match=r"no bundle\.json"):
+        load_bundle(z2, zip_cache=tmp_path / "c")
+
+
+def test_write_bundle_validates_dict(tmp_path):
+    meta = marker_meta()
+    meta["stride"] = -1
+    with pytest.raises(BundleError, match="stride"):
+        write_bundle(tmp_path / "w", marker_model(), meta)

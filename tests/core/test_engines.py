@@ -1,0 +1,74 @@
+"""Engines: ONNX Runtime on CPU for real; GPU paths skip with a reason where there is none."""
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from realtime_pose.bundle import load_bundle
+from realtime_pose.engines import Engine, EngineConfig, EngineUnavailableError, open_engine
+from tests.builders import draw_markers, write_marker_bundle
+
+HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
+
+
+@pytest.fixture
+def bundle(tmp_path):
+    return load_bundle(write_marker_bundle(tmp_path / "b"))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("spinning", [True, False])
+def test_cpu_engine_outputs_and_shapes(bundle, threads, spinning):
+    engine = open_engine(bundle, EngineConfig(threads=threads, spinning=spinning))
+    assert isinstance(engine, Engine)
+    frame = draw_markers(48, 64, [(1, 1), (2, 3), (7, 5)])[:, :, ::-1].copy()  # RGB
+    scmap, locref = engine.run(frame)
+    assert scmap.shape == (1, 3, 6, 8) and locref.shape == (1, 6, 6, 8)
+    assert scmap[0, 0, 1, 1] == pytest.approx(1.0) and scmap[0, 0].sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(locref, 0.25)
+    engine.warmup(96, 128)  # a second shape on the same session
+    assert engine.is_warm(96, 128)
+    engine.close()
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the error shown where onnxruntime-gpu is absent")
+@pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
+def test_missing_gpu_provider_is_one_clear_line(bundle, provider):
+    with pytest.raises(EngineUnavailableError) as err:
+        open_engine(bundle, EngineConfig(provider=provider))
+    message = str(err.value)
+    assert "\n" not in message and "onnxruntime-gpu" in message and provider in message
+
+
+def test_native_tensorrt_without_the_stack_is_clear(bundle):
+    pytest.importorskip("pydantic")
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        with pytest.raises(EngineUnavailableError, match="tensorrt"):
+            open_engine(bundle, EngineConfig(backend="tensorrt"), input_size=(48, 64))
+        return
+    pytest.skip("tensorrt is installed: covered by the GPU tests")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs onnxruntime-gpu and an NVIDIA GPU")
+def test_cuda_engine_matches_cpu(bundle):
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    cpu = open_engine(bundle).run(frame)
+    gpu = open_engine(bundle, EngineConfig(provider="cuda")).run(frame)
+    for a, b in zip(cpu, gpu, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.gpu
+def test_native_tensorrt_engine_matches_cpu(bundle, tmp_path):
+    pytest.importorskip("tensorrt", reason="needs TensorRT and an NVIDIA GPU")
+    pytest.importorskip("pycuda", reason="needs pycuda")
+    from exporters.tensorrt import build_engine
+
+    build_engine(bundle, height=48, width=64, precision="fp32")
+    engine = open_engine(bundle, EngineConfig(backend="tensorrt", precision="fp32"), (48, 64))
+    frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    for a, b in zip(open_engine(bundle).run(frame), engine.run(frame), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -1,0 +1,76 @@
+"""Frame -> keypoints through real engines: the marker model puts peaks where markers are drawn."""
+
+import numpy as np
+import pytest
+
+from realtime_pose.bundle import load_bundle
+from realtime_pose.engines import open_engine
+from realtime_pose.estimator import CropBox, PoseEstimator, size_for_pixels
+from tests.builders import draw_markers, write_marker_bundle
+
+CELLS = [(2, 3), (5, 1), (9, 7)]
+LOCREF_SHIFT = 7.2801 * 0.25
+
+
+def _estimator(tmp_path, input_size=None, **kw):
+    bundle = load_bundle(write_marker_bundle(tmp_path / "b", **kw))
+    return PoseEstimator(bundle, open_engine(bundle), input_size)
+
+
+def _expected(cells, stride=8, shift=LOCREF_SHIFT):
+    return np.array(
+        [[ix * stride + stride / 2 + shift, iy * stride + stride / 2 + shift] for ix, iy in cells]
+    )
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"layout": "NHWC"}, {"with_locref": False}, {"in_graph_peaks": True}]
+)
+def test_full_frame_keypoints_land_on_markers(tmp_path, kw):
+    est = _estimator(tmp_path, **kw)
+    stamps = np.zeros(3, np.int64)
+    pose = est.estimate(draw_markers(64, 80, CELLS), stamps_ns=stamps)
+    shift = LOCREF_SHIFT if not kw or kw.get("layout") else 0.0
+    np.testing.assert_allclose(pose[:, :2], _expected(CELLS, shift=shift), atol=1e-4)
+    np.testing.assert_allclose(pose[:, 2], 1.0)
+    assert (np.diff(stamps) >= 0).all() and stamps[0] > 0
+
+
+def test_resize_maps_back_to_frame_pixels(tmp_path):
+    # 160x128 frame with 16-px markers, network at half size: keypoints land on marker centres
+    est = _estimator(tmp_path, input_size=(80, 64), with_locref=False)
+    frame = draw_markers(128, 160, CELLS, stride=16)
+    pose = est.estimate(frame)
+    # DLC's cell centre (ix*stride + stride/2, network px) mapped through the half-pixel-aligned
+    # resize: (u + 0.5) * 2 - 0.5 in frame px.
+    expected = np.array(
+        [[(ix * 8 + 4 + 0.5) * 2 - 0.5, (iy * 8 + 4 + 0.5) * 2 - 0.5] for ix, iy in CELLS]
+    )
+    np.testing.assert_allclose(pose[:, :2], expected, atol=1e-4)
+
+
+def test_crop_maps_back_to_frame_pixels(tmp_path):
+    est = _estimator(tmp_path)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[100:108, 200:208, 2] = 255  # red marker at frame px 200..207
+    crop = CropBox(x0=160, y0=68, width=80, height=64)  # marker cell-aligned in the crop
+    pose = est.estimate(frame, crop)
+    assert pose[0, 0] == pytest.approx(204 + LOCREF_SHIFT, abs=1e-4)
+    assert pose[0, 1] == pytest.approx(104 + LOCREF_SHIFT, abs=1e-4)
+
+
+def test_gray_frames_are_accepted(tmp_path):
+    est = _estimator(tmp_path)
+    gray = np.zeros((64, 80), np.uint8)
+    gray[8:16, 16:24] = 255
+    pose = est.estimate(gray)
+    assert pose[0, :2] == pytest.approx([20 + LOCREF_SHIFT, 12 + LOCREF_SHIFT], abs=1e-4)
+
+
+def test_size_for_pixels_keeps_aspect_and_stride():
+    w, h = size_for_pixels(640, 480, 320 * 240)
+    assert (w, h) == (320, 240)
+    w, h = size_for_pixels(640, 480, 10_000)
+    assert w % 8 == 0 and h % 8 == 0 and abs(w / h - 4 / 3) < 0.1
+    with pytest.raises(ValueError):
+        size_for_pixels(640, 480, 0)
