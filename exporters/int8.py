@@ -1,0 +1,204 @@
+"""CPU int8: ONNX Runtime static quantisation (QDQ) calibrated on training frames.
+
+The fp32 graph is first run through ``quant_pre_process`` (shape inference and graph
+optimisation, so Conv+BatchNorm+ReLU fuse before quantisation), then ``quantize_static`` inserts
+QuantizeLinear/DequantizeLinear pairs: uint8 activations, int8 weights, per output channel.
+ONNX Runtime's CPU provider turns each Q→Conv→DQ into an integer convolution (VNNI where the
+CPU has it).
+
+The input ``Cast`` (uint8 → float) and normalisation stay in float; with ``keep_heads_fp32`` the
+two output convolutions stay in float too, so the score maps and the location refinement are
+not rounded to 256 levels (the refinement scales by ``locref_stdev`` ≈ 7 px, where one uint8
+step is already a sizeable fraction of a pixel).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from exporters.parity import check_parity, ort_network
+from exporters.provenance import tool_versions
+from exporters.staging import staged_folder
+from realtime_pose.bundle import Bundle, load_bundle, write_bundle
+
+log = logging.getLogger(__name__)
+
+CalibrationMethod = Literal["minmax", "percentile", "entropy"]
+
+
+def _calibration_reader(input_name: str, frames: Sequence[np.ndarray]) -> Any:
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class FrameReader(CalibrationDataReader):
+        """Feeds each frame once, batch 1."""
+
+        def __init__(self) -> None:
+            self._it: Iterator[np.ndarray] = iter(frames)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            frame = next(self._it, None)
+            return None if frame is None else {input_name: np.ascontiguousarray(frame[None])}
+
+        def rewind(self) -> None:
+            self._it = iter(frames)
+
+    return FrameReader()
+
+
+def _has_sympy() -> bool:
+    """ORT's symbolic shape inference needs sympy; ONNX's own shape inference is enough for
+    these convolutional graphs when it is absent."""
+    import importlib.util
+
+    return importlib.util.find_spec("sympy") is not None
+
+
+def _head_nodes(model: Any) -> list[str]:
+    """Names of the nodes whose outputs feed the graph outputs through elementwise/layout ops."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    passthrough = {"Sigmoid", "Transpose", "Identity", "Cast", "Reshape", "Relu"}
+    heads: list[str] = []
+    for output in model.graph.output:
+        node = producers.get(output.name)
+        while node is not None and node.op_type in passthrough:
+            node = producers.get(node.input[0])
+        if node is not None and node.op_type in ("Conv", "ConvTranspose", "MatMul", "Gemm"):
+            heads.append(node.name)
+    return heads
+
+
+def quantize_model(
+    model: bytes,
+    calibration_frames: Sequence[np.ndarray],
+    *,
+    per_channel: bool = True,
+    method: CalibrationMethod = "minmax",
+    keep_heads_fp32: bool = True,
+) -> tuple[bytes, dict[str, Any]]:
+    """Quantise an fp32 ONNX graph with uint8 RGB input to int8 (QDQ).
+
+    Parameters
+    ----------
+    model
+        The serialised fp32 graph.
+    calibration_frames
+        RGB uint8 ``[H, W, 3]`` frames, ideally from the training set (tens are enough).
+    per_channel
+        Per-output-channel weight scales (better accuracy, same speed on CPU).
+    method
+        Calibration of the activation ranges.
+    keep_heads_fp32
+        Leave the output convolutions in float (see the module docstring).
+
+    Returns
+    -------
+    tuple
+        The quantised graph and a provenance dict describing how it was made.
+    """
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod as OrtMethod,
+    )
+    from onnxruntime.quantization import (
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
+
+    if not calibration_frames:
+        raise ValueError("int8 calibration needs at least one frame")
+    ort_method = {
+        "minmax": OrtMethod.MinMax,
+        "percentile": OrtMethod.Percentile,
+        "entropy": OrtMethod.Entropy,
+    }[method]
+    with tempfile.TemporaryDirectory(prefix="rtpose-int8-") as tmp:
+        src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(model)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=not _has_sympy())
+        pre_model = onnx.load(str(pre))
+        input_name = pre_model.graph.input[0].name
+        exclude = _head_nodes(pre_model) if keep_heads_fp32 else []
+        quantize_static(
+            str(pre),
+            str(dst),
+            _calibration_reader(input_name, calibration_frames),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            calibrate_method=ort_method,
+            nodes_to_exclude=exclude,
+            extra_options={"CalibTensorRangeSymmetric": False},
+        )
+        quantised = dst.read_bytes()
+    provenance = {
+        "method": "onnxruntime.quantization.quantize_static",
+        "format": "QDQ",
+        "activations": "uint8",
+        "weights": "int8",
+        "per_channel": per_channel,
+        "calibration": method,
+        "calibration_frames": len(calibration_frames),
+        "fp32_nodes": exclude,
+        "tools": tool_versions("onnxruntime", "onnx"),
+    }
+    return quantised, provenance
+
+
+def quantize_bundle(
+    bundle: Bundle,
+    output_dir: str | Path,
+    calibration_images: Sequence[str | Path | np.ndarray],
+    *,
+    parity_images: Sequence[str | Path | np.ndarray] | None = None,
+    per_channel: bool = True,
+    method: CalibrationMethod = "minmax",
+    keep_heads_fp32: bool = True,
+) -> Bundle:
+    """Write an int8 variant of a bundle that outputs maps (not in-graph keypoints).
+
+    The variant's ``provenance.quantization`` records how it was calibrated and how far its
+    keypoints moved from the fp32 bundle's on ``parity_images`` (default: the calibration
+    frames).
+    """
+    from exporters.keras_onnx import load_frames
+
+    if bundle.meta.outputs.keypoints is not None:
+        raise ValueError(
+            f"{bundle.root}: quantise the map-output bundle, then add in-graph peaks; this one "
+            "already outputs keypoints"
+        )
+    calib = load_frames(calibration_images)
+    model = bundle.model_path.read_bytes()
+    quantised, quantization = quantize_model(
+        model, calib, per_channel=per_channel, method=method, keep_heads_fp32=keep_heads_fp32
+    )
+    check_frames = load_frames(parity_images) if parity_images is not None else calib
+    report = check_parity(
+        ort_network(model),
+        ort_network(quantised),
+        check_frames,
+        stride=bundle.meta.stride,
+        locref_stdev=bundle.meta.locref_stdev,
+        raw_tolerance=None,
+        tolerance_px=None,
+        source="given images" if parity_images is not None else "calibration frames",
+    )
+    quantization["vs_fp32"] = report.to_dict()
+    meta = bundle.meta.model_dump()
+    meta["name"] = f"{bundle.meta.name}-int8"
+    meta["provenance"] = {**meta["provenance"], "quantization": quantization}
+    with staged_folder(output_dir) as tmp:
+        write_bundle(tmp, quantised, meta)
+    return load_bundle(output_dir)
+
+
+__all__ = ["quantize_bundle", "quantize_model"]

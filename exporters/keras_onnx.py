@@ -1,0 +1,318 @@
+"""Keras training output → ONNX bundle, checked against TensorFlow before it is written.
+
+The graph takes ``image``: uint8 RGB ``[1, H, W, 3]`` with dynamic ``H, W`` (the cast and the
+normalisation are inside), and returns ``scmap`` ``[1, K, H/8, W/8]`` and ``locref``
+``[1, 2K, H/8, W/8]`` in NCHW, where peak finding is fastest; with ``in_graph_peaks`` it returns
+only ``keypoints`` ``[1, K, 3]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from exporters.frames import read_rgb_frames, synthetic_frames
+from exporters.parity import NetworkFn, ParityError, ParityReport, check_parity, ort_network
+from exporters.provenance import tool_versions
+from exporters.staging import staged_folder
+from exporters.train_output import TrainOutput, TrainOutputError, read_train_output
+from realtime_pose.bundle import Bundle, load_bundle, write_bundle
+
+log = logging.getLogger(__name__)
+
+INPUT_NAME = "image"
+SCOREMAP_NAME = "scmap"
+LOCREF_NAME = "locref"
+KEYPOINTS_NAME = "keypoints"
+MIN_OPSET, MAX_OPSET = 13, 18  # tf2onnx 1.17 refuses opset 19+
+
+#: Frames accepted wherever the exporters take images: paths, or RGB uint8 ``[H, W, 3]`` arrays.
+ImagesArg = Sequence["str | Path | np.ndarray"]
+
+
+def import_tensorflow() -> tuple[Any, Any]:
+    """Import TensorFlow and tf2onnx quietly, or raise an ImportError saying what to install."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        import tensorflow as tf
+        import tf2onnx
+    except ImportError as exc:
+        raise ImportError(
+            f"exporting needs TensorFlow and tf2onnx ({exc.name} is missing); install them with "
+            "pip install 'realtime-pose[train,export]'"
+        ) from exc
+    return tf, tf2onnx
+
+
+def load_frames(images: ImagesArg) -> list[np.ndarray]:
+    """Frames from paths or arrays (arrays must be RGB uint8 ``[H, W, 3]``)."""
+    frames = []
+    for item in images:
+        if isinstance(item, np.ndarray):
+            if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
+                raise ValueError(
+                    f"parity/calibration frames must be RGB uint8 [H, W, 3]; got {item.dtype} "
+                    f"{item.shape}"
+                )
+            frames.append(item)
+        else:
+            frames.extend(read_rgb_frames([item]))
+    return frames
+
+
+def name_dynamic_dims(model: Any) -> None:
+    """Give the dynamic input/output dimensions readable names (``height``, ``grid_width``...)."""
+    inp = model.graph.input[0].type.tensor_type.shape.dim
+    if len(inp) == 4:
+        for i, label in ((1, "height"), (2, "width")):
+            if not inp[i].HasField("dim_value"):
+                inp[i].dim_param = label
+    for out in model.graph.output:
+        dims = out.type.tensor_type.shape.dim
+        if len(dims) == 4:
+            for i, label in ((2, "grid_height"), (3, "grid_width")):
+                if not dims[i].HasField("dim_value"):
+                    dims[i].dim_param = label
+
+
+def _serving_function(tf: Any, model: Any, num_keypoints: int) -> Any:
+    """A ``tf.function`` from uint8 images to ``{"scmap", "locref"}`` NHWC maps."""
+    input_dtype = model.inputs[0].dtype
+    input_dtype = getattr(input_dtype, "name", input_dtype)
+    n_out = len(model.outputs)
+    if n_out != 2:
+        raise TrainOutputError(
+            f"the model has {n_out} outputs; the exporter expects two, in order scmap (K "
+            "channels) and locref (2K channels)"
+        )
+
+    @tf.function
+    def serve(image: Any) -> dict[str, Any]:
+        x = image if str(input_dtype) == "uint8" else tf.cast(image, input_dtype)
+        outputs = model(x, training=False)
+        if isinstance(outputs, dict):
+            scmap, locref = outputs[SCOREMAP_NAME], outputs[LOCREF_NAME]
+        else:
+            scmap, locref = outputs
+        return {SCOREMAP_NAME: tf.cast(scmap, tf.float32), LOCREF_NAME: tf.cast(locref, tf.float32)}
+
+    shapes = [tuple(o.shape) for o in model.outputs]
+    if shapes[0][-1] not in (None, num_keypoints) or shapes[1][-1] not in (
+        None,
+        2 * num_keypoints,
+    ):
+        raise TrainOutputError(
+            f"the model's outputs have shapes {shapes}, but train_config.json lists "
+            f"{num_keypoints} keypoints: expected scmap with {num_keypoints} channels and locref "
+            f"with {2 * num_keypoints}"
+        )
+    return serve
+
+
+def tf_network(tf: Any, concrete: Any) -> NetworkFn:
+    """A concrete TF function returning NHWC ``scmap``/``locref`` as an NCHW :data:`NetworkFn`."""
+
+    def run(frame: np.ndarray) -> dict[str, np.ndarray]:
+        outputs = concrete(tf.constant(frame[None]))
+        return {k: np.transpose(v.numpy()[0], (2, 0, 1)) for k, v in outputs.items()}
+
+    return run
+
+
+def _parity_frames(
+    train: TrainOutput, images: ImagesArg | None, limit: int
+) -> tuple[list[np.ndarray], str]:
+    if images is not None:
+        frames = load_frames(images)
+        if not frames:
+            raise ValueError("parity_images is empty; give at least one frame or None")
+        return frames, "given images"
+    test = train.images("test")
+    if test:
+        return read_rgb_frames(test, limit), "project test split"
+    log.warning(
+        "no test frames reachable (project %r); checking parity on synthetic frames",
+        train.config.project,
+    )
+    return synthetic_frames(4), "synthetic"
+
+
+def calibration_frames(train: TrainOutput, limit: int) -> tuple[list[np.ndarray], str]:
+    """Training-set frames for int8 calibration (synthetic when the project is unreachable)."""
+    paths = train.images("train")
+    if paths:
+        return read_rgb_frames(paths, limit), "project train split"
+    log.warning("no training frames reachable; calibrating int8 on synthetic frames")
+    return synthetic_frames(min(limit, 16), seed=1), "synthetic"
+
+
+def export_bundle(
+    train_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    opset: int = 17,
+    in_graph_peaks: bool = False,
+    parity_images: ImagesArg | None = None,
+    tolerance_px: float = 0.01,
+    raw_tolerance: float = 1e-3,
+    int8: bool = False,
+    max_parity_frames: int = 8,
+    max_calibration_frames: int = 64,
+    name: str | None = None,
+) -> Bundle:
+    """Export a training-output folder to a bundle, after a TF-vs-ONNX Runtime parity check.
+
+    Parameters
+    ----------
+    train_dir
+        Folder with ``model.keras``, ``train_config.json`` and (optionally) ``split.json``.
+    output_dir
+        The bundle folder to write. It appears only when everything passed; an existing bundle
+        there is replaced.
+    opset
+        ONNX opset, 13–18.
+    in_graph_peaks
+        Append peak extraction so the graph returns ``keypoints`` ``[1, K, 3]`` only.
+    parity_images
+        Frames (paths or RGB uint8 arrays) for the parity check. Default: up to
+        ``max_parity_frames`` test-split frames of the training project, or synthetic frames
+        when the project is not reachable.
+    tolerance_px
+        Largest keypoint difference (network-input pixels) allowed between TF and the export.
+    raw_tolerance
+        Largest absolute difference allowed in the raw outputs.
+    int8
+        Quantise to int8 for the CPU (see :mod:`exporters.int8`); calibrated on training-split
+        frames. The int8 graph is compared with fp32 and the result recorded (not judged).
+    max_parity_frames, max_calibration_frames
+        How many project frames to use at most.
+    name
+        Bundle name (default ``<project>-<net>``).
+
+    Returns
+    -------
+    Bundle
+        The written bundle, loaded back from ``output_dir``.
+
+    Raises
+    ------
+    ParityError
+        When the export disagrees with TensorFlow beyond tolerance (nothing is written).
+    TrainOutputError
+        When the training-output folder is incomplete or inconsistent.
+    """
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
+    train = read_train_output(train_dir)
+    cfg = train.config
+    k = len(cfg.keypoints)
+    tf, tf2onnx = import_tensorflow()
+    import keras
+    import onnx
+
+    model = keras.models.load_model(train.model_path, compile=False)
+    serve = _serving_function(tf, model, k)
+    spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
+    proto, _ = tf2onnx.convert.from_function(
+        serve,
+        input_signature=[spec],
+        opset=opset,
+        outputs_as_nchw=[SCOREMAP_NAME, LOCREF_NAME],
+    )
+    name_dynamic_dims(proto)
+    maps_model = proto.SerializeToString()
+    reference = tf_network(tf, serve.get_concrete_function(spec))
+
+    frames, source = _parity_frames(train, parity_images, max_parity_frames)
+    pose = {"stride": cfg.stride, "locref_stdev": cfg.locref_stdev}
+    report = check_parity(
+        reference,
+        ort_network(maps_model),
+        frames,
+        raw_tolerance=raw_tolerance,
+        tolerance_px=tolerance_px,
+        source=source,
+        **pose,
+    )
+    log.info("parity TF vs ONNX Runtime: %s", report.describe())
+    if not report.ok:
+        raise ParityError(report, f"export of {train.root}")
+
+    final_model = maps_model
+    parity: dict[str, Any] = {"tf_vs_onnx": report.to_dict()}
+    quantization: dict[str, Any] | None = None
+    if int8:
+        from exporters.int8 import quantize_model
+
+        calib, calib_source = calibration_frames(train, max_calibration_frames)
+        final_model, quantization = quantize_model(maps_model, calib)
+        quantization["calibration_source"] = calib_source
+        q_report = check_parity(
+            ort_network(maps_model),
+            ort_network(final_model),
+            frames,
+            raw_tolerance=None,
+            tolerance_px=None,
+            source=source,
+            **pose,
+        )
+        quantization["vs_fp32"] = q_report.to_dict()
+        log.info("int8 vs fp32: %s", q_report.describe())
+
+    outputs: dict[str, Any] = {
+        "scoremap": {"name": SCOREMAP_NAME, "layout": "NCHW"},
+        "locref": {"name": LOCREF_NAME, "layout": "NCHW"},
+    }
+    if in_graph_peaks:
+        from exporters.in_graph_peaks import append_peaks
+
+        maps_reference = reference if not int8 else ort_network(final_model)
+        final_model = append_peaks(
+            onnx.load_from_string(final_model), num_keypoints=k, output_name=KEYPOINTS_NAME, **pose
+        ).SerializeToString()
+        peaks_report = check_parity(
+            maps_reference,
+            ort_network(final_model),
+            frames,
+            raw_tolerance=raw_tolerance,
+            tolerance_px=tolerance_px,
+            source=source,
+            **pose,
+        )
+        log.info("parity of in-graph peaks: %s", peaks_report.describe())
+        if not peaks_report.ok:
+            raise ParityError(peaks_report, f"in-graph peaks of {train.root}")
+        parity["in_graph_peaks"] = peaks_report.to_dict()
+        outputs = {"keypoints": {"name": KEYPOINTS_NAME}}
+
+    project_name = Path(cfg.project).name if cfg.project else train.root.name
+    provenance = {
+        **train.provenance(),
+        "exported_from": "keras",
+        "opset": opset,
+        "tools": tool_versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"),
+        "parity": parity,
+    }
+    if quantization is not None:
+        provenance["quantization"] = quantization
+    meta = {
+        "name": name or f"{project_name}-{cfg.net or 'net'}" + ("-int8" if int8 else ""),
+        "keypoints": cfg.keypoints,
+        "skeleton": cfg.skeleton,
+        "stride": cfg.stride,
+        "locref_stdev": cfg.locref_stdev,
+        "input": {"name": INPUT_NAME, "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+        "outputs": outputs,
+        "provenance": provenance,
+    }
+    with staged_folder(output_dir) as tmp:
+        write_bundle(tmp, final_model, meta)
+    return load_bundle(output_dir)
+
+
+__all__ = ["ParityError", "ParityReport", "export_bundle"]

@@ -1,0 +1,88 @@
+"""``realtime-pose export``: a training output folder → a checked ONNX bundle."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``export`` sub-command."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export a trained Keras model to an ONNX bundle (parity-checked against TF)",
+        description=(
+            "Convert TRAIN_DIR (model.keras + train_config.json + split.json) to a bundle "
+            "folder, after checking that ONNX Runtime reproduces TensorFlow's outputs and "
+            "keypoints on the project's test frames. Nothing is written when the check fails."
+        ),
+    )
+    parser.add_argument("train_dir", metavar="TRAIN_DIR", help="training output folder")
+    parser.add_argument(
+        "--output", "-o", required=True, metavar="BUNDLE_DIR", help="bundle folder to write"
+    )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        help="quantise to int8 for the CPU, calibrated on training frames",
+    )
+    parser.add_argument(
+        "--in-graph-peaks",
+        action="store_true",
+        help="find the peaks inside the graph: output keypoints [1, K, 3] only",
+    )
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13-18 (default 17)")
+    parser.add_argument(
+        "--tolerance-px",
+        type=float,
+        default=0.01,
+        help="largest keypoint difference TF vs ONNX allowed, network pixels (default 0.01)",
+    )
+    parser.add_argument("--name", help="bundle name (default <project>-<net>)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export; exit 0 on success, 1 when the parity check fails, 2 on unusable input."""
+    try:
+        from exporters.keras_onnx import export_bundle
+        from exporters.parity import ParityError
+        from exporters.train_output import TrainOutputError
+
+        bundle = export_bundle(
+            args.train_dir,
+            args.output,
+            opset=args.opset,
+            in_graph_peaks=args.in_graph_peaks,
+            int8=args.int8,
+            tolerance_px=args.tolerance_px,
+            name=args.name,
+        )
+    except ImportError as exc:
+        print(f"realtime-pose export: {exc}", file=sys.stderr)
+        return 2
+    except ParityError as exc:
+        print(f"realtime-pose export: {exc}; no bundle was written", file=sys.stderr)
+        return 1
+    except (TrainOutputError, FileExistsError, ValueError) as exc:
+        print(f"realtime-pose export: {exc}", file=sys.stderr)
+        return 2
+    parity = bundle.meta.provenance["parity"]
+    print(f"wrote {bundle.root} ({bundle.meta.name})")
+    for stage, report in parity.items():
+        print(
+            f"  parity {stage}: keypoints max {report['keypoints_max_px_diff']:.3g} px, "
+            f"raw max {max(report['raw_max_abs_diff'].values()):.3g} "
+            f"on {report['frames']} frames ({report['source']})"
+        )
+    quant = bundle.meta.provenance.get("quantization")
+    if quant:
+        vs = quant["vs_fp32"]
+        print(
+            f"  int8 vs fp32: keypoints mean {vs['keypoints_mean_px_diff']:.3g} px, "
+            f"max {vs['keypoints_max_px_diff']:.3g} px"
+        )
+    return 0

@@ -1,0 +1,214 @@
+"""Keras training output → ONNX bundle: parity with TensorFlow, failure path, in-graph peaks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exporters.frames import read_rgb, synthetic_frames
+from exporters.parity import check_parity, ort_network, reference_keypoints
+from realtime_pose.bundle import load_bundle
+
+from .conftest import KEYPOINTS, LOCREF_STDEV, STRIDE
+
+pytestmark = pytest.mark.tf
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _keras_keypoints(train_dir: Path, frame: np.ndarray) -> np.ndarray:
+    """Keypoints straight from the Keras model (eager) and the NumPy pose math."""
+    import keras
+
+    model = keras.models.load_model(train_dir / "model.keras", compile=False)
+    scmap, locref = (np.asarray(t) for t in model(frame[None], training=False))
+    return reference_keypoints(
+        np.transpose(scmap[0], (2, 0, 1)), np.transpose(locref[0], (2, 0, 1)), STRIDE, LOCREF_STDEV
+    )
+
+
+def _ort_outputs(bundle, frame: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(bundle.model_path), providers=["CPUExecutionProvider"])
+    names = bundle.meta.outputs.names()
+    return dict(zip(names, sess.run(names, {"image": frame[None]}), strict=True))
+
+
+def test_export_writes_nchw_bundle_with_provenance(tiny_bundle, tiny_train_dir):
+    meta = tiny_bundle.meta
+    assert meta.keypoints == KEYPOINTS
+    assert meta.stride == STRIDE and meta.locref_stdev == pytest.approx(LOCREF_STDEV)
+    assert meta.outputs.scoremap.layout == "NCHW" and meta.outputs.locref.layout == "NCHW"
+    assert (meta.input.name, meta.input.dtype, meta.input.fixed_size) == ("image", "uint8", None)
+    prov = meta.provenance
+    split = json.loads((tiny_train_dir / "split.json").read_text())
+    assert prov["split"] == split
+    assert Path(prov["project"]).is_dir() and prov["net"] == "tiny_test_net"
+    assert prov["data_hash"] == "0" * 64 and prov["train_fraction"] == 0.95
+    parity = prov["parity"]["tf_vs_onnx"]
+    assert parity["source"] == "project test split" and parity["frames"] == len(split["test"])
+    assert parity["passed"] and parity["keypoints_max_px_diff"] <= 0.01
+    assert {"tensorflow", "tf2onnx", "onnxruntime"} <= set(prov["tools"])
+
+
+def test_runtime_keypoints_match_tensorflow(tiny_bundle, tiny_train_dir):
+    """Any input size (the graph is dynamic), NCHW outputs, same keypoints as Keras."""
+    for frame in [
+        *synthetic_frames(2, 120, 160, seed=11),
+        read_rgb(
+            Path(tiny_bundle.meta.provenance["project"])
+            / tiny_bundle.meta.provenance["split"]["test"][0]
+        ),
+    ]:
+        out = _ort_outputs(tiny_bundle, frame)
+        h, w = frame.shape[0] // STRIDE, frame.shape[1] // STRIDE
+        assert out["scmap"].shape == (1, len(KEYPOINTS), h, w)
+        assert out["locref"].shape == (1, 2 * len(KEYPOINTS), h, w)
+        got = reference_keypoints(out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV)
+        want = _keras_keypoints(tiny_train_dir, frame)
+        np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_parity_failure_leaves_no_bundle_and_reports_difference(tiny_train_dir, tmp_path):
+    from exporters.keras_onnx import export_bundle
+    from exporters.parity import ParityError
+
+    target = tmp_path / "out" / "bundle"
+    target.parent.mkdir()
+    with pytest.raises(ParityError, match=r"keypoints max [0-9.e+-]+ px") as info:
+        export_bundle(tiny_train_dir, target, tolerance_px=1e-12, raw_tolerance=1e-12)
+    assert not info.value.report.ok
+    assert info.value.report.raw_max_abs_diff["scmap"] > 0
+    assert not target.exists()
+    assert list((tmp_path / "out").iterdir()) == []  # no partial folder either
+
+
+def test_perturbed_graph_fails_parity(tiny_bundle):
+    """The check catches a real numerical change (one weight of the score head altered)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(tiny_bundle.model_path))
+    conv_weights = [
+        init for init in model.graph.initializer if numpy_helper.to_array(init).ndim == 4
+    ]
+    w = numpy_helper.to_array(conv_weights[0]).copy()
+    w.flat[0] += 0.5
+    conv_weights[0].CopyFrom(numpy_helper.from_array(w, conv_weights[0].name))
+    frames = synthetic_frames(3, 96, 128, seed=5)
+    report = check_parity(
+        ort_network(str(tiny_bundle.model_path)),
+        ort_network(model.SerializeToString()),
+        frames,
+        stride=STRIDE,
+        locref_stdev=LOCREF_STDEV,
+    )
+    assert not report.ok
+    assert max(report.raw_max_abs_diff.values()) > 1e-3
+    same = check_parity(
+        ort_network(str(tiny_bundle.model_path)),
+        ort_network(str(tiny_bundle.model_path)),
+        frames,
+        stride=STRIDE,
+        locref_stdev=LOCREF_STDEV,
+    )
+    assert same.ok and same.keypoints_max_px_diff == 0.0
+
+
+def test_in_graph_peaks_match_python_pose_math(tiny_bundle, tiny_train_dir, tmp_path):
+    from exporters.keras_onnx import export_bundle
+
+    peaks_bundle = export_bundle(tiny_train_dir, tmp_path / "peaks", in_graph_peaks=True)
+    assert peaks_bundle.meta.outputs.keypoints.name == "keypoints"
+    assert peaks_bundle.meta.outputs.scoremap is None
+    assert peaks_bundle.meta.provenance["parity"]["in_graph_peaks"]["passed"]
+    try:
+        from realtime_pose.peaks import argmax_peaks_nchw
+    except ImportError:  # the runtime kernels are not there: the NumPy reference stands in
+        argmax_peaks_nchw = None
+    for frame in synthetic_frames(3, 104, 136, seed=21):
+        kp = _ort_outputs(peaks_bundle, frame)["keypoints"]
+        assert kp.shape == (1, len(KEYPOINTS), 3) and kp.dtype == np.float32
+        maps = _ort_outputs(tiny_bundle, frame)
+        if argmax_peaks_nchw is not None:
+            want = argmax_peaks_nchw(
+                np.ascontiguousarray(maps["scmap"][0]),
+                np.ascontiguousarray(maps["locref"][0]),
+                float(STRIDE),
+                LOCREF_STDEV,
+                np.empty((len(KEYPOINTS), 3), np.float32),
+            )
+        else:
+            want = reference_keypoints(maps["scmap"][0], maps["locref"][0], STRIDE, LOCREF_STDEV)
+        np.testing.assert_allclose(kp[0], want, atol=1e-4)
+
+
+def test_existing_foreign_folder_is_not_overwritten(tiny_train_dir, tmp_path):
+    from exporters.keras_onnx import export_bundle
+
+    target = tmp_path / "precious"
+    target.mkdir()
+    (target / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a bundle folder"):
+        export_bundle(tiny_train_dir, target)
+    assert (target / "notes.txt").read_text() == "keep me"
+
+
+def test_reexport_replaces_bundle(tiny_bundle, tiny_train_dir):
+    from exporters.keras_onnx import export_bundle
+
+    stale = tiny_bundle.engine_cache_dir / "stale.engine"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"old")
+    again = export_bundle(tiny_train_dir, tiny_bundle.root, name="renamed")
+    assert again.meta.name == "renamed" and not stale.exists()
+    assert load_bundle(tiny_bundle.root).meta.name == "renamed"
+
+
+def test_cli_export_fails_with_exit_1_and_writes_nothing(tiny_train_dir, tmp_path):
+    target = tmp_path / "cli"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realtime_pose",
+            "export",
+            str(tiny_train_dir),
+            "--output",
+            str(target),
+            "--tolerance-px",
+            "1e-12",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "failed the parity check" in proc.stderr and "no bundle was written" in proc.stderr
+    assert not target.exists()
+
+
+def test_cli_export_missing_model_is_a_clear_error(tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "realtime_pose",
+            "export",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "b"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "model.keras: missing" in proc.stderr
