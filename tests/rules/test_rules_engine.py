@@ -63,6 +63,13 @@ def test_exit_edge_only_after_having_been_inside():
     assert fired == [4, 7]
 
 
+def test_exit_with_dwell_ignores_short_excursions():
+    engine = make_engine({"on": "exit", "min_dwell_s": 0.02})
+    xs = [IN, OUT, IN, IN, OUT, OUT, OUT, IN]
+    # Out for one frame (10 ms): nothing. Out from frame 4: fires 20 ms later.
+    assert summary(run(engine, xs)) == [(6, "fired", ["laser:pulse"]), (7, "released", [])]
+
+
 def test_laser_on_while_inside_switches_off_on_release():
     events = run(make_engine({"actions": [LASER_ON]}), [OUT, IN, IN, OUT, OUT])
     assert summary(events) == [(1, "fired", ["laser:on"]), (3, "released", ["laser:off"])]
