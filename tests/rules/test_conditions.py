@@ -19,8 +19,12 @@ def compile_(condition: dict, min_likelihood: float = 0.5):
     return compile_condition(rule.condition, INDEX, min_likelihood)
 
 
-def pose(snout=(0.0, 0.0, 1.0), leftear=(0.0, 0.0, 1.0), rightear=(0.0, 0.0, 1.0),
-         tailbase=(0.0, 0.0, 1.0)):  # fmt: skip
+def pose(
+    snout=(0.0, 0.0, 1.0),
+    leftear=(0.0, 0.0, 1.0),
+    rightear=(0.0, 0.0, 1.0),
+    tailbase=(0.0, 0.0, 1.0),
+):
     return [list(snout), list(leftear), list(rightear), list(tailbase)]
 
 
@@ -117,9 +121,13 @@ def test_joint_angle():
     assert joint_angle_deg(1, 0, 0, 0, -1, 0) == pytest.approx(180.0)
     assert math.isnan(joint_angle_deg(0, 0, 0, 0, 1, 1))
     bent = compile_(
-        {"type": "angle", "keypoints": ["leftear", "snout", "rightear"], "min_deg": 0,
-         "max_deg": 100}
-    )  # fmt: skip
+        {
+            "type": "angle",
+            "keypoints": ["leftear", "snout", "rightear"],
+            "min_deg": 0,
+            "max_deg": 100,
+        }
+    )
     assert bent.evaluate(pose(leftear=(10, 0, 1), rightear=(0, 10, 1)), 0)  # 90°
     assert not bent.evaluate(pose(leftear=(10, 0, 1), rightear=(-10, 1, 1)), 0)  # ~174°
     assert not bent.evaluate(pose(leftear=(10, 0, 1), rightear=(0, 10, 0.1)), 0)
@@ -154,11 +162,14 @@ def test_combinators(snout, ear_likelihood, all_, any_, not_zone):
 
 def test_nested_combinators():
     cond = compile_(
-        {"type": "any", "conditions": [
-            {"type": "all", "conditions": [ZONE, GATE]},
-            {"type": "not", "condition": {"type": "any", "conditions": [ZONE, GATE]}},
-        ]}
-    )  # fmt: skip
+        {
+            "type": "any",
+            "conditions": [
+                {"type": "all", "conditions": [ZONE, GATE]},
+                {"type": "not", "condition": {"type": "any", "conditions": [ZONE, GATE]}},
+            ],
+        }
+    )
     assert cond.evaluate(pose(snout=(5, 5, 1), leftear=(0, 0, 1)), 0)  # both
     assert cond.evaluate(pose(snout=(50, 5, 1), leftear=(0, 0, 0)), 0)  # neither
     assert not cond.evaluate(pose(snout=(5, 5, 1), leftear=(0, 0, 0)), 0)  # one

@@ -102,23 +102,53 @@ ZONE = GOOD["condition"]
         (_with("condition.hysteresis_px", -2), "hysteresis_px"),
         (_with("condition.type", "zoen"), "zoen"),
         (_with("condition", {"type": "speed", "keypoint": "snout"}), "above"),
-        (_with("condition", {"type": "speed", "keypoint": "snout", "above": 5, "below": 5}),
-         "above"),
-        (_with("condition", {"type": "distance", "keypoints": ["snout"], "above": 1}),
-         "keypoints"),
-        (_with("condition", {"type": "angle", "keypoints": ["snout", "leftear", "rightear"],
-                             "min_deg": 10, "max_deg": 200}), "min_deg"),
-        (_with("condition", {"type": "angle", "keypoints": ["snout", "leftear"],
-                             "min_deg": 10, "max_deg": 370}), "max_deg"),
-        (_with("condition", {"type": "angle", "keypoints": ["snout", "a", "b", "c"],
-                             "min_deg": 0, "max_deg": 90}), "keypoints"),
-        (_with("condition", {"type": "likelihood", "keypoint": "snout", "at_least": 2}),
-         "at_least"),
+        (
+            _with("condition", {"type": "speed", "keypoint": "snout", "above": 5, "below": 5}),
+            "above",
+        ),
+        (_with("condition", {"type": "distance", "keypoints": ["snout"], "above": 1}), "keypoints"),
+        (
+            _with(
+                "condition",
+                {
+                    "type": "angle",
+                    "keypoints": ["snout", "leftear", "rightear"],
+                    "min_deg": 10,
+                    "max_deg": 200,
+                },
+            ),
+            "min_deg",
+        ),
+        (
+            _with(
+                "condition",
+                {"type": "angle", "keypoints": ["snout", "leftear"], "min_deg": 10, "max_deg": 370},
+            ),
+            "max_deg",
+        ),
+        (
+            _with(
+                "condition",
+                {
+                    "type": "angle",
+                    "keypoints": ["snout", "a", "b", "c"],
+                    "min_deg": 0,
+                    "max_deg": 90,
+                },
+            ),
+            "keypoints",
+        ),
+        (
+            _with("condition", {"type": "likelihood", "keypoint": "snout", "at_least": 2}),
+            "at_least",
+        ),
         (_with("condition", {"type": "all", "conditions": []}), "conditions"),
-        (_with("condition", {"type": "not", "condition": {**ZONE, "inside": "sometimes"}}),
-         "inside"),
+        (
+            _with("condition", {"type": "not", "condition": {**ZONE, "inside": "sometimes"}}),
+            "inside",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_config_is_refused_naming_the_field(data, field):
     with pytest.raises(ValidationError) as excinfo:
         parse_rules([data])
@@ -137,9 +167,14 @@ def test_repeated_rule_names_are_refused():
 def test_unknown_keypoint_names_rule_field_and_suggestion():
     data = _with(
         "condition",
-        {"type": "all", "conditions": [ZONE, {"type": "distance",
-                                               "keypoints": ["snot", "tailbase"], "above": 3}]},
-    )  # fmt: skip
+        {
+            "type": "all",
+            "conditions": [
+                ZONE,
+                {"type": "distance", "keypoints": ["snot", "tailbase"], "above": 3},
+            ],
+        },
+    )
     with pytest.raises(ValueError) as excinfo:
         validate_rules(parse_rules([data]), KEYPOINTS, OUTPUTS)
     message = str(excinfo.value)

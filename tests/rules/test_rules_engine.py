@@ -48,8 +48,10 @@ def test_zone_entry_fires_exactly_once_per_entry():
     assert fired[0].t_ns == 2 * DT_NS
     assert fired[0].actions == (Action("laser", "pulse", 0.005),)
     # The episode ends with a release; a pulse leaves nothing to switch off.
-    assert summary(e for e in events if e.kind == "released") == [(6, "released", []),
-                                                                  (10, "released", [])]  # fmt: skip
+    assert summary(e for e in events if e.kind == "released") == [
+        (6, "released", []),
+        (10, "released", []),
+    ]
 
 
 def test_starting_inside_fires_on_the_first_frame():
@@ -257,9 +259,12 @@ def test_event_to_dict_round_trips_through_msgpack():
 def test_speed_rule_on_a_trajectory():
     # Reward when the snout runs faster than 1000 px/s, at most once every 50 ms.
     engine = make_engine(
-        {"condition": {"type": "speed", "keypoint": "snout", "above": 1000},
-         "on": "while", "refractory_s": 0.05}
-    )  # fmt: skip
+        {
+            "condition": {"type": "speed", "keypoint": "snout", "above": 1000},
+            "on": "while",
+            "refractory_s": 0.05,
+        }
+    )
     xs = [0, 5, 10, 30, 50, 70, 90, 110, 130, 135, 140]  # 500, 500, then 2000 px/s, then 500
     fired = [e.frame_index for e in run(engine, xs) if e.kind == "fired"]
     assert fired == [3, 8]
