@@ -228,6 +228,8 @@ class Grabber:
                 except Exception as exc:
                     with self._cond:
                         self._read_started_ns = 0
+                        if self._state != "stopped":
+                            self._state = "reopening"
                     self._record_error(exc)
                     self._report("error", f"read failed: {exc}; reopening")
                     need_reopen = True
