@@ -1,0 +1,267 @@
+"""ONNX bundle → TensorRT engine for the local GPU (TensorRT 10 Python API).
+
+The engine is built for one input size (an optimisation profile fixed at ``height x width``, the
+size the live loop feeds after cropping and resizing) and one precision, and saved in the
+bundle's engine cache under :func:`realtime_pose.engines.cache.engine_cache_path`, where the
+native TensorRT engine looks for it. A JSON file beside it records how it was built and, when
+ONNX Runtime is available, how far its keypoints are from the ONNX graph's on a few frames.
+
+INT8 uses TensorRT's entropy calibration (``IInt8EntropyCalibrator2``) over training frames
+resized to the engine's input size; the calibration table is cached beside the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from exporters.frames import read_rgb_frames, synthetic_frames
+from realtime_pose.bundle import Bundle
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "fp16", "int8"]
+
+
+class EngineBuildError(RuntimeError):
+    """TensorRT could not parse or build the network; the message carries TensorRT's errors."""
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    """A built engine: where it is and how it was made."""
+
+    path: Path
+    precision: Precision
+    height: int
+    width: int
+    gpu_name: str
+    trt_version: str
+    build_s: float
+    info: dict[str, Any]
+
+
+def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    if frame.shape[:2] == (height, width):
+        return np.ascontiguousarray(frame)
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def bundle_frames(bundle: Bundle, subset: str, limit: int) -> tuple[list[np.ndarray], str]:
+    """Frames of the bundle's training project (``"train"`` or ``"test"`` split) when they are
+    reachable from this machine, else synthetic frames."""
+    prov = bundle.meta.provenance
+    project = prov.get("project")
+    names = (prov.get("split") or {}).get(subset) or []
+    if project and Path(project).is_dir():
+        paths = [Path(project) / n for n in names if (Path(project) / n).is_file()]
+        if paths:
+            return read_rgb_frames(paths, limit), f"project {subset} split"
+    return synthetic_frames(min(limit, 16), seed=2), "synthetic"
+
+
+def _make_calibrator(trt: Any, cuda: Any, frames: list[np.ndarray], cache_file: Path) -> Any:
+    class FrameCalibrator(trt.IInt8EntropyCalibrator2):
+        """Feeds uint8 RGB frames (batch 1) to TensorRT's entropy calibration."""
+
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+            self._frames = [np.ascontiguousarray(f[None]) for f in frames]
+            self._index = 0
+            self._device = cuda.mem_alloc(self._frames[0].nbytes)
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if self._index >= len(self._frames):
+                return None
+            cuda.memcpy_htod(self._device, self._frames[self._index])
+            self._index += 1
+            return [int(self._device)]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache_file.read_bytes() if cache_file.is_file() else None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            cache_file.parent.mkdir(parents=True, exist_ok=True)
+            cache_file.write_bytes(bytes(cache))
+
+    return FrameCalibrator()
+
+
+def _engine_parity(
+    bundle: Bundle, path: Path, height: int, width: int, frames: list[np.ndarray]
+) -> dict[str, Any]:
+    """Keypoints of the engine vs ONNX Runtime on the CPU (the reference graph)."""
+    from exporters.parity import check_parity, ort_network
+    from realtime_pose.engines.tensorrt import TensorRTEngine
+
+    meta = bundle.meta
+    names = meta.outputs.names()
+    engine = TensorRTEngine(path, meta.input.name, names, input_size=(height, width))
+    try:
+
+        def run_engine(frame: np.ndarray) -> dict[str, np.ndarray]:
+            return {n: np.array(o[0]) for n, o in zip(names, engine.run(frame), strict=True)}
+
+        report = check_parity(
+            ort_network(str(bundle.model_path)),
+            run_engine,
+            [_resize(f, height, width) for f in frames],
+            stride=meta.stride,
+            locref_stdev=meta.locref_stdev,
+            raw_tolerance=None,
+            tolerance_px=None,
+            source="bundle frames",
+        )
+    finally:
+        engine.close()
+    return report.to_dict()
+
+
+def build_engine(
+    bundle: Bundle,
+    *,
+    height: int | None = None,
+    width: int | None = None,
+    precision: Precision = "fp16",
+    calibration_images: Sequence[np.ndarray] | None = None,
+    max_calibration_frames: int = 64,
+    workspace_bytes: int = 1 << 30,
+    device_id: int = 0,
+    check: bool = True,
+) -> EngineBuild:
+    """Build (or rebuild) the TensorRT engine of ``bundle`` for the local GPU.
+
+    Parameters
+    ----------
+    bundle
+        A loaded bundle; its ``model.onnx`` is parsed by TensorRT's ONNX parser.
+    height, width
+        Network input size; default the bundle's fixed size (required when it has none).
+    precision
+        ``"fp32"``, ``"fp16"`` (TensorRT may keep layers in fp32 where faster) or ``"int8"``
+        (entropy calibration; fp16 allowed as a fallback per layer).
+    calibration_images
+        RGB uint8 frames for INT8; default up to ``max_calibration_frames`` training-split
+        frames of the bundle's project, else synthetic frames.
+    workspace_bytes
+        TensorRT's workspace memory limit.
+    device_id
+        CUDA device.
+    check
+        Run the engine once built and record its keypoint difference from ONNX Runtime.
+
+    Raises
+    ------
+    realtime_pose.engines.base.EngineUnavailableError
+        When tensorrt, pycuda or an NVIDIA GPU is missing (one line, says what to install).
+    EngineBuildError
+        When TensorRT cannot parse or build the graph.
+    """
+    from realtime_pose.engines.cache import engine_cache_path
+    from realtime_pose.engines.tensorrt import _import_gpu_stack
+
+    trt, cuda = _import_gpu_stack()
+    size = bundle.meta.input.fixed_size
+    if height is None or width is None:
+        if size is None:
+            raise ValueError(
+                f"{bundle.root}: the bundle's input size is dynamic; give the size the live loop "
+                "feeds (--height H --width W)"
+            )
+        height, width = size
+    elif size is not None and size != (height, width):
+        raise ValueError(f"{bundle.root}: the graph only accepts {size[0]}x{size[1]} input")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
+
+    device = cuda.Device(device_id)
+    gpu_name = device.name()
+    path = engine_cache_path(bundle, gpu_name, trt.__version__, height, width, precision)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ctx = device.retain_primary_context()
+    ctx.push()
+    t0 = time.perf_counter()
+    try:
+        logger = trt.Logger(trt.Logger.WARNING)
+        builder = trt.Builder(logger)
+        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+        parser = trt.OnnxParser(network, logger)
+        if not parser.parse_from_file(str(bundle.model_path)):
+            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+            raise EngineBuildError(
+                f"{bundle.model_path}: TensorRT cannot parse the graph: {errors}"
+            )
+        config = builder.create_builder_config()
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+        input_name = bundle.meta.input.name
+        shape = (1, height, width, bundle.meta.input.channels)
+        profile = builder.create_optimization_profile()
+        profile.set_shape(input_name, shape, shape, shape)
+        config.add_optimization_profile(profile)
+        info: dict[str, Any] = {"input_shape": list(shape)}
+        if precision in ("fp16", "int8"):
+            if not builder.platform_has_fast_fp16:
+                log.warning("%s has no fast fp16; TensorRT may stay in fp32", gpu_name)
+            config.set_flag(trt.BuilderFlag.FP16)
+        calibrator = None
+        if precision == "int8":
+            if not builder.platform_has_fast_int8:
+                log.warning("%s has no fast int8; the engine may not be faster", gpu_name)
+            if calibration_images is None:
+                frames, source = bundle_frames(bundle, "train", max_calibration_frames)
+            else:
+                frames, source = list(calibration_images), "given images"
+            if not frames:
+                raise ValueError("int8 calibration needs at least one frame")
+            frames = [_resize(f, height, width) for f in frames]
+            cache_file = path.with_suffix(".calib")
+            cache_file.unlink(missing_ok=True)  # a new build calibrates afresh
+            calibrator = _make_calibrator(trt, cuda, frames, cache_file)
+            config.set_flag(trt.BuilderFlag.INT8)
+            config.int8_calibrator = calibrator
+            config.set_calibration_profile(profile)
+            info["calibration"] = {
+                "method": "IInt8EntropyCalibrator2",
+                "frames": len(frames),
+                "source": source,
+            }
+        serialized = builder.build_serialized_network(network, config)
+        if serialized is None:
+            raise EngineBuildError(
+                f"{bundle.model_path}: TensorRT failed to build a {precision} engine at "
+                f"{height}x{width} (see TensorRT's messages above)"
+            )
+        tmp = path.with_suffix(".engine.partial")
+        tmp.write_bytes(bytes(serialized))
+        tmp.replace(path)
+    finally:
+        ctx.pop()
+    build_s = time.perf_counter() - t0
+    info.update(
+        {
+            "bundle": bundle.meta.name,
+            "model_sha256": bundle.model_sha256(),
+            "gpu": gpu_name,
+            "tensorrt": trt.__version__,
+            "precision": precision,
+            "build_s": round(build_s, 2),
+        }
+    )
+    if check:
+        frames, _ = bundle_frames(bundle, "test", 4)
+        info["vs_onnxruntime"] = _engine_parity(bundle, path, height, width, frames)
+    path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    log.info("built %s in %.1f s", path, build_s)
+    return EngineBuild(path, precision, height, width, gpu_name, trt.__version__, build_s, info)
