@@ -1,0 +1,97 @@
+"""Pose log → DeepLabCut tables, through the API and the ``convert`` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+
+from realtime_pose.recording import PoseRecorder, convert_log
+from realtime_pose.recording.log_format import read_log
+from tests.recording.test_pose_log import KEYPOINTS, pose_for
+from tests.stream.child_process import REPO, child_env
+
+
+def _check_table(h5, frame_indices, poses, scorer="realtime-pose"):
+    df = pd.read_hdf(h5)
+    assert list(df.columns.names) == ["scorer", "bodyparts", "coords"]
+    assert list(df.columns.get_level_values("scorer").unique()) == [scorer]
+    assert list(df.columns.get_level_values("bodyparts").unique()) == KEYPOINTS
+    assert list(df.columns.get_level_values("coords").unique()) == ["x", "y", "likelihood"]
+    np.testing.assert_array_equal(df.index.to_numpy(), frame_indices)
+    np.testing.assert_allclose(df.to_numpy().reshape(len(df), len(KEYPOINTS), 3), poses)
+    return df
+
+
+def test_stop_converts_to_dlc_tables(tmp_path):
+    rec = PoseRecorder(tmp_path / "run1.poselog", KEYPOINTS)
+    for i in range(30):
+        rec.write_pose(i, 100 + i, i, pose_for(i))
+    result = rec.stop(output_dir=tmp_path / "tables", scorer="rig-A")
+    assert result.poses == 30
+    assert [p.name for p in result.tables] == ["run1.h5", "run1.csv"]
+    expected = np.stack([pose_for(i)[0] for i in range(30)])
+    _check_table(result.tables[0], 100 + np.arange(30), expected, scorer="rig-A")
+    csv = pd.read_csv(result.tables[1], header=[0, 1, 2], index_col=0)
+    np.testing.assert_allclose(csv.to_numpy().reshape(30, 4, 3), expected)
+
+
+def test_multi_animal_and_predicted_tables(tmp_path):
+    path = tmp_path / "pair.poselog"
+    with PoseRecorder(path, KEYPOINTS) as rec:
+        for i in range(6):
+            pred = (i + 10, pose_for(i, 2) + 1) if i % 2 else None
+            rec.write_pose(i, i, i, pose_for(i, 2), pred)
+    written = convert_log(path)
+    assert sorted(p.name for p in written) == sorted(
+        f"pair_animal{a}{s}.{ext}"
+        for a in (0, 1)
+        for s in ("", "_predicted")
+        for ext in ("h5", "csv")
+    )
+    poses = np.stack([pose_for(i, 2) for i in range(6)])
+    _check_table(tmp_path / "pair_animal1.h5", np.arange(6), poses[:, 1])
+    _check_table(tmp_path / "pair_animal0_predicted.h5", [1, 3, 5], poses[1::2, 0] + 1)
+
+
+def test_convert_command_on_a_crashed_log(tmp_path):
+    path = tmp_path / "crashed.poselog"
+    rec = PoseRecorder(path, KEYPOINTS)
+    for i in range(12):
+        rec.write_pose(i, i, i, pose_for(i))
+    data = path.read_bytes()
+    rec.close()
+    path.write_bytes(data[:-3])  # SIGKILL during the last write
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, "-m", "realtime_pose", "convert", str(path), "--output-dir", str(out)],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "11 poses, 0 events, not closed (interrupted)" in result.stdout
+    assert "torn bytes ignored" in result.stdout
+    expected = np.stack([pose_for(i)[0] for i in range(11)])
+    _check_table(out / "crashed.h5", np.arange(11), expected)
+    assert len(read_log(path).poses) == 11
+
+
+def test_convert_command_explains_bad_input(tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("hello")
+    for target, message in ((bogus, "not a realtime-pose log"), (tmp_path / "nope", "does not")):
+        result = subprocess.run(
+            [sys.executable, "-m", "realtime_pose", "convert", str(target)],
+            cwd=REPO,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert message in result.stderr and "Traceback" not in result.stderr
