@@ -1,0 +1,316 @@
+"""Measuring a pose model against labelled frames.
+
+Works with a training-output folder (Keras, needs TensorFlow) or an exported bundle (ONNX Runtime
+through :class:`realtime_pose.estimator.PoseEstimator`, no TensorFlow). Metrics are computed over
+visible (labelled) keypoints only: mean Euclidean error, the same restricted to predictions with
+likelihood ≥ ``pcutoff``, per-keypoint means, the 90th percentile and PCK (the fraction within
+5 and 10 px).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainers.project import Project, ProjectError, load_project, read_split
+from trainers.targets import LOCREF_STDEV, STRIDE, decode_pose
+
+log = logging.getLogger(__name__)
+
+Predictor = Callable[[np.ndarray], np.ndarray]  # RGB uint8 [H, W, 3] -> [K, 3]
+
+
+def _nan_mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if values.size else None
+
+
+def pose_metrics(
+    predictions: np.ndarray,
+    labels: np.ndarray,
+    bodyparts: Sequence[str],
+    pcutoff: float = 0.6,
+) -> dict[str, Any]:
+    """Error statistics of predictions against labels.
+
+    Parameters
+    ----------
+    predictions
+        ``[N, K, 3]``: x, y (px) and likelihood.
+    labels
+        ``[N, K, 2]`` px; NaN where the keypoint is not labelled (excluded).
+    pcutoff
+        Likelihood threshold for the ``*_pcutoff`` figures.
+
+    Returns
+    -------
+    dict
+        ``mean_error_px``, ``mean_error_px_pcutoff``, ``n_keypoints`` (visible keypoints),
+        ``n_keypoints_pcutoff``, ``median_error_px``, ``p90_error_px``, ``pck5``, ``pck10``,
+        ``n_images``, ``pcutoff`` and ``per_keypoint`` (name → mean error, count, pcutoff mean).
+    """
+    predictions = np.asarray(predictions, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if predictions.shape[:2] != labels.shape[:2] or predictions.shape[2] != 3:
+        raise ValueError(
+            f"predictions {list(predictions.shape)} and labels {list(labels.shape)} do not match "
+            "([N, K, 3] and [N, K, 2])"
+        )
+    visible = np.isfinite(labels).all(axis=2)
+    errors = np.linalg.norm(predictions[..., :2] - labels, axis=2)
+    confident = visible & (predictions[..., 2] >= pcutoff)
+    err_all = errors[visible]
+    err_conf = errors[confident]
+    per_keypoint = {}
+    for j, name in enumerate(bodyparts):
+        e = errors[visible[:, j], j]
+        c = errors[confident[:, j], j]
+        per_keypoint[name] = {
+            "mean_error_px": _nan_mean(e),
+            "n": int(e.size),
+            "mean_error_px_pcutoff": _nan_mean(c),
+            "n_pcutoff": int(c.size),
+            "pck5": _nan_mean((e <= 5.0).astype(float)),
+        }
+    return {
+        "mean_error_px": _nan_mean(err_all),
+        "mean_error_px_pcutoff": _nan_mean(err_conf),
+        "n_keypoints": int(err_all.size),
+        "n_keypoints_pcutoff": int(err_conf.size),
+        "median_error_px": float(np.median(err_all)) if err_all.size else None,
+        "p90_error_px": float(np.percentile(err_all, 90)) if err_all.size else None,
+        "pck5": _nan_mean((err_all <= 5.0).astype(float)),
+        "pck10": _nan_mean((err_all <= 10.0).astype(float)),
+        "n_images": int(labels.shape[0]),
+        "pcutoff": float(pcutoff),
+        "per_keypoint": per_keypoint,
+    }
+
+
+def keras_predictor(
+    model: Any, stride: float = STRIDE, locref_stdev: float = LOCREF_STDEV
+) -> Predictor:
+    """A predictor running a Keras pose model in inference mode (graph mode, any frame size)."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def run(x: Any) -> Any:
+        return model(x, training=False)
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        scmap, locref = run(tf.constant(image[None]))
+        return decode_pose(
+            scmap.numpy()[0], locref.numpy()[0], stride=stride, locref_stdev=locref_stdev
+        )
+
+    return predict
+
+
+def bundle_predictor(bundle_path: str | Path) -> tuple[Predictor, Any]:
+    """A predictor running an exported bundle on ONNX Runtime (CPU); returns it and the bundle."""
+    import cv2
+
+    from realtime_pose.bundle import load_bundle
+    from realtime_pose.engines import EngineConfig, open_engine
+    from realtime_pose.estimator import PoseEstimator
+
+    bundle = load_bundle(bundle_path)
+    engine = open_engine(bundle, EngineConfig(spinning=False, warmup_runs=0))
+    estimator = PoseEstimator(bundle, engine)
+
+    def predict(image: np.ndarray) -> np.ndarray:
+        pose = estimator.estimate(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        return np.array(pose[:, :3], dtype=np.float64)  # the estimator reuses its buffer
+
+    return predict, bundle
+
+
+def predict_frames(predict: Predictor, project: Project, indices: Iterable[int]) -> np.ndarray:
+    """Predictions ``[N, K, 3]`` for the project's frames ``indices``."""
+    return np.stack([predict(project.load_image(i)) for i in indices]).astype(np.float64)
+
+
+def plot_predictions(
+    project: Project,
+    indices: Sequence[int],
+    predictions: np.ndarray,
+    path: str | Path,
+    pcutoff: float,
+    max_images: int = 12,
+) -> Path:
+    """A PNG grid of frames with labels (circles) and predictions (crosses; faded below pcutoff)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = list(indices)[:max_images]
+    cols = min(4, max(1, len(shown)))
+    rows = max(1, -(-len(shown) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
+    colours = plt.get_cmap("jet")(np.linspace(0, 1, project.num_keypoints))
+    for ax in axes.ravel():
+        ax.axis("off")
+    for n, (ax, i) in enumerate(zip(axes.ravel(), shown, strict=False)):
+        ax.imshow(project.load_image(i))
+        for j in range(project.num_keypoints):
+            lx, ly = project.keypoints[i, j]
+            if np.isfinite(lx):
+                ax.plot(lx, ly, "o", mfc="none", mec=colours[j], ms=8, mew=1.5)
+            px, py, p = predictions[n, j]
+            ax.plot(px, py, "x", color=colours[j], ms=7, mew=2, alpha=1.0 if p >= pcutoff else 0.3)
+        ax.set_title(Path(project.images[i]).name, fontsize=8)
+    handles = [
+        plt.Line2D([], [], marker="o", ls="", mfc="none", mec=colours[j], label=name)
+        for j, name in enumerate(project.bodyparts)
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=8)
+    fig.suptitle("labels (o) vs predictions (x; faded below pcutoff)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def _split_from_bundle(bundle: Any) -> dict[str, list[str]] | None:
+    provenance = bundle.meta.provenance or {}
+    split = provenance.get("split")
+    if isinstance(split, dict) and isinstance(split.get("test"), list):
+        return {k: [str(p) for p in split.get(k, [])] for k in ("train", "test")}
+    train_dir = provenance.get("train_dir")
+    if train_dir and (Path(train_dir) / "split.json").is_file():
+        return read_split(Path(train_dir) / "split.json")
+    return None
+
+
+def select_frames(
+    project: Project, split: str, split_lists: dict[str, list[str]] | None, where: str
+) -> list[int]:
+    """Indices of the frames to evaluate: ``all``, or the ``train``/``test`` part of a split."""
+    if split == "all":
+        return list(range(len(project.images)))
+    if split_lists is None:
+        raise ProjectError(
+            f"{where}: no train/test split is known for this model; pass --split all, or "
+            "--split-file with a split.json from the training output"
+        )
+    indices = project.indices_of(split_lists[split], where=where)
+    if not indices:
+        raise ProjectError(f"{where}: the '{split}' split is empty; use --split all")
+    return indices
+
+
+def evaluate(
+    model_path: str | Path,
+    project_path: str | Path,
+    *,
+    split: str = "test",
+    split_file: str | Path | None = None,
+    pcutoff: float | None = None,
+    json_path: str | Path | None = None,
+    plot_path: str | Path | None = None,
+) -> dict[str, Any]:
+    """Evaluate a training-output folder or a bundle on a DeepLabCut project.
+
+    Parameters
+    ----------
+    model_path
+        A training-output folder (``model.keras``) or a bundle (folder/zip with ``bundle.json``).
+    project_path
+        The DeepLabCut project holding the labels.
+    split
+        ``"test"``, ``"train"`` or ``"all"``. Train/test come from ``split_file``, else the
+        training output's ``split.json``, else the bundle's provenance.
+    pcutoff
+        Likelihood threshold (default: the project's ``pcutoff``).
+
+    Returns
+    -------
+    dict
+        :func:`pose_metrics` plus ``model``, ``project``, ``split`` and ``images``.
+    """
+    if split not in ("train", "test", "all"):
+        raise ValueError(f"split must be train, test or all, got {split!r}")
+    model_path = Path(model_path).expanduser()
+    project = load_project(project_path)
+    split_lists = read_split(Path(split_file)) if split_file else None
+    if (model_path / "model.keras").is_file():
+        import keras
+
+        config = json.loads((model_path / "train_config.json").read_text())
+        _check_keypoints(config.get("keypoints"), project, model_path / "train_config.json")
+        if split_lists is None and (model_path / "split.json").is_file():
+            split_lists = read_split(model_path / "split.json")
+        model = keras.models.load_model(model_path / "model.keras", compile=False)
+        predict = keras_predictor(
+            model, config.get("stride", STRIDE), config.get("locref_stdev", LOCREF_STDEV)
+        )
+    else:
+        predict, bundle = bundle_predictor(model_path)
+        _check_keypoints(bundle.keypoints, project, model_path)
+        if split_lists is None:
+            split_lists = _split_from_bundle(bundle)
+    where = str(split_file or model_path)
+    indices = select_frames(project, split, split_lists, where)
+    cutoff = project.pcutoff if pcutoff is None else pcutoff
+    predictions = predict_frames(predict, project, indices)
+    metrics = pose_metrics(predictions, project.keypoints[indices], project.bodyparts, cutoff)
+    metrics.update(
+        model=str(model_path),
+        project=str(project.root),
+        split=split,
+        images=[project.images[i] for i in indices],
+    )
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n")
+    if plot_path:
+        plot_predictions(project, indices, predictions, plot_path, cutoff)
+    return metrics
+
+
+def _check_keypoints(model_keypoints: Any, project: Project, where: Path) -> None:
+    if model_keypoints is not None and list(model_keypoints) != list(project.bodyparts):
+        raise ProjectError(
+            f"{where}: the model's keypoints {list(model_keypoints)} differ from the project's "
+            f"bodyparts {list(project.bodyparts)}; evaluate on the project it was trained for"
+        )
+
+
+def format_metrics(metrics: dict[str, Any]) -> str:
+    """A short human-readable summary."""
+
+    def px(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f} px"
+
+    lines = [
+        f"{metrics['split']} frames: {metrics['n_images']}, visible keypoints: "
+        f"{metrics['n_keypoints']}",
+        f"mean error {px(metrics['mean_error_px'])}; with likelihood >= {metrics['pcutoff']}: "
+        f"{px(metrics['mean_error_px_pcutoff'])} ({metrics['n_keypoints_pcutoff']} keypoints)",
+        f"median {px(metrics['median_error_px'])}, 90th percentile "
+        f"{px(metrics['p90_error_px'])}, PCK@5px {metrics['pck5'] or 0:.3f}, "
+        f"PCK@10px {metrics['pck10'] or 0:.3f}",
+    ]
+    for name, m in metrics["per_keypoint"].items():
+        lines.append(f"  {name:>16}: {px(m['mean_error_px'])} (n={m['n']})")
+    return "\n".join(lines)
+
+
+__all__: Sequence[str] = (
+    "Predictor",
+    "bundle_predictor",
+    "evaluate",
+    "format_metrics",
+    "keras_predictor",
+    "plot_predictions",
+    "pose_metrics",
+    "predict_frames",
+    "select_frames",
+)

@@ -1,0 +1,526 @@
+"""The training loop: DeepLabCut-style targets and losses, Adam with warm-up and cosine decay.
+
+One call of :func:`train` reads the project, splits it (seeded, saved as ``split.json``), builds
+the network, trains for a step or time budget while a background thread augments batches,
+re-estimates the BatchNorm statistics, saves ``model.keras`` and evaluates on the held-out
+frames (``evaluation.json``). Checkpoints every few minutes let ``resume=True`` continue an
+interrupted run to the same budget.
+
+Output folder (the exporters' contract, see ``exporters/train_output.py``)::
+
+    model.keras  train_config.json  split.json  evaluation.json  checkpoint/
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from trainers.augment import AugmentConfig, augment, flip_permutation
+from trainers.evaluate import keras_predictor, pose_metrics, predict_frames
+from trainers.networks import NETS, STRIDE, build_model, parse_net
+from trainers.project import (
+    Project,
+    ProjectError,
+    data_hash,
+    load_project,
+    read_split,
+    split_indices,
+    write_split,
+)
+from trainers.targets import LOCREF_STDEV, POS_DIST_THRESH, make_targets
+
+log = logging.getLogger(__name__)
+
+LOCREF_LOSS_WEIGHT = 0.05
+CHECKPOINT_DIR = "checkpoint"
+_IMAGE_CACHE_BYTES = 3 << 30
+
+
+class TrainSettings(BaseModel):
+    """Everything that defines a training run (validated at the CLI edge)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    project: Path
+    output: Path
+    net: str = "mobilenet_v2_0.35"
+    steps: int | None = Field(default=None, gt=0)
+    minutes: float | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    crop_size: int | None = Field(default=None, ge=32, description="square crop side, px")
+    train_fraction: float | None = Field(default=None, gt=0, le=1)
+    seed: int = 0
+    learning_rate: float = Field(default=1e-3, gt=0)
+    warmup_steps: int = Field(default=300, ge=0)
+    weights: Path | None = None
+    resume: bool = False
+    checkpoint_minutes: float = Field(default=5.0, gt=0)
+    log_every_s: float = Field(default=30.0, gt=0)
+    target_kind: str = Field(default="disk", pattern="^(disk|gaussian)$")
+    bn_batches: int = Field(default=50, ge=0, description="batches for BatchNorm re-estimation")
+    flip: bool | None = Field(default=None, description="None: on when left/right pairs are clear")
+
+    @model_validator(mode="after")
+    def _budget(self) -> TrainSettings:
+        if self.steps is None and self.minutes is None:
+            raise ValueError("give a training budget: steps or minutes")
+        parse_net(self.net)
+        return self
+
+
+def auto_crop_size(project: Project, indices: Sequence[int]) -> int:
+    """Square training-crop side: room for about twice the animal, 256–512 px, multiple of 16.
+
+    Never larger than the frames themselves (rounded up to 16).
+    """
+    kp = project.keypoints[list(indices)]
+    extents = []
+    for pose in kp:
+        visible = pose[np.isfinite(pose).all(axis=1)]
+        if len(visible) >= 2:
+            extents.append(float(np.ptp(visible, axis=0).max()))
+    extent = float(np.percentile(extents, 90)) if extents else 128.0
+    side = int(math.ceil(max(256.0, min(512.0, 2.0 * extent + 64.0)) / 16) * 16)
+    h, w = project.load_image(indices[0]).shape[:2]
+    return min(side, int(math.ceil(max(h, w) / 16) * 16))
+
+
+def map_size(crop: int) -> int:
+    """Output map side for a square input of side ``crop`` (stride-16 ``same`` features, ×2)."""
+    return 2 * math.ceil(crop / 16)
+
+
+class _ImageStore:
+    """Training frames decoded once and kept in memory (within a budget), else read on demand."""
+
+    def __init__(self, project: Project, indices: Sequence[int]) -> None:
+        self.project = project
+        self.cache: dict[int, np.ndarray] = {}
+        used = 0
+        for i in indices:
+            image = project.load_image(i)
+            if used + image.nbytes > _IMAGE_CACHE_BYTES:
+                log.info(
+                    "image cache full after %d frames; reading the rest from disk", len(self.cache)
+                )
+                break
+            self.cache[i] = image
+            used += image.nbytes
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        image = self.cache.get(index)
+        return image if image is not None else self.project.load_image(index)
+
+
+def batch_for_step(
+    step: int,
+    seed: int,
+    store: _ImageStore,
+    indices: Sequence[int],
+    batch_size: int,
+    crop: int,
+    config: AugmentConfig,
+    flip_perm: np.ndarray | None,
+    target_kind: str,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The augmented batch of training step ``step`` (deterministic in ``seed`` and ``step``)."""
+    rng = np.random.default_rng([seed, step])
+    chosen = rng.choice(len(indices), size=batch_size, replace=len(indices) < batch_size)
+    images = np.empty((batch_size, crop, crop, 3), np.uint8)
+    keypoints = []
+    for b, c in enumerate(chosen):
+        i = indices[int(c)]
+        images[b], kp = augment(
+            rng, store[i], store.project.keypoints[i], (crop, crop), config, flip_perm
+        )
+        keypoints.append(kp)
+    side = map_size(crop)
+    targets = make_targets(
+        np.stack(keypoints),
+        (side, side),
+        stride=STRIDE,
+        pos_dist_thresh=POS_DIST_THRESH,
+        locref_stdev=LOCREF_STDEV,
+        kind=target_kind,  # type: ignore[arg-type]
+    )
+    return images, targets.scmap, targets.locref, targets.locref_mask
+
+
+class _Prefetcher:
+    """Builds batches in a background thread (OpenCV and NumPy release the GIL) while the
+    training step runs, so augmentation overlaps with TensorFlow's compute."""
+
+    def __init__(self, make: Any, first_step: int, depth: int = 3) -> None:
+        self._make = make
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(first_step,), name="batch-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, step: int) -> None:
+        while not self._stop.is_set():
+            try:
+                item = self._make(step)
+            except Exception as exc:  # surfaced in the training thread
+                self._queue.put(exc)
+                return
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.2)
+                    break
+                except queue.Full:
+                    continue
+            step += 1
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def learning_rate(base: float, step: int, progress: float, warmup_steps: int) -> float:
+    """Linear warm-up over ``warmup_steps``, then cosine decay to 2 % of ``base`` at
+    ``progress`` = 1 (the fraction of the step or time budget used)."""
+    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    progress = min(max(progress, 0.0), 1.0)
+    cosine = 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return base * warm * cosine
+
+
+def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict[str, Any]) -> None:
+    tmp = folder.with_name(folder.name + ".partial")
+    tmp.mkdir(parents=True, exist_ok=True)
+    model.save_weights(tmp / "model.weights.h5")
+    np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+    (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
+    if folder.exists():
+        old = folder.with_name(folder.name + ".old")
+        if old.exists():
+            _rmtree(old)
+        folder.rename(old)
+        tmp.rename(folder)
+        _rmtree(old)
+    else:
+        tmp.rename(folder)
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _load_checkpoint(
+    folder: Path, model: Any, optimizer: Any, variables: Sequence[Any]
+) -> dict[str, Any]:
+    state = json.loads((folder / "state.json").read_text())
+    model.load_weights(folder / "model.weights.h5")
+    optimizer.build(variables)
+    saved = np.load(folder / "optimizer.npz")
+    values = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    if len(values) != len(optimizer.variables):
+        raise ProjectError(
+            f"{folder}: the checkpoint's optimizer state does not match this network; "
+            "start a new output folder or drop --resume"
+        )
+    for var, value in zip(optimizer.variables, values, strict=True):
+        var.assign(value)
+    return state
+
+
+def reestimate_batchnorm(model: Any, batches: Iterator[Any], n_batches: int) -> int:
+    """Replace every BatchNorm layer's running statistics with averages over ``n_batches``
+    training batches ("precise BN"); returns the number of layers updated.
+
+    Inputs of each BN layer are taken in training mode (batch statistics upstream), which is
+    what the layer saw during training, and combined with the law of total variance.
+    """
+    import keras
+    import tensorflow as tf
+
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not bns or n_batches <= 0:
+        return 0
+    probe = keras.Model(model.inputs, [bn.input for bn in bns])
+
+    @tf.function(reduce_retracing=True)
+    def moments(x: Any) -> Any:
+        outs = probe(x, training=True)
+        return [
+            (tf.reduce_mean(o, axis=[0, 1, 2]), tf.math.reduce_variance(o, axis=[0, 1, 2]))
+            for o in outs
+        ]
+
+    sums_mean = [np.zeros(bn.moving_mean.shape, np.float64) for bn in bns]
+    sums_sq_mean = [np.zeros_like(s) for s in sums_mean]
+    sums_var = [np.zeros_like(s) for s in sums_mean]
+    for n, batch in enumerate(batches):
+        if n >= n_batches:
+            break
+        for k, (mean, var) in enumerate(moments(tf.constant(batch[0]))):
+            mean, var = mean.numpy().astype(np.float64), var.numpy().astype(np.float64)
+            sums_mean[k] += mean
+            sums_sq_mean[k] += mean * mean
+            sums_var[k] += var
+    count = min(n + 1, n_batches)
+    for k, bn in enumerate(bns):
+        mean = sums_mean[k] / count
+        var = sums_var[k] / count + sums_sq_mean[k] / count - mean * mean
+        bn.moving_mean.assign(mean.astype(np.float32))
+        bn.moving_variance.assign(np.maximum(var, 0.0).astype(np.float32))
+    return len(bns)
+
+
+def _prepare_split(settings: TrainSettings, project: Project) -> tuple[list[int], list[int]]:
+    split_path = settings.output / "split.json"
+    if settings.resume and split_path.is_file():
+        saved = read_split(split_path)
+        return (
+            project.indices_of(saved["train"], where=str(split_path)),
+            project.indices_of(saved["test"], where=str(split_path)),
+        )
+    train_idx, test_idx = split_indices(len(project.images), project.train_fraction, settings.seed)
+    write_split(split_path, project, train_idx, test_idx)
+    return train_idx, test_idx
+
+
+def train(settings: TrainSettings) -> dict[str, Any]:
+    """Train a pose network on a DeepLabCut project; see the module docstring for the outputs.
+
+    Returns
+    -------
+    dict
+        The contents of ``train_config.json`` (including the final test error).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    t_start = time.monotonic()
+    out = settings.output.expanduser()
+    ckpt_dir = out / CHECKPOINT_DIR
+    if (out / "model.keras").exists() and not settings.resume:
+        raise ProjectError(
+            f"{out}: already holds a trained model; choose a new --output or pass --resume"
+        )
+    if settings.resume and not ckpt_dir.is_dir():
+        raise ProjectError(f"{ckpt_dir}: no checkpoint to resume from; drop --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    project = load_project(settings.project, settings.train_fraction)
+    train_idx, test_idx = _prepare_split(settings, project)
+    log.info(
+        "%s: %d labelled frames, %d keypoints; training on %d, holding out %d",
+        project.root,
+        len(project.images),
+        project.num_keypoints,
+        len(train_idx),
+        len(test_idx),
+    )
+    crop = settings.crop_size or auto_crop_size(project, train_idx)
+    crop = int(math.ceil(crop / 16) * 16)
+    flip_perm = flip_permutation(project.bodyparts)
+    if settings.flip is False:
+        flip_perm = None
+    elif settings.flip and flip_perm is None:
+        raise ProjectError(
+            f"{project.config_path}: --flip needs every left/right bodypart paired by name"
+        )
+    if flip_perm is None:
+        log.info("mirroring off (bodyparts with a side but no partner, or --no-flip)")
+    aug_config = AugmentConfig()
+    store = _ImageStore(project, train_idx)
+
+    keras.utils.set_random_seed(settings.seed)
+    model, train_model = build_model(
+        settings.net, project.num_keypoints, weights=settings.weights, logits=True
+    )
+    optimizer = keras.optimizers.Adam(learning_rate=settings.learning_rate)
+    variables = train_model.trainable_variables
+    step, elapsed_before = 0, 0.0
+    if settings.resume:
+        state = _load_checkpoint(ckpt_dir, model, optimizer, variables)
+        if state.get("net") != settings.net or state.get("crop") != crop:
+            raise ProjectError(
+                f"{ckpt_dir}: the checkpoint was trained with net {state.get('net')} and crop "
+                f"{state.get('crop')}; resume with the same settings"
+            )
+        step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
+        log.info("resuming at step %d (%.0f s trained)", step, elapsed_before)
+
+    @tf.function(reduce_retracing=True)
+    def train_step(images: Any, scmap: Any, locref: Any, mask: Any) -> Any:
+        with tf.GradientTape() as tape:
+            logits, locref_pred = train_model(images, training=True)
+            score_loss = tf.reduce_mean(
+                tf.nn.sigmoid_cross_entropy_with_logits(labels=scmap, logits=logits)
+            )
+            err = tf.abs(locref_pred - locref)
+            huber = tf.where(err < 1.0, 0.5 * err * err, err - 0.5)
+            locref_loss = tf.reduce_sum(huber * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+            loss = score_loss + LOCREF_LOSS_WEIGHT * locref_loss
+        grads = tape.gradient(loss, variables)
+        optimizer.apply(grads, variables)
+        return loss, score_loss, locref_loss
+
+    def make_batch(s: int) -> Any:
+        return batch_for_step(
+            s,
+            settings.seed,
+            store,
+            train_idx,
+            settings.batch_size,
+            crop,
+            aug_config,
+            flip_perm,
+            settings.target_kind,
+        )
+
+    budget_s = settings.minutes * 60.0 if settings.minutes else math.inf
+    max_steps = settings.steps or 10**12
+    log.info(
+        "training %s on %dx%d crops, batch %d, budget %s",
+        settings.net,
+        crop,
+        crop,
+        settings.batch_size,
+        f"{settings.steps} steps" if settings.steps else f"{settings.minutes} min",
+    )
+    prefetch = _Prefetcher(make_batch, step)
+    t_loop = time.monotonic()
+    t_log = t_ckpt = t_loop
+    steps_at_log = step
+    losses: list[float] = []
+    try:
+        for images, scmap, locref, mask in prefetch:
+            elapsed = elapsed_before + time.monotonic() - t_loop
+            if step >= max_steps or elapsed >= budget_s:
+                break
+            progress = max(step / max_steps, elapsed / budget_s)
+            optimizer.learning_rate.assign(
+                learning_rate(settings.learning_rate, step, progress, settings.warmup_steps)
+            )
+            loss, score_loss, locref_loss = train_step(images, scmap, locref, mask)
+            step += 1
+            losses.append(float(loss))
+            if not math.isfinite(losses[-1]):
+                raise FloatingPointError(
+                    f"loss became {losses[-1]} at step {step}; lower --learning-rate"
+                )
+            now = time.monotonic()
+            if now - t_log >= settings.log_every_s:
+                rate = (now - t_log) / max(1, step - steps_at_log)
+                left = min((max_steps - step) * rate, budget_s - elapsed)
+                log.info(
+                    "step %d  loss %.5f (score %.5f, locref %.4f)  lr %.2e  %.3f s/step  "
+                    "%.0f s trained, ~%.0f s left",
+                    step,
+                    np.mean(losses[-100:]),
+                    float(score_loss),
+                    float(locref_loss),
+                    float(optimizer.learning_rate),
+                    rate,
+                    elapsed,
+                    left,
+                )
+                t_log, steps_at_log = now, step
+            if now - t_ckpt >= settings.checkpoint_minutes * 60:
+                _save_checkpoint(
+                    ckpt_dir, model, optimizer,
+                    {"step": step, "elapsed_s": elapsed_before + now - t_loop,
+                     "net": settings.net, "crop": crop},
+                )  # fmt: skip
+                t_ckpt = now
+    finally:
+        prefetch.close()
+    train_s = elapsed_before + time.monotonic() - t_loop
+    _save_checkpoint(
+        ckpt_dir, model, optimizer,
+        {"step": step, "elapsed_s": train_s, "net": settings.net, "crop": crop},
+    )  # fmt: skip
+    log.info("trained %d steps in %.0f s; re-estimating BatchNorm statistics", step, train_s)
+    bn_batches = (make_batch(10**9 + i) for i in range(settings.bn_batches))
+    reestimate_batchnorm(model, bn_batches, settings.bn_batches)
+    model.save(out / "model.keras")
+
+    predict = keras_predictor(model)
+    evaluation: dict[str, Any] = {}
+    for name, idx in (("test", test_idx), ("train", train_idx[:200])):
+        if idx:
+            preds = predict_frames(predict, project, idx)
+            evaluation[name] = pose_metrics(
+                preds, project.keypoints[idx], project.bodyparts, project.pcutoff
+            )
+            evaluation[name]["images"] = [project.images[i] for i in idx]
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    headline = evaluation.get("test") or evaluation.get("train") or {}
+    config = {
+        "net": settings.net,
+        "keypoints": list(project.bodyparts),
+        "skeleton": [list(e) for e in project.skeleton],
+        "stride": STRIDE,
+        "locref_stdev": LOCREF_STDEV,
+        "pos_dist_thresh": POS_DIST_THRESH,
+        "target_kind": settings.target_kind,
+        "crop_size": crop,
+        "batch_size": settings.batch_size,
+        "learning_rate": settings.learning_rate,
+        "flip": flip_perm is not None,
+        "steps": step,
+        "train_wall_time_s": round(train_s, 1),
+        "total_wall_time_s": round(time.monotonic() - t_start, 1),
+        "project": str(project.root),
+        "data_hash": data_hash(project),
+        "scorer": project.scorer,
+        "pcutoff": project.pcutoff,
+        "train_fraction": project.train_fraction,
+        "seed": settings.seed,
+        "n_train": len(train_idx),
+        "n_test": len(test_idx),
+        "test_error_px": headline.get("mean_error_px"),
+        "test_error_px_pcutoff": headline.get("mean_error_px_pcutoff"),
+        "train_error_px": evaluation.get("train", {}).get("mean_error_px"),
+    }
+    (out / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log.info(
+        "done: test error %s px (train %s px); wrote %s",
+        _fmt(config["test_error_px"]),
+        _fmt(config["train_error_px"]),
+        out,
+    )
+    return config
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+__all__: Sequence[str] = (
+    "NETS",
+    "TrainSettings",
+    "auto_crop_size",
+    "batch_for_step",
+    "learning_rate",
+    "map_size",
+    "reestimate_batchnorm",
+    "train",
+)
