@@ -7,28 +7,18 @@ call, so every path shares one preprocessing and one coordinate transform.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from realtime_pose.bundle import Bundle
+from realtime_pose.crop import CropWindow
 from realtime_pose.engines.base import Engine
 from realtime_pose.geometry import FrameTransform
 from realtime_pose.peaks import find_peaks
 
 #: Indices into the ``stamps_ns`` array :meth:`PoseEstimator.estimate` fills.
 STAMP_PREPROCESSED, STAMP_INFERRED, STAMP_PEAKS = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class CropBox:
-    """A window of the frame in frame pixels: top-left ``(x0, y0)`` and size."""
-
-    x0: int
-    y0: int
-    width: int
-    height: int
 
 
 def size_for_pixels(
@@ -57,9 +47,10 @@ class PoseEstimator:
     engine
         An engine built for that bundle (:func:`realtime_pose.engines.open_engine`).
     input_size
-        Network input ``(width, height)``; frames (or crops) are resized to it. ``None`` runs
-        the network at the frame's (or crop's) own size. A bundle with a fixed input size
-        overrides this.
+        Network input ``(width, height)`` for a full frame; frames are resized to it and crop
+        windows by the same scale, so the animal looks the same size to the network either
+        way. ``None`` runs the network at the frame's (or crop's) own size. A bundle with a fixed
+        input size overrides this (and then crops are resized to it too).
     """
 
     def __init__(
@@ -70,6 +61,7 @@ class PoseEstimator:
         self.engine = engine
         fixed = meta.input.fixed_size
         self.input_size = (fixed[1], fixed[0]) if fixed else input_size
+        self._fixed = fixed is not None
         self.keypoints = list(meta.keypoints)
         self._stride = float(meta.stride)
         self._locref_stdev = float(meta.locref_stdev)
@@ -84,20 +76,21 @@ class PoseEstimator:
 
     # -- stages ---------------------------------------------------------------------------
     def preprocess(
-        self, frame: np.ndarray, crop: CropBox | None = None
+        self, frame: np.ndarray, crop: CropWindow | None = None
     ) -> tuple[np.ndarray, FrameTransform]:
         """Crop, resize and convert a BGR (or gray) frame to the network input.
 
         Returns the network image (a buffer reused by the next call) and the transform that
         maps network pixels back to frame pixels.
         """
+        net_size = self._net_size(frame.shape[1], frame.shape[0], crop)
         x0 = y0 = 0
-        if crop is not None:
+        if crop is not None and not crop.full_frame:
             x0, y0 = crop.x0, crop.y0
             frame = frame[y0 : y0 + crop.height, x0 : x0 + crop.width]
         src_h, src_w = frame.shape[:2]
-        if self.input_size is not None and self.input_size != (src_w, src_h):
-            net_w, net_h = self.input_size
+        if net_size is not None and net_size != (src_w, src_h):
+            net_w, net_h = net_size
             shape = (net_h, net_w, *frame.shape[2:])
             if self._resized is None or self._resized.shape != shape:
                 self._resized = np.empty(shape, dtype=frame.dtype)
@@ -116,6 +109,28 @@ class PoseEstimator:
         if self._float_input:
             image = image.astype(np.float32)
         return image, transform
+
+    def _net_size(
+        self, frame_w: int, frame_h: int, crop: CropWindow | None
+    ) -> tuple[int, int] | None:
+        """Network input size for a full frame or a crop window (``None``: no resize)."""
+        if self.input_size is None:
+            return None
+        if crop is None or crop.full_frame or self._fixed:
+            return self.input_size
+        sx, sy = self.input_size[0] / frame_w, self.input_size[1] / frame_h
+        return max(1, round(crop.width * sx)), max(1, round(crop.height * sy))
+
+    def network_size(
+        self, frame_w: int, frame_h: int, crop: CropWindow | None = None
+    ) -> tuple[int, int]:
+        """``(width, height)`` the network runs at for this frame size (and crop)."""
+        size = self._net_size(frame_w, frame_h, crop)
+        if size is not None:
+            return size
+        if crop is not None and not crop.full_frame:
+            return crop.width, crop.height
+        return frame_w, frame_h
 
     def _convert_color(self, frame: np.ndarray) -> np.ndarray:
         if frame.ndim == 2:
@@ -153,7 +168,7 @@ class PoseEstimator:
     def estimate(
         self,
         frame: np.ndarray,
-        crop: CropBox | None = None,
+        crop: CropWindow | None = None,
         stamps_ns: np.ndarray | None = None,
     ) -> np.ndarray:
         """Keypoints ``[K, 3]`` (x, y, likelihood) in frame pixels for one BGR frame.
@@ -173,8 +188,9 @@ class PoseEstimator:
             stamps_ns[STAMP_PEAKS] = time.monotonic_ns()
         return pose
 
-    def warmup(self, frame_width: int, frame_height: int, crop: CropBox | None = None) -> None:
-        """Warm the engine at the network size frames of this size (or this crop) produce."""
-        w, h = (crop.width, crop.height) if crop else (frame_width, frame_height)
-        net_w, net_h = self.input_size or (w, h)
-        self.engine.warmup(net_h, net_w)
+    def warmup(
+        self, frame_width: int, frame_height: int, crop: CropWindow | None = None, runs: int = 5
+    ) -> None:
+        """Warm the engine at the network size this frame size (or crop) produces."""
+        net_w, net_h = self.network_size(frame_width, frame_height, crop)
+        self.engine.warmup(net_h, net_w, runs)

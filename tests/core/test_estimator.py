@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from realtime_pose.bundle import load_bundle
+from realtime_pose.crop import CropWindow
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import CropBox, PoseEstimator, size_for_pixels
+from realtime_pose.estimator import PoseEstimator, size_for_pixels
 from tests.builders import draw_markers, write_marker_bundle
 
 CELLS = [(2, 3), (5, 1), (9, 7)]
@@ -53,7 +54,9 @@ def test_crop_maps_back_to_frame_pixels(tmp_path):
     est = _estimator(tmp_path)
     frame = np.zeros((240, 320, 3), np.uint8)
     frame[100:108, 200:208, 2] = 255  # red marker at frame px 200..207
-    crop = CropBox(x0=160, y0=68, width=80, height=64)  # marker cell-aligned in the crop
+    crop = CropWindow(
+        x0=160, y0=68, width=80, height=64, full_frame=False
+    )  # marker cell-aligned in the crop
     pose = est.estimate(frame, crop)
     assert pose[0, 0] == pytest.approx(204 + LOCREF_SHIFT, abs=1e-4)
     assert pose[0, 1] == pytest.approx(104 + LOCREF_SHIFT, abs=1e-4)
@@ -74,3 +77,16 @@ def test_size_for_pixels_keeps_aspect_and_stride():
     assert w % 8 == 0 and h % 8 == 0 and abs(w / h - 4 / 3) < 0.1
     with pytest.raises(ValueError):
         size_for_pixels(640, 480, 0)
+
+
+def test_crop_keeps_the_full_frame_scale(tmp_path):
+    # full frame 320x240 -> network 160x120; a 128x96 crop runs at 64x48 (same scale)
+    est = _estimator(tmp_path, input_size=(160, 120), with_locref=False)
+    crop = CropWindow(x0=64, y0=32, width=128, height=96, full_frame=False)
+    assert est.network_size(320, 240, crop) == (64, 48)
+    assert est.network_size(320, 240) == (160, 120)
+    frame = np.zeros((240, 320, 3), np.uint8)
+    frame[48:64, 96:112, 2] = 255  # 16-px red square: cell (2, 1) of the 64x48 crop network
+    pose = est.estimate(frame, crop)
+    # network x = 2*8+4 = 20 -> crop px (20.5)*2-0.5 = 40.5 -> frame 104.5; y: 12 -> 24.5+32
+    assert pose[0, :2] == pytest.approx([104.5, 56.5], abs=1e-4)

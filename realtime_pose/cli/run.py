@@ -1,0 +1,74 @@
+"""``realtime-pose run CONFIG.yaml``: the live loop on a rig."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``run`` sub-command."""
+    p = subparsers.add_parser(
+        "run",
+        help="run the live loop from a YAML config",
+        description="Grab frames, estimate and predict poses, stream, record and drive outputs "
+        "as CONFIG says. Ctrl-C or SIGTERM stops cleanly (outputs off, files closed).",
+    )
+    p.add_argument("config", type=Path, help="run config (YAML)")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--quiet", action="store_true", help="no live console line")
+    p.set_defaults(func=run)
+
+
+def status_line(status: dict) -> str:
+    """The one-line console summary of a status message."""
+    total = status.get("latency_ms", {}).get("total", {})
+    engine = status.get("latency_ms", {}).get("inference", {})
+    return (
+        f"{status.get('fps', 0):7.1f} fps | latency p50 {total.get('p50', 0):6.2f} ms "
+        f"p99 {total.get('p99', 0):6.2f} ms | engine p50 {engine.get('p50', 0):6.2f} ms | "
+        f"frames {status.get('frames', 0)} dropped {status.get('dropped', 0)} | "
+        f"events {status.get('events', 0)}"
+    )
+
+
+def run_session(session, seconds: float | None, quiet: bool) -> int:
+    """Run a built session with signal handling and a console line; always closes it."""
+    tty = sys.stderr.isatty()
+
+    def show(status: dict) -> None:
+        if not quiet:
+            print(status_line(status), end="\r" if tty else "\n", file=sys.stderr, flush=True)
+
+    try:
+        session.install_signal_handlers()
+        session.run(seconds, show)
+    finally:
+        if not quiet and tty:
+            print(file=sys.stderr)
+        final = session.pipeline.publish_status() if session.pipeline.frames else None
+        session.close()
+    if final:
+        log.info("stopped after %d frames: %s", final["frames"], status_line(final))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the config, build the session (refusing bad input up front) and run it."""
+    from realtime_pose.bundle import BundleError
+    from realtime_pose.config import ConfigError, load_config
+    from realtime_pose.engines import EngineError
+    from realtime_pose.session import LiveSession
+    from realtime_pose.sources import SourceError
+
+    try:
+        config = load_config(args.config)
+        session = LiveSession(config, args.config.resolve().parent)
+    except (ConfigError, BundleError, EngineError, SourceError, ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    return run_session(session, args.seconds, args.quiet)

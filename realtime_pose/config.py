@@ -1,0 +1,190 @@
+"""The run configuration (``realtime-pose run rig.yaml``), validated at start.
+
+Every error names the file and the field, e.g. ``rig.yaml: field 'crop.width': Input should be
+greater than 0``. Relative paths (bundle, recording folder, processor files) are resolved against
+the config file's folder.
+
+A minimal config::
+
+    source: {kind: camera, device: 0, width: 640, height: 480, fps: 100}
+    bundle: models/mouse_bundle
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from realtime_pose.engines import EngineConfig
+from realtime_pose.processors import ProcessorConfig
+from realtime_pose.rules import RuleList
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the file and field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceConfig(_Section):
+    """``source:``: where frames come from; extra keys are the source's own options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["camera", "video", "synthetic"] = "synthetic"
+
+    def options(self) -> dict[str, Any]:
+        """Constructor options for :func:`realtime_pose.sources.make_source`."""
+        return dict(self.model_extra or {})
+
+
+class CropConfig(_Section):
+    """``crop:``: dynamic cropping around the last confident pose."""
+
+    enabled: bool = False
+    width: int = Field(default=192, gt=0, description="crop window width, frame px")
+    height: int = Field(default=192, gt=0, description="crop window height, frame px")
+    min_likelihood: float = Field(default=0.5, ge=0, le=1)
+    lost_after_frames: int = Field(default=3, ge=1)
+
+
+class PredictionConfig(_Section):
+    """``prediction:``: Kalman forward prediction to ``t_capture + lead``."""
+
+    enabled: bool = True
+    model: Literal["cv", "ca"] = "cv"
+    lead_ms: float | None = Field(
+        default=None, ge=0, description="fixed lead; null = the measured pipeline latency"
+    )
+    process_noise: float | None = Field(default=None, gt=0)
+    measurement_noise_px: float = Field(default=2.0, gt=0)
+    gate: float = Field(default=6.0, gt=0)
+    min_likelihood: float = Field(default=0.5, ge=0, le=1)
+    max_coast_s: float = Field(default=0.5, gt=0)
+
+
+class StreamConfig(_Section):
+    """``stream:``: the ZeroMQ pose stream and control socket (docs/protocol.md)."""
+
+    enabled: bool = True
+    address: str = "tcp://127.0.0.1:5555"
+    control_address: str | None = "tcp://127.0.0.1:5556"
+    sndhwm: int = Field(default=64, ge=1)
+    token: str | None = Field(default=None, description="shared secret for control requests")
+
+
+class RecordingConfig(_Section):
+    """``recording:``: the crash-safe pose log (and optional raw video)."""
+
+    enabled: bool = False
+    directory: Path = Path("recordings")
+    video: bool = False
+    convert_on_stop: bool = True
+    fsync_interval_s: float = Field(default=1.0, ge=0)
+
+
+class OutputConfig(_Section):
+    """One named output (a laser, a valve, an LED) under ``outputs:``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    device: Literal["serial", "daq", "log"] = "log"
+    channel: int | str = 0
+    max_on_ms: float = Field(default=1000.0, gt=0)
+
+
+class RunConfig(_Section):
+    """The whole run config."""
+
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    bundle: Path
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    input_size: tuple[int, int] | None = Field(
+        default=None, description="network input [width, height]; null = frame (or crop) size"
+    )
+    crop: CropConfig = Field(default_factory=CropConfig)
+    prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    processors: list[ProcessorConfig] = Field(default_factory=list)
+    outputs: dict[str, OutputConfig] = Field(default_factory=dict)
+    rules: RuleList = Field(default_factory=list)
+    status_interval_s: float = Field(default=1.0, gt=0)
+    watchdog_timeout_s: float = Field(
+        default=0.5, gt=0, description="all outputs off when no frame is processed this long"
+    )
+    grab_timeout_s: float = Field(default=2.0, gt=0, description="camera stall timeout")
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and min(v) <= 0:
+            raise ValueError("input_size must be two positive integers [width, height]")
+        return v
+
+    @model_validator(mode="after")
+    def _rule_outputs_exist(self) -> RunConfig:
+        for i, rule in enumerate(self.rules):
+            for j, action in enumerate(rule.actions):
+                if action.output not in self.outputs:
+                    raise ValueError(
+                        f"rules.{i}.actions.{j}.output: {action.output!r} is not declared under "
+                        f"'outputs' (declared: {sorted(self.outputs)})"
+                    )
+        return self
+
+    def resolve_paths(self, base: Path) -> RunConfig:
+        """A copy with relative paths made absolute against ``base`` (the config's folder)."""
+        update: dict[str, Any] = {}
+        if not self.bundle.is_absolute():
+            update["bundle"] = base / self.bundle
+        if not self.recording.directory.is_absolute():
+            update["recording"] = self.recording.model_copy(
+                update={"directory": base / self.recording.directory}
+            )
+        if self.source.kind == "video" and "path" in (self.source.model_extra or {}):
+            path = Path(self.source.model_extra["path"])
+            if not path.is_absolute():
+                extra = dict(self.source.model_extra)
+                extra["path"] = str(base / path)
+                update["source"] = SourceConfig(kind="video", **extra)
+        return self.model_copy(update=update)
+
+
+def format_errors(err: ValidationError, where: str) -> str:
+    """One line per problem: ``<file>: field '<dotted.path>': <message>``."""
+    lines = []
+    for problem in err.errors():
+        field = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"{where}: field '{field}': {problem['msg']}")
+    return "\n".join(lines)
+
+
+def parse_config(data: Any, where: str = "config", base: Path | None = None) -> RunConfig:
+    """Validate a config mapping; raise :class:`ConfigError` naming ``where`` and the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, where)) from exc
+    return config.resolve_paths(base) if base is not None else config
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    return parse_config(data, str(path), path.resolve().parent)

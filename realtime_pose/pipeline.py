@@ -1,0 +1,342 @@
+"""The live loop: one frame's way from the grabber to the stream, the outputs and the log.
+
+    grab ─▶ preprocess ─▶ network ─▶ peaks ─▶ forward prediction ─▶ processors + rules
+         ─▶ outputs ─▶ publish ─▶ record
+
+:class:`Pipeline` owns the per-frame work and nothing else: the parts (estimator, predictor,
+cropper, rules, dispatcher, publisher) are built elsewhere (:mod:`realtime_pose.session`) and
+handed in, so tests and benchmarks assemble exactly the parts they measure. Every stage is
+stamped with ``time.monotonic_ns()``; rolling p50/p99/max per stage go to the status stream.
+
+Control requests arrive on another thread; anything that touches loop state runs *in* the loop,
+between frames, through :meth:`Pipeline.call_in_loop`.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from realtime_pose.crop import DynamicCropper
+from realtime_pose.estimator import STAMP_INFERRED, STAMP_PEAKS, STAMP_PREPROCESSED, PoseEstimator
+from realtime_pose.grabber import Grabber
+from realtime_pose.predict import ForwardPredictor, LeadTime
+from realtime_pose.processors import ProcessorChain
+from realtime_pose.sources.base import Frame
+from realtime_pose.stats import StageStats
+
+log = logging.getLogger(__name__)
+
+#: Stage names in the ``latency_ns`` map and the status stream. ``grab`` is the wait between
+#: capture and the loop picking the frame up; ``total`` is capture → publish.
+STAGES = (
+    "grab",
+    "preprocess",
+    "inference",
+    "peaks",
+    "predict",
+    "process",
+    "publish",
+    "record",
+    "total",
+)
+
+
+class Pipeline:
+    """Per-frame processing and the grab loop.
+
+    Parameters
+    ----------
+    estimator
+        Preprocess + engine + peaks + transform for the bundle.
+    predictor, lead
+        Forward prediction and how far ahead (``None``: no prediction).
+    cropper
+        Dynamic cropping (``None``: full frames).
+    processors
+        User processors (DeepLabCut-Live API), called with a copy of each pose.
+    rules
+        A :class:`~realtime_pose.rules.RuleEngine` (``None``: no rules).
+    dispatcher
+        Output dispatcher with ``submit(output, action, duration_s, frame_index=, t_frame_ns=)``
+        and ``kick()`` (host watchdog); ``None``: no outputs.
+    publisher
+        :class:`~realtime_pose.stream.PosePublisher` or ``None``.
+    recorder_factory
+        ``(path | None, video: bool) -> (recorder, video_recorder | None)`` used by
+        :meth:`start_recording`; ``None`` disables recording.
+    status_interval_s
+        How often a ``status`` message is published (and ``on_status`` called).
+    meta
+        The ``meta`` payload (keypoints, skeleton, model).
+    """
+
+    def __init__(
+        self,
+        estimator: PoseEstimator,
+        *,
+        predictor: ForwardPredictor | None = None,
+        lead: LeadTime | None = None,
+        cropper: DynamicCropper | None = None,
+        processors: ProcessorChain | None = None,
+        rules: Any = None,
+        dispatcher: Any = None,
+        publisher: Any = None,
+        recorder_factory: Callable[[Path | None, bool], tuple[Any, Any]] | None = None,
+        status_interval_s: float = 1.0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.estimator = estimator
+        self.keypoints = estimator.keypoints
+        k = len(self.keypoints)
+        self.predictor = predictor
+        self.lead = lead or (LeadTime() if predictor is not None else None)
+        self.cropper = cropper
+        self.processors = processors if processors is not None and len(processors) else None
+        self.rules = rules
+        self.dispatcher = dispatcher
+        self.publisher = publisher
+        self.recorder_factory = recorder_factory
+        self.status_interval_s = status_interval_s
+        self.meta = meta or {}
+        self.stats = StageStats(STAGES)
+        self.seq = 0
+        self.frames = 0
+        self.events = 0
+        self.recorder: Any = None
+        self.video_recorder: Any = None
+        self.last_status: dict[str, Any] = {}
+        self.last_pose = np.full((k, 3), np.nan, np.float32)
+        self.last_predicted = np.full((k, 3), np.nan, np.float32)
+        self._predicted = np.zeros((k, 3), np.float32)
+        self._stamps = np.zeros(3, np.int64)
+        self._stage_ns = np.zeros(len(STAGES), np.int64)
+        self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._loop_thread: int | None = None
+        self._grabber: Grabber | None = None
+        self._status_frames = 0
+        self._status_t_ns = time.monotonic_ns()
+
+    # -- one frame ------------------------------------------------------------------------
+    def process_frame(self, frame: Frame, t_received_ns: int | None = None) -> np.ndarray:
+        """Run every stage on one frame; return the pose ``[K, 3]`` (frame px, reused buffer)."""
+        t_received = time.monotonic_ns() if t_received_ns is None else t_received_ns
+        t_capture = frame.t_capture_ns
+        stamps = self._stamps
+        window = self.cropper.window() if self.cropper is not None else None
+        pose = self.estimator.estimate(frame.image, window, stamps)
+        if self.cropper is not None:
+            self.cropper.update(pose)
+        predicted = None
+        if self.predictor is not None:
+            self.predictor.update(pose, t_capture)
+            t_target = t_capture + self.lead.lead_ns
+            self.predictor.predict(t_target, self._predicted)
+            predicted = (t_target, self._predicted)
+        t_predicted = time.monotonic_ns()
+        if self.processors is not None:
+            pose = self.processors(pose.copy(), t_capture / 1e9, frame.frame_index)
+        if self.rules is not None:
+            events = self.rules.evaluate(
+                pose, t_capture, frame.frame_index, self._predicted if predicted else None
+            )
+            if events:
+                self._handle_events(events)
+        t_processed = time.monotonic_ns()
+        if self.lead is not None:
+            self.lead.observe(t_processed - t_capture)
+        s = self._stage_ns
+        s[0] = t_received - t_capture
+        s[1] = stamps[STAMP_PREPROCESSED] - t_received
+        s[2] = stamps[STAMP_INFERRED] - stamps[STAMP_PREPROCESSED]
+        s[3] = stamps[STAMP_PEAKS] - stamps[STAMP_INFERRED]
+        s[4] = t_predicted - stamps[STAMP_PEAKS]
+        s[5] = t_processed - t_predicted
+        t_published = t_processed
+        if self.publisher is not None:
+            latency = {
+                "grab": int(s[0]),
+                "preprocess": int(s[1]),
+                "inference": int(s[2]),
+                "peaks": int(s[3]),
+                "predict": int(s[4]),
+                "process": int(s[5]),
+                "total": int(t_processed - t_capture),
+            }
+            t_published = self.publisher.publish_pose(
+                self.seq, frame.frame_index, t_capture, latency, pose, predicted
+            )
+        t_after_publish = time.monotonic_ns()
+        s[6] = t_after_publish - t_processed
+        if self.recorder is not None:
+            self.recorder.write_pose(self.seq, frame.frame_index, t_capture, pose, predicted)
+            if self.video_recorder is not None:
+                self.video_recorder.write(frame.image, frame.frame_index, t_capture)
+        s[7] = time.monotonic_ns() - t_after_publish
+        s[8] = t_published - t_capture
+        self.stats.record(s)
+        if self.dispatcher is not None:
+            self.dispatcher.kick()
+        self.last_pose[...] = pose
+        if predicted is not None:
+            self.last_predicted[...] = self._predicted
+        self.seq += 1
+        self.frames += 1
+        return pose
+
+    def _handle_events(self, events: list) -> None:
+        for event in events:
+            self.events += 1
+            if self.dispatcher is not None:
+                for action in event.actions:
+                    self.dispatcher.submit(
+                        action.output,
+                        action.action,
+                        action.duration_s,
+                        frame_index=event.frame_index,
+                        t_frame_ns=event.t_ns,
+                    )
+            self.emit_event(event.to_dict(), event.frame_index, event.t_ns)
+
+    def emit_event(
+        self, event: dict[str, Any], frame_index: int | None = None, t_ns: int | None = None
+    ) -> None:
+        """Publish an ``event`` and append it to the recording."""
+        if self.publisher is not None:
+            self.publisher.publish_event(event)
+        if self.recorder is not None:
+            self.recorder.write_event(
+                frame_index if frame_index is not None else self.frames, event, t_ns
+            )
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(
+        self,
+        grabber: Grabber,
+        stop: threading.Event,
+        duration_s: float | None = None,
+        on_status: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes."""
+        self._grabber = grabber
+        self._loop_thread = threading.get_ident()
+        t_end = None if duration_s is None else time.monotonic() + duration_s
+        self._status_t_ns = time.monotonic_ns()
+        next_status = time.monotonic() + self.status_interval_s
+        grabber.start()
+        try:
+            while not stop.is_set():
+                frame = grabber.get(timeout_s=0.05)
+                if frame is not None:
+                    self.process_frame(frame, time.monotonic_ns())
+                elif grabber.ended:
+                    break
+                elif self.dispatcher is not None:
+                    self.dispatcher.kick()  # idle is not a stall: the loop is alive
+                if not self._commands.empty():
+                    self._drain_commands()
+                now = time.monotonic()
+                if now >= next_status:
+                    next_status = now + self.status_interval_s
+                    status = self.publish_status()
+                    if on_status is not None:
+                        on_status(status)
+                if t_end is not None and now >= t_end:
+                    break
+        finally:
+            self._loop_thread = None
+            self._drain_commands()
+            grabber.stop()
+
+    def publish_status(self) -> dict[str, Any]:
+        """Build (and publish) the ``status`` message: fps, drops, stage percentiles."""
+        now = time.monotonic_ns()
+        dt = max(now - self._status_t_ns, 1)
+        fps = (self.frames - self._status_frames) * 1e9 / dt
+        self._status_frames, self._status_t_ns = self.frames, now
+        grab = self._grabber.stats() if self._grabber is not None else {}
+        status: dict[str, Any] = {
+            "t_ns": now,
+            "fps": round(fps, 2),
+            "frames": self.frames,
+            "dropped": int(grab.get("dropped", 0)),
+            "source": {k: v for k, v in grab.items() if isinstance(v, int | float | str)},
+            "latency_ms": self.stats.summary_ms(),
+            "events": self.events,
+            "processor_errors": self.processors.errors if self.processors else 0,
+            "recording": str(self.recorder.path) if self.recorder is not None else None,
+        }
+        if self.lead is not None:
+            status["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
+        if self.publisher is not None:
+            status["publisher_dropped"] = int(self.publisher.dropped)
+            self.publisher.publish_status(status)
+        if self.dispatcher is not None and hasattr(self.dispatcher, "health"):
+            try:
+                status["outputs"] = self.dispatcher.health()
+            except Exception:  # health is diagnostics only
+                log.debug("dispatcher health failed", exc_info=True)
+        self.last_status = status
+        return status
+
+    # -- commands from other threads ------------------------------------------------------
+    def call_in_loop(self, fn: Callable[[], Any], timeout_s: float = 2.0) -> Any:
+        """Run ``fn`` on the loop thread between frames (directly if the loop is not running)."""
+        if self._loop_thread is None or self._loop_thread == threading.get_ident():
+            return fn()
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._commands.put((fn, future))
+        return future.result(timeout=timeout_s)
+
+    def _drain_commands(self) -> None:
+        while True:
+            try:
+                fn, future = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                future.set_result(fn())
+            except Exception as exc:
+                future.set_exception(exc)
+
+    # -- recording ------------------------------------------------------------------------
+    def start_recording(self, path: Path | None = None, video: bool = False) -> Path:
+        """Start the crash-safe pose log (and raw video); return the log path."""
+        if self.recorder_factory is None:
+            raise RuntimeError("recording is not configured for this run")
+        if self.recorder is not None:
+            raise RuntimeError(f"already recording to {self.recorder.path}")
+        self.recorder, self.video_recorder = self.recorder_factory(path, video)
+        log.info("recording to %s", self.recorder.path)
+        return Path(self.recorder.path)
+
+    def stop_recording(self, convert: bool = True) -> dict[str, Any]:
+        """Stop recording; convert the log to DeepLabCut tables. Returns what was written."""
+        if self.recorder is None:
+            raise RuntimeError("not recording")
+        recorder, video = self.recorder, self.video_recorder
+        self.recorder = self.video_recorder = None
+        if video is not None:
+            video.close()
+        result = recorder.stop(convert=convert)
+        tables = [str(p) for p in getattr(result, "tables", ())]
+        log.info("recording stopped: %s %s", recorder.path, tables)
+        return {"path": str(recorder.path), "tables": tables}
+
+    def close(self) -> None:
+        """Stop recording (converting it) and release the parts this pipeline owns."""
+        if self.recorder is not None:
+            try:
+                self.stop_recording()
+            except Exception:
+                log.exception("stopping the recording failed")
+        if self.processors is not None:
+            self.processors.save_all()
