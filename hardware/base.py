@@ -57,6 +57,8 @@ class DeviceHealth:
         ``!ERR`` replies and other complaints from the device.
     t_last_error_ns
         ``time.monotonic_ns()`` of ``last_error``.
+    pending
+        Commands accepted but not yet written (devices with a writer thread).
     """
 
     connected: bool
@@ -67,6 +69,7 @@ class DeviceHealth:
     auto_offs: int = 0
     device_errors: int = 0
     t_last_error_ns: int | None = None
+    pending: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (for the status stream)."""
@@ -312,6 +315,7 @@ class OutputDevice(ABC):
                 auto_offs=self._auto_offs,
                 device_errors=self._device_errors,
                 t_last_error_ns=self._t_last_error_ns,
+                pending=self._pending(),
             )
 
     # ------------------------------------------------------------------ for subclasses
@@ -338,6 +342,9 @@ class OutputDevice(ABC):
     def _is_connected(self) -> bool:
         return True
 
+    def _pending(self) -> int:
+        return 0
+
     def _note_sent(self, n: int = 1) -> None:
         with self._stats_lock:
             self._sent += n
@@ -359,6 +366,25 @@ class OutputDevice(ABC):
             self._t_last_error_ns = t_ns
         log.warning("%s: device error: %s (t_ns=%d)", self.name, message, t_ns)
         self._record("device_error", t_ns=t_ns, error=message)
+
+    def _note_error(self, event: str, message: str, **fields: Any) -> None:
+        """Log and record a problem that is not a lost command (e.g. a dropped connection)."""
+        t_ns = time.monotonic_ns()
+        with self._stats_lock:
+            self._last_error = message
+            self._t_last_error_ns = t_ns
+        log.warning("%s: %s (t_ns=%d)", self.name, message, t_ns)
+        self._record(event, t_ns=t_ns, error=message, **fields)
+
+    def _forget_state(self) -> None:
+        """Consider every channel off and cancel pending pulse ends / max on-time cuts.
+
+        Used after a reconnection, when the device may have rebooted with its outputs low.
+        """
+        with self._lock:
+            for i in range(len(self._names)):
+                self._generation[i] += 1
+                self._on_until_ns[i] = 0
 
     def _note_reconnect(self) -> None:
         with self._stats_lock:

@@ -12,6 +12,7 @@ import select
 import threading
 import time
 import tty
+from collections.abc import Callable
 from dataclasses import dataclass
 
 LOOP_URL = "loop://"
@@ -23,18 +24,53 @@ class PtyPair:
     """A pseudo-terminal pair in raw mode.
 
     ``device_path`` (the slave, e.g. ``/dev/pts/3``) is what the host opens as its serial port;
-    ``far_fd`` (the master) is the "board" end. Close with :meth:`close`.
+    ``far_fd`` (the master) is the "board" end. ``link``, when set, is a symlink to
+    ``device_path`` (a stable name such as ``/tmp/rig-laser``), removed by :meth:`close`.
+    Close with :meth:`close`.
     """
 
     far_fd: int
     device_fd: int
     device_path: str
+    link: str | None = None
+
+    @property
+    def host_path(self) -> str:
+        """The path a host should open: ``link`` when there is one, else ``device_path``."""
+        return self.link or self.device_path
+
+    def make_link(self, path: str | os.PathLike[str]) -> str:
+        """Point the symlink ``path`` at ``device_path`` (atomically replacing an old link)."""
+        path = os.fspath(path)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        os.symlink(self.device_path, tmp)
+        os.replace(tmp, path)
+        self.link = path
+        return path
+
+    def remove_link(self) -> None:
+        """Remove ``link`` if it still points at this pair (a newer pair may own the name)."""
+        if self.link is None:
+            return
+        with contextlib.suppress(OSError):
+            if os.readlink(self.link) == self.device_path:
+                os.unlink(self.link)
+        self.link = None
 
     def close(self) -> None:
-        """Close both ends (the host side then sees EIO / a vanished device)."""
-        for fd in (self.far_fd, self.device_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        """Remove the link and close both ends (the host side then sees EIO: a vanished device).
+
+        Idempotent: descriptors are closed once, so a later call cannot close a reused number.
+        """
+        self.remove_link()
+        for attr in ("far_fd", "device_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                setattr(self, attr, -1)
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def __enter__(self) -> PtyPair:
         return self
@@ -43,15 +79,24 @@ class PtyPair:
         self.close()
 
 
-def open_pty_pair() -> PtyPair:
+def open_pty_pair(link: str | os.PathLike[str] | None = None) -> PtyPair:
     """Create a raw (no echo, no line editing) pseudo-terminal pair.
 
     The device end stays open in this process so the pty keeps its settings and does not report a
     hang-up while the host has it closed.
+
+    Parameters
+    ----------
+    link
+        Optional symlink to create to the device end (see :meth:`PtyPair.make_link`).
     """
     far_fd, device_fd = os.openpty()
     tty.setraw(device_fd)
-    return PtyPair(far_fd=far_fd, device_fd=device_fd, device_path=os.ttyname(device_fd))
+    tty.setraw(far_fd)
+    pair = PtyPair(far_fd=far_fd, device_fd=device_fd, device_path=os.ttyname(device_fd))
+    if link is not None:
+        pair.make_link(link)
+    return pair
 
 
 class FarEndReader:
@@ -69,6 +114,7 @@ class FarEndReader:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         self.lines: list[tuple[int, str]] = []
+        """Every complete line so far as ``(monotonic_ns at arrival, line)``."""
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="far-end-reader", daemon=True)
@@ -106,7 +152,40 @@ class FarEndReader:
                 self._cond.wait(left)
             return list(self.lines)
 
+    def wait_for_line(
+        self, predicate: Callable[[str], bool], timeout_s: float = 5.0, start: int = 0
+    ) -> tuple[int, str] | None:
+        """Block until a line (at index ``start`` or later) satisfies ``predicate``.
+
+        Returns
+        -------
+        tuple or None
+            ``(monotonic_ns, line)`` of the first match, or ``None`` after ``timeout_s``.
+        """
+        deadline = time.monotonic() + timeout_s
+        i = start
+        with self._cond:
+            while True:
+                while i < len(self.lines):
+                    if predicate(self.lines[i][1]):
+                        return self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def write(self, data: bytes) -> None:
+        """Write bytes back to the host (as a board's reply would be)."""
+        os.write(self.fd, data)
+
     def stop(self) -> None:
         """Stop the reader thread (the descriptor is not closed)."""
         self._stop.set()
         self._thread.join(timeout=1.0)
+
+    def __enter__(self) -> FarEndReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

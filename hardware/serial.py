@@ -1,0 +1,525 @@
+"""A serial output device speaking the realtime-pose line protocol (``hardware.protocol``).
+
+``set``/``pulse`` only encode a line and put it on a queue; a dedicated writer thread owns the port
+and does the I/O, so the caller (the live loop) never waits on a USB stack. A reader thread parses
+the board's replies (acknowledgements, echoes, max on-time and watchdog events, ``!ERR``).
+
+When the port disappears or a write fails, the writer closes it and re-opens it with exponential
+backoff. Commands issued while disconnected are logged and counted as failed, never kept to fire
+late; likewise a switch-on or pulse that waited longer than ``stale_after_s`` in the queue is
+dropped (a switch-off is always sent: it is never harmful late). After a reconnection the board is
+re-configured (maximum on-times, watchdog, acknowledgements) and every channel is considered off.
+
+Any pyserial URL works: ``/dev/ttyACM0``, ``COM3``, a pty path, ``loop://``.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import serial as pyserial
+
+from hardware import protocol
+from hardware.action_log import ActionLog
+from hardware.base import ChannelSpec, DeviceUnavailableError, OutputDevice
+
+log = logging.getLogger(__name__)
+
+_IO_ERRORS = (pyserial.SerialException, OSError, ValueError, TypeError, AttributeError)
+"""What a vanished port raises from pyserial (closed fd → TypeError/AttributeError inside it)."""
+
+
+@dataclass(slots=True)
+class _Command:
+    data: bytes
+    event: str
+    t_submit_ns: int
+    index: int | None = None
+    droppable: bool = False
+    seq: int | None = None
+
+
+_STOP = object()
+_WAKE = object()
+
+
+class _Waiter:
+    __slots__ = ("event", "reply", "t_rx_ns", "t_tx_ns")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reply: protocol.Reply | None = None
+        self.t_rx_ns = 0
+        self.t_tx_ns = 0
+
+
+class SerialDevice(OutputDevice):
+    """An output board on a serial port (the realtime-pose sketch or the Python emulator).
+
+    Parameters
+    ----------
+    port
+        A pyserial URL or device path (``/dev/ttyACM0``, ``COM3``, ``/tmp/rig-laser``, ``loop://``).
+    channels
+        As for :class:`~hardware.base.OutputDevice`; lines are the board's output numbers
+        (non-negative integers). Default ``8`` (lines 0..7).
+    baudrate
+        Ignored by USB CDC boards and ptys, used by UART adapters.
+    max_on_s
+        Maximum on-time (seconds, one value or ``{channel: seconds}``), enforced by the host and
+        sent to the board (``M`` command) so the board enforces it too if the host dies.
+    watchdog_ms
+        Host-silence timeout sent to the board (``W``): the board switches every output off when
+        it hears nothing for this long. The writer sends a heartbeat (``K``) every quarter of it
+        when idle, so only a dead or frozen host trips it. ``0`` disables it.
+    confirm
+        Ask the board to acknowledge every command (``C 1``); acknowledgements are recorded with
+        their round-trip time.
+    sequence
+        Append a sequence number to every command (echoed by acknowledgements and ``!ERR``).
+    stale_after_s
+        A switch-on or pulse still queued after this long is dropped and counted as failed.
+    write_timeout_s
+        A write blocked this long counts as a failure and the port is re-opened.
+    reconnect_initial_s, reconnect_max_s
+        First and largest delay between re-open attempts (doubling in between).
+    configure_board
+        Send ``C``/``M``/``W`` on every (re)connection.
+    name, action_log
+        As for :class:`~hardware.base.OutputDevice`.
+    """
+
+    kind = "serial"
+    default_max_on_s = 1.0
+    host_timed_pulses = False  # the board times pulses (``P <ch> <ms>``) to the microsecond
+
+    def __init__(
+        self,
+        port: str,
+        channels: ChannelSpec = None,
+        *,
+        baudrate: int = 115_200,
+        max_on_s: float | Mapping[str, float] | None = None,
+        watchdog_ms: int = protocol.DEFAULT_WATCHDOG_MS,
+        confirm: bool = False,
+        sequence: bool = True,
+        stale_after_s: float = 0.1,
+        write_timeout_s: float = 0.5,
+        reconnect_initial_s: float = 0.05,
+        reconnect_max_s: float = 2.0,
+        configure_board: bool = True,
+        name: str | None = None,
+        action_log: ActionLog | None = None,
+    ) -> None:
+        if not isinstance(port, str) or not port:
+            raise ValueError(f"serial port must be a path or pyserial URL, got {port!r}")
+        super().__init__(channels, max_on_s=max_on_s, name=name or port, action_log=action_log)
+        for nm, line in zip(self._names, self._lines, strict=True):
+            if not isinstance(line, int) or isinstance(line, bool) or line < 0:
+                raise ValueError(
+                    f"serial channel {nm!r} must map to a board output number (an integer >= 0), "
+                    f"got {line!r}"
+                )
+        if not 0 <= int(watchdog_ms) <= protocol.MAX_WATCHDOG_MS:
+            raise ValueError(
+                f"watchdog_ms must be 0 (off) .. {protocol.MAX_WATCHDOG_MS}, got {watchdog_ms!r}"
+            )
+        for label, value in (
+            ("stale_after_s", stale_after_s),
+            ("write_timeout_s", write_timeout_s),
+            ("reconnect_initial_s", reconnect_initial_s),
+            ("reconnect_max_s", reconnect_max_s),
+        ):
+            if not value > 0:
+                raise ValueError(f"{label} must be > 0 seconds, got {value!r}")
+        self.port = port
+        self.baudrate = int(baudrate)
+        self.watchdog_ms = int(watchdog_ms)
+        self.confirm = bool(confirm)
+        self.sequence = bool(sequence)
+        self.stale_after_ns = round(stale_after_s * 1e9)
+        self.write_timeout_s = float(write_timeout_s)
+        self.reconnect_initial_s = float(reconnect_initial_s)
+        self.reconnect_max_s = float(reconnect_max_s)
+        self.configure_board = bool(configure_board)
+        self.board_banner: str | None = None
+        """The last ``V RPIO <version> <n_channels>`` line the board sent."""
+
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._seq = itertools.count(1)
+        self._cond = threading.Condition()
+        self._port: Any = None  # pyserial.Serial while connected (guarded by _cond)
+        self._lost: str | None = None
+        self._reader_on: Any = None
+        self._stopping = threading.Event()
+        self._writer: threading.Thread | None = None
+        self._reader: threading.Thread | None = None
+        self._waiters: dict[int, _Waiter] = {}
+        self._t_written: dict[int, int] = {}
+        self._received: collections.deque[tuple[int, str]] = collections.deque(maxlen=10_000)
+        self._connect_attempts = 0
+
+    def _default_channels(self) -> ChannelSpec:
+        return 8
+
+    # ------------------------------------------------------------------ lifecycle
+    def _open(self) -> None:
+        try:
+            port = self._open_port()
+        except _IO_ERRORS as err:
+            raise DeviceUnavailableError(
+                f"cannot open serial port {self.port!r}: {err}. Is the board plugged in and the "
+                "path right (ls /dev/ttyACM* /dev/ttyUSB*)? Is another program using it? "
+                "On Linux the user needs to be in the 'dialout' group."
+            ) from None
+        self._stopping.clear()
+        with self._cond:
+            self._port = port
+            self._lost = None
+        self._writer = threading.Thread(target=self._write_loop, name=f"{self.name}-writer")
+        self._reader = threading.Thread(target=self._read_loop, name=f"{self.name}-reader")
+        self._writer.daemon = self._reader.daemon = True
+        self._reader.start()
+        self._writer.start()
+        self._record("connected", port=self.port)
+
+    def _close(self) -> None:
+        self._queue.put(_STOP)
+        if self._writer is not None:
+            self._writer.join(timeout=self.write_timeout_s + 2.0)
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        if self._reader is not None:
+            self._reader.join(timeout=2.0)
+        with self._cond:
+            port, self._port = self._port, None
+        if port is not None:  # the writer did not finish in time
+            self._close_port(port)
+
+    def _is_connected(self) -> bool:
+        return self._port is not None and self._lost is None
+
+    def _pending(self) -> int:
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------------ commands
+    def _next_seq(self) -> int:
+        return (next(self._seq) - 1) % protocol.MAX_SEQ + 1
+
+    def _submit(self, data_for_seq: Any, event: str, index: int | None, droppable: bool) -> None:
+        seq = self._next_seq() if self.sequence else None
+        cmd = _Command(data_for_seq(seq), event, time.monotonic_ns(), index, droppable, seq)
+        if not self._is_connected():
+            self._note_failure(
+                f"{event} not sent: serial port {self.port!r} is disconnected (reconnecting)",
+                index,
+                seq=seq,
+            )
+            return
+        self._queue.put(cmd)
+
+    def _write_set(self, index: int, on: bool) -> None:
+        line = self._lines[index]
+        self._submit(
+            lambda seq: protocol.encode_set(line, on, seq),
+            "write_on" if on else "write_off",
+            index,
+            droppable=on,
+        )
+
+    def _write_pulse(self, index: int, duration_ns: int) -> None:
+        line = self._lines[index]
+        ms = duration_ns / 1e6
+        self._submit(lambda seq: protocol.encode_pulse(line, ms, seq), "write_pulse", index, True)
+
+    def _write_all_off(self) -> None:
+        self._submit(protocol.encode_all_off, "write_all_off", None, droppable=False)
+
+    def echo(self, timeout_s: float = 1.0) -> int | None:
+        """Round trip to the board: send ``E <seq>``, wait for ``E <seq>``.
+
+        Blocks the caller (a diagnostic, not for the live loop).
+
+        Returns
+        -------
+        int or None
+            Nanoseconds from the write to the reply's arrival, or ``None`` on timeout / when
+            disconnected.
+        """
+        reply = self._request(protocol.encode_echo, timeout_s, "echo")
+        return None if reply is None else reply[1]
+
+    def query(self, channel: str | int, timeout_s: float = 1.0) -> dict[str, Any] | None:
+        """Ask the board for a channel's state (``Q``).
+
+        Returns
+        -------
+        dict or None
+            ``{"on": bool, "remaining_ms": int, "max_on_ms": float}`` as the board reports it, or
+            ``None`` on timeout.
+        """
+        line = self._lines[self._resolve(channel)]
+        reply = self._request(lambda s: protocol.encode_query(line, s), timeout_s, "query")
+        if reply is None:
+            return None
+        f = reply[0].fields
+        return {"on": f[1] == "1", "remaining_ms": int(f[2]), "max_on_ms": float(f[3])}
+
+    def version(self, timeout_s: float = 1.0) -> str | None:
+        """Ask the board for its banner (``V RPIO <protocol version> <n_channels>``)."""
+        reply = self._request(protocol.encode_version, timeout_s, "version")
+        return None if reply is None else " ".join(reply[0].line.split()[:4])
+
+    def _request(
+        self, encode: Any, timeout_s: float, event: str
+    ) -> tuple[protocol.Reply, int] | None:
+        if not self.is_open or not self._is_connected():
+            return None
+        seq = self._next_seq()
+        waiter = _Waiter()
+        self._waiters[seq] = waiter
+        try:
+            self._queue.put(_Command(encode(seq), event, time.monotonic_ns(), None, False, seq))
+            if not waiter.event.wait(timeout_s) or waiter.reply is None:
+                self._record(f"{event}_timeout", seq=seq, timeout_s=timeout_s)
+                return None
+            rtt_ns = waiter.t_rx_ns - waiter.t_tx_ns
+            self._record(event, seq=seq, rtt_ns=rtt_ns, reply=waiter.reply.line)
+            return waiter.reply, rtt_ns
+        finally:
+            self._waiters.pop(seq, None)
+
+    def received(self) -> list[tuple[int, str]]:
+        """Lines received from the board so far as ``(monotonic_ns, line)`` (last 10 000)."""
+        return list(self._received)
+
+    # ------------------------------------------------------------------ the writer thread
+    def _open_port(self) -> Any:
+        self._connect_attempts += 1
+        return pyserial.serial_for_url(
+            self.port, baudrate=self.baudrate, timeout=0.05, write_timeout=self.write_timeout_s
+        )
+
+    def _configure(self, port: Any) -> None:
+        if not self.configure_board:
+            return
+        lines = [protocol.encode_confirm(self.confirm)]
+        for i, line in enumerate(self._lines):
+            lines.append(protocol.encode_max_on(line, self._max_on_ns[i] / 1e6))
+        lines.append(protocol.encode_watchdog(self.watchdog_ms))
+        port.write(b"".join(lines))
+
+    def _write_loop(self) -> None:
+        heartbeat_s = self.watchdog_ms / 4000 if self.watchdog_ms else None
+        heartbeat = protocol.encode_heartbeat()
+        with self._cond:
+            port = self._port
+        try:
+            self._configure(port)
+        except _IO_ERRORS as err:
+            self._mark_lost(port, f"configuring the board failed: {err}")
+        while True:
+            if self._lost is not None:
+                self._drop_port()
+                if not self._reconnect():
+                    return
+                continue
+            try:
+                item = self._queue.get(timeout=heartbeat_s)
+            except queue.Empty:
+                try:
+                    self._port.write(heartbeat)
+                except _IO_ERRORS as err:
+                    self._mark_lost(self._port, f"heartbeat write failed: {err}")
+                continue
+            if item is _STOP:
+                self._drop_port()
+                return
+            if item is _WAKE:
+                continue
+            self._write_command(item)
+
+    def _write_command(self, cmd: _Command) -> None:
+        port = self._port
+        if port is None or self._lost is not None:
+            self._fail(cmd, f"serial port {self.port!r} is disconnected")
+            return
+        age_ns = time.monotonic_ns() - cmd.t_submit_ns
+        if cmd.droppable and age_ns > self.stale_after_ns:
+            self._fail(cmd, f"stale: waited {age_ns / 1e6:.1f} ms in the queue, not sent late")
+            return
+        if cmd.seq is not None:
+            waiter = self._waiters.get(cmd.seq)
+            if waiter is not None:
+                waiter.t_tx_ns = time.monotonic_ns()
+            elif self.confirm:
+                if len(self._t_written) > 10_000:
+                    self._t_written.clear()
+                self._t_written[cmd.seq] = time.monotonic_ns()
+        try:
+            port.write(cmd.data)
+        except _IO_ERRORS as err:
+            self._fail(cmd, f"write to {self.port!r} failed: {err}")
+            self._mark_lost(port, f"write failed: {err}")
+            return
+        t_ns = time.monotonic_ns()
+        self._note_sent()
+        self._record(
+            "sent",
+            cmd.index,
+            t_ns=t_ns,
+            cmd=cmd.event,
+            line=cmd.data.decode().strip(),
+            queued_ns=t_ns - cmd.t_submit_ns,
+        )
+
+    def _fail(self, cmd: _Command, message: str) -> None:
+        fields: dict[str, Any] = {"cmd": cmd.event, "line": cmd.data.decode().strip()}
+        if cmd.index is None:
+            self._note_failure(message, **fields)
+        else:
+            self._note_failure(message, cmd.index, **fields)
+        waiter = self._waiters.get(cmd.seq) if cmd.seq is not None else None
+        if waiter is not None:
+            waiter.event.set()
+
+    def _mark_lost(self, port: Any, message: str) -> None:
+        with self._cond:
+            if port is None or self._port is not port or self._lost is not None:
+                return
+            self._lost = message
+        self._note_error("disconnected", f"lost serial port {self.port!r}: {message}")
+        self._queue.put(_WAKE)
+
+    def _drop_port(self) -> None:
+        with self._cond:
+            port, self._port = self._port, None
+            if port is not None:
+                cancel = getattr(port, "cancel_read", None)
+                if cancel is not None:
+                    with contextlib.suppress(_IO_ERRORS):
+                        cancel()
+                deadline = time.monotonic() + 1.0
+                while self._reader_on is port and time.monotonic() < deadline:
+                    self._cond.wait(0.1)
+        if port is not None:
+            self._close_port(port)
+
+    @staticmethod
+    def _close_port(port: Any) -> None:
+        with contextlib.suppress(_IO_ERRORS):
+            port.close()
+
+    def _reconnect(self) -> bool:
+        """Re-open the port with exponential backoff; fail queued commands meanwhile."""
+        delay = self.reconnect_initial_s
+        attempt = 0
+        while True:
+            deadline = time.monotonic() + delay
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    item = self._queue.get(timeout=left)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    return False
+                if isinstance(item, _Command):
+                    self._fail(item, f"serial port {self.port!r} is disconnected")
+            attempt += 1
+            try:
+                port = self._open_port()
+                self._configure(port)
+            except _IO_ERRORS as err:
+                self._record("reconnect_failed", attempt=attempt, error=str(err), delay_s=delay)
+                log.debug("%s: reconnect attempt %d failed: %s", self.name, attempt, err)
+                delay = min(delay * 2, self.reconnect_max_s)
+                continue
+            self._forget_state()
+            with self._cond:
+                self._port = port
+                self._lost = None
+                self._cond.notify_all()
+            self._note_reconnect()
+            log.warning("%s: reconnected to %r after %d attempt(s)", self.name, self.port, attempt)
+            self._record("reconnected", attempt=attempt)
+            return True
+
+    # ------------------------------------------------------------------ the reader thread
+    def _read_loop(self) -> None:
+        buf = b""
+        current: Any = None
+        while not self._stopping.is_set():
+            with self._cond:
+                port = self._port if self._lost is None else None
+                if port is None:
+                    self._reader_on = None
+                    self._cond.notify_all()
+                    self._cond.wait(0.1)
+                    continue
+                self._reader_on = port
+            if port is not current:
+                current, buf = port, b""
+            try:
+                chunk = port.read(max(1, port.in_waiting))
+            except _IO_ERRORS as err:
+                with self._cond:
+                    self._reader_on = None
+                    self._cond.notify_all()
+                if not self._stopping.is_set():
+                    self._mark_lost(port, f"read failed: {err}")
+                continue
+            with self._cond:
+                self._reader_on = None
+                self._cond.notify_all()
+            if not chunk:
+                continue
+            t_ns = time.monotonic_ns()
+            buf += chunk
+            if b"\n" not in buf:
+                if len(buf) > 4096:
+                    buf = b""
+                continue
+            *lines, buf = buf.split(b"\n")
+            for raw in lines:
+                text = raw.decode("ascii", "replace").strip()
+                if text:
+                    self._received.append((t_ns, text))
+                    self._handle_reply(protocol.parse_reply(text), t_ns)
+
+    def _handle_reply(self, reply: protocol.Reply, t_ns: int) -> None:
+        kind = reply.kind
+        if kind == protocol.REPLY_ERROR:
+            self._note_device_error(reply.line)
+            return
+        if kind == protocol.REPLY_EVENT:
+            f = reply.fields
+            if len(f) >= 2 and f[1] == "WDG":
+                self._note_error("device_watchdog", "the board's host-silence watchdog fired")
+            else:
+                self._record("device_event", t_ns=t_ns, reply=reply.line)
+            return
+        seq = reply.seq
+        waiter = self._waiters.get(seq) if seq is not None else None
+        if waiter is not None:
+            waiter.reply, waiter.t_rx_ns = reply, t_ns
+            waiter.event.set()
+            return
+        if kind == protocol.REPLY_ACK:
+            t_tx = self._t_written.pop(seq, None) if seq is not None else None
+            rtt = None if t_tx is None else t_ns - t_tx
+            self._record("ack", t_ns=t_ns, seq=seq, rtt_ns=rtt, reply=reply.line)
+        elif kind == protocol.REPLY_VERSION and len(reply.fields) >= 3:
+            self.board_banner = " ".join(reply.line.split()[:4])
+            self._record("board", t_ns=t_ns, banner=self.board_banner)
+        else:
+            log.debug("%s: unexpected line from the board: %r", self.name, reply.line)
