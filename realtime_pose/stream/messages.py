@@ -133,6 +133,71 @@ def meta_payload(
     return payload
 
 
+def latency_percentiles_us(samples_ns: np.ndarray) -> dict[str, float]:
+    """``{"p50", "p99", "max"}`` in microseconds of nanosecond samples (NaN-free; empty → 0)."""
+    arr = np.asarray(samples_ns, dtype=np.float64)
+    if arr.size == 0:
+        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    p50, p99 = np.percentile(arr, [50, 99])
+    return {
+        "p50": round(p50 / 1e3, 1),
+        "p99": round(p99 / 1e3, 1),
+        "max": round(arr.max() / 1e3, 1),
+    }
+
+
+def status_payload(
+    fps: float,
+    frames: int,
+    dropped_frames: int,
+    stage_latency_ns: Mapping[str, np.ndarray],
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build a ``status`` payload (published about once a second).
+
+    Parameters
+    ----------
+    fps
+        Frames processed per second over the last interval.
+    frames
+        Frames processed since the start.
+    dropped_frames
+        Frames the grabber discarded since the start (the camera was faster than the loop).
+    stage_latency_ns
+        Per stage, the latency samples (ns) of the last interval; summarised as
+        ``{"p50", "p99", "max"}`` in microseconds under ``latency_us``.
+    extra
+        Further fields as they are (e.g. ``recording=True``, ``stream_dropped=0``).
+    """
+    payload: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "t_publish_ns": time.monotonic_ns(),
+        "fps": round(float(fps), 2),
+        "frames": int(frames),
+        "dropped_frames": int(dropped_frames),
+        "latency_us": {str(k): latency_percentiles_us(v) for k, v in stage_latency_ns.items()},
+    }
+    payload.update(extra)
+    return payload
+
+
+def event_payload(
+    kind: str, name: str, frame_index: int, t_ns: int | None = None, **fields: Any
+) -> dict[str, Any]:
+    """Build an ``event`` payload: a rule firing (``kind="rule"``) or an output action
+    (``kind="output"``), caused by the pose of ``frame_index``; ``fields`` are added as they are
+    (e.g. ``state="on"``, ``value=1``)."""
+    payload: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "kind": str(kind),
+        "name": str(name),
+        "frame_index": int(frame_index),
+        "t_ns": time.monotonic_ns() if t_ns is None else int(t_ns),
+    }
+    payload.update(fields)
+    return payload
+
+
 def with_version(payload: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of ``payload`` carrying ``v`` and ``t_publish_ns`` when not already present."""
     out = {"v": SCHEMA_VERSION, "t_publish_ns": time.monotonic_ns()}

@@ -120,3 +120,26 @@ def test_is_loopback(address, loopback):
 def test_is_loopback_rejects_non_endpoints():
     with pytest.raises(ValueError, match="not a ZeroMQ endpoint"):
         is_loopback("127.0.0.1:5555")
+
+
+def test_status_payload_summarises_stage_latencies():
+    samples = {"network": np.arange(1, 101) * 1000, "peaks": np.array([], dtype=np.int64)}
+    status = messages.status_payload(99.5, 1200, 3, samples, recording=True)
+    decoded = messages.decode(messages.encode(status))
+    assert decoded["v"] == 1 and decoded["fps"] == 99.5
+    assert decoded["frames"] == 1200 and decoded["dropped_frames"] == 3
+    assert decoded["latency_us"]["network"] == {"p50": 50.5, "p99": 99.0, "max": 100.0}
+    assert decoded["latency_us"]["peaks"] == {"p50": 0.0, "p99": 0.0, "max": 0.0}
+    assert decoded["recording"] is True
+
+
+def test_event_payload():
+    event = messages.event_payload("rule", "laser_in_zone", 42, t_ns=5, state="on")
+    assert messages.decode(messages.encode(event)) == {
+        "v": 1,
+        "kind": "rule",
+        "name": "laser_in_zone",
+        "frame_index": 42,
+        "t_ns": 5,
+        "state": "on",
+    }
