@@ -1,0 +1,476 @@
+"""Route named outputs ("laser", "valve") to device channels without blocking the live loop.
+
+:class:`OutputDispatcher` maps output names to ``(device, channel)``, turns ``submit`` calls into
+device actions (the devices' own writer threads do the I/O), records every action with the frame it
+answers, and keeps the rig safe: a stall watchdog switches every output off when the loop stops
+calling :meth:`OutputDispatcher.kick`, and every output goes off on ``close()``, at interpreter exit
+and on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+from hardware.action_log import ActionLog
+from hardware.base import DeviceUnavailableError, OutputDevice
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("pulse", "on", "off", "toggle")
+
+
+class OutputDispatcher:
+    """Named outputs over output devices, with a stall watchdog and all-off on exit.
+
+    Parameters
+    ----------
+    outputs
+        ``{output_name: (device, channel)}``; devices may be shared between outputs. Devices are
+        opened here if they are not open yet.
+    stall_timeout_s
+        When set, every output is switched off if :meth:`kick` is not called for this long (the
+        live loop kicks once per frame). The timer starts when the dispatcher is created.
+    action_log
+        Receives one ``dispatch`` record per :meth:`submit` (plus watchdog and all-off records);
+        a fresh in-memory log by default.
+    owns_devices
+        Close the devices in :meth:`close` (default ``True``).
+    register_atexit
+        Switch everything off at interpreter exit if :meth:`close` was not called.
+    """
+
+    def __init__(
+        self,
+        outputs: Mapping[str, tuple[OutputDevice, str | int]],
+        *,
+        stall_timeout_s: float | None = None,
+        action_log: ActionLog | None = None,
+        owns_devices: bool = True,
+        register_atexit: bool = True,
+    ) -> None:
+        if not outputs:
+            raise ValueError("an OutputDispatcher needs at least one output")
+        if stall_timeout_s is not None and not (
+            math.isfinite(stall_timeout_s) and stall_timeout_s > 0
+        ):
+            raise ValueError(f"stall_timeout_s must be > 0 seconds, got {stall_timeout_s!r}")
+        self._outputs: dict[str, tuple[OutputDevice, str | int]] = {}
+        for name, target in outputs.items():
+            try:
+                device, channel = target
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"output {name!r} must map to (device, channel), got {target!r}"
+                ) from None
+            if not isinstance(device, OutputDevice):
+                raise ValueError(f"output {name!r}: {device!r} is not an OutputDevice")
+            device.line_of(channel)  # raises a ValueError naming the device's channels
+            self._outputs[str(name)] = (device, channel)
+        self.action_log = action_log if action_log is not None else ActionLog()
+        self.owns_devices = owns_devices
+        self._devices: list[OutputDevice] = list(
+            {id(d): d for d, _ in self._outputs.values()}.values()
+        )
+        for device in self._devices:
+            device.open()
+        self.stall_timeout_s = stall_timeout_s
+        self._last_kick_ns = time.monotonic_ns()
+        self._stalled = False
+        self._n_submitted = 0
+        self._n_rejected = 0
+        self._n_watchdog_trips = 0
+        self._closed = False
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._previous_handlers: dict[int, Any] = {}
+        self._watchdog: threading.Thread | None = None
+        if stall_timeout_s is not None:
+            self._watchdog = threading.Thread(
+                target=self._watch, name="output-watchdog", daemon=True
+            )
+            self._watchdog.start()
+        self._atexit_ref: Any = None
+        if register_atexit:
+            ref = weakref.ref(self)
+            self._atexit_ref = _AtExit(ref)
+            atexit.register(self._atexit_ref)
+
+    # ------------------------------------------------------------------ actions
+    @property
+    def output_names(self) -> list[str]:
+        """The configured output names."""
+        return list(self._outputs)
+
+    def target(self, output_name: str) -> tuple[OutputDevice, str | int]:
+        """The ``(device, channel)`` an output drives."""
+        try:
+            return self._outputs[output_name]
+        except KeyError:
+            raise ValueError(
+                f"unknown output {output_name!r}; configured outputs are {sorted(self._outputs)}"
+            ) from None
+
+    def submit(
+        self,
+        output_name: str,
+        action: str,
+        duration_s: float | None = None,
+        frame_index: int | None = None,
+        t_frame_ns: int | None = None,
+    ) -> dict[str, Any]:
+        """Act on an output now; returns at once (the device's writer thread does the I/O).
+
+        Parameters
+        ----------
+        output_name
+            A configured output.
+        action
+            ``"pulse"`` (needs ``duration_s``), ``"on"``, ``"off"`` or ``"toggle"``.
+        duration_s
+            Pulse length in seconds (clamped by the device to the channel's max on-time).
+        frame_index, t_frame_ns
+            The frame this action answers, recorded for latency analysis.
+
+        Returns
+        -------
+        dict
+            The ``dispatch`` record (``t_ns``, output, action, frame fields, ``t_done_ns``).
+
+        Raises
+        ------
+        ValueError
+            Unknown output or action, or a pulse without a positive ``duration_s``. Device
+            failures never raise: they are counted in the device's health.
+        """
+        device, channel = self.target(output_name)
+        if action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r} for output {output_name!r}; use {ACTIONS}")
+        if action == "pulse" and (
+            duration_s is None or not math.isfinite(duration_s) or duration_s <= 0
+        ):
+            raise ValueError(
+                f"a pulse on output {output_name!r} needs duration_s > 0 seconds, "
+                f"got {duration_s!r}"
+            )
+        t_ns = time.monotonic_ns()
+        if self._closed:
+            self._n_rejected += 1
+            return self.action_log.record(
+                "dispatch_rejected",
+                device=device.name,
+                t_ns=t_ns,
+                output=output_name,
+                action=action,
+                frame_index=frame_index,
+                error="dispatcher is closed",
+            )
+        if action == "pulse":
+            assert duration_s is not None
+            device.pulse(channel, duration_s)
+        elif action == "toggle":
+            device.set(channel, not device.is_on(channel))
+        else:
+            device.set(channel, action == "on")
+        self._n_submitted += 1
+        return self.action_log.record(
+            "dispatch",
+            device=device.name,
+            t_ns=t_ns,
+            output=output_name,
+            action=action,
+            duration_s=duration_s,
+            frame_index=frame_index,
+            t_frame_ns=t_frame_ns,
+            t_done_ns=time.monotonic_ns(),
+        )
+
+    def is_on(self, output_name: str) -> bool:
+        """Whether the host believes the output is on now."""
+        device, channel = self.target(output_name)
+        return device.is_on(channel)
+
+    def all_off(self, reason: str = "request") -> None:
+        """Switch every output off (on every device the outputs use). Never raises."""
+        self.action_log.record("all_off", reason=reason)
+        for device in self._devices:
+            try:
+                device.all_off(reason=reason)
+            except Exception:
+                log.exception("all-off on %s failed", device.name)
+
+    # ------------------------------------------------------------------ watchdog
+    def kick(self) -> None:
+        """Tell the watchdog the loop is alive (call once per frame; costs a clock read)."""
+        self._last_kick_ns = time.monotonic_ns()
+        if self._stalled:
+            self._stalled = False
+            self.action_log.record("watchdog_rearmed")
+            log.info("output watchdog: loop is alive again")
+
+    @property
+    def stalled(self) -> bool:
+        """Whether the watchdog has switched the outputs off and no kick came since."""
+        return self._stalled
+
+    def _watch(self) -> None:
+        assert self.stall_timeout_s is not None
+        timeout_ns = round(self.stall_timeout_s * 1e9)
+        period = min(self.stall_timeout_s / 4, 0.25)
+        while not self._wake.wait(period):
+            if self._stalled:
+                continue
+            since = time.monotonic_ns() - self._last_kick_ns
+            if since >= timeout_ns:
+                self._stalled = True
+                self._n_watchdog_trips += 1
+                log.warning(
+                    "output watchdog: no kick for %.0f ms (limit %.0f ms); all outputs off",
+                    since / 1e6,
+                    self.stall_timeout_s * 1e3,
+                )
+                self.action_log.record("watchdog_all_off", since_kick_ns=since)
+                self.all_off(reason="watchdog")
+
+    # ------------------------------------------------------------------ signals and exit
+    def install_signal_handler(self, signum: int = signal.SIGTERM) -> None:
+        """Switch every output off on ``signum``, then chain to the handler that was there.
+
+        A previous Python handler is called; the default action (terminate) is re-raised after
+        the all-off; an ignored signal stays ignored. Must be called from the main thread.
+        """
+        previous = signal.getsignal(signum)
+        self._previous_handlers[signum] = previous
+
+        def _handler(sig: int, frame: Any) -> None:
+            self.all_off(reason=f"signal {signal.Signals(sig).name}")
+            if callable(previous):
+                previous(sig, frame)
+            elif previous in (signal.SIG_DFL, None):
+                self.close()
+                signal.signal(sig, signal.SIG_DFL)
+                os.kill(os.getpid(), sig)
+
+        try:
+            signal.signal(signum, _handler)
+        except ValueError as err:
+            raise RuntimeError(
+                f"install_signal_handler must be called from the main thread ({err})"
+            ) from None
+
+    def _restore_signal_handlers(self) -> None:
+        for signum, previous in self._previous_handlers.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous_handlers.clear()
+
+    # ------------------------------------------------------------------ lifecycle
+    def health(self) -> dict[str, Any]:
+        """Counters and per-device health (for the status stream)."""
+        return {
+            "submitted": self._n_submitted,
+            "rejected": self._n_rejected,
+            "watchdog_trips": self._n_watchdog_trips,
+            "stalled": self._stalled,
+            "devices": {d.name: d.health().to_dict() for d in self._devices},
+        }
+
+    def close(self) -> None:
+        """All outputs off, stop the watchdog, close owned devices (idempotent, never raises)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._wake.set()
+        self.all_off(reason="close")
+        if self._watchdog is not None and threading.current_thread() is not self._watchdog:
+            self._watchdog.join(timeout=2.0)
+        if self.owns_devices:
+            for device in self._devices:
+                device.close()
+        if self._atexit_ref is not None:
+            atexit.unregister(self._atexit_ref)
+            self._atexit_ref = None
+        if threading.current_thread() is threading.main_thread():
+            self._restore_signal_handlers()
+        self.action_log.record("closed")
+
+    def __enter__(self) -> OutputDispatcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _AtExit:
+    """An atexit callback that does not keep the dispatcher alive."""
+
+    def __init__(self, ref: weakref.ref[OutputDispatcher]) -> None:
+        self._ref = ref
+
+    def __call__(self) -> None:
+        dispatcher = self._ref()
+        if dispatcher is not None:
+            dispatcher.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Building a dispatcher from plain config
+# ---------------------------------------------------------------------------------------------
+
+_OUTPUT_FIELDS = ("device", "channel", "max_on_ms")
+_NOT_OPTIONS = ("self", "channels", "max_on_s", "name", "action_log")
+
+
+def _check_output(name: str, spec: Any, kinds: list[str]) -> None:
+    where = f"outputs.{name}"
+    if not isinstance(spec, Mapping):
+        raise ValueError(
+            f"{where} must be a mapping of fields (device, channel, ...), got {spec!r}"
+        )
+    kind = spec.get("device")
+    if kind is None:
+        raise ValueError(f"{where}.device is missing; use one of {sorted(kinds)}")
+    if kind not in kinds:
+        raise ValueError(f"{where}.device: unknown device {kind!r}; use one of {sorted(kinds)}")
+    if "channel" not in spec:
+        raise ValueError(f"{where}.channel is missing (the device's output line)")
+    channel = spec["channel"]
+    if isinstance(channel, bool) or not isinstance(channel, int | str):
+        raise ValueError(f"{where}.channel must be an integer or a line name, got {channel!r}")
+    if kind == "serial" and (not isinstance(channel, int) or channel < 0):
+        raise ValueError(f"{where}.channel must be a board output number >= 0, got {channel!r}")
+    if "max_on_ms" in spec:
+        value = spec["max_on_ms"]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value <= 0
+        ):
+            raise ValueError(f"{where}.max_on_ms must be a positive number of ms, got {value!r}")
+    if kind == "serial" and not (isinstance(spec.get("port"), str) and spec["port"]):
+        raise ValueError(
+            f"{where}.port is missing or empty: give the serial port, e.g. '/dev/ttyACM0'"
+        )
+
+
+def _device_options(name: str, spec: Mapping[str, Any], cls: type[OutputDevice]) -> dict:
+    import inspect
+
+    params = inspect.signature(cls.__init__).parameters
+    has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    allowed = {p for p in params if p not in _NOT_OPTIONS}
+    options = {k: v for k, v in spec.items() if k not in _OUTPUT_FIELDS}
+    unknown = sorted(set(options) - allowed) if not has_kwargs else []
+    if unknown:
+        raise ValueError(
+            f"outputs.{name}: unknown field(s) {unknown} for a {spec['device']!r} device; "
+            f"allowed: {sorted(set(_OUTPUT_FIELDS) | allowed)}"
+        )
+    return options
+
+
+def build_dispatcher(
+    outputs_config: Mapping[str, Mapping[str, Any]],
+    *,
+    stall_timeout_s: float | None = None,
+    action_log: ActionLog | None = None,
+    register_atexit: bool = True,
+) -> OutputDispatcher:
+    """Create the devices an ``outputs`` config names, open them and return a dispatcher.
+
+    Parameters
+    ----------
+    outputs_config
+        ``{output_name: {"device": "serial"|"daq"|"log", "channel": line, "max_on_ms": ms,
+        ...device options}}``, e.g. ``{"laser": {"device": "serial", "port": "/dev/ttyACM0",
+        "channel": 0, "max_on_ms": 50}, "valve": {"device": "log", "channel": 1}}``. Outputs
+        with the same device kind and ``port`` share one device (their options must agree).
+        Other fields are passed to the device's constructor (e.g. ``baudrate``, ``watchdog_ms``,
+        ``confirm`` for serial; ``log_path`` for log).
+    stall_timeout_s, action_log, register_atexit
+        As for :class:`OutputDispatcher` (the action log is shared with the devices).
+
+    Raises
+    ------
+    ValueError
+        A field is missing or wrong; the message names ``outputs.<name>.<field>``.
+    hardware.base.DeviceUnavailableError
+        A device could not be opened (already opened ones are closed again).
+    """
+    from hardware import DEVICE_KINDS, device_class
+
+    if not isinstance(outputs_config, Mapping) or not outputs_config:
+        raise ValueError(
+            "outputs must be a non-empty mapping {output_name: {device, channel, ...}}"
+        )
+    action_log = action_log if action_log is not None else ActionLog()
+    groups: dict[tuple[str, Any], dict[str, Any]] = {}
+    for name, spec in outputs_config.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"output names must be non-empty strings, got {name!r}")
+        _check_output(name, spec, sorted(DEVICE_KINDS))
+        cls = device_class(spec["device"])
+        options = _device_options(name, spec, cls)
+        key = (spec["device"], options.get("port"))
+        group = groups.setdefault(
+            key, {"cls": cls, "options": options, "channels": {}, "max_on_s": {}, "first": name}
+        )
+        if group["options"] != options:
+            diff = sorted(
+                k
+                for k in set(options) | set(group["options"])
+                if options.get(k) != group["options"].get(k)
+            )
+            raise ValueError(
+                f"outputs.{name}: shares its {spec['device']} device with output "
+                f"{group['first']!r} but sets {diff} differently; give them the same values"
+            )
+        for other, line in group["channels"].items():
+            if line == spec["channel"]:
+                raise ValueError(
+                    f"outputs.{name}.channel: {line!r} is already used by output {other!r} "
+                    "on the same device"
+                )
+        group["channels"][name] = spec["channel"]
+        if "max_on_ms" in spec:
+            group["max_on_s"][name] = float(spec["max_on_ms"]) / 1000.0
+    outputs: dict[str, tuple[OutputDevice, str | int]] = {}
+    devices: list[OutputDevice] = []
+    try:
+        for (kind, port), group in groups.items():
+            device = group["cls"](
+                channels=group["channels"],
+                max_on_s=group["max_on_s"] or None,
+                name=f"{kind}:{port}" if port else kind,
+                action_log=action_log,
+                **group["options"],
+            )
+            devices.append(device)
+            try:
+                device.open()
+            except DeviceUnavailableError as err:
+                names = ", ".join(f"outputs.{n}" for n in group["channels"])
+                raise DeviceUnavailableError(f"{names}: {err}") from err
+            for name in group["channels"]:
+                outputs[name] = (device, name)
+        return OutputDispatcher(
+            outputs,
+            stall_timeout_s=stall_timeout_s,
+            action_log=action_log,
+            register_atexit=register_atexit,
+        )
+    except BaseException:
+        for device in devices:
+            device.close()
+        raise
