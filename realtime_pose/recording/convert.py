@@ -45,7 +45,7 @@ def convert_log(
     -------
     list of Path
         ``<stem>.h5``, ``<stem>.csv`` (and ``<stem>_predicted.*`` when the log holds
-        predictions), rows indexed by frame index.
+        predictions), rows indexed by frame index; empty if the log holds no poses.
     """
     log_path = Path(log_path)
     pose_log = pose_log if pose_log is not None else read_log(log_path)
@@ -55,6 +55,9 @@ def convert_log(
             log_path,
             pose_log.torn_bytes,
         )
+    if len(pose_log.poses) == 0:
+        log.warning("%s holds no poses; no tables written", log_path)
+        return []
     out_dir = Path(output_dir) if output_dir is not None else log_path.parent
     n_animals = pose_log.poses.shape[1]
     written: list[Path] = []

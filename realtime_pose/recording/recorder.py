@@ -46,6 +46,8 @@ class RecordingResult:
     events: int
     tables: tuple[Path, ...]
     """DeepLabCut ``.h5``/``.csv`` files written from the log (empty if not converted)."""
+    conversion_error: str | None = None
+    """Why conversion failed (the log itself is complete; convert it later), or ``None``."""
 
 
 class PoseRecorder:
@@ -267,14 +269,27 @@ class PoseRecorder:
         """Close the log and (by default) convert it to DeepLabCut ``.h5``/``.csv`` tables.
 
         Conversion reads the log back from disk, so the tables hold exactly what was recorded.
+        If it fails, the error is logged and returned in ``conversion_error``; the log is
+        closed and complete either way (``realtime-pose convert LOG`` retries).
         """
         self.close()
         tables: tuple[Path, ...] = ()
+        error = None
         if convert:
             from realtime_pose.recording.convert import convert_log
 
-            tables = tuple(convert_log(self.path, output_dir, scorer=scorer))
-        return RecordingResult(self.path, self.poses, self.events, tables)
+            try:
+                tables = tuple(convert_log(self.path, output_dir, scorer=scorer))
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.error(
+                    "converting %s to DeepLabCut tables failed (%s); the log is intact, "
+                    "retry with: realtime-pose convert %s",
+                    self.path,
+                    error,
+                    self.path,
+                )
+        return RecordingResult(self.path, self.poses, self.events, tables, error)
 
     def __enter__(self) -> PoseRecorder:
         return self

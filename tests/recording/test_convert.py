@@ -95,3 +95,19 @@ def test_convert_command_explains_bad_input(tmp_path):
         )
         assert result.returncode == 1
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_recording_converts_to_nothing(tmp_path):
+    result = PoseRecorder(tmp_path / "empty.poselog", KEYPOINTS).stop()
+    assert result.poses == 0 and result.tables == () and result.conversion_error is None
+    assert read_log(result.log_path).closed_cleanly
+
+
+def test_failed_conversion_keeps_the_log(tmp_path):
+    rec = PoseRecorder(tmp_path / "r.poselog", KEYPOINTS)
+    rec.write_pose(0, 0, 0, pose_for(0))
+    blocker = tmp_path / "tables"
+    blocker.write_text("a file where the output folder should go")
+    result = rec.stop(output_dir=blocker)
+    assert result.tables == () and result.conversion_error
+    assert len(read_log(result.log_path).poses) == 1
