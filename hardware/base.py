@@ -151,6 +151,8 @@ class OutputDevice(ABC):
         self._sent = self._failed = self._reconnects = self._auto_offs = self._device_errors = 0
         self._last_error: str | None = None
         self._t_last_error_ns: int | None = None
+        self._t_last_warning_ns: int | None = None
+        self._n_suppressed = 0
         self._timer: DeadlineTimer | None = None
         self._opened = False
 
@@ -355,8 +357,19 @@ class OutputDevice(ABC):
             self._failed += 1
             self._last_error = message
             self._t_last_error_ns = t_ns
-        log.warning("%s: %s (t_ns=%d)", self.name, message, t_ns)
+        self._warn_limited(message, t_ns)
         self._record("failed", index, t_ns=t_ns, error=message, **fields)
+
+    def _warn_limited(self, message: str, t_ns: int) -> None:
+        # A dead device fails every command, possibly at frame rate: warn at most once a second.
+        last = self._t_last_warning_ns
+        if last is not None and t_ns - last < 1_000_000_000:
+            self._n_suppressed += 1
+            return
+        suppressed, self._n_suppressed = self._n_suppressed, 0
+        self._t_last_warning_ns = t_ns
+        more = f" ({suppressed} similar failures not logged)" if suppressed else ""
+        log.warning("%s: %s (t_ns=%d)%s", self.name, message, t_ns, more)
 
     def _note_device_error(self, message: str) -> None:
         t_ns = time.monotonic_ns()

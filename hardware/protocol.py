@@ -79,7 +79,7 @@ def format_ms(duration_ms: float) -> str:
 
     Examples
     --------
-    >>> format_ms(5.0), format_ms(2.5), format_ms(0.0125)
+    >>> format_ms(5.0), format_ms(2.5), format_ms(0.0126)
     ('5', '2.5', '0.013')
     """
     us = round(duration_ms * 1000.0)

@@ -220,6 +220,8 @@ class SerialDevice(OutputDevice):
         seq = self._next_seq() if self.sequence else None
         cmd = _Command(data_for_seq(seq), event, time.monotonic_ns(), index, droppable, seq)
         if not self._is_connected():
+            if index is not None:
+                self._on_until_ns[index] = 0  # nothing reached the board
             self._note_failure(
                 f"{event} not sent: serial port {self.port!r} is disconnected (reconnecting)",
                 index,

@@ -1,0 +1,98 @@
+"""The line protocol as pure functions: encoding, parsing and the board's state machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from hardware import protocol as p
+
+MS = 1_000_000
+
+
+def test_encoders_produce_documented_lines():
+    assert p.encode_pulse(3, 12.5, seq=7) == b"P 3 12.5 7\n"
+    assert p.encode_pulse(0, 5.0) == b"P 0 5\n"
+    assert p.encode_pulse(1, 0.0126) == b"P 1 0.013\n"  # µs resolution
+    assert p.encode_set(2, True, seq=1) == b"H 2 1\n"
+    assert p.encode_set(2, False) == b"L 2\n"
+    assert p.encode_all_off(9) == b"Z 9\n"
+    assert p.encode_echo(42) == b"E 42\n"
+    assert p.encode_max_on(0, 50) == b"M 0 50\n"
+    assert p.encode_watchdog(250) == b"W 250\n"
+    assert p.encode_confirm(True) == b"C 1\n"
+
+
+def test_parse_command_round_trips_encoders():
+    cmd = p.parse_command(p.encode_pulse(3, 12.5, seq=7).decode().strip(), n_channels=4)
+    assert (cmd.op, cmd.channel, cmd.time_us, cmd.seq) == ("P", 3, 12_500, 7)
+    cmd = p.parse_command("w 200", n_channels=4)
+    assert (cmd.op, cmd.value, cmd.seq) == ("W", 200, None)
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        ("X 1", p.ERR_CMD),
+        ("P 1", p.ERR_ARG),
+        ("P one 5", p.ERR_ARG),
+        ("P 9 5", p.ERR_CH),
+        ("P 1 0", p.ERR_RANGE),
+        ("P 1 5.1234", p.ERR_ARG),
+        ("P 1 3600001", p.ERR_RANGE),
+        ("W 60001", p.ERR_RANGE),
+        ("C 2", p.ERR_RANGE),
+        ("H 1 2 3", p.ERR_ARG),
+        ("E", p.ERR_ARG),
+        ("P 1 5 " + "1" * 60, p.ERR_LONG),
+    ],
+)
+def test_parse_command_rejects_with_the_boards_error_code(line, code):
+    with pytest.raises(p.ProtocolError) as info:
+        p.parse_command(line, n_channels=4)
+    assert info.value.code == code
+    assert info.value.reply().startswith(f"!ERR {code}")
+
+
+def test_board_pulse_ends_after_its_duration():
+    board = p.BoardState(n_channels=2, max_on_ms=1000, watchdog_ms=0)
+    replies, edges = board.handle_line("P 1 20", 0)
+    assert edges == [p.Edge(1, True, "P")] and replies == []
+    assert board.tick(19 * MS) == ([], [])
+    assert board.tick(20 * MS) == ([], [p.Edge(1, False, p.CAUSE_PULSE_END)])
+
+
+def test_board_caps_pulses_and_highs_at_max_on_time():
+    board = p.BoardState(n_channels=2, max_on_ms=1000, watchdog_ms=0)
+    board.handle_line("M 0 50", 0)
+    board.handle_line("P 0 500", 0)
+    assert board.next_deadline_ns() == 50 * MS
+    replies, edges = board.tick(50 * MS)
+    assert edges == [p.Edge(0, False, p.CAUSE_MAX_ON)] and replies == ["X 0 MAX"]
+    board.handle_line("H 0", 100 * MS)
+    _, edges = board.tick(150 * MS)
+    assert edges == [p.Edge(0, False, p.CAUSE_MAX_ON)]
+
+
+def test_board_watchdog_switches_everything_off_after_host_silence():
+    board = p.BoardState(n_channels=3, max_on_ms=10_000, watchdog_ms=100)
+    board.feed(0)
+    board.handle_line("H 0", 0)
+    board.handle_line("H 2", 0)
+    assert board.tick(99 * MS) == ([], [])
+    replies, edges = board.tick(100 * MS)
+    assert {(e.channel, e.state, e.cause) for e in edges} == {
+        (0, False, p.CAUSE_WATCHDOG),
+        (2, False, p.CAUSE_WATCHDOG),
+    }
+    assert replies == ["X * WDG"]
+    assert board.tick(500 * MS) == ([], [])  # trips once per silence
+
+
+def test_board_acknowledges_with_sequence_numbers_when_asked():
+    board = p.BoardState(n_channels=2)
+    assert board.handle_line("C 1", 0)[0] == ["A - C"]
+    assert board.handle_line("H 1 17", 0)[0] == ["A 17 H"]
+    assert board.handle_line("E 5", 0)[0] == ["E 5"]
+    assert board.handle_line("Q 1 8", 1 * MS)[0] == ["S 1 1 999 1000 8"]
+    assert p.parse_reply("A 17 H").seq == 17
+    assert p.parse_reply("S 1 1 999 1000 8").seq == 8
