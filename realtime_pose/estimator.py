@@ -191,6 +191,9 @@ class PoseEstimator:
     def warmup(
         self, frame_width: int, frame_height: int, crop: CropWindow | None = None, runs: int = 5
     ) -> None:
-        """Warm the engine at the network size this frame size (or crop) produces."""
-        net_w, net_h = self.network_size(frame_width, frame_height, crop)
-        self.engine.warmup(net_h, net_w, runs)
+        """Run the whole path on blank frames of this size (and crop), so that neither the
+        engine's first run at a new shape nor the first call of a Numba kernel lands on a
+        real frame."""
+        frame = np.zeros((frame_height, frame_width, 3), np.uint8)
+        for _ in range(max(1, runs)):
+            self.estimate(frame, crop)

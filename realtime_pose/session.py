@@ -17,6 +17,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from realtime_pose.bundle import load_bundle
 from realtime_pose.config import RunConfig
 from realtime_pose.crop import CropWindow, DynamicCropper
@@ -95,6 +97,9 @@ class LiveSession:
                 max_coast_s=p.max_coast_s,
             )
             lead = LeadTime(fixed_ms=p.lead_ms)
+            predictor.update(np.zeros((len(meta.keypoints), 3), np.float32), 0)  # compile now
+            predictor.predict(1_000_000)
+            predictor.reset()
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])
         rules = RuleEngine(config.rules, meta.keypoints) if config.rules else None
         self.dispatcher = None
@@ -195,7 +200,7 @@ class LiveSession:
         pipe = self.pipeline
 
         def status(_req: dict) -> dict:
-            return {"status": pipe.last_status}
+            return {"status": pipe.last_status or pipe.call_in_loop(pipe.publish_status)}
 
         def meta(_req: dict) -> dict:
             if self.publisher is not None:
