@@ -180,7 +180,8 @@ def check_parity(
     Parameters
     ----------
     reference
-        The original network; must return ``scmap`` (and ``locref`` when it has one).
+        The original network; must return ``scmap`` (and ``locref`` when it has one), and may
+        return its own ``keypoints`` (then used instead of the pose math on its maps).
     candidate
         The exported network; returns maps (compared raw and after the pose math) or
         ``keypoints`` (in-graph peaks; compared with the pose math on the reference maps).
@@ -202,7 +203,10 @@ def check_parity(
         shapes.append((int(frame.shape[0]), int(frame.shape[1])))
         ref = reference(frame)
         cand = candidate(frame)
-        ref_kp = reference_keypoints(ref["scmap"], ref.get("locref"), stride, locref_stdev)
+        if "keypoints" in ref:
+            ref_kp = np.asarray(ref["keypoints"], dtype=np.float64).reshape(-1, 3)
+        else:
+            ref_kp = reference_keypoints(ref["scmap"], ref.get("locref"), stride, locref_stdev)
         if "keypoints" in cand:
             cand_kp = np.asarray(cand["keypoints"], dtype=np.float64).reshape(-1, 3)
         else:
