@@ -1,0 +1,104 @@
+"""SerialDevice over pyserial's ``loop://`` and a raw pty: encoding and the non-blocking writer."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from hardware.action_log import ActionLog
+from hardware.base import DeviceUnavailableError
+from hardware.loopback import LOOP_URL, FarEndReader, open_pty_pair
+from hardware.serial import SerialDevice
+from tests.hardware.conftest import wait_until
+
+
+def _lines(dev: SerialDevice) -> list[str]:
+    return [line for _, line in dev.received()]
+
+
+def test_loop_url_carries_the_configuration_and_commands_in_order():
+    dev = SerialDevice(
+        LOOP_URL, {"laser": 0, "led": 3}, max_on_s={"laser": 0.05}, watchdog_ms=0
+    ).open()
+    try:
+        dev.pulse("laser", 0.0125)
+        dev.set("led", True)
+        dev.all_off()
+        wait_until(lambda: len(_lines(dev)) >= 7)
+    finally:
+        dev.close()
+    assert _lines(dev)[:7] == [
+        "C 0",
+        "M 0 50",
+        "M 3 1000",
+        "W 0",
+        "P 0 12.5 1",
+        "H 3 2",
+        "Z 3",
+    ]
+    assert dev.health().sent == 4 and dev.health().failed == 0  # 3 + the all-off of close()
+
+
+def test_loop_url_without_sequence_numbers_and_pulse_clamped_host_side():
+    dev = SerialDevice(LOOP_URL, 1, max_on_s=0.02, sequence=False, configure_board=False)
+    with dev:
+        dev.pulse(0, 5.0)
+        wait_until(lambda: _lines(dev))
+    assert _lines(dev)[0] == "P 0 20"
+
+
+def test_missing_port_fails_at_open_with_advice():
+    with pytest.raises(DeviceUnavailableError, match="Is the board plugged in"):
+        SerialDevice("/dev/does-not-exist-rpio").open()
+
+
+def test_channel_lines_must_be_board_output_numbers():
+    with pytest.raises(ValueError, match="board output number"):
+        SerialDevice(LOOP_URL, {"laser": "Dev1/port0/line0"})
+
+
+@pytest.mark.timeout(60)
+def test_set_returns_while_the_writer_is_blocked_and_stale_ons_are_not_sent_late():
+    pair = open_pty_pair()
+    log = ActionLog()
+    dev = SerialDevice(
+        pair.device_path,
+        1,
+        watchdog_ms=0,
+        stale_after_s=0.05,
+        write_timeout_s=60.0,
+        action_log=log,
+    ).open()
+    try:
+        # Fill the pty's buffer towards the far end so the writer thread's next write blocks.
+        os.set_blocking(pair.device_fd, False)
+        filler = b"#" * 1023 + b"\n"
+        while True:
+            try:
+                os.write(pair.device_fd, filler)
+            except BlockingIOError:
+                break
+        for _ in range(50):
+            dev.set(0, True)  # would hang here if set() waited for the port
+        dev.set(0, False)
+        # Calls returned while commands are still queued behind the blocked write.
+        assert dev.health().pending >= 40
+        time.sleep(0.2)  # every queued command is now older than stale_after_s
+        reader = FarEndReader(pair.far_fd)  # the board wakes up and reads
+        try:
+            assert reader.wait_for_line(lambda line: line.startswith("L 0")) is not None
+            host_lines = [line for _, line in reader.lines if not line.startswith("#")]
+        finally:
+            reader.stop()
+        health = dev.health()
+    finally:
+        dev.close()
+        pair.close()
+    # At most the one "on" that was already inside the blocked write reached the board.
+    assert sum(line.startswith("H 0") for line in host_lines) <= 1
+    assert health.failed >= 49
+    stale = [r for r in log.records("failed") if "stale" in r["error"]]
+    assert len(stale) >= 49
+    assert all(r["cmd"] == "write_on" for r in stale)  # offs are never dropped
