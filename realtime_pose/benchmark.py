@@ -1,0 +1,108 @@
+"""Per-frame latency of the whole inference path, the counterpart of DeepLabCut-Live's benchmark.
+
+Frames are decoded beforehand; then each frame goes through preprocess → engine → peaks →
+frame coordinates → forward prediction, timed with ``time.perf_counter_ns`` at every stage, at
+each requested network size (a pixel count, aspect kept). No grabber, stream or recording: this
+is the cost a rig pays per frame on this machine, and what FPS the path sustains free-running.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from realtime_pose.bundle import Bundle
+from realtime_pose.engines import EngineConfig, open_engine
+from realtime_pose.estimator import (
+    STAMP_INFERRED,
+    STAMP_PEAKS,
+    STAMP_PREPROCESSED,
+    PoseEstimator,
+    size_for_pixels,
+)
+from realtime_pose.predict import ForwardPredictor
+
+STAGES = ("preprocess", "inference", "peaks", "predict", "total", "overhead")
+
+
+@dataclass
+class BenchmarkRun:
+    """Timings (ns) of one network size; ``summary()`` gives the JSON row."""
+
+    pixels: int
+    width: int
+    height: int
+    stage_ns: np.ndarray  # [frames, len(STAGES)]
+    wall_s: float
+
+    def summary(self) -> dict:
+        """``{pixels, width, height, p50_ms, p99_ms, max_ms, fps, stages}``."""
+        ms = self.stage_ns / 1e6
+        stages = {
+            name: {
+                "p50_ms": round(float(np.percentile(ms[:, i], 50)), 4),
+                "p99_ms": round(float(np.percentile(ms[:, i], 99)), 4),
+                "max_ms": round(float(ms[:, i].max()), 4),
+            }
+            for i, name in enumerate(STAGES)
+        }
+        total = stages["total"]
+        return {
+            "pixels": self.pixels,
+            "width": self.width,
+            "height": self.height,
+            "frames": int(len(ms)),
+            "p50_ms": total["p50_ms"],
+            "p99_ms": total["p99_ms"],
+            "max_ms": total["max_ms"],
+            "fps": round(len(ms) / self.wall_s, 1),
+            "stages": stages,
+        }
+
+
+def run_benchmark(
+    bundle: Bundle,
+    frames: list[np.ndarray],
+    pixels: int | None,
+    n_frames: int,
+    engine_config: EngineConfig | None = None,
+    warmup_frames: int = 20,
+) -> BenchmarkRun:
+    """Time ``n_frames`` frames (cycling through ``frames``) at about ``pixels`` pixels.
+
+    ``pixels=None`` runs at the frames' own size.
+    """
+    h, w = frames[0].shape[:2]
+    size = size_for_pixels(w, h, pixels) if pixels else (w, h)
+    engine = open_engine(bundle, engine_config or EngineConfig(), (size[1], size[0]))
+    estimator = PoseEstimator(bundle, engine, size if pixels else None)
+    predictor = ForwardPredictor(len(bundle.keypoints))
+    predicted = np.zeros((len(bundle.keypoints), 3), np.float32)
+    stamps = np.zeros(3, np.int64)
+    period_ns = 10_000_000  # synthetic 100 fps capture clock for the predictor
+    for i in range(warmup_frames):
+        pose = estimator.estimate(frames[i % len(frames)], None, stamps)
+        predictor.update(pose, i * period_ns)
+        predictor.predict(i * period_ns + period_ns, predicted)
+    predictor.reset()
+    out = np.zeros((n_frames, len(STAGES)), np.int64)
+    t_wall = time.perf_counter()
+    for i in range(n_frames):
+        frame = frames[i % len(frames)]
+        t0 = time.monotonic_ns()
+        pose = estimator.estimate(frame, None, stamps)
+        predictor.update(pose, i * period_ns)
+        predictor.predict(i * period_ns + 2 * period_ns, predicted)
+        t_end = time.monotonic_ns()
+        row = out[i]
+        row[0] = stamps[STAMP_PREPROCESSED] - t0
+        row[1] = stamps[STAMP_INFERRED] - stamps[STAMP_PREPROCESSED]
+        row[2] = stamps[STAMP_PEAKS] - stamps[STAMP_INFERRED]
+        row[3] = t_end - stamps[STAMP_PEAKS]
+        row[4] = t_end - t0
+        row[5] = row[4] - row[1]
+    wall = time.perf_counter() - t_wall
+    engine.close()
+    return BenchmarkRun(pixels or w * h, size[0], size[1], out, wall)

@@ -1,0 +1,83 @@
+"""``realtime-pose benchmark``: per-frame latency and FPS of the whole path on a video."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``benchmark`` sub-command."""
+    p = subparsers.add_parser(
+        "benchmark",
+        help="time preprocess+engine+peaks+prediction per frame at several input sizes",
+        description="Decode frames from VIDEO first, then time the whole per-frame path "
+        "(preprocess, engine, peaks, coordinates, prediction) at each target pixel count.",
+    )
+    p.add_argument("video", type=Path)
+    p.add_argument("--bundle", required=True, type=Path)
+    p.add_argument(
+        "--pixels",
+        nargs="+",
+        type=int,
+        default=None,
+        help="network pixel counts (aspect kept); default: the video's size",
+    )
+    p.add_argument("--frames", type=int, default=1000, help="timed frames per size")
+    p.add_argument("--decode", type=int, default=200, help="frames decoded from the video")
+    p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--no-spinning", action="store_true")
+    p.add_argument("--json", type=Path, help="write results here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Decode, run each size, print a table and write JSON."""
+    from realtime_pose.analyze import VideoError, read_frames
+    from realtime_pose.benchmark import run_benchmark
+    from realtime_pose.bundle import BundleError, load_bundle
+    from realtime_pose.engines import EngineConfig, EngineError
+    from realtime_pose.machine import machine_description
+
+    try:
+        bundle = load_bundle(args.bundle)
+        frames = list(read_frames(args.video, args.decode))
+    except (BundleError, VideoError) as exc:
+        log.error("%s", exc)
+        return 2
+    config = EngineConfig(
+        provider=args.provider, threads=args.threads, spinning=not args.no_spinning
+    )
+    results = []
+    for pixels in args.pixels or [None]:
+        try:
+            summary = run_benchmark(bundle, frames, pixels, args.frames, config).summary()
+        except EngineError as exc:
+            log.error("%s", exc)
+            return 2
+        results.append(summary)
+        st = summary["stages"]
+        print(
+            f"{summary['width']:4d}x{summary['height']:<4d} p50 {summary['p50_ms']:7.3f} ms "
+            f"p99 {summary['p99_ms']:7.3f} ms max {summary['max_ms']:7.3f} ms "
+            f"{summary['fps']:7.1f} fps | engine p50 {st['inference']['p50_ms']:.3f} ms, "
+            f"overhead p50 {st['overhead']['p50_ms']:.3f} ms"
+        )
+    if args.json:
+        doc = {
+            "video": str(args.video),
+            "bundle": str(args.bundle),
+            "model": bundle.meta.name,
+            "engine": config.model_dump(),
+            "machine": machine_description(),
+            "results": results,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        log.info("wrote %s", args.json)
+    return 0
