@@ -1,0 +1,44 @@
+"""Evaluation metrics on hand-made predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trainers.evaluate import pose_metrics
+
+
+def test_metrics_on_hand_made_predictions():
+    labels = np.array(
+        [
+            [[10.0, 10.0], [20.0, 20.0]],
+            [[0.0, 0.0], [np.nan, np.nan]],  # second keypoint not labelled: excluded
+        ]
+    )
+    predictions = np.array(
+        [
+            [[13.0, 14.0, 0.9], [20.0, 20.0, 0.2]],  # errors 5 (confident) and 0 (not)
+            [[0.0, 12.0, 0.95], [99.0, 99.0, 0.99]],  # error 12; the unlabelled one is ignored
+        ]
+    )
+    m = pose_metrics(predictions, labels, ["a", "b"], pcutoff=0.5)
+    assert m["n_keypoints"] == 3
+    assert m["mean_error_px"] == pytest.approx((5 + 0 + 12) / 3)
+    assert m["n_keypoints_pcutoff"] == 2
+    assert m["mean_error_px_pcutoff"] == pytest.approx((5 + 12) / 2)
+    assert m["pck5"] == pytest.approx(2 / 3)  # 5 <= 5 counts
+    assert m["pck10"] == pytest.approx(2 / 3)
+    assert m["per_keypoint"]["a"]["mean_error_px"] == pytest.approx(8.5)
+    assert m["per_keypoint"]["b"]["n"] == 1 and m["per_keypoint"]["b"]["mean_error_px"] == 0
+    assert m["p90_error_px"] == pytest.approx(np.percentile([5, 0, 12], 90))
+
+
+def test_no_confident_predictions_gives_none_not_nan():
+    labels = np.array([[[1.0, 1.0]]])
+    m = pose_metrics(np.array([[[1.0, 1.0, 0.1]]]), labels, ["a"], pcutoff=0.5)
+    assert m["mean_error_px"] == 0 and m["mean_error_px_pcutoff"] is None
+
+
+def test_mismatched_shapes_are_refused():
+    with pytest.raises(ValueError, match="do not match"):
+        pose_metrics(np.zeros((2, 3, 3)), np.zeros((2, 2, 2)), ["a", "b"])
