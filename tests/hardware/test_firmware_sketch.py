@@ -72,8 +72,16 @@ def run_sketch(exe: Path, steps: list[Step], t0_us: int = 0) -> list[tuple[list,
     return results[:-1]
 
 
+def _framed(line: str) -> str:
+    """A line as hardware.emulator hands it to BoardState: unprintables as '?', stripped."""
+    return "".join(c if 32 <= ord(c) < 127 or c in "\t\r" else "?" for c in line).strip()
+
+
 def run_reference(steps: list[Step], t0_us: int = 0) -> list[tuple[list, list]]:
-    """The same steps through BoardState, in the sketch's order: lines first, then timers."""
+    """The same steps through BoardState as the emulator runs it: due timers, the line, timers.
+
+    Blank lines only feed the watchdog; other lines are stripped first (as the emulator does).
+    """
     board = BoardState(n_channels=len(PINS))
     board.feed(t0_us * 1000)
     levels = [False] * len(PINS)
@@ -92,10 +100,14 @@ def run_reference(steps: list[Step], t0_us: int = 0) -> list[tuple[list, list]]:
         if line is not None:
             if line.startswith("~"):
                 line = "x" * int(line[1:])
-            board.feed(now_ns)
-            r, e = board.handle_line(line, now_ns)
+            r, e = board.tick(now_ns)  # time passes continuously up to the bytes' arrival
             replies += r
             physical(e, edges)
+            board.feed(now_ns)
+            if _framed(line):
+                r, e = board.handle_line(_framed(line), now_ns)
+                replies += r
+                physical(e, edges)
         r, e = board.tick(now_ns)
         replies += r
         physical(e, edges)
@@ -143,12 +155,16 @@ def test_sketch_matches_reference_on_a_hand_written_session(harness: Path) -> No
         (100_004, "C 2"),  # RANGE
         (100_005, "E"),  # ARG
         (100_006, "H 1 2 3"),  # ARG
-        (100_007, ""),  # ARG (empty line)
+        (100_007, ""),  # blank: ignored, only feeds the watchdog
+        (100_007, "  \t "),  # blank too
+        (100_007, "  Q 0 \t"),  # surrounding spaces are stripped
+        (100_007, " zz\x01 "),  # unknown command, unprintable byte echoed as '?'
+        (100_007, "P 0  \r5"),  # CR inside is whitespace
         (100_008, "H 4\r"),  # CR before LF is whitespace
         (100_009, "K"),
         (1_200_000, None),  # 4 was cut at max on-time (1000 ms) before the watchdog
         (1_300_000, "H 5"),
-        (2_400_000, None),  # watchdog (1000 ms of silence) fires first? no: max on at 1000 ms
+        (2_400_000, None),  # max on-time and watchdog both due: X 5 MAX, the watchdog is silent
         (2_500_000, "W 200"),
         (2_500_001, "H 6"),
         (2_800_000, None),  # silence 300 ms > 200 ms: X * WDG
@@ -197,6 +213,10 @@ def _random_line(rng: random.Random) -> str:
         line = line.replace(" ", rng.choice(["  ", "\t", " "]))
     if rng.random() < 0.05:
         line = line.lower()
+    if rng.random() < 0.05:
+        line = rng.choice(["", " ", "\t"]) + line + rng.choice(["", " ", "\r", " \r"])
+    if rng.random() < 0.03:
+        line = rng.choice(["", "   ", "\x07"])
     return line
 
 

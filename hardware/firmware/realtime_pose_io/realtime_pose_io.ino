@@ -157,14 +157,18 @@ static void replyBanner(bool has_seq, uint32_t seq) {
   replySend(r);
 }
 
-// "!ERR <CODE> <first 24 characters of the line>", trailing spaces removed.
+// "!ERR <CODE> <first 24 characters of the line>", unprintable bytes as '?', trailing spaces
+// removed.
 static void replyError(const char *code, const char *line) {
   Reply r;
   replyBegin(r);
   replyStr(r, "!ERR ");
   replyStr(r, code);
   replyChar(r, ' ');
-  for (uint8_t i = 0; i < ERR_ECHO_CHARS && line[i]; ++i) replyChar(r, line[i]);
+  for (uint8_t i = 0; i < ERR_ECHO_CHARS && line[i]; ++i) {
+    const char c = line[i];
+    replyChar(r, ((c >= 32 && c < 127) || c == '\t' || c == '\r') ? c : '?');
+  }
   while (r.len > 0 && (r.buf[r.len - 1] == ' ' || r.buf[r.len - 1] == '\t' ||
                        r.buf[r.len - 1] == '\r')) {
     --r.len;
@@ -256,8 +260,15 @@ static const char *parseMsToUs(const char *s, uint32_t *out_us) {
 
 // ----------------------------------------------------------------------------------------------
 // One command line (BoardState.handle_line). `line` has no terminator and is NUL-terminated.
+// Like the emulator, surrounding spaces are stripped and a blank line is ignored (it only fed
+// the watchdog), so a host may send "\n" to resynchronise after noise.
 
 static void handleLine(char *line, uint32_t now_us) {
+  while (isSpace(*line)) ++line;
+  size_t len = strlen(line);
+  while (len > 0 && isSpace(line[len - 1])) line[--len] = '\0';
+  if (len == 0) return;
+
   // Keep a copy for !ERR: tokenising writes NULs into `line`.
   char original[ERR_ECHO_CHARS + 1];
   strncpy(original, line, ERR_ECHO_CHARS);
@@ -279,9 +290,8 @@ static void handleLine(char *line, uint32_t now_us) {
     if (n_tokens < 5) tokens[n_tokens++] = p;
     while (*p && !isSpace(*p)) ++p;
   }
-  if (n_tokens == 0 || tokens[0][1] != '\0') {
-    // An empty line is ARG; a multi-letter first token is an unknown command.
-    replyError(n_tokens == 0 ? "ARG" : "CMD", original);
+  if (tokens[0][1] != '\0') {  // a multi-letter first token is an unknown command
+    replyError("CMD", original);
     return;
   }
   char op = tokens[0][0];
@@ -534,6 +544,6 @@ void setup() {
 }
 
 void loop() {
+  runTimers(micros());  // timers that fell due before these bytes arrived act first
   readSerial();
-  runTimers(micros());
 }

@@ -65,6 +65,8 @@ int main(int argc, char **argv) {
       loop();
       flushSerial();
     } while (Serial.available() > 0);
+    loop();  // the timers once more, after the step's lines (the board loops continuously)
+    flushSerial();
     std::cout << "." << std::endl;  // end of step
   }
   return 0;
