@@ -40,6 +40,11 @@ from hardware.loopback import PtyPair, open_pty_pair
 _POLL_S = 0.05
 
 
+def _printable(raw: bytes) -> str:
+    """Bytes as ASCII text, anything unprintable as ``?`` (what the sketch echoes in ``!ERR``)."""
+    return "".join(chr(b) if 32 <= b < 127 or b in (9, 13) else "?" for b in raw)
+
+
 class Emulator:
     """The board's behaviour on one file descriptor (a pty master).
 
@@ -128,7 +133,7 @@ class Emulator:
     def _send(self, lines: list[str], t_ns: int) -> None:
         for line in lines:
             try:
-                os.write(self.fd, (line + "\n").encode("ascii"))
+                os.write(self.fd, (line + "\n").encode("ascii", "replace"))
             except BlockingIOError:
                 self._log("tx_dropped", t_ns, line=line, error="host is not reading")
                 continue
@@ -182,10 +187,8 @@ class Emulator:
                     nl = buf.find(b"\n")
                     if nl < 0:
                         if len(buf) >= protocol.MAX_LINE_BYTES and not discarding:
-                            err = protocol.ProtocolError(
-                                protocol.ERR_LONG, buf[:24].decode("ascii", "replace")
-                            )
-                            self._log("rx", t_rx, line=buf.decode("ascii", "replace"), error="LONG")
+                            err = protocol.ProtocolError(protocol.ERR_LONG, _printable(buf[:24]))
+                            self._log("rx", t_rx, line=_printable(buf), error="LONG")
                             self._send([err.reply()], t_rx)
                             discarding = True
                         if discarding:
@@ -195,7 +198,7 @@ class Emulator:
                     if discarding:
                         discarding = False
                         continue
-                    line = raw.decode("ascii", "replace").strip()
+                    line = _printable(raw).strip()
                     if not line:
                         continue
                     self._log("rx", t_rx, line=line)
