@@ -90,3 +90,66 @@ def tiny_bundle(tiny_train_dir, tmp_path_factory):
     from exporters.keras_onnx import export_bundle
 
     return export_bundle(tiny_train_dir, tmp_path_factory.mktemp("bundles") / "tiny")
+
+
+def spot_frames(count: int, height: int = 96, width: int = 128, seed: int = 0) -> list:
+    """Dark noisy frames with one red, one green and one blue Gaussian spot each."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    frames = []
+    for _ in range(count):
+        img = rng.normal(20, 4, (height, width, 3)).astype(np.float32)
+        for c in range(3):
+            cx = 8 * rng.integers(2, width // 8 - 2) + rng.uniform(-2, 2)
+            cy = 8 * rng.integers(2, height // 8 - 2) + rng.uniform(-2, 2)
+            img[..., c] += 220 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 7.0**2))
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+    return frames
+
+
+def build_spot_model(seed: int = 0):
+    """A network with hand-set weights whose score map j peaks on the colour-j spot.
+
+    Real peaks (unlike a random network's flat maps) make int8 errors measurable in pixels.
+    """
+    keras = _tf()
+    rng = np.random.default_rng(seed)
+    image = keras.Input((None, None, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1 / 255.0)(image)
+    cin = 3
+    for _ in range(3):
+        kernel = rng.normal(0, 0.02, (3, 3, cin, 8)).astype(np.float32)
+        for c in range(3):
+            kernel[:, :, c, c] += np.array([[0.05, 0.1, 0.05], [0.1, 0.4, 0.1], [0.05, 0.1, 0.05]])
+        conv = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")
+        x = conv(x)
+        conv.set_weights([kernel, np.zeros(8, np.float32)])
+        cin = 8
+    head = keras.layers.Conv2D(3, 3, padding="same", activation="sigmoid", name="scmap")
+    scmap = head(x)
+    kernel = np.zeros((3, 3, 8, 3), np.float32)
+    for c in range(3):
+        kernel[:, :, c, c] = 1.5 * np.array([[0.3, 0.6, 0.3], [0.6, 1.0, 0.6], [0.3, 0.6, 0.3]])
+    head.set_weights([kernel, np.full(3, -3.0, np.float32)])
+    lr = keras.layers.Conv2D(6, 1, name="locref")
+    locref = lr(x)
+    lr.set_weights([rng.normal(0, 0.3, (1, 1, 8, 6)).astype(np.float32), np.zeros(6, np.float32)])
+    return keras.Model(image, [scmap, locref])
+
+
+@pytest.fixture(scope="session")
+def spot_train_dir(tmp_path_factory) -> Path:
+    """A training output whose network finds coloured spots, with a project of spot frames."""
+    import cv2
+
+    base = tmp_path_factory.mktemp("spots")
+    project = base / "project"
+    images = project / "labeled-data" / "spots"
+    images.mkdir(parents=True)
+    names = []
+    for i, frame in enumerate(spot_frames(24, seed=7)):
+        name = f"labeled-data/spots/img{i:03d}.png"
+        cv2.imwrite(str(project / name), np.ascontiguousarray(frame[:, :, ::-1]))
+        names.append(name)
+    split = {"train": names[:16], "test": names[16:]}
+    return write_train_dir(base / "run", build_spot_model(), project=project, split=split)

@@ -1,0 +1,104 @@
+"""CPU int8 bundles: quantised for real, loaded by the runtime, keypoints close to fp32."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from .conftest import spot_frames
+
+pytestmark = pytest.mark.tf
+
+
+def _estimator(bundle):
+    from realtime_pose.engines import EngineConfig, open_engine
+    from realtime_pose.estimator import PoseEstimator
+
+    engine = open_engine(bundle, EngineConfig(threads=1, warmup_runs=0))
+    return PoseEstimator(bundle, engine)
+
+
+def _op_types(bundle) -> set[str]:
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(bundle.model_path)).graph.node}
+
+
+@pytest.fixture(scope="module")
+def spot_bundles(spot_train_dir, tmp_path_factory):
+    from exporters.keras_onnx import export_bundle
+
+    out = tmp_path_factory.mktemp("int8")
+    return {
+        "fp32": export_bundle(spot_train_dir, out / "fp32"),
+        "int8": export_bundle(spot_train_dir, out / "int8", int8=True),
+    }
+
+
+def test_int8_bundle_is_quantised_and_records_how(spot_bundles):
+    fp32, int8 = spot_bundles["fp32"], spot_bundles["int8"]
+    assert {"QuantizeLinear", "DequantizeLinear"} <= _op_types(int8)
+    assert "QuantizeLinear" not in _op_types(fp32)
+    import onnx
+
+    weights = onnx.load(str(int8.model_path)).graph.initializer
+    assert any(w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4 for w in weights)
+    quant = int8.meta.provenance["quantization"]
+    assert quant["format"] == "QDQ" and quant["per_channel"] is True
+    assert quant["calibration_source"] == "project train split"
+    assert quant["calibration_frames"] == len(int8.meta.provenance["split"]["train"])
+    assert quant["vs_fp32"]["frames"] == len(int8.meta.provenance["split"]["test"])
+    assert int8.meta.outputs.scoremap.layout == "NCHW"
+    assert int8.meta.name.endswith("-int8")
+
+
+def test_int8_keypoints_close_to_fp32_through_the_runtime(spot_bundles):
+    est32, est8 = _estimator(spot_bundles["fp32"]), _estimator(spot_bundles["int8"])
+    diffs = []
+    for rgb in spot_frames(6, seed=99):  # frames the calibration never saw
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        a = est32.estimate(bgr).copy()
+        b = est8.estimate(bgr).copy()
+        diffs.append(np.hypot(*(a[:, :2] - b[:, :2]).T))
+        np.testing.assert_allclose(a[:, 2], b[:, 2], atol=0.05)
+    diffs = np.concatenate(diffs)
+    assert diffs.max() < 1.0, diffs  # same cell, locref within a pixel
+    assert diffs.mean() < 0.25
+
+
+def test_quantize_bundle_from_existing_bundle(spot_bundles, spot_train_dir, tmp_path):
+    from exporters.frames import read_rgb_frames
+    from exporters.int8 import quantize_bundle
+
+    fp32 = spot_bundles["fp32"]
+    project = fp32.meta.provenance["project"]
+    calib = read_rgb_frames([f"{project}/{p}" for p in fp32.meta.provenance["split"]["train"]])
+    int8 = quantize_bundle(fp32, tmp_path / "q", calib, keep_heads_fp32=False)
+    quant = int8.meta.provenance["quantization"]
+    assert quant["fp32_nodes"] == [] and quant["calibration_frames"] == len(calib)
+    assert quant["vs_fp32"]["keypoints_mean_px_diff"] < 0.5
+    est = _estimator(int8)
+    pose = est.estimate(np.ascontiguousarray(spot_frames(1, seed=5)[0][:, :, ::-1]))
+    assert pose.shape == (3, 3) and np.all(pose[:, 2] > 0.3)
+
+
+def test_quantize_bundle_refuses_in_graph_peaks(spot_train_dir, tmp_path):
+    from exporters.int8 import quantize_bundle
+    from exporters.keras_onnx import export_bundle
+
+    peaks = export_bundle(spot_train_dir, tmp_path / "peaks", in_graph_peaks=True)
+    with pytest.raises(ValueError, match="quantise the map-output bundle"):
+        quantize_bundle(peaks, tmp_path / "q", spot_frames(2))
+    assert not (tmp_path / "q").exists()
+
+
+def test_int8_with_in_graph_peaks(spot_bundles, spot_train_dir, tmp_path):
+    from exporters.keras_onnx import export_bundle
+
+    both = export_bundle(spot_train_dir, tmp_path / "both", int8=True, in_graph_peaks=True)
+    assert "QuantizeLinear" in _op_types(both) and "ArgMax" in _op_types(both)
+    assert both.meta.provenance["parity"]["in_graph_peaks"]["passed"]
+    est_maps, est_kp = _estimator(spot_bundles["int8"]), _estimator(both)
+    for rgb in spot_frames(3, seed=42):
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        np.testing.assert_allclose(est_kp.estimate(bgr), est_maps.estimate(bgr), atol=1e-3)
