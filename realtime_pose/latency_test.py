@@ -1,0 +1,153 @@
+"""End-to-end latency self-test: frame ready → the action's byte arrives at the serial device.
+
+The live loop runs on the synthetic camera with a rule that fires on known frames (a ``while``
+rule on a likelihood gate that always holds, with a refractory period, so it fires every few
+frames) and pulses an output on a serial port. The far end of a pseudo-terminal pair stamps
+each command line's arrival with ``time.monotonic_ns()``; the recording holds each firing's
+frame's capture time (the host clock at which the frame was ready) is in the dispatcher's action
+log with the command's sequence number, so every pulse is matched to its own arrival.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LatencyTestResult:
+    """What :func:`run_latency_test` measured."""
+
+    latencies_ns: np.ndarray
+    engine_p50_ms: float
+    stages: dict[str, Any]
+    fps: float
+    frames: int
+    unmatched: int
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON document: ``n``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``engine_p50_ms``, …"""
+        ms = self.latencies_ns / 1e6
+        return {
+            "n": int(ms.size),
+            "p50_ms": round(float(np.percentile(ms, 50)), 4) if ms.size else None,
+            "p99_ms": round(float(np.percentile(ms, 99)), 4) if ms.size else None,
+            "max_ms": round(float(ms.max()), 4) if ms.size else None,
+            "engine_p50_ms": self.engine_p50_ms,
+            "budget_ms": round(self.engine_p50_ms + 1.0, 4),
+            "fps": round(self.fps, 1),
+            "frames": self.frames,
+            "unmatched_firings": self.unmatched,
+            "stages_ms": self.stages,
+            "config": self.config,
+        }
+
+
+def run_latency_test(
+    bundle: Path,
+    seconds: float = 10.0,
+    fps: float = 100.0,
+    size: tuple[int, int] = (320, 240),
+    refractory_ms: float = 20.0,
+    threads: int = 0,
+) -> LatencyTestResult:
+    """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received."""
+    from hardware.loopback import FarEndReader, open_pty_pair
+    from realtime_pose.bundle import load_bundle
+    from realtime_pose.config import parse_config
+    from realtime_pose.session import LiveSession
+
+    keypoint = load_bundle(bundle, validate_graph=False).keypoints[0]
+    with tempfile.TemporaryDirectory(prefix="rp-latency-") as tmp, open_pty_pair() as pty:
+        reader = FarEndReader(pty.far_fd)
+        config = {
+            "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
+            "bundle": str(bundle),
+            "engine": {"threads": threads, "spinning": True},
+            "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
+            "recording": {"enabled": False, "directory": tmp},
+            "outputs": {
+                "laser": {
+                    "device": "serial",
+                    "port": pty.host_path,
+                    "channel": 0,
+                    "max_on_ms": 50,
+                    "configure_board": False,
+                },
+            },
+            "rules": [
+                {
+                    "name": "latency-probe",
+                    "on": "while",
+                    "condition": {"type": "likelihood", "keypoint": keypoint, "at_least": 0.0},
+                    "refractory_s": refractory_ms / 1000.0,
+                    "actions": [{"output": "laser", "action": "pulse", "duration_ms": 1}],
+                }
+            ],
+            "status_interval_s": 1.0,
+        }
+        session = LiveSession(parse_config(config, "latency-test"))
+        try:
+            session.run(seconds)
+            stages = session.pipeline.stats.summary_ms()
+            frames = session.pipeline.frames
+            time.sleep(0.2)  # let the last pulse lines arrive
+            action_log = session.dispatcher.action_log
+            dispatches = [r for r in action_log.records("dispatch") if r.get("action") == "pulse"]
+            writes = [r for r in action_log.records() if r.get("cmd") == "write_pulse"]
+        finally:
+            session.close()
+            reader.stop()
+        latencies, missing = match_by_sequence(dispatches, writes, reader.lines)
+    engine_p50 = stages.get("inference", {}).get("p50", float("nan"))
+    return LatencyTestResult(
+        latencies,
+        engine_p50,
+        stages,
+        frames / max(seconds, 1e-9),
+        frames,
+        missing,
+        {
+            "seconds": seconds,
+            "fps": fps,
+            "size": list(size),
+            "refractory_ms": refractory_ms,
+            "bundle": str(bundle),
+            "port": "pty pair (kernel pseudo-terminal)",
+        },
+    )
+
+
+def match_by_sequence(
+    dispatches: list[dict], writes: list[dict], arrivals: list[tuple[int, str]]
+) -> tuple[np.ndarray, int]:
+    """Latency of each dispatched pulse whose line reached the far end, matched by ``seq``.
+
+    ``dispatches`` (the dispatcher's records, with ``t_frame_ns``) and ``writes`` (the serial
+    device's records of each pulse command, sent or failed, with its line ``P ch ms seq``) are in
+    submission order, so the n-th of each belong together. Returns the latencies (ns) and how
+    many pulses never arrived (dropped as stale or lost with the port).
+    """
+    arrived: dict[str, int] = {}
+    for t_ns, line in arrivals:
+        parts = line.split()
+        if parts and parts[0] == "P" and len(parts) >= 4:
+            arrived.setdefault(parts[3], t_ns)
+    latencies, missing = [], 0
+    for dispatch, write in zip(dispatches, writes, strict=False):
+        parts = str(write.get("line", "")).split()
+        t_arrival = arrived.get(parts[3]) if len(parts) >= 4 else None
+        if t_arrival is None:
+            missing += 1
+            continue
+        latencies.append(t_arrival - int(dispatch["t_frame_ns"]))
+    return np.asarray(latencies, dtype=np.int64), missing
