@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from realtime_pose.bundle import Bundle
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
@@ -56,3 +60,17 @@ def synthetic_frames(
         img += rng.normal(0, 6, size=img.shape)
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
     return frames
+
+
+def bundle_frames(bundle: Bundle, subset: str, limit: int) -> tuple[list[np.ndarray], str]:
+    """Up to ``limit`` frames of the bundle's training project (its ``"train"`` or ``"test"``
+    split, as recorded in ``provenance``) when they are reachable from this machine, else
+    synthetic frames; with a description of which."""
+    prov = bundle.meta.provenance
+    project = prov.get("project")
+    names = (prov.get("split") or {}).get(subset) or []
+    if project and Path(project).is_dir():
+        paths = [Path(project) / n for n in names if (Path(project) / n).is_file()]
+        if paths:
+            return read_rgb_frames(paths, limit), f"project {subset} split"
+    return synthetic_frames(min(limit, 16), seed=2), "synthetic"

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from exporters.frames import read_rgb_frames, synthetic_frames
+from exporters.frames import bundle_frames
 from realtime_pose.bundle import Bundle
 
 log = logging.getLogger(__name__)
@@ -54,19 +54,6 @@ def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     if frame.shape[:2] == (height, width):
         return np.ascontiguousarray(frame)
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-
-
-def bundle_frames(bundle: Bundle, subset: str, limit: int) -> tuple[list[np.ndarray], str]:
-    """Frames of the bundle's training project (``"train"`` or ``"test"`` split) when they are
-    reachable from this machine, else synthetic frames."""
-    prov = bundle.meta.provenance
-    project = prov.get("project")
-    names = (prov.get("split") or {}).get(subset) or []
-    if project and Path(project).is_dir():
-        paths = [Path(project) / n for n in names if (Path(project) / n).is_file()]
-        if paths:
-            return read_rgb_frames(paths, limit), f"project {subset} split"
-    return synthetic_frames(min(limit, 16), seed=2), "synthetic"
 
 
 def _make_calibrator(trt: Any, cuda: Any, frames: list[np.ndarray], cache_file: Path) -> Any:

@@ -1,0 +1,216 @@
+"""CPU int8 vs fp32: ONNX Runtime latency and what quantisation does to the keypoints.
+
+    python benchmarks/int8.py [--bundle DIR] [--int8-bundle DIR] [--project DIR]
+                              [--size 320x240] [--threads 1 2] [--runs 300]
+                              [--calibration-frames 64] [--json FILE]
+
+Without ``--int8-bundle`` the fp32 bundle is quantised here (``exporters.int8``), calibrated on
+its training project's train split when the project is reachable (else synthetic frames).
+Latency: fp32 and int8 runs interleaved call by call, batch 1, on one frame resized to
+``--size``. Accuracy: keypoint distance int8 vs fp32 (frame pixels) on the test split at the
+frames' own size and at ``--size``; with the project's labels, the error of each against them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import summarize_ns, write_result
+from exporters.frames import bundle_frames, read_rgb_frames
+from realtime_pose.bundle import Bundle, load_bundle
+from realtime_pose.engines import EngineConfig, open_engine
+from realtime_pose.estimator import PoseEstimator
+
+
+def _size(text: str) -> tuple[int, int]:
+    w, h = text.lower().split("x")
+    return int(w), int(h)
+
+
+def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    import cv2
+
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def latency(
+    fp32: Bundle, int8: Bundle, image: np.ndarray, threads: int, runs: int
+) -> dict[str, dict]:
+    """Interleaved fp32/int8 timings of ``engine.run`` at ``image``'s size."""
+    engines = {
+        name: open_engine(b, EngineConfig(threads=threads, warmup_runs=0))
+        for name, b in (("fp32", fp32), ("int8", int8))
+    }
+    h, w = image.shape[:2]
+    for engine in engines.values():
+        engine.warmup(h, w, runs=20)
+    samples = {name: np.empty(runs, np.int64) for name in engines}
+    for i in range(runs):
+        for name, engine in engines.items():
+            t0 = time.perf_counter_ns()
+            engine.run(image)
+            samples[name][i] = time.perf_counter_ns() - t0
+    for engine in engines.values():
+        engine.close()
+    return {name: summarize_ns(s, "ms") for name, s in samples.items()}
+
+
+def _labels_for(project_dir: Path, images: list[str]) -> np.ndarray | None:
+    """Labels ``[N, K, 2]`` (NaN = not visible) for ``images``, via the trainer's reader."""
+    try:
+        from trainers.project import ProjectError, load_project
+    except ImportError:
+        return None
+    try:
+        project = load_project(project_dir)
+        return project.keypoints[project.indices_of(images, where="benchmark")]
+    except ProjectError as exc:
+        print(f"no labels: {exc}")
+        return None
+
+
+def accuracy(
+    fp32: Bundle,
+    int8: Bundle,
+    frames: list[np.ndarray],
+    input_size: tuple[int, int] | None,
+    labels: np.ndarray | None,
+) -> dict[str, float]:
+    """Keypoint distance int8 vs fp32, and each vs labels, in frame pixels."""
+    est = {
+        name: PoseEstimator(
+            b, open_engine(b, EngineConfig(threads=2, warmup_runs=0)), input_size=input_size
+        )
+        for name, b in (("fp32", fp32), ("int8", int8))
+    }
+    poses = {name: [] for name in est}
+    for rgb in frames:
+        bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+        for name, e in est.items():
+            poses[name].append(e.estimate(bgr).copy())
+    p32, p8 = np.stack(poses["fp32"]), np.stack(poses["int8"])
+    d = np.hypot(p32[..., 0] - p8[..., 0], p32[..., 1] - p8[..., 1])
+    out = {
+        "frames": len(frames),
+        "int8_vs_fp32_mean_px": round(float(d.mean()), 4),
+        "int8_vs_fp32_p99_px": round(float(np.percentile(d, 99)), 4),
+        "int8_vs_fp32_max_px": round(float(d.max()), 4),
+        "likelihood_mean_abs_diff": round(float(np.abs(p32[..., 2] - p8[..., 2]).mean()), 5),
+    }
+    if labels is not None:
+        for name, p in (("fp32", p32), ("int8", p8)):
+            err = np.hypot(p[..., 0] - labels[..., 0], p[..., 1] - labels[..., 1])
+            out[f"{name}_vs_labels_mean_px"] = round(float(np.nanmean(err)), 4)
+            out[f"{name}_vs_labels_median_px"] = round(float(np.nanmedian(err)), 4)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bundle", type=Path, help="fp32 bundle (default: the demo bundle)")
+    parser.add_argument("--int8-bundle", type=Path, help="int8 variant (default: made here)")
+    parser.add_argument("--project", type=Path, help="DeepLabCut project with the labels")
+    parser.add_argument("--size", type=_size, default=(320, 240), help="WxH for latency")
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--calibration-frames", type=int, default=64)
+    parser.add_argument(
+        "--calibration", choices=["minmax", "percentile", "entropy"], default="minmax"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+
+    if args.bundle is None:
+        from realtime_pose.paths import DEMO_BUNDLE
+
+        args.bundle = DEMO_BUNDLE
+    fp32 = load_bundle(args.bundle)
+    tmp = None
+    if args.int8_bundle is not None:
+        int8 = load_bundle(args.int8_bundle)
+        made = "given"
+    else:
+        from exporters.int8 import quantize_bundle
+
+        calib, calib_source = bundle_frames(fp32, "train", args.calibration_frames)
+        tmp = tempfile.TemporaryDirectory(prefix="rtpose-int8-bench-")
+        t0 = time.perf_counter()
+        int8 = quantize_bundle(fp32, Path(tmp.name) / "int8", calib, method=args.calibration)
+        made = (
+            f"quantised here in {time.perf_counter() - t0:.1f} s on {len(calib)} "
+            f"{calib_source} frames ({args.calibration})"
+        )
+    print(f"fp32 {fp32.root}\nint8 {made}")
+
+    test_frames, test_source = bundle_frames(fp32, "test", 64)
+    width, height = args.size
+    image = _resize(test_frames[0], width, height)
+    rows = []
+    for threads in args.threads:
+        stats = latency(fp32, int8, image, threads, args.runs)
+        speedup = stats["fp32"]["p50_ms"] / stats["int8"]["p50_ms"]
+        rows.append(
+            {
+                "width": width,
+                "height": height,
+                "threads": threads,
+                **stats,
+                "speedup_p50": round(speedup, 3),
+            }
+        )
+        print(
+            f"{width}x{height} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
+            f"p99 {stats['fp32']['p99_ms']:.3f}; int8 p50 {stats['int8']['p50_ms']:.3f} ms "
+            f"p99 {stats['int8']['p99_ms']:.3f}; speed-up x{speedup:.2f}"
+        )
+
+    project_dir = args.project or (
+        Path(fp32.meta.provenance["project"]) if fp32.meta.provenance.get("project") else None
+    )
+    labels = None
+    test_names = (fp32.meta.provenance.get("split") or {}).get("test") or []
+    if project_dir is not None and project_dir.is_dir() and test_names:
+        # every test frame, in split order, so that the labels line up
+        test_frames = read_rgb_frames([project_dir / n for n in test_names])
+        test_source = f"project test split ({project_dir})"
+        labels = _labels_for(project_dir, test_names)
+    acc = {
+        "native": accuracy(fp32, int8, test_frames, None, labels),
+        f"{width}x{height}": accuracy(fp32, int8, test_frames, (width, height), labels),
+    }
+    for where, a in acc.items():
+        print(f"accuracy at {where} ({test_source}): {a}")
+    path = write_result(
+        "int8",
+        {
+            "fp32_bundle": str(fp32.root),
+            "int8_bundle": made if tmp is not None else str(int8.root),
+            "model": fp32.meta.name,
+            "net": fp32.meta.provenance.get("net"),
+            "quantization": {
+                k: v
+                for k, v in int8.meta.provenance.get("quantization", {}).items()
+                if k != "vs_fp32"
+            },
+            "accuracy_frames": test_source,
+            "latency": rows,
+            "accuracy": acc,
+        },
+        args.json,
+    )
+    print(f"wrote {path}")
+    if tmp is not None:
+        tmp.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
