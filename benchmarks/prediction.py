@@ -27,13 +27,14 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import write_result
+from benchmarks.common import summarize_ns, write_result
 from realtime_pose.predict import ForwardPredictor
 
 DATASET = Path("/work/shared/datasets/openfield-Pranav-2018-10-30")
@@ -176,6 +177,25 @@ def tune(poses: np.ndarray, fps: float, model: str) -> tuple[dict, list[dict]]:
     return {k: best[k] for k in ("model", "process_noise", "measurement_noise_px", "gate")}, trials
 
 
+def time_per_frame(num_keypoints: int, model: str, repeats: int = 20000) -> dict:
+    """Cost of one ``update`` + ``predict`` (what the live loop pays per frame)."""
+    rng = np.random.default_rng(0)
+    predictor = ForwardPredictor(num_keypoints, model=model)
+    poses = rng.uniform(100, 200, size=(64, num_keypoints, 3))
+    poses[..., 2] = 0.95
+    out = np.empty((num_keypoints, 3))
+    samples = np.empty(repeats, np.int64)
+    t_ns = 0
+    for i in range(repeats + 200):
+        t_ns += 10_000_000
+        t0 = time.perf_counter_ns()
+        predictor.update(poses[i % 64], t_ns)
+        predictor.predict(t_ns + 15_000_000, out=out)
+        if i >= 200:
+            samples[i - 200] = time.perf_counter_ns() - t0
+    return summarize_ns(samples, "us")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--poses", type=Path, help="DeepLabCut-layout pose file (.h5 or .csv)")
@@ -251,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
             for lead in LEADS
         },
     }
+    cost = {f"{model}_K{k}": time_per_frame(k, model) for model in ("cv", "ca") for k in (4, 20)}
+    for name, c in cost.items():
+        print(f"update+predict {name}: p50 {c['p50_us']:.1f} us, p99 {c['p99_us']:.1f} us")
+    for model in ("cv", "ca"):  # keep the file small: the 20 best grid points
+        tuning[model]["trials"] = sorted(tuning[model]["trials"], key=lambda t: t["mean_px"])[:20]
     target = results["cv"]["test"]["lead_2_frames"]
     payload = {
         "trajectories": source,
@@ -272,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             "achieved_median_pct_cv": target["reduction_median_pct"],
         },
         "tuning": tuning,
+        "cost_per_frame_update_plus_predict": cost,
     }
     path = write_result("prediction", payload, args.json)
     print(f"\nwrote {path}")
