@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from hardware import open_device
+from hardware.action_log import ActionLog
 from hardware.base import DeviceUnavailableError
 from hardware.daq import DaqDevice
 
@@ -196,8 +197,12 @@ def test_set_does_not_wait_for_the_driver(fake: FakeNidaqmx) -> None:
 
 
 def test_unplugged_daq_is_counted_and_reconnected(fake: FakeNidaqmx) -> None:
+    actions = ActionLog()
     dev = DaqDevice(
-        {"laser": "Dev1/port0/line0"}, reconnect_initial_s=0.05, reconnect_max_s=0.2
+        {"laser": "Dev1/port0/line0"},
+        reconnect_initial_s=0.05,
+        reconnect_max_s=0.2,
+        action_log=actions,
     ).open()
     try:
         fake.wait_writes(1)
@@ -205,7 +210,9 @@ def test_unplugged_daq_is_counted_and_reconnected(fake: FakeNidaqmx) -> None:
         dev.pulse("laser", 0.01)  # the write fails on the writer thread, never here
         assert wait_until(lambda: not dev.health().connected)
         failed_before = dev.health().failed
-        assert failed_before >= 1 and "failed" in (dev.health().last_error or "")
+        assert failed_before >= 1
+        first = actions.records("failed")[0]["error"]
+        assert "write to DAQ Dev1 failed" in first and "device was removed" in first
         dev.set("laser", True)  # while disconnected: dropped and counted, not queued
         assert wait_until(lambda: dev.health().failed > failed_before)
         n_tasks = len(fake.tasks)
