@@ -10,6 +10,7 @@ from realtime_pose.sources import SOURCE_KINDS, FrameSource, SourceError, make_s
 from realtime_pose.sources.camera import CameraSource
 from realtime_pose.sources.synthetic import SyntheticSource
 from realtime_pose.synthetic import SyntheticScene
+from tests.sources.video_files import decoded_index
 
 
 def test_a_camera_that_cannot_be_opened_is_named():
@@ -98,3 +99,19 @@ def test_make_source_refuses_unknown_kinds_and_options():
         make_source("webcam")
     with pytest.raises(ValueError, match=r"\['colour'\].*accepted: width, height"):
         make_source("synthetic", colour="red")
+
+
+def test_camera_read_path_on_a_stream_opened_by_url(video_20, caplog):
+    """OpenCV opens a file path like a stream URL: the camera code runs end to end."""
+    source = CameraSource(str(video_20), width=320, fps=50.0)
+    with caplog.at_level("WARNING"), source:
+        assert source.size == (64, 48)  # the 'camera' refused 320 wide and says so
+        assert "asked for width=320, the camera gives 64" in caplog.text
+        assert "fps" not in caplog.text  # 50 fps was what it gives
+        frames = [source.read() for _ in range(20)]
+        assert [f.frame_index for f in frames] == list(range(20))
+        assert [decoded_index(f.image) for f in frames] == list(range(20))
+        assert all(f.source_id == source.source_id for f in frames)
+        assert len(source.source_id) <= 60
+        with pytest.raises(SourceError, match="returned no frame"):
+            source.read()  # a camera has no end: running dry is a failure

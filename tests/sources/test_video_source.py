@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,3 +125,15 @@ def test_a_file_without_frame_rate_needs_fps_to_be_paced(tmp_path):
         VideoSource(path, fps=0.0)
     with pytest.raises(ValueError, match="max_frames"):
         VideoSource(path, max_frames=-1)
+
+
+OPENFIELD_VIDEO = Path("/work/shared/datasets/openfield-Pranav-2018-10-30/videos/m3v1mp4.mp4")
+
+
+@pytest.mark.skipif(not OPENFIELD_VIDEO.is_file(), reason="openfield dataset not present")
+def test_the_openfield_video_reads_at_its_native_rate():
+    with VideoSource(OPENFIELD_VIDEO, realtime=False, max_frames=3) as source:
+        frames = read_all(source)
+    assert source.fps == pytest.approx(30.0, abs=0.01)
+    assert source.size == (640, 480) and source.frame_count == 2330
+    assert [f.image.shape for f in frames] == [(480, 640, 3)] * 3
