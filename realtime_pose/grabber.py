@@ -31,7 +31,7 @@ class Grabber:
         A closed :class:`~realtime_pose.sources.base.FrameSource`; the grabber opens and closes it.
     stall_timeout_s
         A read that has not returned after this long marks the source as stalled; it is reopened
-        once the read returns.
+        once the read returns. Keep it well above the source's frame period.
     reopen_backoff_s
         Waits before successive reopen attempts after a failure; the last value repeats. The
         sequence restarts once a frame is read again.

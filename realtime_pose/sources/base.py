@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+_S = TypeVar("_S", bound="FrameSource")
 
 
 class SourceError(RuntimeError):
@@ -82,7 +85,7 @@ class FrameSource(abc.ABC):
     def source_id(self) -> str:
         """A short human-readable identifier (device, file name…) carried by every frame."""
 
-    def __enter__(self) -> FrameSource:
+    def __enter__(self: _S) -> _S:
         self.open()
         return self
 
