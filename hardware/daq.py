@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from hardware.action_log import ActionLog
 from hardware.base import ChannelSpec, DeviceUnavailableError, OutputDevice
 
@@ -50,17 +52,18 @@ class _Write:
 _STOP = object()
 
 
-def _import_nidaqmx() -> tuple[Any, Any]:
-    """``(nidaqmx, LineGrouping)``, or :class:`DeviceUnavailableError` naming what is missing."""
+def _import_nidaqmx() -> tuple[Any, Any, Any]:
+    """``(nidaqmx, LineGrouping, DigitalMultiChannelWriter)``, or a DeviceUnavailableError."""
     try:
         import nidaqmx
         from nidaqmx.constants import LineGrouping
+        from nidaqmx.stream_writers import DigitalMultiChannelWriter
     except ImportError as err:
         raise DeviceUnavailableError(
             f"the 'daq' output device needs the nidaqmx package, which is not importable "
             f"({err}); {INSTALL_HINT}"
         ) from err
-    return nidaqmx, LineGrouping
+    return nidaqmx, LineGrouping, DigitalMultiChannelWriter
 
 
 def _device_of(line: str) -> str:
@@ -136,11 +139,13 @@ class DaqDevice(OutputDevice):
         self._group_of = {i: g for g, members in self._groups.items() for i in members}
         self._levels = [False] * len(self._names)
         self._tasks: dict[str, Any] = {}
+        self._writers: dict[str, Any] = {}
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._connected = False
         self._nidaqmx: Any = None
         self._line_grouping: Any = None
+        self._writer_class: Any = None
 
     def _default_channels(self) -> ChannelSpec:
         raise ValueError(
@@ -150,7 +155,7 @@ class DaqDevice(OutputDevice):
 
     # ------------------------------------------------------------------ lifecycle
     def _open(self) -> None:
-        self._nidaqmx, self._line_grouping = _import_nidaqmx()
+        self._nidaqmx, self._line_grouping, self._writer_class = _import_nidaqmx()
         self._create_tasks()  # the first open is loud: a wrong line name must stop the start
         self._levels = [False] * len(self._names)
         self._drive_all_low()
@@ -170,14 +175,17 @@ class DaqDevice(OutputDevice):
         """Create, configure and start one task per DAQ device; raise DeviceUnavailableError."""
         nidaqmx, grouping = self._nidaqmx, self._line_grouping
         tasks: dict[str, Any] = {}
+        writers: dict[str, Any] = {}
         try:
             for group, members in self._groups.items():
                 try:
                     task = nidaqmx.Task(f"{self.name}-{group}-{time.monotonic_ns()}")
                 except Exception as err:  # DaqNotFoundError, OSError: driver missing
                     raise DeviceUnavailableError(
-                        f"cannot create an NI-DAQmx task for device {group!r}: {err}. Is the "
-                        f"NI-DAQmx driver installed? {INSTALL_HINT}"
+                        f"cannot create an NI-DAQmx task for device {group!r}: "
+                        f"{str(err).rstrip('. ')}. The nidaqmx package is installed; install "
+                        f"the NI-DAQmx driver from ni.com, or use the 'serial' or 'log' "
+                        f"output device"
                     ) from err
                 tasks[group] = task
                 lines = [str(self._lines[i]) for i in members]
@@ -185,6 +193,10 @@ class DaqDevice(OutputDevice):
                     for line in lines:
                         task.do_channels.add_do_chan(line, line_grouping=grouping.CHAN_PER_LINE)
                     task.start()
+                    # A stream writer skips the per-write channel queries of Task.write.
+                    writer = self._writer_class(task.out_stream, auto_start=False)
+                    writer.verify_array_shape = False
+                    writers[group] = writer
                 except Exception as err:  # DaqError: unknown device or line, line reserved
                     raise DeviceUnavailableError(
                         f"cannot open DAQ line(s) {lines} of device {self.name!r}: {err}. "
@@ -197,9 +209,11 @@ class DaqDevice(OutputDevice):
                     task.close()
             raise
         self._tasks = tasks
+        self._writers = writers
 
     def _close_tasks(self) -> None:
         tasks, self._tasks = self._tasks, {}
+        self._writers = {}
         for group, task in tasks.items():
             try:
                 task.close()
@@ -233,10 +247,8 @@ class DaqDevice(OutputDevice):
 
     # ------------------------------------------------------------------ writer thread
     def _write_group(self, group: str, levels: tuple[bool, ...]) -> None:
-        data = [lvl == self.active_high for lvl in levels]
-        self._tasks[group].write(
-            data[0] if len(data) == 1 else data, auto_start=False, timeout=self.write_timeout_s
-        )
+        data = np.fromiter((lvl == self.active_high for lvl in levels), bool, len(levels))
+        self._writers[group].write_one_sample_one_line(data, timeout=self.write_timeout_s)
 
     def _drive_all_low(self) -> None:
         for group, members in self._groups.items():

@@ -17,6 +17,7 @@ import time
 import types
 from typing import Any
 
+import numpy as np
 import pytest
 
 from hardware import open_device
@@ -32,11 +33,15 @@ class FakeDaqError(Exception):
 
 
 class FakeNidaqmx:
-    """The subset of nidaqmx that DaqDevice uses: Task, do_channels.add_do_chan, start, write."""
+    """The subset of nidaqmx (1.x) that DaqDevice uses: Task, do_channels.add_do_chan, start,
+    close, and stream_writers.DigitalMultiChannelWriter.write_one_sample_one_line.
+
+    ``writes`` holds ``(monotonic_ns, task lines, line levels as a tuple of bools)``.
+    """
 
     def __init__(self) -> None:
         self.tasks: list[Any] = []
-        self.writes: list[tuple[int, tuple[str, ...], Any]] = []
+        self.writes: list[tuple[int, tuple[str, ...], tuple[bool, ...]]] = []
         self.unplugged = False
         self.known_devices = {"Dev1", "Dev2"}
         self.write_gate: threading.Event | None = None
@@ -54,6 +59,7 @@ class FakeNidaqmx:
                 self.started = False
                 self.closed = False
                 self.do_channels = types.SimpleNamespace(add_do_chan=self._add_do_chan)
+                self.out_stream = types.SimpleNamespace(_task=self)
                 fake.tasks.append(self)
 
             def _add_do_chan(self, lines: str, line_grouping: Any = None) -> None:
@@ -65,23 +71,27 @@ class FakeNidaqmx:
             def start(self) -> None:
                 self.started = True
 
-            def write(self, data: Any, auto_start: Any = None, timeout: float = 10.0) -> int:
+            def close(self) -> None:
+                self.closed = True
+
+        class DigitalMultiChannelWriter:
+            def __init__(self, task_out_stream: Any, auto_start: Any = None) -> None:
+                assert auto_start is False, "the task is started once; writes must not start it"
+                self.task = task_out_stream._task
+                self.verify_array_shape = True
+
+            def write_one_sample_one_line(self, data: np.ndarray, timeout: float = 10) -> None:
                 if fake.write_gate is not None:
                     fake.write_gate.wait(10)
                 if fake.unplugged:
                     raise FakeDaqError("The device was removed (-201003)")
-                assert self.started and not self.closed and auto_start is False
-                if len(self.lines) > 1:
-                    assert isinstance(data, list) and len(data) == len(self.lines)
-                else:
-                    assert isinstance(data, bool)
+                task = self.task
+                assert task.started and not task.closed
+                assert data.dtype == bool and data.shape == (len(task.lines),)
                 with fake.cond:
-                    fake.writes.append((time.monotonic_ns(), tuple(self.lines), data))
+                    levels = tuple(bool(x) for x in data)
+                    fake.writes.append((time.monotonic_ns(), tuple(task.lines), levels))
                     fake.cond.notify_all()
-                return 1
-
-            def close(self) -> None:
-                self.closed = True
 
         mod = types.ModuleType("nidaqmx")
         mod.Task = Task  # type: ignore[attr-defined]
@@ -90,6 +100,9 @@ class FakeNidaqmx:
             CHAN_PER_LINE="chan_per_line", CHAN_FOR_ALL_LINES="chan_for_all_lines"
         )
         mod.constants = constants  # type: ignore[attr-defined]
+        writers = types.ModuleType("nidaqmx.stream_writers")
+        writers.DigitalMultiChannelWriter = DigitalMultiChannelWriter  # type: ignore[attr-defined]
+        mod.stream_writers = writers  # type: ignore[attr-defined]
         return mod
 
     def wait_writes(self, n: int, timeout_s: float = 5.0) -> list[tuple[int, tuple[str, ...], Any]]:
@@ -106,6 +119,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeNidaqmx:
     mod = driver.module()
     monkeypatch.setitem(sys.modules, "nidaqmx", mod)
     monkeypatch.setitem(sys.modules, "nidaqmx.constants", mod.constants)
+    monkeypatch.setitem(sys.modules, "nidaqmx.stream_writers", mod.stream_writers)
     return driver
 
 
@@ -147,27 +161,27 @@ def test_tasks_are_created_once_and_pulses_are_timed_by_the_host(fake: FakeNidaq
     with dev:
         assert len(fake.tasks) == 1 and fake.tasks[0].started
         assert fake.tasks[0].lines == ["Dev1/port0/line0", "Dev1/port0/line1"]
-        assert fake.wait_writes(1)[0][2] == [False, False]  # driven low at open
+        assert fake.wait_writes(1)[0][2] == (False, False)  # driven low at open
         for _ in range(20):
             dev.pulse("valve", 0.002)
             time.sleep(0.005)
         dev.pulse("laser", 0.08)
         writes = fake.wait_writes(1 + 40 + 2)
         assert len(fake.tasks) == 1, "a task must not be created per pulse"
-        on = next(w for w in writes if w[2] == [True, False])
-        off = next(w for w in writes if w[0] > on[0] and w[2] == [False, False])
+        on = next(w for w in writes if w[2] == (True, False))
+        off = next(w for w in writes if w[0] > on[0] and w[2] == (False, False))
         assert (off[0] - on[0]) / 1e9 >= 0.08 * 0.95  # never shorter than asked
         assert (off[0] - on[0]) / 1e9 < 0.08 + 1.0  # generous: a noisy shared machine
         assert dev.health().sent == len(writes)
     assert fake.tasks[0].closed
-    assert fake.writes[-1][2] == [False, False]
+    assert fake.writes[-1][2] == (False, False)
 
 
 def test_max_on_time_cuts_a_line_left_on(fake: FakeNidaqmx) -> None:
     with DaqDevice({"laser": "Dev1/port0/line0"}, max_on_s=0.15) as dev:
         dev.set("laser", True)
         writes = fake.wait_writes(3)  # low at open, high, low at max on-time
-        assert [w[2] for w in writes[:3]] == [False, True, False]
+        assert [w[2] for w in writes[:3]] == [(False,), (True,), (False,)]
         assert (writes[2][0] - writes[1][0]) / 1e9 >= 0.15 * 0.95
         assert dev.health().auto_offs == 1
         assert not dev.is_on("laser")
@@ -180,7 +194,7 @@ def test_active_low_and_one_task_per_device(fake: FakeNidaqmx) -> None:
         fake.wait_writes(2)
         dev.set("b", True)
         writes = fake.wait_writes(3)
-        assert writes[2][1] == ("Dev2/port1/line3",) and writes[2][2] is False  # on = low
+        assert writes[2][1] == ("Dev2/port1/line3",) and writes[2][2] == (False,)  # on = low
         assert dev.line_levels() == {"a": False, "b": True}
 
 
@@ -193,7 +207,7 @@ def test_set_does_not_wait_for_the_driver(fake: FakeNidaqmx) -> None:
         assert len(fake.writes) == 1
         assert dev.health().pending >= 1
         fake.write_gate.set()
-        assert [w[2] for w in fake.wait_writes(3)] == [False, True, False]
+        assert [w[2] for w in fake.wait_writes(3)] == [(False,), (True,), (False,)]
 
 
 def test_unplugged_daq_is_counted_and_reconnected(fake: FakeNidaqmx) -> None:
@@ -222,13 +236,13 @@ def test_unplugged_daq_is_counted_and_reconnected(fake: FakeNidaqmx) -> None:
         fake.unplugged = False
         assert wait_until(lambda: dev.health().reconnects == 1)
         assert dev.health().connected
-        assert fake.writes[n_writes][2] is False  # every line driven low after reconnecting
-        assert not any(w[2] is True for w in fake.writes[n_writes:]), "an old 'on' fired late"
+        assert fake.writes[n_writes][2] == (False,)  # every line driven low after reconnecting
+        assert not any(w[2] == (True,) for w in fake.writes[n_writes:]), "an old 'on' fired late"
         dev.pulse("laser", 0.01)
-        assert any(w[2] is True for w in fake.wait_writes(len(fake.writes) + 1))
+        assert any(w[2] == (True,) for w in fake.wait_writes(len(fake.writes) + 1))
     finally:
         dev.close()
-    assert fake.writes[-1][2] is False
+    assert fake.writes[-1][2] == (False,)
 
 
 @pytest.mark.skipif(
