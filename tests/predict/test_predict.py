@@ -282,3 +282,13 @@ def test_lead_time_fixed_and_running_median():
     assert lead.lead_ns == 22 * MS
     with pytest.raises(ValueError, match="fixed_ms"):
         LeadTime(fixed_ms=-1.0)
+
+
+def test_warmup_leaves_no_trace_and_float32_outputs_work():
+    predictor = ForwardPredictor(2)
+    predictor.warmup()
+    assert predictor.t_ns is None and predictor.rejected.sum() == 0
+    out = np.empty((2, 3), np.float32)
+    predictor.update(np.array([[1.0, 2.0, 1.0], [3.0, 4.0, 1.0]], np.float32), 0)
+    assert predictor.predict(0, out=out) is out
+    np.testing.assert_allclose(out, [[1, 2, 1], [3, 4, 1]])
