@@ -141,6 +141,26 @@ def test_missing_nidaqmx_is_one_clear_error() -> None:
     assert "\n" not in message
 
 
+def _driver_present() -> bool:
+    try:
+        import nidaqmx.system
+
+        nidaqmx.system.System.local().driver_version  # noqa: B018 - raises without a driver
+    except Exception:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not HAVE_NIDAQMX, reason="needs the nidaqmx package (the 'daq' extra)")
+def test_missing_driver_is_one_clear_error() -> None:
+    if _driver_present():
+        pytest.skip("the NI-DAQmx driver is installed here")
+    with pytest.raises(DeviceUnavailableError) as info:
+        open_device("daq", channels={"laser": "Dev1/port0/line0"})
+    message = str(info.value)
+    assert "NI-DAQmx driver" in message and "ni.com" in message and "\n" not in message
+
+
 def test_lines_must_be_daq_line_names() -> None:
     with pytest.raises(ValueError, match="Dev1/port0/line0"):
         DaqDevice({"laser": 3})
