@@ -225,7 +225,8 @@ class SerialDevice(OutputDevice):
             self._note_failure(
                 f"{event} not sent: serial port {self.port!r} is disconnected (reconnecting)",
                 index,
-                seq=seq,
+                cmd=event,
+                line=cmd.data.decode().strip(),
             )
             return
         self._queue.put(cmd)
@@ -320,6 +321,7 @@ class SerialDevice(OutputDevice):
             lines.append(protocol.encode_max_on(line, self._max_on_ns[i] / 1e6))
         lines.append(protocol.encode_watchdog(self.watchdog_ms))
         port.write(b"".join(lines))
+        self._record("configured", lines=[x.decode().strip() for x in lines])
 
     def _write_loop(self) -> None:
         heartbeat_s = self.watchdog_ms / 4000 if self.watchdog_ms else None

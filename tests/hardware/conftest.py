@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,3 +46,23 @@ def emulator(link: str) -> Iterator[EmulatorThread]:
 @pytest.fixture
 def action_log() -> ActionLog:
     return ActionLog()
+
+
+def fill_pty(fd: int) -> None:
+    """Write to a pty end until its buffer is full, so the next write on that end blocks.
+
+    Big chunks first, then single newlines (reads on the other side see only empty lines). The
+    kernel moves pty data asynchronously, so one EAGAIN does not mean full: retry until several
+    rounds in a row accept nothing.
+    """
+    os.set_blocking(fd, False)
+    for chunk in (b"#" * 1023 + b"\n", b"\n"):
+        idle_rounds = 0
+        while idle_rounds < 5:
+            wrote = False
+            with contextlib.suppress(BlockingIOError):
+                while True:
+                    os.write(fd, chunk)
+                    wrote = True
+            idle_rounds = 0 if wrote else idle_rounds + 1
+            time.sleep(0.01)
