@@ -40,6 +40,10 @@ class CameraSource(FrameSource):
         Requested pixel format, e.g. ``"MJPG"`` (USB cameras need it for high frame rates).
     backend
         An explicit ``cv2.CAP_*`` backend (default: GStreamer for pipelines, else OpenCV's choice).
+    open_timeout_s, read_timeout_s
+        For stream URLs (FFmpeg backend): give up connecting, or waiting for a frame, after this
+        long, so a dead stream raises :class:`SourceError` instead of blocking the grab thread.
+        Device indices rely on the driver's own timeout (V4L2: about 10 s).
 
     Notes
     -----
@@ -56,6 +60,8 @@ class CameraSource(FrameSource):
         exposure: float | None = None,
         fourcc: str | None = None,
         backend: int | None = None,
+        open_timeout_s: float = 5.0,
+        read_timeout_s: float = 5.0,
     ) -> None:
         if isinstance(device, str) and device.strip().isdigit():
             device = int(device)
@@ -68,6 +74,14 @@ class CameraSource(FrameSource):
             is_pipeline = isinstance(device, str) and _looks_like_pipeline(device)
             backend = cv2.CAP_GSTREAMER if is_pipeline else cv2.CAP_ANY
         self.backend = backend
+        self._open_params: list[int] = []
+        if isinstance(device, str) and not _looks_like_pipeline(device):
+            self._open_params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                round(open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                round(read_timeout_s * 1000),
+            ]
         self._cap: cv2.VideoCapture | None = None
         self._fps = 0.0
         self._size = (0, 0)
@@ -99,7 +113,10 @@ class CameraSource(FrameSource):
         if self._cap is not None:
             return
         try:
-            cap = cv2.VideoCapture(self.device, self.backend)
+            if self._open_params:
+                cap = cv2.VideoCapture(self.device, self.backend, self._open_params)
+            else:
+                cap = cv2.VideoCapture(self.device, self.backend)
         except cv2.error as exc:
             raise SourceError(f"cannot open {self._describe()}: {exc}") from exc
         if not cap.isOpened():

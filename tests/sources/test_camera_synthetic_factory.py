@@ -32,6 +32,11 @@ def test_camera_device_strings():
         CameraSource(0, fourcc="MJPEG")
 
 
+def test_a_stream_that_refuses_the_connection_is_named():
+    with pytest.raises(SourceError, match=r"camera stream 'rtsp://127.0.0.1:9/none'"):
+        CameraSource("rtsp://127.0.0.1:9/none", open_timeout_s=2.0).open()
+
+
 def test_a_pipeline_that_cannot_be_opened_says_what_to_check():
     with pytest.raises(SourceError, match="GStreamer pipeline"):
         CameraSource("nosuchelement ! appsink").open()
