@@ -27,8 +27,9 @@ PINS = list(range(2, 10))
 Step = tuple[int, str | None]  # (t_us, line or None for "only let time pass")
 
 
-@pytest.fixture(scope="module")
-def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=["arduino", "teensy"])
+def harness(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sketch built for the PC, once as for an Arduino and once with its Teensy branches."""
     compiler = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler (g++/clang++) to build the sketch for the PC")
@@ -44,6 +45,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "-I",
         str(HARNESS_DIR),
     ]
+    if request.param == "teensy":
+        flags.append("-DTEENSYDUINO=159")
     result = subprocess.run(
         [compiler, *flags, str(HARNESS_DIR / "harness.cpp"), "-o", str(exe)],
         capture_output=True,

@@ -18,6 +18,8 @@ inline uint32_t millis() { return g_now_us / 1000UL; }
 
 void digitalWrite(uint8_t pin, uint8_t level);
 inline void pinMode(uint8_t, uint8_t) {}
+// Teensyduino's extras, so the sketch's TEENSYDUINO branch compiles and runs here too.
+inline void digitalWriteFast(uint8_t pin, uint8_t level) { digitalWrite(pin, level); }
 
 class FakeSerial {
  public:
@@ -34,6 +36,7 @@ class FakeSerial {
     output.append(reinterpret_cast<const char *>(buf), len);
     return len;
   }
+  void send_now() {}
 };
 
 extern FakeSerial Serial;
