@@ -311,5 +311,5 @@ def test_noisy_curved_motion_is_predicted_better_than_holding():
             predict_err.append(np.linalg.norm(out[0, :2] - truth[i + lead]))
             hold_err.append(np.linalg.norm(measured[i] - truth[i + lead]))
     assert np.mean(hold_err) == pytest.approx(10.0, abs=1.0)  # 200 px/s x 50 ms
-    assert np.mean(predict_err) < 0.3 * np.mean(hold_err)
+    assert np.mean(predict_err) < 0.4 * np.mean(hold_err)  # ~0.27 with the defaults
     assert predictor.rejected[0] == 0  # 1 px noise never trips the gate
