@@ -189,3 +189,60 @@ class FarEndReader:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class PtyFarEnd:
+    """A pty pair whose far end is read by a :class:`FarEndReader`: a timestamping "board".
+
+    The host opens :attr:`host_path` as its serial port; every line it writes lands in
+    :attr:`lines` as ``(monotonic_ns at arrival, line)``. Nothing is answered (write replies with
+    :meth:`write`). For a board that also executes the protocol, use
+    :class:`hardware.emulator.EmulatorThread` (its ``rx`` records carry the same stamps).
+
+    Parameters
+    ----------
+    link
+        Optional symlink to create to the host end.
+
+    Examples
+    --------
+    >>> with PtyFarEnd() as far:  # doctest: +SKIP
+    ...     dev = SerialDevice(far.host_path, configure_board=False).open()
+    ...     t0 = time.monotonic_ns(); dev.pulse(0, 0.001)
+    ...     t_rx, line = far.wait_for_line(lambda s: s.startswith("P "))
+    """
+
+    def __init__(self, link: str | os.PathLike[str] | None = None) -> None:
+        self.pty = open_pty_pair(link)
+        self.reader = FarEndReader(self.pty.far_fd)
+
+    @property
+    def host_path(self) -> str:
+        """The serial port path for the host."""
+        return self.pty.host_path
+
+    @property
+    def lines(self) -> list[tuple[int, str]]:
+        """Lines received so far as ``(monotonic_ns, line)``."""
+        return self.reader.lines
+
+    def wait_for_line(
+        self, predicate: Callable[[str], bool], timeout_s: float = 5.0, start: int = 0
+    ) -> tuple[int, str] | None:
+        """See :meth:`FarEndReader.wait_for_line`."""
+        return self.reader.wait_for_line(predicate, timeout_s, start)
+
+    def write(self, data: bytes) -> None:
+        """Send bytes to the host."""
+        self.reader.write(data)
+
+    def close(self) -> None:
+        """Stop the reader, close the pty and remove the link."""
+        self.reader.stop()
+        self.pty.close()
+
+    def __enter__(self) -> PtyFarEnd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
