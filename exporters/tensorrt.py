@@ -199,12 +199,12 @@ def build_engine(
         config.add_optimization_profile(profile)
         info: dict[str, Any] = {"input_shape": list(shape)}
         if precision in ("fp16", "int8"):
-            if not builder.platform_has_fast_fp16:
+            if not getattr(builder, "platform_has_fast_fp16", True):
                 log.warning("%s has no fast fp16; TensorRT may stay in fp32", gpu_name)
             config.set_flag(trt.BuilderFlag.FP16)
         calibrator = None
         if precision == "int8":
-            if not builder.platform_has_fast_int8:
+            if not getattr(builder, "platform_has_fast_int8", True):
                 log.warning("%s has no fast int8; the engine may not be faster", gpu_name)
             if calibration_images is None:
                 frames, source = bundle_frames(bundle, "train", max_calibration_frames)
