@@ -163,6 +163,17 @@ def test_sketch_matches_reference_on_a_hand_written_session(harness: Path) -> No
         (100_007, "  Q 0 \t"),  # surrounding spaces are stripped
         (100_007, " zz\x01 "),  # unknown command, unprintable byte echoed as '?'
         (100_007, "P 0  \r5"),  # CR inside is whitespace
+        (100_008, "P 0 5 1 2 3"),  # six fields: ARG
+        (100_008, "bogus 1 2 3 4 5"),  # unknown command wins over the field count: CMD
+        (100_008, "PP 0 5"),  # CMD
+        (100_008, "P 007 5"),  # leading zeros: channel 7
+        (100_008, "P 0 5."),  # ARG
+        (100_008, "P 0 .5"),  # ARG
+        (100_008, "P 0 5.1.2"),  # ARG
+        (100_008, "E 999999999"),
+        (100_008, "E 1000000000"),  # RANGE
+        (100_008, "W 0 12"),  # watchdog off, with a seq
+        (100_008, "W 1000"),
         (100_008, "H 4\r"),  # CR before LF is whitespace
         (100_009, "K"),
         (1_200_000, None),  # 4 was cut at max on-time (1000 ms) before the watchdog
