@@ -32,6 +32,7 @@ from realtime_pose.predict import ForwardPredictor, LeadTime
 from realtime_pose.processors import ProcessorChain
 from realtime_pose.sources.base import Frame
 from realtime_pose.stats import StageStats
+from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class Pipeline:
         self._loop_thread: int | None = None
         self._grabber: Grabber | None = None
         self._status_frames = 0
+        self._status_mark = 0
         self._status_t_ns = time.monotonic_ns()
 
     # -- one frame ------------------------------------------------------------------------
@@ -193,6 +195,8 @@ class Pipeline:
         return pose
 
     def _handle_events(self, events: list) -> None:
+        """Dispatch each rule event's actions, then publish and record the rule event and one
+        ``output`` event per action (docs/protocol.md, topic ``event``)."""
         for event in events:
             self.events += 1
             if self.dispatcher is not None:
@@ -204,17 +208,38 @@ class Pipeline:
                         frame_index=event.frame_index,
                         t_frame_ns=event.t_ns,
                     )
-            self.emit_event(event.to_dict(), event.frame_index, event.t_ns)
+            actions = [a.to_dict() for a in event.actions]
+            self.emit_event(
+                messages.event_payload(
+                    "rule",
+                    event.rule,
+                    event.frame_index,
+                    event.t_ns,
+                    state=event.kind,
+                    source=event.source,
+                    actions=actions,
+                )
+            )
+            for action in actions:
+                self.emit_event(
+                    messages.event_payload(
+                        "output",
+                        action["output"],
+                        event.frame_index,
+                        event.t_ns,
+                        action=action["action"],
+                        duration_s=action["duration_s"],
+                        rule=event.rule,
+                    )
+                )
 
-    def emit_event(
-        self, event: dict[str, Any], frame_index: int | None = None, t_ns: int | None = None
-    ) -> None:
-        """Publish an ``event`` and append it to the recording."""
+    def emit_event(self, event: dict[str, Any]) -> None:
+        """Publish an ``event`` payload (``messages.event_payload``) and record it."""
         if self.publisher is not None:
             self.publisher.publish_event(event)
         if self.recorder is not None:
             self.recorder.write_event(
-                frame_index if frame_index is not None else self.frames, event, t_ns
+                event.get("frame_index", self.frames), event, event.get("t_ns")
             )
 
     # -- the loop -------------------------------------------------------------------------
@@ -257,33 +282,35 @@ class Pipeline:
             grabber.stop()
 
     def publish_status(self) -> dict[str, Any]:
-        """Build (and publish) the ``status`` message: fps, drops, stage percentiles."""
+        """Build (and publish) the ``status`` message: fps, drops, stage percentiles over the
+        interval since the last one (docs/protocol.md)."""
         now = time.monotonic_ns()
         dt = max(now - self._status_t_ns, 1)
         fps = (self.frames - self._status_frames) * 1e9 / dt
+        samples = self.stats.samples_since(self._status_mark)
         self._status_frames, self._status_t_ns = self.frames, now
+        self._status_mark = self.stats.count
         grab = self._grabber.stats() if self._grabber is not None else {}
-        status: dict[str, Any] = {
-            "t_ns": now,
-            "fps": round(fps, 2),
-            "frames": self.frames,
-            "dropped": int(grab.get("dropped", 0)),
+        extra: dict[str, Any] = {
             "source": {k: v for k, v in grab.items() if isinstance(v, int | float | str)},
-            "latency_ms": self.stats.summary_ms(),
             "events": self.events,
             "processor_errors": self.processors.errors if self.processors else 0,
             "recording": str(self.recorder.path) if self.recorder is not None else None,
         }
         if self.lead is not None:
-            status["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
+            extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
         if self.publisher is not None:
-            status["publisher_dropped"] = int(self.publisher.dropped)
-            self.publisher.publish_status(status)
+            extra["stream_dropped"] = int(self.publisher.dropped)
         if self.dispatcher is not None and hasattr(self.dispatcher, "health"):
             try:
-                status["outputs"] = self.dispatcher.health()
+                extra["outputs"] = self.dispatcher.health()
             except Exception:  # health is diagnostics only
                 log.debug("dispatcher health failed", exc_info=True)
+        status = messages.status_payload(
+            fps, self.frames, int(grab.get("dropped", 0)), samples, **extra
+        )
+        if self.publisher is not None:
+            self.publisher.publish_status(status)
         self.last_status = status
         return status
 

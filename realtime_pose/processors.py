@@ -38,11 +38,14 @@ class Processor:
         self.outputs = submit
         self._emit_event = emit_event
 
-    def emit_event(self, event: Mapping[str, Any]) -> None:
-        """Publish (and record) an ``event`` with this processor's name."""
+    def emit_event(self, event: Mapping[str, Any], frame_index: int = -1) -> None:
+        """Publish (and record) an ``event`` of kind ``processor`` named after this class."""
         emit = getattr(self, "_emit_event", None)
         if emit is not None:
-            emit({"source": type(self).__name__, **event})
+            from realtime_pose.stream.messages import event_payload
+
+            fields = {k: v for k, v in event.items() if k not in ("kind", "name")}
+            emit(event_payload("processor", type(self).__name__, frame_index, **fields))
 
     def process(self, pose, **kwargs):
         """Return the (possibly modified) pose; the default passes it through."""

@@ -29,6 +29,7 @@ from realtime_pose.pipeline import Pipeline
 from realtime_pose.predict import ForwardPredictor, LeadTime
 from realtime_pose.processors import ProcessorChain, load_processor
 from realtime_pose.sources import make_source
+from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
 
@@ -116,9 +117,7 @@ class LiveSession:
             self._closers.insert(0, ("outputs", self.dispatcher.close))
         self.publisher = None
         model = {"name": meta.name, "provenance": meta.provenance, "bundle": str(self.bundle.root)}
-        from realtime_pose.stream.messages import meta_payload
-
-        self.meta = meta_payload(
+        self.meta = messages.meta_payload(
             meta.keypoints,
             meta.skeleton,
             model,
@@ -194,7 +193,12 @@ class LiveSession:
         log.warning("source %s: %s", status.get("event"), status.get("message"))
         if self.publisher is not None:
             with suppress(Exception):  # called from the grab thread: never raise there
-                self.pipeline.emit_event({"kind": "source", **status})
+                fields = {k: v for k, v in status.items() if k not in ("kind", "name")}
+                self.pipeline.emit_event(
+                    messages.event_payload(
+                        "source", self.source.source_id, self.pipeline.frames, **fields
+                    )
+                )
 
     def _control_handlers(self) -> dict[str, Any]:
         pipe = self.pipeline

@@ -42,6 +42,12 @@ class StageStats:
         start = self._count % self._window
         return np.concatenate([row[start:], row[:start]])
 
+    def samples_since(self, mark: int) -> dict[str, np.ndarray]:
+        """Per stage, the samples recorded since :attr:`count` was ``mark`` (at most a window)."""
+        n = max(0, min(self._count - mark, self._window))
+        idx = np.arange(self._count - n, self._count) % self._window
+        return {name: self._buf[i, idx] for i, name in enumerate(self.stages)}
+
     def summary_ms(self) -> dict[str, dict[str, float]]:
         """``{stage: {"p50": ms, "p99": ms, "max": ms}}`` over the window."""
         n = min(self._count, self._window)

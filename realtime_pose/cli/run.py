@@ -26,13 +26,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def status_line(status: dict) -> str:
     """The one-line console summary of a status message."""
-    total = status.get("latency_ms", {}).get("total", {})
-    engine = status.get("latency_ms", {}).get("inference", {})
+    total = status.get("latency_us", {}).get("total", {})
+    engine = status.get("latency_us", {}).get("inference", {})
     return (
-        f"{status.get('fps', 0):7.1f} fps | latency p50 {total.get('p50', 0):6.2f} ms "
-        f"p99 {total.get('p99', 0):6.2f} ms | engine p50 {engine.get('p50', 0):6.2f} ms | "
-        f"frames {status.get('frames', 0)} dropped {status.get('dropped', 0)} | "
-        f"events {status.get('events', 0)}"
+        f"{status.get('fps', 0):7.1f} fps | latency p50 {total.get('p50', 0) / 1e3:6.2f} ms "
+        f"p99 {total.get('p99', 0) / 1e3:6.2f} ms | engine p50 "
+        f"{engine.get('p50', 0) / 1e3:6.2f} ms | frames {status.get('frames', 0)} "
+        f"dropped {status.get('dropped_frames', 0)} | events {status.get('events', 0)}"
     )
 
 
@@ -50,10 +50,16 @@ def run_session(session, seconds: float | None, quiet: bool) -> int:
     finally:
         if not quiet and tty:
             print(file=sys.stderr)
-        final = session.pipeline.publish_status() if session.pipeline.frames else None
+        frames = session.pipeline.frames
+        latency = session.pipeline.stats.summary_ms().get("total", {})
         session.close()
-    if final:
-        log.info("stopped after %d frames: %s", final["frames"], status_line(final))
+    if frames:
+        log.info(
+            "stopped after %d frames; capture -> publish p50 %.2f ms, p99 %.2f ms",
+            frames,
+            latency.get("p50", 0),
+            latency.get("p99", 0),
+        )
     return 0
 
 

@@ -103,11 +103,14 @@ def test_every_entry_fires_once_and_no_output_outlives_its_limit(tmp_path):
     rec = read_log(next((tmp_path / "rec").glob("*.poselog")))
     inside = rec.poses[:, 0, 0, 0] >= ZONE_X0
     entries = int(np.sum(inside[1:] & ~inside[:-1]) + inside[0])
-    fired = [e for e in rec.events if e["event"].get("kind") == "fired"]
+    rule_events = [e["event"] for e in rec.events if e["event"]["kind"] == "rule"]
+    fired = [e for e in rule_events if e["state"] == "fired"]
     assert entries >= 6 and len(fired) == entries
     for e in fired:  # each firing is on a frame where red just entered
         assert red_ix(e["frame_index"]) >= 5
-    cuts = [e for e in rec.events if e["event"].get("kind") == "max_on_cut"]
+    cuts = [e for e in rule_events if e["state"] == "max_on_cut"]
+    outputs = [e["event"] for e in rec.events if e["event"]["kind"] == "output"]
+    assert [o["action"] for o in outputs if o["action"] == "on"] == ["on"] * entries
     assert cuts, "the marker stays in the zone ~70 ms: the rule's 30 ms max on-time must cut"
     durations = edge_durations_ms(read_emulator_log(emu_log))
     assert len(durations) == entries

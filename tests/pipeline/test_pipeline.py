@@ -69,7 +69,7 @@ def test_control_survives_garbage_while_poses_flow(marker_bundle, tmp_path):
             no_rules = client.request("rule_enable", name="x")
             assert no_rules["ok"] is False and "no rules" in no_rules["error"]
             status = client.request("status")
-            assert status["ok"] and "latency_ms" in status["status"]
+            assert status["ok"] and "latency_us" in status["status"]
             started = client.request("record_start", path=str(tmp_path / "ctl.poselog"))
             assert started["ok"], started
             time.sleep(0.3)
