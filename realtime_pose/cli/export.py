@@ -34,6 +34,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="find the peaks inside the graph: output keypoints [1, K, 3] only",
     )
+    parser.add_argument(
+        "--calibration-frames",
+        type=int,
+        default=64,
+        metavar="N",
+        help="training frames used to calibrate --int8 (default 64)",
+    )
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset, 13-18 (default 17)")
     parser.add_argument(
         "--tolerance-px",
@@ -59,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             in_graph_peaks=args.in_graph_peaks,
             int8=args.int8,
             tolerance_px=args.tolerance_px,
+            max_calibration_frames=args.calibration_frames,
             name=args.name,
         )
     except ImportError as exc:

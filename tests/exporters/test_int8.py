@@ -102,3 +102,25 @@ def test_int8_with_in_graph_peaks(spot_bundles, spot_train_dir, tmp_path):
     for rgb in spot_frames(3, seed=42):
         bgr = np.ascontiguousarray(rgb[:, :, ::-1])
         np.testing.assert_allclose(est_kp.estimate(bgr), est_maps.estimate(bgr), atol=1e-3)
+
+
+def test_cli_export_int8_in_graph_peaks(spot_train_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from realtime_pose.bundle import load_bundle
+
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "realtime_pose", "export", str(spot_train_dir),
+            "--output", str(tmp_path / "cli"), "--int8", "--in-graph-peaks",
+            "--calibration-frames", "4",
+        ],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "parity in_graph_peaks" in proc.stdout and "int8 vs fp32" in proc.stdout
+    bundle = load_bundle(tmp_path / "cli")
+    assert bundle.meta.outputs.keypoints is not None
+    assert bundle.meta.provenance["quantization"]["calibration_frames"] == 4
