@@ -29,8 +29,8 @@
 //
 // NOT COMPILED in the project's CI (no Arduino toolchain there). Tested by hand-translation
 // against hardware/protocol.py; build it with the Arduino IDE / arduino-cli (boards: Uno, Nano,
-// Leonardo, Mega, Due, Teensy 3.x/4.x) before trusting it on a rig, then run the checks in
-// docs/serial-protocol.md ("Checking a board").
+// Leonardo, Mega, Due, Teensy 3.x/4.x) before trusting it on a rig, then run
+// `python -m hardware.board_check <port>` (docs/serial-protocol.md, "Checking a board").
 
 #include <Arduino.h>
 #include <string.h>
