@@ -27,10 +27,13 @@
 // than that: MAX_TIME_MS is 60 minutes). The maximum on-time and the watchdog run on the board,
 // so an output goes off even when the host process dies, the cable is pulled or the PC hangs.
 //
-// NOT COMPILED in the project's CI (no Arduino toolchain there). Tested by hand-translation
-// against hardware/protocol.py; build it with the Arduino IDE / arduino-cli (boards: Uno, Nano,
-// Leonardo, Mega, Due, Teensy 3.x/4.x) before trusting it on a rig, then run
-// `python -m hardware.board_check <port>` (docs/serial-protocol.md, "Checking a board").
+// NOT COMPILED FOR A BOARD in the project's CI (no Arduino toolchain there). Its logic is compiled
+// for the PC with a stand-in Arduino core (tests/hardware/firmware_harness) and every reply and
+// pin edge is compared with hardware/protocol.py's BoardState (tests/hardware/
+// test_firmware_sketch.py), but the AVR/ARM build, the real Serial and the pins are unverified:
+// build it with the Arduino IDE / arduino-cli (boards: Uno, Nano, Leonardo, Mega, Due,
+// Teensy 3.x/4.x) and run `python -m hardware.board_check <port>` (docs/serial-protocol.md,
+// "Checking a board") before trusting it on a rig.
 
 #include <Arduino.h>
 #include <string.h>
