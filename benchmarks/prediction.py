@@ -196,6 +196,34 @@ def time_per_frame(num_keypoints: int, model: str, repeats: int = 20000) -> dict
     return summarize_ns(samples, "us")
 
 
+def time_dense_reference(num_keypoints: int, repeats: int = 2000) -> dict:
+    """Cost of one step of a dense constant-acceleration filter over all 2K coordinates.
+
+    The layout DeepLabCut-Live's Kalman processor uses (one 6K x 6K state, a matrix inverse per
+    frame), in NumPy, for comparison with the per-coordinate kernels.
+    """
+    n = 6 * num_keypoints
+    dt = 0.01
+    block = np.array([[1, dt, dt**2 / 2], [0, 1, dt], [0, 0, 1]])
+    F = np.kron(np.eye(2 * num_keypoints), block)
+    H = np.kron(np.eye(2 * num_keypoints), np.array([[1.0, 0, 0]]))
+    Q = np.eye(n) * 1e-2
+    R = np.eye(2 * num_keypoints) * 4.0
+    x, P = np.zeros(n), np.eye(n)
+    z = np.random.default_rng(0).uniform(100, 200, 2 * num_keypoints)
+    samples = np.empty(repeats, np.int64)
+    for i in range(repeats):
+        t0 = time.perf_counter_ns()
+        x = F @ x
+        P = F @ P @ F.T + Q
+        S = H @ P @ H.T + R
+        gain = P @ H.T @ np.linalg.inv(S)
+        x = x + gain @ (z - H @ x)
+        P = (np.eye(n) - gain @ H) @ P
+        samples[i] = time.perf_counter_ns() - t0
+    return summarize_ns(samples, "us")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--poses", type=Path, help="DeepLabCut-layout pose file (.h5 or .csv)")
@@ -272,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     }
     cost = {f"{model}_K{k}": time_per_frame(k, model) for model in ("cv", "ca") for k in (4, 20)}
+    cost.update({f"dense_numpy_ca_K{k}": time_dense_reference(k) for k in (4, 20)})
     for name, c in cost.items():
         print(f"update+predict {name}: p50 {c['p50_us']:.1f} us, p99 {c['p99_us']:.1f} us")
     for model in ("cv", "ca"):  # keep the file small: the 20 best grid points
