@@ -250,6 +250,9 @@ class ControlClient:
     def _connect(self) -> zmq.Socket:
         socket = self._context.socket(zmq.REQ)
         socket.linger = 0
+        # A REQ socket with no usable connection (e.g. after a refused CURVE handshake) blocks
+        # in send; bound that wait too.
+        socket.sndtimeo = self.timeout_ms
         if self._curve is not None:
             self._curve.apply(socket)
         socket.connect(self.address)
@@ -270,13 +273,17 @@ class ControlClient:
 
     def request_bytes(self, data: bytes) -> dict[str, Any]:
         """Send raw bytes as a request (for tools and tests) and return the decoded reply."""
-        self._socket.send(data)
-        if not self._socket.poll(self.timeout_ms, zmq.POLLIN):
+        try:
+            self._socket.send(data)
+            replied = self._socket.poll(self.timeout_ms, zmq.POLLIN)
+        except zmq.Again:
+            replied = False
+        if not replied:
             self._socket.close()
             self._socket = self._connect()
             raise ControlTimeoutError(
                 f"no reply from {self.address} within {self.timeout_ms} ms; is realtime-pose "
-                "running with its control socket there?"
+                "running with its control socket there (and do your token/keys match)?"
             )
         reply = messages.decode(self._socket.recv())
         if not isinstance(reply, dict):
