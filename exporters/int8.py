@@ -62,7 +62,7 @@ def _has_sympy() -> bool:
 def _head_nodes(model: Any) -> list[str]:
     """Names of the nodes whose outputs feed the graph outputs through elementwise/layout ops."""
     producers = {out: node for node in model.graph.node for out in node.output}
-    passthrough = {"Sigmoid", "Transpose", "Identity", "Cast", "Reshape", "Relu"}
+    passthrough = {"Sigmoid", "Transpose", "Identity", "Cast", "Reshape", "Relu", "Pad", "Slice"}
     heads: list[str] = []
     for output in model.graph.output:
         node = producers.get(output.name)

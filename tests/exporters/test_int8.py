@@ -45,6 +45,7 @@ def test_int8_bundle_is_quantised_and_records_how(spot_bundles):
     assert any(w.data_type == onnx.TensorProto.INT8 and len(w.dims) == 4 for w in weights)
     quant = int8.meta.provenance["quantization"]
     assert quant["format"] == "QDQ" and quant["per_channel"] is True
+    assert len(quant["fp32_nodes"]) == 2  # the scmap and locref heads stay in float
     assert quant["calibration_source"] == "project train split"
     assert quant["calibration_frames"] == len(int8.meta.provenance["split"]["train"])
     assert quant["vs_fp32"]["frames"] == len(int8.meta.provenance["split"]["test"])
