@@ -2,7 +2,7 @@
 
     python benchmarks/serial_latency.py [--pulses 2000] [--gap-ms 2] [--json FILE]
 
-Four measurements, each over ``--pulses`` actions spaced ``--gap-ms`` apart (so each is timed
+Five measurements, each over ``--pulses`` actions spaced ``--gap-ms`` apart (so each is timed
 alone, not queued behind the previous one):
 
 ``raw_pty_write``
@@ -11,6 +11,9 @@ alone, not queued behind the previous one):
 ``pulse_to_far_end``
     ``SerialDevice.pulse()`` (queue, writer thread, pyserial write) until the far end has the
     line; also the time ``pulse()`` itself takes on the caller's thread (``pulse_call``).
+``dispatcher_pty``
+    The same through ``OutputDispatcher.kick()`` + ``submit("laser", "pulse", ...)``, as the live
+    loop calls it once per frame.
 ``pulse_to_emulator_edge``
     ``SerialDevice.pulse()`` until the output edge of the board emulator, running as a separate
     process (``python -m hardware.emulator``; its JSONL log stamps the edge with the same
@@ -38,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import summarize_ns, write_result
+from hardware.dispatcher import OutputDispatcher
 from hardware.emulator import read_log, start_emulator_process
 from hardware.loopback import FarEndReader, open_pty_pair
 from hardware.serial import SerialDevice
@@ -117,6 +121,40 @@ def bench_pulse_to_far_end(n: int, gap_s: float) -> dict:
     }
 
 
+def bench_dispatcher_to_far_end(n: int, gap_s: float) -> dict:
+    pair = open_pty_pair()
+    reader = FarEndReader(pair.far_fd)
+    device = SerialDevice(pair.device_path, channels=1, watchdog_ms=0, configure_board=False)
+    t_call: list[int] = []
+    call_ns: list[int] = []
+    dispatcher = OutputDispatcher(
+        {"laser": (device, 0)}, stall_timeout_s=1.0, register_atexit=False
+    )
+    try:
+        t_last = 0.0
+        for i in range(n):
+            t_last = _spaced(gap_s, t_last)
+            t0 = time.monotonic_ns()
+            dispatcher.kick()
+            dispatcher.submit("laser", "pulse", PULSE_MS / 1000, frame_index=i, t_frame_ns=t0)
+            t1 = time.monotonic_ns()
+            t_call.append(t0)
+            call_ns.append(t1 - t0)
+        arrivals = _wait_lines(reader, "P ", n, 10.0)
+        health = device.health()
+    finally:
+        dispatcher.close()
+        reader.stop()
+        pair.close()
+    if len(arrivals) != n:
+        raise RuntimeError(f"dispatcher: {len(arrivals)} of {n} lines arrived ({health})")
+    return {
+        "kick_and_submit_call": summarize_ns(call_ns),
+        "submit_to_far_end": summarize_ns([a - t for a, t in zip(arrivals, t_call, strict=True)]),
+        "device_health": health.to_dict(),
+    }
+
+
 def bench_emulator(n: int, gap_s: float, workdir: Path) -> dict:
     link = workdir / "rig-bench"
     log_path = workdir / "emulator.jsonl"
@@ -175,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     results["serial_device_pty"] = bench_pulse_to_far_end(n, gap_s)
     print("pulse() call:", results["serial_device_pty"]["pulse_call"])
     print("pulse() -> far end:", results["serial_device_pty"]["pulse_to_far_end"])
+    results["dispatcher_pty"] = bench_dispatcher_to_far_end(n, gap_s)
+    print("kick() + submit() call:", results["dispatcher_pty"]["kick_and_submit_call"])
+    print("submit() -> far end:", results["dispatcher_pty"]["submit_to_far_end"])
     with tempfile.TemporaryDirectory(prefix="serial-bench-") as tmp:
         results["emulator_process"] = bench_emulator(n, gap_s, Path(tmp))
     print("pulse() -> emulator edge:", results["emulator_process"]["pulse_to_emulator_edge"])
