@@ -159,6 +159,12 @@ def build_engine(
     from realtime_pose.engines.cache import engine_cache_path
     from realtime_pose.engines.tensorrt import _import_gpu_stack
 
+    if bundle.meta.provenance.get("quantization"):
+        raise ValueError(
+            f"{bundle.root}: this is an ONNX Runtime int8 bundle for the CPU (asymmetric uint8 "
+            "QDQ, which TensorRT does not take); build the engine from the fp32 bundle, with "
+            "--int8 for TensorRT's own calibration"
+        )
     trt, cuda = _import_gpu_stack()
     size = bundle.meta.input.fixed_size
     if height is None or width is None:

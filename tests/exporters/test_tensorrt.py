@@ -158,3 +158,15 @@ def test_build_engine_matches_onnxruntime(tmp_path, precision):
     assert built.path.is_file() and built.path.with_suffix(".json").is_file()
     parity = built.info["vs_onnxruntime"]
     assert parity["keypoints_mean_px_diff"] < (0.05 if precision != "int8" else 2.0)
+
+
+def test_build_engine_refuses_cpu_int8_bundle(tmp_path):
+    from exporters.tensorrt import build_engine
+    from realtime_pose.bundle import load_bundle
+
+    plain = _onnx_bundle(tmp_path / "b")
+    meta = plain.meta.model_dump()
+    meta["provenance"] = {"quantization": {"format": "QDQ"}}
+    int8 = write_bundle(tmp_path / "q", plain.model_path, meta)
+    with pytest.raises(ValueError, match="build the engine from the fp32 bundle"):
+        build_engine(load_bundle(int8.root), height=64, width=96)
