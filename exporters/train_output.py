@@ -93,7 +93,7 @@ class TrainOutput:
             "data_hash": cfg.data_hash,
             "test_error_px": cfg.test_error_px,
             "train_fraction": cfg.train_fraction,
-            "project": cfg.project,
+            "project": str(self.project_dir) if self.project_dir else cfg.project,
             "train_dir": str(self.root.resolve()),
             "split": self.split,
         }
