@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import itertools
 import logging
+import os
 import queue
+import select
 import threading
 import time
 from collections.abc import Mapping
@@ -313,6 +316,32 @@ class SerialDevice(OutputDevice):
             self.port, baudrate=self.baudrate, timeout=0.05, write_timeout=self.write_timeout_s
         )
 
+    def _write_all(self, port: Any, data: bytes) -> None:
+        """Write every byte or raise; waits in ``select`` (pyserial busy-loops on a full buffer)."""
+        try:
+            fd = port.fileno()
+        except (AttributeError, NotImplementedError, io.UnsupportedOperation):
+            port.write(data)  # loop:// and other URL handlers
+            return
+        if fd is None:
+            raise pyserial.PortNotOpenError()
+        deadline = time.monotonic() + self.write_timeout_s
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(fd, view) :]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise pyserial.SerialTimeoutException(
+                    f"write timeout: the device took no data for {self.write_timeout_s} s"
+                )
+            _, writable, _ = select.select([], [fd], [], left)
+            if writable:
+                time.sleep(0.0005)  # a pty may report room before it has any; do not spin
+
     def _configure(self, port: Any) -> None:
         if not self.configure_board:
             return
@@ -320,7 +349,7 @@ class SerialDevice(OutputDevice):
         for i, line in enumerate(self._lines):
             lines.append(protocol.encode_max_on(line, self._max_on_ns[i] / 1e6))
         lines.append(protocol.encode_watchdog(self.watchdog_ms))
-        port.write(b"".join(lines))
+        self._write_all(port, b"".join(lines))
         self._record("configured", lines=[x.decode().strip() for x in lines])
 
     def _write_loop(self) -> None:
@@ -342,7 +371,7 @@ class SerialDevice(OutputDevice):
                 item = self._queue.get(timeout=heartbeat_s)
             except queue.Empty:
                 try:
-                    self._port.write(heartbeat)
+                    self._write_all(self._port, heartbeat)
                 except _IO_ERRORS as err:
                     self._mark_lost(self._port, f"heartbeat write failed: {err}")
                 continue
@@ -371,7 +400,7 @@ class SerialDevice(OutputDevice):
                     self._t_written.clear()
                 self._t_written[cmd.seq] = time.monotonic_ns()
         try:
-            port.write(cmd.data)
+            self._write_all(port, cmd.data)
         except _IO_ERRORS as err:
             self._fail(cmd, f"write to {self.port!r} failed: {err}")
             self._mark_lost(port, f"write failed: {err}")

@@ -12,7 +12,7 @@ from hardware.action_log import ActionLog
 from hardware.emulator import EmulatorThread, read_log
 from hardware.loopback import FarEndReader
 from hardware.serial import SerialDevice
-from tests.hardware.conftest import wait_until
+from tests.hardware.conftest import WAIT_S, wait_until
 
 MS = 1_000_000
 
@@ -59,7 +59,7 @@ def test_board_max_on_time_cuts_an_on_the_host_never_ends(emulator, raw_host):
     wait_until(lambda: len(emulator.emulator.edges(3)) == 2)
     on, off = emulator.emulator.edges(3)
     assert off["cause"] == "max_on" and off["t_ns"] - on["t_ns"] >= 40 * MS
-    assert reader.wait_for_line(lambda line: line == "X 3 MAX") is not None
+    assert reader.wait_for_line(lambda line: line == "X 3 MAX", timeout_s=WAIT_S) is not None
 
 
 def test_echo_and_acknowledgements_carry_sequence_numbers(emulator, action_log):
@@ -88,7 +88,7 @@ def test_board_watchdog_switches_off_when_the_host_goes_silent(emulator, raw_hos
     offs = [e for e in emulator.emulator.edges() if not e["on"]]
     assert {(e["channel"], e["cause"]) for e in offs} == {(0, "watchdog"), (1, "watchdog")}
     assert all(e["t_ns"] - t_last_rx >= 150 * MS for e in offs)
-    assert reader.wait_for_line(lambda line: line == "X * WDG") is not None
+    assert reader.wait_for_line(lambda line: line == "X * WDG", timeout_s=WAIT_S) is not None
 
 
 def test_heartbeats_keep_the_board_watchdog_quiet_while_the_host_lives(emulator, action_log):
@@ -106,7 +106,7 @@ def test_heartbeats_keep_the_board_watchdog_quiet_while_the_host_lives(emulator,
 def test_malformed_lines_get_errors_and_the_board_keeps_serving(emulator, raw_host):
     fd, reader = raw_host
     os.write(fd, b"hello\nP 9 5\n" + b"P" * 100 + b"\n\x00\xff\nP 1 abc 4\nE 7\n")
-    assert reader.wait_for_line(lambda line: line == "E 7") is not None
+    assert reader.wait_for_line(lambda line: line == "E 7", timeout_s=WAIT_S) is not None
     errors = [line.split()[1] for _, line in reader.lines if line.startswith("!ERR")]
     assert errors == ["CMD", "CH", "LONG", "CMD", "ARG"]
     os.write(fd, b"P 1 5\n")

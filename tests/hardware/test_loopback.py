@@ -10,6 +10,7 @@ import serial
 from hardware.dispatcher import OutputDispatcher
 from hardware.loopback import FarEndReader, PtyFarEnd, open_pty_pair
 from hardware.serial import SerialDevice
+from tests.hardware.conftest import WAIT_S
 
 
 def test_pty_pair_link_points_at_the_device_and_is_removed_on_close(tmp_path):
@@ -36,12 +37,12 @@ def test_reader_stamps_each_line_when_it_arrives_and_can_reply():
         try:
             t_before = time.monotonic_ns()
             port.write(b"first\nsecond")
-            t_first, line = far.wait_for_line(lambda s: s == "first")
+            t_first, line = far.wait_for_line(lambda s: s == "first", timeout_s=WAIT_S)
             assert line == "first" and t_first >= t_before
             assert far.wait_for_line(lambda s: s == "second", timeout_s=0.2) is None  # incomplete
             t_mid = time.monotonic_ns()
             port.write(b" half\n")
-            t_second, _ = far.wait_for_line(lambda s: s == "second half")
+            t_second, _ = far.wait_for_line(lambda s: s == "second half", timeout_s=WAIT_S)
             assert t_second >= t_mid  # stamped when its last byte arrived
             far.write(b"E 1\n")
             assert port.readline() == b"E 1\n"
@@ -58,7 +59,9 @@ def test_frame_to_byte_latency_through_the_dispatcher():
             for frame in range(5):
                 t_frame_ns = time.monotonic_ns()
                 disp.submit("laser", "pulse", 0.001, frame_index=frame, t_frame_ns=t_frame_ns)
-                t_rx, _ = far.wait_for_line(lambda s, f=frame: s == f"P 0 1 {f + 1}")
+                t_rx, _ = far.wait_for_line(
+                    lambda s, f=frame: s == f"P 0 1 {f + 1}", timeout_s=WAIT_S
+                )
                 stamps.append(t_rx - t_frame_ns)
         assert all(dt > 0 for dt in stamps)
         frames = [r["frame_index"] for r in disp.action_log.records("dispatch")]

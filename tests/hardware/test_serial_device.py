@@ -10,7 +10,7 @@ from hardware.action_log import ActionLog
 from hardware.base import DeviceUnavailableError
 from hardware.loopback import LOOP_URL, FarEndReader, open_pty_pair
 from hardware.serial import SerialDevice
-from tests.hardware.conftest import fill_pty, wait_until
+from tests.hardware.conftest import WAIT_S, fill_pty, wait_until
 
 
 def _lines(dev: SerialDevice) -> list[str]:
@@ -81,7 +81,10 @@ def test_set_returns_while_the_writer_is_blocked_and_stale_ons_are_not_sent_late
         time.sleep(0.2)  # every queued command is now older than stale_after_s
         reader = FarEndReader(pair.far_fd)  # the board wakes up and reads
         try:
-            assert reader.wait_for_line(lambda line: line.startswith("L 0")) is not None
+            assert (
+                reader.wait_for_line(lambda line: line.startswith("L 0"), timeout_s=WAIT_S)
+                is not None
+            )
             host_lines = [line for _, line in reader.lines if line and line[0] != "#"]
         finally:
             reader.stop()

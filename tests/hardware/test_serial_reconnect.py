@@ -5,7 +5,7 @@ from __future__ import annotations
 from hardware.emulator import EmulatorThread
 from hardware.loopback import FarEndReader, open_pty_pair
 from hardware.serial import SerialDevice
-from tests.hardware.conftest import fill_pty, wait_until
+from tests.hardware.conftest import WAIT_S, fill_pty, wait_until
 
 
 def test_device_vanishes_and_comes_back(link, action_log):
@@ -65,7 +65,9 @@ def test_a_write_that_times_out_is_counted_and_the_port_reopened(action_log):
         reader = FarEndReader(pair.far_fd)  # the board reads again
         wait_until(lambda: dev.health().reconnects == 1)
         dev.set(0, False)
-        assert reader.wait_for_line(lambda line: line.startswith("L 0")) is not None
+        assert (
+            reader.wait_for_line(lambda line: line.startswith("L 0"), timeout_s=WAIT_S) is not None
+        )
     finally:
         if reader is not None:
             reader.stop()
