@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from realtime_pose.validation import format_validation_error
+
 SCHEMA_VERSION = 1
 MODEL_FILENAME = "model.onnx"
 META_FILENAME = "bundle.json"
@@ -197,14 +199,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _format_validation_error(err: ValidationError, where: Path) -> str:
-    lines = []
-    for problem in err.errors():
-        field = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        lines.append(f"{where}: field '{field}': {problem['msg']}")
-    return "\n".join(lines)
-
-
 def _extract_zip(path: Path, cache_root: Path | None) -> Path:
     """Unpack a zipped bundle once into a cache folder keyed by the zip's hash."""
     cache_root = cache_root or Path.home() / ".cache" / "realtime-pose" / "bundles"
@@ -251,7 +245,7 @@ def read_meta(path: str | Path) -> BundleMeta:
     try:
         return BundleMeta.model_validate(raw)
     except ValidationError as exc:
-        raise BundleError(_format_validation_error(exc, path)) from exc
+        raise BundleError(format_validation_error(exc, path)) from exc
 
 
 def _graph_io(model_path: Path) -> tuple[dict[str, list], dict[str, list]]:
@@ -380,7 +374,7 @@ def write_bundle(
         try:
             meta = BundleMeta.model_validate(meta)
         except ValidationError as exc:
-            raise BundleError(_format_validation_error(exc, folder / META_FILENAME)) from exc
+            raise BundleError(format_validation_error(exc, folder / META_FILENAME)) from exc
     model_target = folder / MODEL_FILENAME
     if isinstance(model, bytes):
         model_target.write_bytes(model)

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from realtime_pose.engines import EngineConfig
 from realtime_pose.processors import ProcessorConfig
 from realtime_pose.rules import RuleList
+from realtime_pose.validation import format_validation_error
 
 
 class ConfigError(ValueError):
@@ -156,15 +157,6 @@ class RunConfig(_Section):
         return self.model_copy(update=update)
 
 
-def format_errors(err: ValidationError, where: str) -> str:
-    """One line per problem: ``<file>: field '<dotted.path>': <message>``."""
-    lines = []
-    for problem in err.errors():
-        field = ".".join(str(p) for p in problem["loc"]) or "(top level)"
-        lines.append(f"{where}: field '{field}': {problem['msg']}")
-    return "\n".join(lines)
-
-
 def parse_config(data: Any, where: str = "config", base: Path | None = None) -> RunConfig:
     """Validate a config mapping; raise :class:`ConfigError` naming ``where`` and the field."""
     if not isinstance(data, dict):
@@ -174,7 +166,7 @@ def parse_config(data: Any, where: str = "config", base: Path | None = None) -> 
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, where)) from exc
+        raise ConfigError(format_validation_error(exc, where)) from exc
     return config.resolve_paths(base) if base is not None else config
 
 
