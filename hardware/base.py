@@ -145,6 +145,7 @@ class OutputDevice(ABC):
         self._max_on_ns = [self._max_on_for(nm, max_on_s) for nm in self._names]
         n = len(self._names)
         self._on_until_ns = [0] * n
+        self._on_since_ns = [0] * n
         self._generation = [0] * n
         self._lock = threading.RLock()
         self._stats_lock = threading.Lock()
@@ -255,21 +256,38 @@ class OutputDevice(ABC):
 
     # ------------------------------------------------------------------ actions
     def set(self, channel: str | int, on: bool) -> None:
-        """Switch a channel on or off. An ``on`` ends by itself after the channel's max on-time."""
+        """Switch a channel on or off. An ``on`` ends by itself after the channel's max on-time.
+
+        The max on-time counts from the channel's off→on edge: switching on a channel that is
+        already on does not extend it, so a loop that re-sends "on" every frame cannot hold an
+        output on longer than the limit.
+        """
         i = self._resolve(channel)
         with self._lock:
             if not self._check_open("set", i):
                 return
             now = time.monotonic_ns()
             self._generation[i] += 1
-            self._on_until_ns[i] = now + self._max_on_ns[i] if on else 0
-            self._record("set", i, on=bool(on), t_ns=now)
+            if on:
+                deadline = self._on_since(i, now) + self._max_on_ns[i]
+                self._on_until_ns[i] = deadline
+            else:
+                self._on_until_ns[i] = 0
+            if on:
+                self._record("set", i, on=True, t_ns=now, off_at_ns=deadline)
+            else:
+                self._record("set", i, on=False, t_ns=now)
             self._write_set(i, bool(on))
             if on:
-                self._schedule(now + self._max_on_ns[i], i, CAUSE_MAX_ON)
+                self._schedule(deadline, i, CAUSE_MAX_ON)
 
     def pulse(self, channel: str | int, duration_s: float) -> None:
-        """Switch a channel on for ``duration_s`` (clamped to the channel's max on-time)."""
+        """Switch a channel on for ``duration_s``.
+
+        The pulse is clamped so that the channel is on no longer than its max on-time, counted
+        from its off→on edge (a pulse on a channel that is already on ends no later than the
+        running on-period's limit).
+        """
         if (
             not (isinstance(duration_s, int | float) and math.isfinite(duration_s))
             or duration_s <= 0
@@ -282,13 +300,20 @@ class OutputDevice(ABC):
             if not self._check_open("pulse", i):
                 return
             now = time.monotonic_ns()
-            duration_ns = min(round(duration_s * 1e9), self._max_on_ns[i])
+            limit_ns = self._on_since(i, now) + self._max_on_ns[i] - now
+            duration_ns = max(1, min(round(duration_s * 1e9), limit_ns))
             self._generation[i] += 1
             self._on_until_ns[i] = now + duration_ns
             self._record("pulse", i, duration_s=duration_ns / 1e9, t_ns=now)
             self._write_pulse(i, duration_ns)
             if self.host_timed_pulses:
                 self._schedule(now + duration_ns, i, CAUSE_PULSE_END)
+
+    def _on_since(self, index: int, now: int) -> int:
+        """Start of the channel's current on-period (``now`` if it is off: a new edge)."""
+        if self._on_until_ns[index] <= now:
+            self._on_since_ns[index] = now
+        return self._on_since_ns[index]
 
     def all_off(self, reason: str = "request") -> None:
         """Switch every channel off."""

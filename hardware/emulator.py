@@ -198,9 +198,7 @@ class Emulator:
                     if discarding:
                         discarding = False
                         continue
-                    line = _printable(raw).strip()
-                    if not line:
-                        continue
+                    line = _printable(raw).strip()  # an empty line gets !ERR ARG, as on the board
                     self._log("rx", t_rx, line=line)
                     self._emit(*st.handle_line(line, t_rx), t_rx)
         except OSError as err:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from hardware import open_device
@@ -77,3 +79,20 @@ def test_open_device_factory():
         dev.close()
     with pytest.raises(ValueError, match="unknown output device 'lazer'"):
         open_device("lazer")
+
+
+def test_re_sending_on_does_not_extend_the_max_on_time():
+    with LogOnlyDevice(1, max_on_s=0.5) as dev:
+        dev.set(0, True)
+        time.sleep(0.05)
+        dev.set(0, True)  # a loop re-sending "on" every frame
+        dev.pulse(0, 10.0)  # and a long pulse on the channel that is already on
+        first, again = dev.action_log.records("set")
+        assert again["off_at_ns"] == first["off_at_ns"] == first["t_ns"] + 500_000_000
+        (pulse,) = dev.action_log.records("pulse")
+        assert pulse["t_ns"] + pulse["duration_s"] * 1e9 <= first["off_at_ns"] + 1
+        wait_until(lambda: not dev.line_state(0))
+        assert [on for _, _, on in dev.edges()] == [True, False]  # one on-period, one edge each
+        dev.set(0, True)  # after the off edge, a new on-period gets the full limit again
+        latest = dev.action_log.records("set")[-1]
+        assert latest["off_at_ns"] == latest["t_ns"] + 500_000_000
