@@ -49,6 +49,18 @@ class RecordingResult:
     conversion_error: str | None = None
     """Why conversion failed (the log itself is complete; convert it later), or ``None``."""
 
+    def as_reply(self) -> dict[str, Any]:
+        """The fields of a ``record_stop`` control reply (see docs/protocol.md)."""
+        reply: dict[str, Any] = {
+            "path": str(self.log_path),
+            "poses": self.poses,
+            "events": self.events,
+            "tables": [str(p) for p in self.tables],
+        }
+        if self.conversion_error is not None:
+            reply["conversion_error"] = self.conversion_error
+        return reply
+
 
 class PoseRecorder:
     """Append poses and events to a crash-safe log (see the module docstring for guarantees).

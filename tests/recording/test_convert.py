@@ -32,6 +32,12 @@ def test_stop_converts_to_dlc_tables(tmp_path):
     result = rec.stop(output_dir=tmp_path / "tables", scorer="rig-A")
     assert result.poses == 30
     assert [p.name for p in result.tables] == ["run1.h5", "run1.csv"]
+    assert result.as_reply() == {
+        "path": str(tmp_path / "run1.poselog"),
+        "poses": 30,
+        "events": 0,
+        "tables": [str(p) for p in result.tables],
+    }
     expected = np.stack([pose_for(i)[0] for i in range(30)])
     _check_table(result.tables[0], 100 + np.arange(30), expected, scorer="rig-A")
     csv = pd.read_csv(result.tables[1], header=[0, 1, 2], index_col=0)
@@ -110,4 +116,5 @@ def test_failed_conversion_keeps_the_log(tmp_path):
     blocker.write_text("a file where the output folder should go")
     result = rec.stop(output_dir=blocker)
     assert result.tables == () and result.conversion_error
+    assert result.as_reply()["conversion_error"] == result.conversion_error
     assert len(read_log(result.log_path).poses) == 1

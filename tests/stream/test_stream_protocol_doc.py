@@ -52,3 +52,22 @@ def test_doc_example_receives_every_seq_at_100_fps(tmp_path):
     for seq, line in zip(seqs, pose_lines, strict=True):
         assert f"first keypoint=({seq}.0, 0.0, p=0.50)" in line
     assert lines[-1] == f"received {n} poses, missing 0"
+
+
+def test_doc_control_example_runs(tmp_path):
+    import subprocess
+
+    from realtime_pose.stream import ControlServer
+
+    section = DOC.read_text().split("Control from Python without realtime-pose", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert 'connect("tcp://127.0.0.1:5556")' in code  # the documented default
+    meta = messages.meta_payload(["snout", "tail"])
+    with ControlServer("tcp://127.0.0.1:*", {"meta": lambda request: {"meta": meta}}) as server:
+        script = tmp_path / "control.py"
+        script.write_text(code.replace("tcp://127.0.0.1:5556", server.bound_address))
+        result = subprocess.run(
+            [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 0, result.stderr
+    assert "'ok': True" in result.stdout and "'keypoints': ['snout', 'tail']" in result.stdout
