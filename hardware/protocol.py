@@ -311,6 +311,7 @@ class BoardState:
     off_at_ns: list[int] = field(default_factory=list)
     off_cause: list[str] = field(default_factory=list)
     max_on_ns: list[int] = field(default_factory=list)
+    on_since_ns: list[int] = field(default_factory=list)
     last_rx_ns: int = 0
     watchdog_tripped: bool = False
 
@@ -319,6 +320,7 @@ class BoardState:
         self.off_at_ns = [0] * self.n_channels
         self.off_cause = [""] * self.n_channels
         self.max_on_ns = [round(self.max_on_ms * 1e6)] * self.n_channels
+        self.on_since_ns = [0] * self.n_channels
 
     def banner(self) -> str:
         """The line the board sends when it boots: ``V RPIO <version> <n_channels>``."""
@@ -340,9 +342,7 @@ class BoardState:
         op, ch = cmd.op, cmd.channel
         if op == CMD_PULSE:
             assert ch is not None and cmd.time_us is not None
-            duration_ns = min(cmd.time_us * 1000, self.max_on_ns[ch])
-            capped = duration_ns < cmd.time_us * 1000
-            self._switch_on(ch, now_ns, duration_ns, CAUSE_MAX_ON if capped else CAUSE_PULSE_END)
+            self._switch_on(ch, now_ns, cmd.time_us * 1000, CAUSE_PULSE_END)
             edges.append(Edge(ch, True, op))
         elif op == CMD_HIGH:
             assert ch is not None
@@ -366,8 +366,9 @@ class BoardState:
         elif op == CMD_MAX_ON:
             assert ch is not None and cmd.time_us is not None
             self.max_on_ns[ch] = cmd.time_us * 1000
-            if self.on[ch] and self.off_at_ns[ch] - now_ns > self.max_on_ns[ch]:
-                self.off_at_ns[ch] = now_ns + self.max_on_ns[ch]
+            limit_ns = self.on_since_ns[ch] + self.max_on_ns[ch]
+            if self.on[ch] and self.off_at_ns[ch] > limit_ns:
+                self.off_at_ns[ch] = limit_ns  # counted from the edge: may be due at once
                 self.off_cause[ch] = CAUSE_MAX_ON
         elif op == CMD_WATCHDOG:
             assert cmd.value is not None
@@ -411,8 +412,16 @@ class BoardState:
         return min(deadlines) if deadlines else None
 
     def _switch_on(self, ch: int, now_ns: int, duration_ns: int, cause: str) -> None:
+        """On for ``duration_ns`` from now, but never past the max on-time counted from the
+        off→on edge: re-sending ``H`` or ``P`` cannot extend an output beyond its limit."""
+        if not self.on[ch]:
+            self.on_since_ns[ch] = now_ns
         self.on[ch] = True
-        self.off_at_ns[ch] = now_ns + duration_ns
+        off_at = now_ns + duration_ns
+        limit_ns = self.on_since_ns[ch] + self.max_on_ns[ch]
+        if off_at >= limit_ns:
+            off_at, cause = limit_ns, CAUSE_MAX_ON
+        self.off_at_ns[ch] = off_at
         self.off_cause[ch] = cause
 
     def _all_off(self, cause: str) -> list[Edge]:

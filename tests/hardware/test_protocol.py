@@ -96,3 +96,29 @@ def test_board_acknowledges_with_sequence_numbers_when_asked():
     assert board.handle_line("Q 1 8", 1 * MS)[0] == ["S 1 1 999 1000 8"]
     assert p.parse_reply("A 17 H").seq == 17
     assert p.parse_reply("S 1 1 999 1000 8").seq == 8
+
+
+def test_resending_on_cannot_extend_an_output_past_its_max_on_time():
+    """A host stuck re-sending H (or P) every 10 ms: the board still cuts at the limit, counted
+    from the off->on edge."""
+    from hardware.protocol import BoardState
+
+    ms = 1_000_000
+    board = BoardState(n_channels=1, max_on_ms=50, watchdog_ms=0)
+    board.handle_line("H 0", 0)
+    off_at = None
+    for t in range(10 * ms, 200 * ms, 10 * ms):
+        _, edges = board.tick(t)
+        if any(not e.state for e in edges):
+            off_at = t
+            break
+        board.handle_line("H 0" if t % (20 * ms) else "P 0 500", t)
+    assert off_at is not None and off_at <= 50 * ms
+    assert board.off_cause[0] == "max_on"
+    # after going off, a new H starts a new on-period with a fresh limit
+    board.handle_line("H 0", 300 * ms)
+    assert board.on[0] and board.off_at_ns[0] == 350 * ms
+    # lowering M while on applies the new limit from the edge (already past it: off at once)
+    board.handle_line("M 0 20", 330 * ms)
+    _, edges = board.tick(330 * ms)
+    assert edges and not edges[0].state

@@ -71,6 +71,7 @@ struct Channel {
   uint32_t on_start_us;     // when the current on-period (or its last P/H/M) started
   uint32_t on_duration_us;  // off when micros() - on_start_us >= on_duration_us
   uint32_t max_on_us;
+  uint32_t edge_us;         // when the channel last went from off to on (max on-time origin)
   OffCause cause;           // why the pending off will happen
 };
 
@@ -186,8 +187,22 @@ static void replyError(const char *code, const char *line) {
 // ----------------------------------------------------------------------------------------------
 // Channel state changes (BoardState._switch_on / L / _all_off).
 
+// Time left before the max on-time, counted from the off->on edge (0 when already reached).
+static uint32_t allowedUs(const Channel &c, uint32_t now_us) {
+  uint32_t since_edge = now_us - c.edge_us;
+  return (since_edge < c.max_on_us) ? c.max_on_us - since_edge : 0;
+}
+
+// On for duration_us from now, never past the max on-time counted from the off->on edge, so a
+// host re-sending H or P cannot keep an output on beyond its limit.
 static void switchOn(uint8_t ch, uint32_t now_us, uint32_t duration_us, OffCause cause) {
   Channel &c = channels[ch];
+  if (!c.on) c.edge_us = now_us;
+  uint32_t allowed = allowedUs(c, now_us);
+  if (duration_us >= allowed) {
+    duration_us = allowed;
+    cause = CAUSE_MAX_ON;
+  }
   drive(ch, true);
   c.on = true;
   c.on_start_us = now_us;
@@ -401,11 +416,9 @@ static void handleLine(char *line, uint32_t now_us) {
 
   Channel &c = channels[ch];
   switch (op) {
-    case 'P': {
-      bool capped = time_us > c.max_on_us;
-      switchOn(ch, now_us, capped ? c.max_on_us : time_us, capped ? CAUSE_MAX_ON : CAUSE_PULSE_END);
+    case 'P':
+      switchOn(ch, now_us, time_us, CAUSE_PULSE_END);
       break;
-    }
     case 'H':
       switchOn(ch, now_us, c.max_on_us, CAUSE_MAX_ON);
       break;
@@ -438,9 +451,10 @@ static void handleLine(char *line, uint32_t now_us) {
       if (c.on) {
         uint32_t elapsed = now_us - c.on_start_us;
         uint32_t remaining = (elapsed < c.on_duration_us) ? c.on_duration_us - elapsed : 0;
-        if (remaining > c.max_on_us) {  // a shorter limit applies from now
+        uint32_t allowed = allowedUs(c, now_us);
+        if (remaining > allowed) {  // the new limit, counted from the edge, ends it sooner
           c.on_start_us = now_us;
-          c.on_duration_us = c.max_on_us;
+          c.on_duration_us = allowed;
           c.cause = CAUSE_MAX_ON;
         }
       }
