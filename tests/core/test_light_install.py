@@ -1,0 +1,21 @@
+"""The rig runtime stays light: no TensorFlow (or tf2onnx/onnx) behind `import realtime_pose`,
+the CLI's parser, the live loop's modules or the hardware adapters."""
+
+import subprocess
+import sys
+
+HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "tensorrt", "pycuda", "nidaqmx")
+
+
+def test_runtime_imports_no_training_or_gpu_stack():
+    code = (
+        "import sys\n"
+        "import realtime_pose, realtime_pose.cli as cli\n"
+        "cli.build_parser()\n"
+        "import realtime_pose.session, realtime_pose.pipeline, realtime_pose.estimator\n"
+        "import realtime_pose.engines.tensorrt, hardware, hardware.dispatcher\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
