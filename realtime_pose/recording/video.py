@@ -45,7 +45,10 @@ class VideoRecorder:
     color
         Whether frames are ``[H, W, 3]`` BGR (``True``) or ``[H, W]`` gray.
     copy
-        Copy each frame before queueing (needed when the caller reuses its buffer).
+        Copy each frame before queueing (p50 ~0.17 ms for 640x480 BGR on the 2-core VM).
+        Pass ``False`` when the caller never writes into a frame after handing it over (e.g.
+        ``cv2.VideoCapture.read()`` without a destination buffer allocates a new array per
+        frame).
     """
 
     def __init__(
@@ -89,6 +92,8 @@ class VideoRecorder:
         """Frames passed to :meth:`write`."""
         self.dropped = 0
         """Frames dropped because the queue was full."""
+        self.rejected = 0
+        """Frames refused because their shape did not match ``size``/``color``."""
         self.written = 0
         """Frames encoded into the file."""
         self._closed = False
@@ -96,17 +101,30 @@ class VideoRecorder:
         self._thread.start()
 
     def write(self, frame: np.ndarray, frame_index: int, t_capture_ns: int) -> bool:
-        """Queue one frame; return ``False`` (and count a drop) if the encoder is behind.
+        """Queue one frame; return ``False`` if it was not queued. Never blocks.
 
-        Never blocks.
+        A frame is dropped (counted in :attr:`dropped`) when the encoder is behind, and
+        rejected (counted in :attr:`rejected`, the first one logged) when its shape differs
+        from the recorder's; neither raises, so a camera that changes resolution mid-run does
+        not stop the live loop.
         """
         if self._closed:
             raise RuntimeError(f"video recording {self.path} is closed")
-        if frame.shape != self._shape:
-            raise ValueError(
-                f"frame shape {list(frame.shape)} does not match the recorder's {list(self._shape)}"
-            )
         self.submitted += 1
+        if frame.shape != self._shape:
+            if self.rejected == 0:
+                log.error(
+                    "video %s: frame %d has shape %s, the recorder expects %s (size %s, "
+                    "color=%s); such frames are not recorded",
+                    self.path,
+                    frame_index,
+                    list(frame.shape),
+                    list(self._shape),
+                    self.size,
+                    len(self._shape) == 3,
+                )
+            self.rejected += 1
+            return False
         try:
             self._queue.put_nowait(
                 (frame.copy() if self._copy else frame, int(frame_index), int(t_capture_ns))

@@ -61,13 +61,18 @@ def test_drops_rather_than_blocks_when_the_encoder_is_behind(tmp_path):
     capture.release()
 
 
-def test_refusals(tmp_path):
+def test_refusals(tmp_path, caplog):
     (tmp_path / "taken.avi").write_bytes(b"x")
     with pytest.raises(FileExistsError):
         VideoRecorder(tmp_path / "taken.avi", 30, (64, 48))
+    with pytest.raises(ValueError, match="fps must be > 0"):
+        VideoRecorder(tmp_path / "a.avi", 0, (64, 48))
     with VideoRecorder(tmp_path / "gray.avi", 30, (64, 48), color=False) as video:
-        with pytest.raises(ValueError, match=r"frame shape \[48, 64, 3\] does not match"):
-            video.write(_frame(0), 0, 0)
-        assert video.write(np.zeros((48, 64), np.uint8), 0, 0)
+        assert video.write(_frame(0), 0, 0) is False  # colour frame into a gray video
+        assert video.write(np.zeros((40, 64), np.uint8), 1, 0) is False
+        assert video.write(np.zeros((48, 64), np.uint8), 2, 0)
+    assert video.rejected == 2 and video.written == 1 and video.submitted == 3
+    assert "frame 0 has shape [48, 64, 3], the recorder expects [48, 64]" in caplog.text
+    assert _sidecar_rows(tmp_path / "gray.avi") == [(0, 2, 0)]
     with pytest.raises(RuntimeError, match="closed"):
         video.write(np.zeros((48, 64), np.uint8), 1, 1)
