@@ -23,6 +23,7 @@ from realtime_pose.stream.security import (
     CurveClientKeys,
     CurveServerKeys,
     secure_server_socket,
+    wants_ipv6,
 )
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class ControlServer:
             )
             self._socket.maxmsgsize = max_request_bytes
             self._socket.linger = 0
+            self._socket.ipv6 = wants_ipv6(address)
             self._socket.bind(address)
         except zmq.ZMQError as exc:
             self._teardown()
@@ -253,6 +255,7 @@ class ControlClient:
         # A REQ socket with no usable connection (e.g. after a refused CURVE handshake) blocks
         # in send; bound that wait too.
         socket.sndtimeo = self.timeout_ms
+        socket.ipv6 = wants_ipv6(self.address)
         if self._curve is not None:
             self._curve.apply(socket)
         socket.connect(self.address)

@@ -11,7 +11,7 @@ import numpy as np
 import zmq
 
 from realtime_pose.stream import messages
-from realtime_pose.stream.security import CurveServerKeys, secure_server_socket
+from realtime_pose.stream.security import CurveServerKeys, secure_server_socket, wants_ipv6
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class PosePublisher:
             self._auth = secure_server_socket(self._socket, address, curve=curve)
             self._socket.sndhwm = sndhwm
             self._socket.linger = linger_ms
+            self._socket.ipv6 = wants_ipv6(address)
             self._socket.bind(address)
         except zmq.ZMQError as exc:
             self._teardown()

@@ -46,6 +46,12 @@ def is_loopback(address: str) -> bool:
         return False  # "*", an interface name or a host name: may be reachable from outside
 
 
+def wants_ipv6(address: str) -> bool:
+    """Whether ``address`` is a bracketed IPv6 TCP endpoint (``tcp://[::1]:5555``), which
+    ZeroMQ only accepts with the socket's ``IPV6`` option on."""
+    return address.startswith("tcp://[")
+
+
 @dataclass(frozen=True)
 class CurveServerKeys:
     """CURVE identity of a server socket and the clients it admits.

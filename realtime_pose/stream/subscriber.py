@@ -16,7 +16,7 @@ import numpy as np
 import zmq
 
 from realtime_pose.stream import messages
-from realtime_pose.stream.security import CurveClientKeys
+from realtime_pose.stream.security import CurveClientKeys, wants_ipv6
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,7 @@ class PoseSubscriber:
             curve.apply(self._socket)
         for topic in self.topics:
             self._socket.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        self._socket.ipv6 = wants_ipv6(address)
         self._socket.connect(address)
         self._poller = zmq.Poller()
         self._poller.register(self._socket, zmq.POLLIN)

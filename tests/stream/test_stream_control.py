@@ -317,3 +317,12 @@ def test_meta_reply_from_publisher():
             reply = cli.request("meta")
     assert reply["meta"]["keypoints"] == ["snout", "tail"]
     assert "wall_offset_ns" in reply["meta"]
+
+
+def test_ipv6_loopback_control():
+    try:
+        srv = ControlServer("tcp://[::1]:*")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with srv, ControlClient(srv.bound_address, timeout_ms=2000) as cli:
+        assert cli.request("ping")["ok"] is True

@@ -219,3 +219,19 @@ def test_cli_subscriber_prints_summary_on_ctrl_c(publisher):
     assert child.proc.returncode == 0
     assert "received" in stderr and "poses" in stderr
     assert "Traceback" not in stderr
+
+
+def test_ipv6_loopback():
+    try:
+        pub = PosePublisher("tcp://[::1]:*")
+    except OSError as exc:  # a host without IPv6
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    sub = _connect(pub.bound_address, ("pose", "meta"))
+    try:
+        assert pub.bound_address.startswith("tcp://[::1]:")
+        _wait_subscribed(pub, sub)
+        pub.publish_pose(0, 0, 0, {}, np.zeros((2, 3)))
+        assert sub.recv(2000)[1]["seq"] == 0
+    finally:
+        sub.close()
+        pub.close()
