@@ -162,6 +162,8 @@ class Pipeline:
         s[3] = stamps[STAMP_PEAKS] - stamps[STAMP_INFERRED]
         s[4] = t_predicted - stamps[STAMP_PEAKS]
         s[5] = t_processed - t_predicted
+        if self.dispatcher is not None:
+            self.dispatcher.kick()  # before publish/record: their cost is not the outputs'
         t_published = t_processed
         if self.publisher is not None:
             latency = {
@@ -185,8 +187,6 @@ class Pipeline:
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
         self.stats.record(s)
-        if self.dispatcher is not None:
-            self.dispatcher.kick()
         self.last_pose[...] = pose
         if predicted is not None:
             self.last_predicted[...] = self._predicted
@@ -345,18 +345,20 @@ class Pipeline:
         log.info("recording to %s", self.recorder.path)
         return Path(self.recorder.path)
 
-    def stop_recording(self, convert: bool = True) -> dict[str, Any]:
-        """Stop recording; convert the log to DeepLabCut tables. Returns what was written."""
+    def detach_recording(self) -> tuple[Any, Any]:
+        """Stop writing to the recording (cheap; call in the loop) and hand its recorders over.
+
+        Closing and converting them (:func:`finish_recording`) is slow and belongs elsewhere.
+        """
         if self.recorder is None:
             raise RuntimeError("not recording")
-        recorder, video = self.recorder, self.video_recorder
+        recorders = self.recorder, self.video_recorder
         self.recorder = self.video_recorder = None
-        if video is not None:
-            video.close()
-        result = recorder.stop(convert=convert)
-        tables = [str(p) for p in getattr(result, "tables", ())]
-        log.info("recording stopped: %s %s", recorder.path, tables)
-        return {"path": str(recorder.path), "tables": tables}
+        return recorders
+
+    def stop_recording(self, convert: bool = True) -> dict[str, Any]:
+        """Stop recording and convert the log to DeepLabCut tables (on the calling thread)."""
+        return finish_recording(*self.detach_recording(), convert=convert)
 
     def close(self) -> None:
         """Stop recording (converting it) and release the parts this pipeline owns."""
@@ -367,3 +369,13 @@ class Pipeline:
                 log.exception("stopping the recording failed")
         if self.processors is not None:
             self.processors.save_all()
+
+
+def finish_recording(recorder: Any, video_recorder: Any, convert: bool = True) -> dict[str, Any]:
+    """Close detached recorders and convert the log; return the ``record_stop`` reply fields."""
+    if video_recorder is not None:
+        video_recorder.close()
+    result = recorder.stop(convert=convert)
+    reply = result.as_reply()
+    log.info("recording stopped: %s %s", reply["path"], reply["tables"])
+    return reply

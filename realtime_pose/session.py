@@ -25,7 +25,7 @@ from realtime_pose.crop import CropWindow, DynamicCropper
 from realtime_pose.engines import open_engine
 from realtime_pose.estimator import PoseEstimator
 from realtime_pose.grabber import Grabber
-from realtime_pose.pipeline import Pipeline
+from realtime_pose.pipeline import Pipeline, finish_recording
 from realtime_pose.predict import ForwardPredictor, LeadTime
 from realtime_pose.processors import ProcessorChain, load_processor
 from realtime_pose.sources import make_source
@@ -217,7 +217,8 @@ class LiveSession:
             return {"path": str(started)}
 
         def record_stop(_req: dict) -> dict:
-            return pipe.call_in_loop(pipe.stop_recording, timeout_s=30.0)
+            # detach between frames; close and convert here, on the control thread
+            return finish_recording(*pipe.call_in_loop(pipe.detach_recording))
 
         def rule_switch(enable: bool):
             def handler(req: dict) -> dict:

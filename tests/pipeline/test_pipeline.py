@@ -74,7 +74,7 @@ def test_control_survives_garbage_while_poses_flow(marker_bundle, tmp_path):
             assert started["ok"], started
             time.sleep(0.3)
             stopped = client.request("record_stop")
-            assert stopped["ok"] and stopped["tables"]
+            assert stopped["ok"] and stopped["tables"] and stopped["poses"] > 5
             assert client.request("meta")["meta"]["keypoints"] == ["red", "green", "blue"]
         time.sleep(0.2)
         assert session.pipeline.frames > frames_before + 10
