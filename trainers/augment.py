@@ -159,7 +159,7 @@ def warp(
     """
     ch, cw = crop_size
     if border_value is None:
-        border_value = tuple(float(v) for v in image.reshape(-1, image.shape[-1]).mean(axis=0))
+        border_value = tuple(float(v) for v in cv2.mean(image)[:3])
     out = cv2.warpAffine(
         image,
         matrix,
@@ -177,7 +177,7 @@ def warp(
 def photometric(rng: np.random.Generator, image: np.ndarray, config: AugmentConfig) -> np.ndarray:
     """Random brightness, contrast, grey conversion, blur and noise (uint8 in, uint8 out)."""
     gain = 1.0 + rng.uniform(-config.contrast, config.contrast)
-    mean = float(image.mean())
+    mean = float(np.mean(cv2.mean(image)[:3]))
     offset = rng.uniform(-config.brightness, config.brightness) * 255 + mean * (1 - gain)
     out = cv2.convertScaleAbs(image, alpha=gain, beta=offset)
     if rng.random() < config.grayscale_probability:
@@ -188,8 +188,10 @@ def photometric(rng: np.random.Generator, image: np.ndarray, config: AugmentConf
         out = cv2.GaussianBlur(out, (0, 0), sigma)
     if rng.random() < config.noise_probability:
         sigma = rng.uniform(1.0, config.noise_sigma_max)
-        noise = rng.normal(0.0, sigma, size=out.shape).astype(np.float32)
-        out = np.clip(out.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+        noise = rng.standard_normal(size=out.shape, dtype=np.float32)
+        noise *= sigma
+        noise += out
+        out = np.clip(noise, 0, 255, out=noise).astype(np.uint8)
     return out
 
 

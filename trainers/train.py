@@ -81,7 +81,7 @@ class TrainSettings(BaseModel):
 
 
 def auto_crop_size(project: Project, indices: Sequence[int]) -> int:
-    """Square training-crop side: room for about twice the animal, 256–512 px, multiple of 16.
+    """Square training-crop side: room for the animal scaled up by 1.5, 256–512 px, multiple of 16.
 
     Never larger than the frames themselves (rounded up to 16).
     """
@@ -92,7 +92,7 @@ def auto_crop_size(project: Project, indices: Sequence[int]) -> int:
         if len(visible) >= 2:
             extents.append(float(np.ptp(visible, axis=0).max()))
     extent = float(np.percentile(extents, 90)) if extents else 128.0
-    side = int(math.ceil(max(256.0, min(512.0, 2.0 * extent + 64.0)) / 16) * 16)
+    side = int(math.ceil(max(256.0, min(512.0, 1.5 * extent + 48.0)) / 16) * 16)
     h, w = project.load_image(indices[0]).shape[:2]
     return min(side, int(math.ceil(max(h, w) / 16) * 16))
 
@@ -199,9 +199,12 @@ class _Prefetcher:
 
 
 def learning_rate(base: float, step: int, progress: float, warmup_steps: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then cosine decay to 2 % of ``base`` at
-    ``progress`` = 1 (the fraction of the step or time budget used)."""
-    warm = min(1.0, (step + 1) / warmup_steps) if warmup_steps else 1.0
+    """Linear warm-up (over ``warmup_steps`` or the first 5 % of the budget, whichever ends
+    first), then cosine decay to 2 % of ``base`` at ``progress`` = 1 (the fraction of the step
+    or time budget used)."""
+    warm = 1.0
+    if warmup_steps:
+        warm = min(1.0, max((step + 1) / warmup_steps, progress / 0.05))
     progress = min(max(progress, 0.0), 1.0)
     cosine = 0.02 + 0.98 * 0.5 * (1.0 + math.cos(math.pi * progress))
     return base * warm * cosine
@@ -211,7 +214,7 @@ def _save_checkpoint(folder: Path, model: Any, optimizer: Any, state: dict[str, 
     tmp = folder.with_name(folder.name + ".partial")
     tmp.mkdir(parents=True, exist_ok=True)
     model.save_weights(tmp / "model.weights.h5")
-    np.savez(tmp / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+    np.savez(tmp / "optimizer.npz", *[v.numpy() for v in optimizer.variables])
     (tmp / "state.json").write_text(json.dumps(state, indent=1) + "\n")
     if folder.exists():
         old = folder.with_name(folder.name + ".old")
@@ -406,7 +409,8 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         f"{settings.steps} steps" if settings.steps else f"{settings.minutes} min",
     )
     prefetch = _Prefetcher(make_batch, step)
-    t_loop = time.monotonic()
+    t_loop = t_first = time.monotonic()
+    compiled = False
     t_log = t_ckpt = t_loop
     steps_at_log = step
     losses: list[float] = []
@@ -421,6 +425,12 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             )
             loss, score_loss, locref_loss = train_step(images, scmap, locref, mask)
             step += 1
+            if not compiled:
+                # the first step traces and compiles the graph (tens of seconds on a busy CPU);
+                # the budget counts training, not compilation
+                compiled = True
+                t_loop = t_log = t_ckpt = time.monotonic()
+                log.info("compiled the training step in %.0f s", t_loop - t_first)
             losses.append(float(loss))
             if not math.isfinite(losses[-1]):
                 raise FloatingPointError(

@@ -1,0 +1,86 @@
+"""End to end: a tiny training run on a synthetic project, its outputs, resume and evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime_pose.synthetic import KEYPOINTS, write_synthetic_project
+
+tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow (the train extra)")
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from trainers.train import TrainSettings, train
+
+    root = tmp_path_factory.mktemp("train")
+    project = write_synthetic_project(root / "project", 10, width=96, height=64, seed=5)
+    settings = TrainSettings(
+        project=project,
+        output=root / "out",
+        steps=3,
+        batch_size=2,
+        crop_size=64,
+        train_fraction=0.8,
+        bn_batches=2,
+        seed=1,
+    )
+    train(settings)
+    return project, root / "out"
+
+
+def test_training_writes_the_exporter_contract(trained: tuple[Path, Path]):
+    import keras
+
+    project, out = trained
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["keypoints"] == list(KEYPOINTS)
+    assert config["stride"] == 8 and config["locref_stdev"] == pytest.approx(7.2801)
+    assert config["steps"] == 3 and config["net"] == "mobilenet_v2_0.35"
+    assert len(config["data_hash"]) == 64 and config["project"] == str(project.resolve())
+    assert isinstance(config["test_error_px"], float)
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["train"]) == 8 and len(split["test"]) == 2
+    assert not set(split["train"]) & set(split["test"])
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    assert evaluation["test"]["n_images"] == 2
+
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert model.inputs[0].dtype == "uint8" and model.inputs[0].shape[1:3] == (None, None)
+    assert model.output_names == ["scmap", "locref"]
+    scmap, locref = model(np.zeros((1, 64, 96, 3), np.uint8), training=False)
+    assert scmap.shape == (1, 8, 12, 4) and locref.shape == (1, 8, 12, 8)
+    assert float(tf.reduce_min(scmap)) >= 0.0 and float(tf.reduce_max(scmap)) <= 1.0
+
+
+def test_resume_continues_to_the_new_budget(trained: tuple[Path, Path]):
+    from trainers.project import ProjectError
+    from trainers.train import TrainSettings, train
+
+    project, out = trained
+    base = dict(project=project, output=out, batch_size=2, crop_size=64, bn_batches=1, seed=1)
+    with pytest.raises(ProjectError, match="already holds a trained model"):
+        train(TrainSettings(**base, steps=5))
+    config = train(TrainSettings(**base, steps=5, resume=True, train_fraction=0.8))
+    assert config["steps"] == 5
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["test"]) == 2  # the saved split is reused, not redrawn
+
+
+def test_evaluate_cli_on_a_training_output(trained: tuple[Path, Path], tmp_path: Path, capsys):
+    from realtime_pose.cli import main
+
+    project, out = trained
+    report = tmp_path / "eval.json"
+    code = main(["evaluate", str(out), str(project), "--split", "test", "--json", str(report)])
+    assert code == 0
+    metrics = json.loads(report.read_text())
+    for key in ("mean_error_px", "mean_error_px_pcutoff", "n_keypoints", "pck5", "pck10"):
+        assert key in metrics
+    assert metrics["n_images"] == 2 and set(metrics["per_keypoint"]) == set(KEYPOINTS)
+    assert "mean error" in capsys.readouterr().out
