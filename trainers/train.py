@@ -474,7 +474,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
 
     predict = keras_predictor(model)
     evaluation: dict[str, Any] = {}
-    for name, idx in (("test", test_idx), ("train", train_idx[:200])):
+    for name, idx in (("test", test_idx), ("train", train_idx[:50])):
         if idx:
             preds = predict_frames(predict, project, idx)
             evaluation[name] = pose_metrics(

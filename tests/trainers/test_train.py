@@ -27,7 +27,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         batch_size=2,
         crop_size=64,
         train_fraction=0.8,
-        bn_batches=2,
+        bn_batches=1,
         seed=1,
     )
     train(settings)
@@ -58,6 +58,7 @@ def test_training_writes_the_exporter_contract(trained: tuple[Path, Path]):
     assert float(tf.reduce_min(scmap)) >= 0.0 and float(tf.reduce_max(scmap)) <= 1.0
 
 
+@pytest.mark.slow  # a second graph compilation: 20-60 s on a busy 2-core machine
 def test_resume_continues_to_the_new_budget(trained: tuple[Path, Path]):
     from trainers.project import ProjectError
     from trainers.train import TrainSettings, train
