@@ -13,15 +13,15 @@ Run::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import summarize_ns, write_result
 from realtime_pose.rules import RuleEngine, parse_rules
 
 KEYPOINTS = ["snout", "leftear", "rightear", "neck", "spine", "tailbase", "leftpaw", "rightpaw"]
@@ -91,18 +91,6 @@ RULES = [
 ]
 
 
-def machine_description() -> dict[str, object]:
-    """Where the numbers come from."""
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "numpy": np.__version__,
-    }
-
-
 def trajectory(n_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Measured and predicted poses ``[n, K, 3]`` of an animal wandering a 640×480 arena."""
     rng = np.random.default_rng(seed)
@@ -122,11 +110,7 @@ def trajectory(n_frames: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=Path(__file__).resolve().parent / "results" / "rules_overhead.json",
-    )
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
     engine = RuleEngine(parse_rules(RULES), KEYPOINTS)
@@ -143,26 +127,20 @@ def main(argv: list[str] | None = None) -> int:
             elapsed_ns[i - warm_up] = t1 - t0
             n_events += len(events)
 
-    us = elapsed_ns / 1e3
-    result = {
-        "benchmark": "rules_overhead",
-        "what": "RuleEngine.evaluate per frame, 5 rules, 8 keypoints, measured + predicted pose",
-        "n_rules": len(RULES),
-        "n_keypoints": len(KEYPOINTS),
-        "n_frames": args.frames,
-        "events_per_1000_frames": round(1000 * n_events / args.frames, 1),
-        "evaluate_us": {
-            "p50": round(float(np.percentile(us, 50)), 2),
-            "p99": round(float(np.percentile(us, 99)), 2),
-            "max": round(float(us.max()), 2),
-            "mean": round(float(us.mean()), 2),
+    stats = summarize_ns(elapsed_ns, "us")
+    path = write_result(
+        "rules_overhead",
+        {
+            "what": "RuleEngine.evaluate per frame, 5 rules, 8 keypoints, measured + predicted",
+            "n_rules": len(RULES),
+            "n_keypoints": len(KEYPOINTS),
+            "n_frames": args.frames,
+            "events_per_1000_frames": round(1000 * n_events / args.frames, 1),
+            "evaluate_us": stats,
         },
-        "machine": machine_description(),
-        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result["evaluate_us"]), f"-> {args.out}")
+        args.out,
+    )
+    print(stats, f"-> {path}")
     return 0
 
 
