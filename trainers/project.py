@@ -55,6 +55,7 @@ class Project:
     keypoints: np.ndarray
     label_files: tuple[Path, ...] = field(default=())
     config_path: Path | None = None
+    flip_pairs: tuple[tuple[str, str], ...] | None = None
 
     @property
     def num_keypoints(self) -> int:
@@ -83,6 +84,7 @@ class Project:
             keypoints=self.keypoints[idx],
             label_files=self.label_files,
             config_path=self.config_path,
+            flip_pairs=self.flip_pairs,
         )
 
     def indices_of(self, images: Sequence[str], where: str = "split") -> list[int]:
@@ -158,6 +160,31 @@ def _config_skeleton(config: dict, bodyparts: Sequence[str], path: Path) -> tupl
             )
         edges.append((str(edge[0]), str(edge[1])))
     return tuple(edges)
+
+
+def _config_flip_pairs(config: dict, bodyparts: Sequence[str], path: Path) -> tuple | None:
+    """Left/right pairs swapped when mirroring: ``symmetric_pairs`` (as in DeepLabCut's
+    ``pose_cfg.yaml``: bodypart names or indices), or ``None`` to infer them from the names."""
+    raw = config.get("symmetric_pairs")
+    if raw is None:
+        return None
+    pairs = []
+    for pair in raw:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise ProjectError(f"{path}: field 'symmetric_pairs' holds {pair!r}; expected [a, b]")
+        names = []
+        for item in pair:
+            if isinstance(item, int) and 0 <= item < len(bodyparts):
+                names.append(bodyparts[item])
+            elif isinstance(item, str) and item in bodyparts:
+                names.append(item)
+            else:
+                raise ProjectError(
+                    f"{path}: field 'symmetric_pairs' names {item!r}, which is not a bodypart "
+                    "(or an index into 'bodyparts')"
+                )
+        pairs.append((names[0], names[1]))
+    return tuple(pairs)
 
 
 def _label_files(root: Path, scorer: str | None) -> list[Path]:
@@ -287,6 +314,7 @@ def load_project(path: str | Path, train_fraction: float | None = None) -> Proje
     config = _read_config(root)
     bodyparts = _config_bodyparts(config, config_path)
     skeleton = _config_skeleton(config, bodyparts, config_path)
+    flip_pairs = _config_flip_pairs(config, bodyparts, config_path)
     scorer = str(config.get("scorer") or "")
     pcutoff = float(config.get("pcutoff") or 0.6)
     if train_fraction is None:
@@ -341,6 +369,7 @@ def load_project(path: str | Path, train_fraction: float | None = None) -> Proje
         keypoints=keypoints,
         label_files=tuple(files),
         config_path=config_path,
+        flip_pairs=flip_pairs,
     )
 
 

@@ -341,15 +341,19 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     )
     crop = settings.crop_size or auto_crop_size(project, train_idx)
     crop = int(math.ceil(crop / 16) * 16)
-    flip_perm = flip_permutation(project.bodyparts)
+    flip_perm = flip_permutation(project.bodyparts, project.flip_pairs)
     if settings.flip is False:
         flip_perm = None
     elif settings.flip and flip_perm is None:
         raise ProjectError(
-            f"{project.config_path}: --flip needs every left/right bodypart paired by name"
+            f"{project.config_path}: mirroring needs every left/right bodypart paired, by "
+            "name or in 'symmetric_pairs'"
         )
     if flip_perm is None:
-        log.info("mirroring off (bodyparts with a side but no partner, or --no-flip)")
+        log.info(
+            "mirroring off: --no-flip, or a bodypart names a side but has no partner (declare "
+            "pairs as 'symmetric_pairs' in config.yaml to turn it on)"
+        )
     aug_config = AugmentConfig()
     store = _ImageStore(project, train_idx)
 

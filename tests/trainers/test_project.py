@@ -120,3 +120,21 @@ def test_reads_the_openfield_project():
     assert project.bodyparts == ("snout", "leftear", "rightear", "tailbase")
     assert len(project.images) == 96 and project.pcutoff == 0.4
     assert np.isfinite(project.keypoints).all()
+
+
+def test_symmetric_pairs_from_config(project_dir: Path):
+    import yaml
+
+    from trainers.augment import flip_permutation
+
+    path = project_dir / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    config["symmetric_pairs"] = [[1, "rightear"]]
+    path.write_text(yaml.safe_dump(config))
+    project = load_project(project_dir)
+    assert project.flip_pairs == (("leftear", "rightear"),)
+    assert flip_permutation(project.bodyparts, project.flip_pairs).tolist() == [0, 2, 1, 3]
+    config["symmetric_pairs"] = [["leftear", "nose"]]
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ProjectError, match="symmetric_pairs' names 'nose'"):
+        load_project(project_dir)
