@@ -48,36 +48,39 @@ def scene_error(bundle_dir: Path, seeds: tuple[int, ...], frames: int = 100) -> 
 
 
 def _readme(command: str, config: dict[str, Any], scene: dict[str, Any], size: int) -> str:
+    held_out = _px(config.get("test_error_px"))
     return f"""# Demo bundle
 
 A MobileNetV2-0.35 pose network for the synthetic arena scene of `realtime_pose.synthetic`
-(keypoints `snout`, `leftear`, `rightear`, `tailbase`; 320×240 frames), trained from scratch by
-`realtime-pose train` and exported by `realtime-pose export`. It lets the live loop, the stream
-and the benchmarks run with no camera and no trained model of your own:
-`realtime-pose` with the synthetic source and this bundle tracks the drawn animal.
-
-It is a demonstration model: it knows only the synthetic scene, not real animals.
+(keypoints `snout`, `leftear`, `rightear`, `tailbase`; 320×240 frames), trained from scratch
+by `realtime-pose train` and exported by `realtime-pose export`. With the synthetic frame
+source it lets the live loop, the stream and the benchmarks run with no camera and no model of
+your own. It knows only the synthetic scene, not real animals.
 
 ## Accuracy
 
-- held-out frames of the training project: {_px(config.get("test_error_px"))} mean error
-- {scene["n_images"]} frames of synthetic-scene videos never seen in training (seeds
-  {scene["seeds"]}): mean {_px(scene["mean_error_px"])}, median {_px(scene["median_error_px"])},
-  90th percentile {_px(scene["p90_error_px"])}, PCK@5px {scene["pck5"]:.3f}
+| frames | mean | median | 90th pct | PCK@5px | PCK@10px |
+|---|---|---|---|---|---|
+| {scene["n_images"]} frames of unseen scene videos (seeds {scene["seeds"]}) | \
+{_px(scene["mean_error_px"])} | {_px(scene["median_error_px"])} | {_px(scene["p90_error_px"])} | \
+{scene["pck5"]:.3f} | {scene["pck10"]:.3f} |
 
-Training: {config["steps"]} steps, {config["train_wall_time_s"]:.0f} s on a 2-core CPU,
-{config["n_train"]} training frames, seed {config["seed"]}. `model.onnx`: {size / 1e6:.2f} MB.
+Held-out frames of the training project: {held_out} mean error.
+Training: {config["steps"]} steps in {config["train_wall_time_s"]:.0f} s on a 2-core CPU,
+{config["n_train"]} training frames, seed {config["seed"]}; `model.onnx` is {size / 1e6:.2f} MB.
 
 ## Regenerate
+
+From the repository root, with the `train` and `export` extras installed (about
+{config["total_wall_time_s"] / 60 + 1:.0f} minutes):
 
 ```
 {command}
 ```
 
-(from the repository root, with the `train` and `export` extras installed; about
-{config["total_wall_time_s"] / 60:.0f} minutes). Training is seeded, but TensorFlow's CPU kernels
-are not bit-deterministic and a time budget ends at a machine-dependent step, so the result
-tracks as well without being byte-identical.
+Training is seeded (data, split, initialisation, augmentation), but TensorFlow's CPU kernels
+are not bit-deterministic and a time budget ends at a machine-dependent step, so a regenerated
+bundle tracks as well without being byte-identical.
 """
 
 
