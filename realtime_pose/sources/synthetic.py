@@ -105,8 +105,8 @@ class SyntheticSource(FrameSource):
             due = self._t_start_ns + round((index - self._paced_from) * period_ns)
             if due > t_ns:
                 time.sleep((due - t_ns) * 1e-9)
+                t_ns = time.monotonic_ns()  # ready when handed over, not when it was due
             elif t_ns - due > period_ns:
                 self._t_start_ns, self._paced_from = t_ns, index  # fell behind: re-anchor
-            t_ns = max(due, t_ns)
         self._next = index + 1
         return Frame(image, index, t_ns, self.source_id, ground_truth=keypoints)
