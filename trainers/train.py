@@ -13,6 +13,7 @@ Output folder (the exporters' contract, see ``exporters/train_output.py``)::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -71,6 +72,8 @@ class TrainSettings(BaseModel):
     target_kind: str = Field(default="disk", pattern="^(disk|gaussian)$")
     bn_batches: int = Field(default=50, ge=0, description="batches for BatchNorm re-estimation")
     flip: bool | None = Field(default=None, description="None: on when left/right pairs are clear")
+    scale_min: float = Field(default=0.75, gt=0)
+    scale_max: float = Field(default=1.25, gt=0)
 
     @model_validator(mode="after")
     def _budget(self) -> TrainSettings:
@@ -354,7 +357,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             "mirroring off: --no-flip, or a bodypart names a side but has no partner (declare "
             "pairs as 'symmetric_pairs' in config.yaml to turn it on)"
         )
-    aug_config = AugmentConfig()
+    aug_config = AugmentConfig(scale_min=settings.scale_min, scale_max=settings.scale_max)
     store = _ImageStore(project, train_idx)
 
     keras.utils.set_random_seed(settings.seed)
@@ -499,6 +502,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "batch_size": settings.batch_size,
         "learning_rate": settings.learning_rate,
         "flip": flip_perm is not None,
+        "augment": dataclasses.asdict(aug_config),
         "steps": step,
         "train_wall_time_s": round(train_s, 1),
         "total_wall_time_s": round(time.monotonic() - t_start, 1),

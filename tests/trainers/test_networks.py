@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 tf = pytest.importorskip("tensorflow", reason="the networks need TensorFlow (the train extra)")
-pytestmark = pytest.mark.tf
+pytestmark = [
+    pytest.mark.tf,
+    # Keras 3 converts its variables with np.array(copy=False) internally (NumPy 2 warns)
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 
 @pytest.mark.parametrize("net", ["mobilenet_v2_0.35", "resnet_50"])

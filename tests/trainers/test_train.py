@@ -11,7 +11,11 @@ import pytest
 from realtime_pose.synthetic import KEYPOINTS, write_synthetic_project
 
 tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow (the train extra)")
-pytestmark = pytest.mark.tf
+pytestmark = [
+    pytest.mark.tf,
+    # Keras 3 converts its variables with np.array(copy=False) internally (NumPy 2 warns)
+    pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning"),
+]
 
 
 @pytest.fixture(scope="module")
