@@ -1,6 +1,8 @@
 """Forward prediction vs holding the last pose, on tracked keypoint trajectories.
 
-    python benchmarks/prediction.py [--poses FILE.h5] [--video FILE] [--json FILE]
+    python benchmarks/prediction.py [--poses FILE.h5 [--note TEXT]] [--video FILE] [--json FILE]
+
+writes ``results/prediction.json`` (with ``--poses``) or ``results/prediction_tracker.json``.
 
 At each frame ``t`` the predictor has seen frames ``<= t`` and predicts frame ``t + lead``; the
 error is the distance to the observed pose at ``t + lead``, over keypoints with likelihood >= 0.9
@@ -109,8 +111,8 @@ def track_dark_animal(
     return np.array(poses), float(fps)
 
 
-def load_pose_file(path: Path) -> tuple[np.ndarray, list[str]]:
-    """Poses ``[T, K, 3]`` and keypoint names from a DeepLabCut-layout ``.h5``/``.csv``."""
+def load_pose_file(path: Path) -> tuple[np.ndarray, list[str], str]:
+    """Poses ``[T, K, 3]``, keypoint names and scorer from a DeepLabCut-layout ``.h5``/``.csv``."""
     from realtime_pose.dlc_output import read_pose_table
 
     table = read_pose_table(path)
@@ -120,7 +122,7 @@ def load_pose_file(path: Path) -> tuple[np.ndarray, list[str]]:
         [table[[(scorer, name, c) for c in ("x", "y", "likelihood")]].to_numpy() for name in names],
         axis=1,
     )
-    return poses.astype(np.float64), names
+    return poses.astype(np.float64), names, str(scorer)
 
 
 def errors_vs_hold(
@@ -229,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poses", type=Path, help="DeepLabCut-layout pose file (.h5 or .csv)")
     parser.add_argument("--video", type=Path, default=VIDEO, help="video (for fps / tracking)")
     parser.add_argument("--fps", type=float, help="override the frame rate")
+    parser.add_argument("--note", default=None, help="how the pose file was made (into the JSON)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -238,8 +241,14 @@ def main(argv: list[str] | None = None) -> int:
     native_fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
     if args.poses is not None:
-        poses, names = load_pose_file(args.poses)
-        source = {"kind": "pose file", "path": str(args.poses), "keypoints": names}
+        poses, names, scorer = load_pose_file(args.poses)
+        source = {
+            "kind": "pose file",
+            "path": str(args.poses),
+            "scorer": scorer,
+            "keypoints": names,
+            "note": args.note,
+        }
     else:
         if not args.video.is_file():
             print(f"no video at {args.video}; pass --video or --poses", file=sys.stderr)
@@ -328,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
         "tuning": tuning,
         "cost_per_frame_update_plus_predict": cost,
     }
-    path = write_result("prediction", payload, args.json)
+    name = "prediction" if args.poses is not None else "prediction_tracker"
+    path = write_result(name, payload, args.json)
     print(f"\nwrote {path}")
     return 0
 

@@ -48,8 +48,9 @@ import numpy as np
 MODELS = {"cv": 2, "ca": 3}
 
 # With measurement_noise_px=2 these lie on the ridge of best (process, measurement) noise found by
-# benchmarks/prediction.py on the first half of the openfield video (tracked mouse, 30 fps); on
-# the second half "cv" with these defaults cuts the error at a 2-frame lead by ~57 % (median).
+# benchmarks/prediction.py on the first half of the openfield video (30 fps; model poses and a
+# tracked mouse). On the second half, "cv" with the defaults cuts the error at a 2-frame lead by
+# 48 % (median) on the model's poses (benchmarks/results/prediction.json).
 DEFAULT_PROCESS_NOISE = {"cv": 2.0e5, "ca": 2.0e7}
 
 
