@@ -80,8 +80,11 @@ def name_dynamic_dims(model: Any) -> None:
                     dims[i].dim_param = label
 
 
-def _serving_function(tf: Any, model: Any, num_keypoints: int) -> Any:
-    """A ``tf.function`` from uint8 images to ``{"scmap", "locref"}`` NHWC maps."""
+def _serving_function(tf: Any, model: Any, num_keypoints: int, call: Any = None) -> Any:
+    """A ``tf.function`` from uint8 images to ``{"scmap", "locref"}`` NHWC maps.
+
+    ``call`` replaces ``model(x, training=False)`` (an export-time rewrite of the same model).
+    """
     input_dtype = model.inputs[0].dtype
     input_dtype = getattr(input_dtype, "name", input_dtype)
     n_out = len(model.outputs)
@@ -90,17 +93,6 @@ def _serving_function(tf: Any, model: Any, num_keypoints: int) -> Any:
             f"the model has {n_out} outputs; the exporter expects two, in order scmap (K "
             "channels) and locref (2K channels)"
         )
-
-    @tf.function
-    def serve(image: Any) -> dict[str, Any]:
-        x = image if str(input_dtype) == "uint8" else tf.cast(image, input_dtype)
-        outputs = model(x, training=False)
-        if isinstance(outputs, dict):
-            scmap, locref = outputs[SCOREMAP_NAME], outputs[LOCREF_NAME]
-        else:
-            scmap, locref = outputs
-        return {SCOREMAP_NAME: tf.cast(scmap, tf.float32), LOCREF_NAME: tf.cast(locref, tf.float32)}
-
     shapes = [tuple(o.shape) for o in model.outputs]
     if shapes[0][-1] not in (None, num_keypoints) or shapes[1][-1] not in (
         None,
@@ -111,6 +103,21 @@ def _serving_function(tf: Any, model: Any, num_keypoints: int) -> Any:
             f"{num_keypoints} keypoints: expected scmap with {num_keypoints} channels and locref "
             f"with {2 * num_keypoints}"
         )
+    if call is None:
+
+        def call(x: Any) -> Any:
+            return model(x, training=False)
+
+    @tf.function
+    def serve(image: Any) -> dict[str, Any]:
+        x = image if str(input_dtype) == "uint8" else tf.cast(image, input_dtype)
+        outputs = call(x)
+        if isinstance(outputs, dict):
+            scmap, locref = outputs[SCOREMAP_NAME], outputs[LOCREF_NAME]
+        else:
+            scmap, locref = outputs
+        return {SCOREMAP_NAME: tf.cast(scmap, tf.float32), LOCREF_NAME: tf.cast(locref, tf.float32)}
+
     return serve
 
 
@@ -215,11 +222,15 @@ def export_bundle(
     import keras
     import onnx
 
+    from exporters.keras_rewrite import native_dilation_call
+
     model = keras.models.load_model(train.model_path, compile=False)
     serve = _serving_function(tf, model, k)
+    rewritten_call, n_rewritten = native_dilation_call(model)
+    export_fn = _serving_function(tf, model, k, rewritten_call) if n_rewritten else serve
     spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
     proto, _ = tf2onnx.convert.from_function(
-        serve,
+        export_fn,
         input_signature=[spec],
         opset=opset,
         outputs_as_nchw=[SCOREMAP_NAME, LOCREF_NAME],
@@ -295,6 +306,7 @@ def export_bundle(
         **train.provenance(),
         "exported_from": "keras",
         "opset": opset,
+        "native_dilated_convs": n_rewritten,
         "tools": tool_versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"),
         "parity": parity,
     }

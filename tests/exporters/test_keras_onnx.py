@@ -212,3 +212,43 @@ def test_cli_export_missing_model_is_a_clear_error(tmp_path):
     )
     assert proc.returncode == 2
     assert "model.keras: missing" in proc.stderr
+
+
+def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
+    """Dilated Conv2D/DepthwiseConv2D (how stride-8 backbones keep resolution) become one ONNX
+    Conv each, not SpaceToBatch shape arithmetic, and still match TensorFlow."""
+    import keras
+    import onnx
+
+    from exporters.keras_onnx import export_bundle
+
+    from .conftest import write_train_dir
+
+    keras.utils.set_random_seed(3)
+    image = keras.Input((None, None, 3), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(image)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(16, 3, strides=4, padding="same", activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", dilation_rate=2, depth_multiplier=2)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Conv2D(16, 3, padding="same", dilation_rate=(2, 3), activation="relu")(x)
+    x = keras.layers.DepthwiseConv2D(5, padding="same", dilation_rate=4, activation="relu")(x)
+    scmap = keras.layers.Conv2D(3, 1, activation="sigmoid", name="scmap")(x)
+    locref = keras.layers.Conv2D(6, 1, name="locref")(x)
+    train_dir = write_train_dir(tmp_path / "run", keras.Model(image, [scmap, locref]))
+    frames = synthetic_frames(3, 104, 136, seed=8)  # sizes that are not multiples of 16
+    bundle = export_bundle(train_dir, tmp_path / "b", parity_images=frames)
+    assert bundle.meta.provenance["native_dilated_convs"] == 3
+    assert bundle.meta.provenance["parity"]["tf_vs_onnx"]["raw_max_abs_diff"]["scmap"] < 1e-4
+    graph = onnx.load(str(bundle.model_path)).graph
+    ops = [n.op_type for n in graph.node]
+    assert "SpaceToDepth" not in ops and "DepthToSpace" not in ops
+    dilations = sorted(
+        tuple(a.ints) for n in graph.node if n.op_type == "Conv" for a in n.attribute
+        if a.name == "dilations" and max(a.ints) > 1
+    )  # fmt: skip
+    assert dilations == [(2, 2), (2, 3), (4, 4)]
+    for frame in synthetic_frames(2, 88, 120, seed=9):
+        out = _ort_outputs(bundle, frame)
+        got = reference_keypoints(out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV)
+        np.testing.assert_allclose(got, _keras_keypoints(train_dir, frame), atol=1e-3)
