@@ -252,3 +252,20 @@ def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
         out = _ort_outputs(bundle, frame)
         got = reference_keypoints(out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV)
         np.testing.assert_allclose(got, _keras_keypoints(train_dir, frame), atol=1e-3)
+
+
+def test_export_without_reachable_project_checks_on_synthetic_frames(tmp_path):
+    from exporters.keras_onnx import export_bundle
+
+    from .conftest import build_tiny_model, write_train_dir
+
+    train_dir = write_train_dir(
+        tmp_path / "run",
+        build_tiny_model(seed=4),
+        project=tmp_path / "moved-away",
+        split={"train": ["a.png"], "test": ["b.png"]},
+    )
+    bundle = export_bundle(train_dir, tmp_path / "b")
+    parity = bundle.meta.provenance["parity"]["tf_vs_onnx"]
+    assert parity["source"] == "synthetic" and parity["passed"] and parity["frames"] > 0
+    assert bundle.meta.provenance["split"]["test"] == ["b.png"]
