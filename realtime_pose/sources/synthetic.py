@@ -29,8 +29,9 @@ class SyntheticSource(FrameSource):
 
     Notes
     -----
-    ``t_capture_ns`` is the frame's due time on the ``time.monotonic_ns()`` clock when paced
-    (``realtime=True``), else host time when it was drawn.
+    ``t_capture_ns`` is host ``time.monotonic_ns()`` when the frame is handed over: after
+    waiting for its due time when paced (``realtime=True``, so the timer's overshoot counts as
+    latency, as a real camera's delivery delay would), else when it was drawn.
     """
 
     def __init__(

@@ -45,11 +45,13 @@ def drain(grabber: Grabber, consume_s: float = 0.0, limit_s: float = 20.0) -> li
 
 def test_every_frame_is_delivered_to_a_fast_consumer(video_20):
     events = Events()
-    with Grabber(VideoSource(video_20, realtime=True, fps=100.0), on_status=events) as grabber:
+    # 100 ms per frame: a consumer that keeps up gets every frame, even on a busy machine.
+    source = VideoSource(video_20, realtime=True, fps=10.0, max_frames=10)
+    with Grabber(source, on_status=events) as grabber:
         frames = drain(grabber)
         stats = grabber.stats()
-    assert [f.frame_index for f in frames] == list(range(20))
-    assert stats["read"] == 20 and stats["delivered"] == 20 and stats["dropped"] == 0
+    assert [f.frame_index for f in frames] == list(range(10))
+    assert stats["read"] == 10 and stats["delivered"] == 10 and stats["dropped"] == 0
     assert stats["state"] == "ended" and stats["errors"] == 0
     assert events.names() == ["ended"]
     assert grabber.ended
