@@ -10,11 +10,32 @@ network's keypoints back to full-frame pixels.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from realtime_pose.geometry import FrameTransform
+
+
+@numba.njit(cache=True, nogil=True)
+def confident_bbox_centre(pose: np.ndarray, min_likelihood: float) -> tuple[float, float]:
+    """Centre of the bounding box of keypoints with likelihood >= ``min_likelihood``.
+
+    ``pose`` is ``[K, 3]`` (x, y, likelihood); keypoints with non-finite coordinates are ignored.
+    Returns ``(nan, nan)`` when no keypoint qualifies.
+    """
+    x_min = y_min = np.inf
+    x_max = y_max = -np.inf
+    for k in range(pose.shape[0]):
+        x, y = pose[k, 0], pose[k, 1]
+        if pose[k, 2] >= min_likelihood and np.isfinite(x) and np.isfinite(y):
+            x_min, x_max = min(x_min, x), max(x_max, x)
+            y_min, y_max = min(y_min, y), max(y_max, y)
+    if x_min > x_max:
+        return np.nan, np.nan
+    return (x_min + x_max) / 2.0, (y_min + y_max) / 2.0
 
 
 def crop_window(
@@ -144,14 +165,11 @@ class DynamicCropper:
 
         ``pose_frame_px`` is ``[K, 3]`` (x, y, likelihood) in full-frame pixels.
         """
-        confident = pose_frame_px[:, 2] >= self.min_likelihood
-        confident &= np.isfinite(pose_frame_px[:, 0]) & np.isfinite(pose_frame_px[:, 1])
-        if not confident.any():
+        cx, cy = confident_bbox_centre(pose_frame_px, self.min_likelihood)
+        if math.isnan(cx):
             self._frames_without_pose += 1
             return
-        xs = pose_frame_px[confident, 0]
-        ys = pose_frame_px[confident, 1]
-        center = ((xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2)
-        x0, y0 = crop_window(center, self.crop_wh, self.frame_wh)
-        self._window = CropWindow(x0, y0, self.crop_wh[0], self.crop_wh[1], False)
+        x0, y0 = crop_window((cx, cy), self.crop_wh, self.frame_wh)
+        if (x0, y0) != (self._window.x0, self._window.y0) or self._window.full_frame:
+            self._window = CropWindow(x0, y0, self.crop_wh[0], self.crop_wh[1], False)
         self._frames_without_pose = 0

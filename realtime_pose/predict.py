@@ -435,7 +435,8 @@ class LeadTime:
     fixed_ms
         A fixed lead in milliseconds, or ``None`` to follow :meth:`observe`.
     window
-        Number of recent latencies the running median is taken over.
+        Number of recent latencies the running median is taken over. The median is recomputed
+        at most every ``max(1, window // 10)`` observations (it barely moves in between).
     initial_ms
         Lead used before the first observation when not fixed.
     """
@@ -451,6 +452,7 @@ class LeadTime:
             raise ValueError(f"window must be at least 1, got {self.window}")
         self._samples = np.zeros(self.window, dtype=np.int64)
         self._count = 0
+        self._refresh_every = max(1, self.window // 10)
         self._median_ns: int | None = None
 
     def observe(self, latency_ns: int) -> None:
@@ -459,7 +461,8 @@ class LeadTime:
             return
         self._samples[self._count % self.window] = latency_ns
         self._count += 1
-        self._median_ns = None
+        if self._count % self._refresh_every == 0:
+            self._median_ns = None
 
     @property
     def lead_ns(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime_pose.crop import CropWindow, DynamicCropper, crop_window
+from realtime_pose.crop import CropWindow, DynamicCropper, confident_bbox_centre, crop_window
 
 
 def pose(points, likelihood=1.0) -> np.ndarray:
@@ -72,6 +72,14 @@ def test_full_frame_when_lost_and_back_when_found():
     found = cropper.window()
     assert not found.full_frame and not cropper.lost
     assert (found.x0, found.y0) == crop_window((500, 400), (160, 120), (640, 480))
+
+
+def test_confident_bbox_centre_kernel():
+    p = pose([[10, 20], [30, 60], [500, 500]], likelihood=0.9)
+    p[2, 2] = 0.3
+    assert confident_bbox_centre(p, 0.5) == (20.0, 40.0)
+    assert np.isnan(confident_bbox_centre(p, 0.99)[0])
+    assert confident_bbox_centre(p.astype(np.float32), 0.2) == (255.0, 260.0)
 
 
 def test_nan_keypoints_do_not_place_the_window():

@@ -313,3 +313,13 @@ def test_noisy_curved_motion_is_predicted_better_than_holding():
     assert np.mean(hold_err) == pytest.approx(10.0, abs=1.0)  # 200 px/s x 50 ms
     assert np.mean(predict_err) < 0.4 * np.mean(hold_err)  # ~0.27 with the defaults
     assert predictor.rejected[0] == 0  # 1 px noise never trips the gate
+
+
+def test_lead_time_follows_a_change_in_latency_over_a_long_window():
+    lead = LeadTime(window=100)
+    for _ in range(60):
+        lead.observe(10 * MS)
+    assert lead.lead_ns == 10 * MS
+    for _ in range(100):  # the pipeline got slower: after a window the lead has followed
+        lead.observe(25 * MS)
+    assert lead.lead_ns == 25 * MS
