@@ -221,3 +221,15 @@ def test_a_grabber_starts_once():
     source = SyntheticSource(width=64, height=48, realtime=False, max_frames=2)
     with Grabber(source) as grabber, pytest.raises(RuntimeError, match="already started"):
         grabber.start()
+
+
+def test_a_truncated_file_ends_the_grabber_cleanly(truncated_video):
+    events = Events()
+    source = VideoSource(truncated_video, realtime=False)
+    with Grabber(source, on_status=events) as grabber:
+        frames = drain(grabber)
+        stats = grabber.stats()
+    assert source.truncated
+    assert 0 < stats["read"] < 30 and stats["errors"] == 0
+    assert frames[-1].frame_index == stats["read"] - 1  # the last decodable frame arrives
+    assert events.names() == ["ended"] and grabber.ended
