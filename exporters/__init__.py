@@ -2,6 +2,8 @@
 
 - :mod:`exporters.keras_onnx`: a training output folder (``model.keras`` + ``train_config.json``)
   → an ONNX bundle, with a parity check against TensorFlow.
+- :mod:`exporters.keras_rewrite`: trace dilated convolutions as single dilated ONNX ``Conv`` s.
+- :mod:`exporters.parity`: TF vs ONNX Runtime comparison (raw outputs and keypoints).
 - :mod:`exporters.in_graph_peaks`: append single-animal peak extraction to an ONNX graph.
 - :mod:`exporters.int8`: ONNX Runtime static int8 quantisation of a bundle (CPU).
 - :mod:`exporters.tensorrt`: a TensorRT engine for the local GPU from a bundle.
