@@ -20,11 +20,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Augmentation ranges (DeepLabCut's recipe, with a scale range centred on 1: cameras in a
-    project sit at a fixed distance, and short training budgets are best spent near the scale
-    the model will see)."""
+    """Augmentation ranges (DeepLabCut's recipe, which works from scratch; on the openfield frames
+    a scale range of 0.75-1.25 instead of 0.5-1.25 fitted the training frames better but was
+    0.2 px worse on held-out frames after 30 minutes)."""
 
-    scale_min: float = 0.75
+    scale_min: float = 0.5
     scale_max: float = 1.25
     rotation_deg: float = 25.0
     flip_probability: float = 0.5

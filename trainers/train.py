@@ -72,7 +72,7 @@ class TrainSettings(BaseModel):
     target_kind: str = Field(default="disk", pattern="^(disk|gaussian)$")
     bn_batches: int = Field(default=50, ge=0, description="batches for BatchNorm re-estimation")
     flip: bool | None = Field(default=None, description="None: on when left/right pairs are clear")
-    scale_min: float = Field(default=0.75, gt=0)
+    scale_min: float = Field(default=0.5, gt=0)
     scale_max: float = Field(default=1.25, gt=0)
 
     @model_validator(mode="after")
