@@ -64,7 +64,10 @@ class PredictionConfig(_Section):
     )
     process_noise: float | None = Field(default=None, gt=0)
     measurement_noise_px: float = Field(default=2.0, gt=0)
-    gate: float = Field(default=6.0, gt=0)
+    gate: float = Field(default=6.0, gt=0, description="innovation gate, standard deviations")
+    reinit_after: int = Field(
+        default=3, ge=1, description="consecutive gated measurements before re-initialising"
+    )
     min_likelihood: float = Field(default=0.5, ge=0, le=1)
     max_coast_s: float = Field(default=0.5, gt=0)
 

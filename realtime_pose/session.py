@@ -17,8 +17,6 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from realtime_pose.bundle import load_bundle
 from realtime_pose.config import RunConfig
 from realtime_pose.crop import CropWindow, DynamicCropper
@@ -94,13 +92,12 @@ class LiveSession:
                 process_noise=p.process_noise,
                 measurement_noise_px=p.measurement_noise_px,
                 gate=p.gate,
+                reinit_after=p.reinit_after,
                 min_likelihood=p.min_likelihood,
                 max_coast_s=p.max_coast_s,
             )
             lead = LeadTime(fixed_ms=p.lead_ms)
-            predictor.update(np.zeros((len(meta.keypoints), 3), np.float32), 0)  # compile now
-            predictor.predict(1_000_000)
-            predictor.reset()
+            predictor.warmup()  # compile the Numba kernels now, not on the first frame
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])
         rules = RuleEngine(config.rules, meta.keypoints) if config.rules else None
         self.dispatcher = None
