@@ -49,6 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue from OUTPUT/checkpoint to the same budget"
     )
     parser.add_argument(
+        "--targets",
+        choices=("disk", "gaussian"),
+        default="disk",
+        help="score-map targets: DeepLabCut's disk (default) or a Gaussian",
+    )
+    parser.add_argument(
         "--no-flip", action="store_true", help="never mirror (default: mirror when sides pair)"
     )
     parser.set_defaults(func=run)
@@ -77,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             weights=args.weights,
             resume=args.resume,
             flip=False if args.no_flip else None,
+            target_kind=args.targets,
         )
         config = train(settings)
     except ValidationError as exc:
