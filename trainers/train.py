@@ -480,16 +480,21 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     model.save(out / "model.keras")
 
     predict = keras_predictor(model)
-    evaluation: dict[str, Any] = {}
+    by_split: dict[str, Any] = {}
     for name, idx in (("test", test_idx), ("train", train_idx[:50])):
         if idx:
             preds = predict_frames(predict, project, idx)
-            evaluation[name] = pose_metrics(
+            by_split[name] = pose_metrics(
                 preds, project.keypoints[idx], project.bodyparts, project.pcutoff
             )
-            evaluation[name]["images"] = [project.images[i] for i in idx]
+            by_split[name].update(split=name, images=[project.images[i] for i in idx])
+    # the held-out metrics at the top level (the layout `realtime-pose evaluate --json` writes),
+    # the training-frame metrics beside them
+    headline = by_split.get("test") or by_split.get("train") or {}
+    evaluation = {**headline, "model": str(out), "project": str(project.root)}
+    if "train" in by_split:
+        evaluation["train"] = by_split["train"]
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-    headline = evaluation.get("test") or evaluation.get("train") or {}
     config = {
         "net": settings.net,
         "keypoints": list(project.bodyparts),
@@ -514,9 +519,9 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "seed": settings.seed,
         "n_train": len(train_idx),
         "n_test": len(test_idx),
-        "test_error_px": headline.get("mean_error_px"),
-        "test_error_px_pcutoff": headline.get("mean_error_px_pcutoff"),
-        "train_error_px": evaluation.get("train", {}).get("mean_error_px"),
+        "test_error_px": by_split.get("test", {}).get("mean_error_px"),
+        "test_error_px_pcutoff": by_split.get("test", {}).get("mean_error_px_pcutoff"),
+        "train_error_px": by_split.get("train", {}).get("mean_error_px"),
     }
     (out / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
     log.info(

@@ -52,7 +52,9 @@ def test_training_writes_the_exporter_contract(trained: tuple[Path, Path]):
     assert len(split["train"]) == 8 and len(split["test"]) == 2
     assert not set(split["train"]) & set(split["test"])
     evaluation = json.loads((out / "evaluation.json").read_text())
-    assert evaluation["test"]["n_images"] == 2
+    assert evaluation["split"] == "test" and evaluation["n_images"] == 2
+    assert evaluation["mean_error_px"] == pytest.approx(config["test_error_px"])
+    assert evaluation["train"]["n_images"] == 8
 
     model = keras.models.load_model(out / "model.keras", compile=False)
     assert model.inputs[0].dtype == "uint8" and model.inputs[0].shape[1:3] == (None, None)
