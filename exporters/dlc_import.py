@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from exporters.frames import synthetic_frames
-from exporters.parity import NetworkFn, ParityError, check_parity, ort_network
+from exporters.parity import NetworkFn, ort_network, require_parity
 from exporters.provenance import tool_versions
 from exporters.staging import staged_folder
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
@@ -264,18 +264,16 @@ def import_dlc(
     else:
         frames, source = synthetic_frames(4, 240, 320, seed=4), "synthetic"
     pose = {"stride": cfg.stride, "locref_stdev": cfg.locref_stdev}
-    report = check_parity(
+    tolerances = {"raw_tolerance": raw_tolerance, "tolerance_px": tolerance_px, "source": source}
+    report = require_parity(
         reference,
         ort_network(maps_model),
         frames,
-        raw_tolerance=raw_tolerance,
-        tolerance_px=tolerance_px,
-        source=source,
+        label="TF vs ONNX Runtime",
+        what=f"import of {dlc.root}",
+        **tolerances,
         **pose,
     )
-    log.info("parity TF vs ONNX Runtime: %s", report.describe())
-    if not report.ok:
-        raise ParityError(report, f"import of {dlc.root}")
     parity: dict[str, Any] = {"tf_vs_onnx": report.to_dict()}
 
     final_model = maps_model
@@ -303,18 +301,15 @@ def import_dlc(
 
         else:
             dlc_pose_reference = reference
-        peaks_report = check_parity(
+        peaks_report = require_parity(
             dlc_pose_reference,
             candidate,
             frames,
-            raw_tolerance=raw_tolerance,
-            tolerance_px=tolerance_px,
-            source=source,
+            label="in-graph peaks",
+            what=f"in-graph peaks of {dlc.root}",
+            **tolerances,
             **pose,
         )
-        log.info("parity of in-graph peaks: %s", peaks_report.describe())
-        if not peaks_report.ok:
-            raise ParityError(peaks_report, f"in-graph peaks of {dlc.root}")
         parity["in_graph_peaks"] = peaks_report.to_dict()
         outputs = {"keypoints": {"name": "keypoints"}}
 

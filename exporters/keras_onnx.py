@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 
 from exporters.frames import read_rgb_frames, synthetic_frames
-from exporters.parity import NetworkFn, ParityError, ParityReport, check_parity, ort_network
+from exporters.parity import (
+    NetworkFn,
+    ParityError,
+    ParityReport,
+    check_parity,
+    ort_network,
+    require_parity,
+)
 from exporters.provenance import tool_versions
 from exporters.staging import staged_folder
 from exporters.train_output import TrainOutput, TrainOutputError, read_train_output
@@ -241,18 +248,16 @@ def export_bundle(
 
     frames, source = _parity_frames(train, parity_images, max_parity_frames)
     pose = {"stride": cfg.stride, "locref_stdev": cfg.locref_stdev}
-    report = check_parity(
+    tolerances = {"raw_tolerance": raw_tolerance, "tolerance_px": tolerance_px, "source": source}
+    report = require_parity(
         reference,
         ort_network(maps_model),
         frames,
-        raw_tolerance=raw_tolerance,
-        tolerance_px=tolerance_px,
-        source=source,
+        label="TF vs ONNX Runtime",
+        what=f"export of {train.root}",
+        **tolerances,
         **pose,
     )
-    log.info("parity TF vs ONNX Runtime: %s", report.describe())
-    if not report.ok:
-        raise ParityError(report, f"export of {train.root}")
 
     final_model = maps_model
     parity: dict[str, Any] = {"tf_vs_onnx": report.to_dict()}
@@ -286,18 +291,15 @@ def export_bundle(
         final_model = append_peaks(
             onnx.load_from_string(final_model), num_keypoints=k, output_name=KEYPOINTS_NAME, **pose
         ).SerializeToString()
-        peaks_report = check_parity(
+        peaks_report = require_parity(
             maps_reference,
             ort_network(final_model),
             frames,
-            raw_tolerance=raw_tolerance,
-            tolerance_px=tolerance_px,
-            source=source,
+            label="in-graph peaks",
+            what=f"in-graph peaks of {train.root}",
+            **tolerances,
             **pose,
         )
-        log.info("parity of in-graph peaks: %s", peaks_report.describe())
-        if not peaks_report.ok:
-            raise ParityError(peaks_report, f"in-graph peaks of {train.root}")
         parity["in_graph_peaks"] = peaks_report.to_dict()
         outputs = {"keypoints": {"name": KEYPOINTS_NAME}}
 

@@ -13,6 +13,7 @@ and measured against that cell, not treated as a failure (only when ``tolerance_
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,9 @@ import numpy as np
 #: A network run on one RGB uint8 ``[H, W, 3]`` frame, batch axis dropped. Keys: ``scmap``
 #: ``[K, h, w]`` and ``locref`` ``[2K, h, w]`` (NCHW), or ``keypoints`` ``[K, 3]``.
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
+
+
+log = logging.getLogger(__name__)
 
 
 class ParityError(RuntimeError):
@@ -249,6 +253,24 @@ def check_parity(
         tolerance_px=tolerance_px,
         frame_shapes=shapes,
     )
+
+
+def require_parity(
+    reference: NetworkFn,
+    candidate: NetworkFn,
+    frames: Iterable[np.ndarray],
+    *,
+    label: str,
+    what: str,
+    **kwargs: Any,
+) -> ParityReport:
+    """:func:`check_parity`, logged as ``parity of <label>``; raise :class:`ParityError` naming
+    ``what`` (e.g. ``export of /runs/x``) when it fails. ``kwargs`` go to :func:`check_parity`."""
+    report = check_parity(reference, candidate, frames, **kwargs)
+    log.info("parity of %s: %s", label, report.describe())
+    if not report.ok:
+        raise ParityError(report, what)
+    return report
 
 
 def ort_network(model: bytes | str, *, threads: int | None = None) -> NetworkFn:
