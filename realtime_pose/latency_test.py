@@ -59,6 +59,7 @@ def run_latency_test(
     size: tuple[int, int] = (320, 240),
     refractory_ms: float = 20.0,
     threads: int = 0,
+    spinning: bool = True,
 ) -> LatencyTestResult:
     """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received."""
     from hardware.loopback import FarEndReader, open_pty_pair
@@ -72,7 +73,7 @@ def run_latency_test(
         config = {
             "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
             "bundle": str(bundle),
-            "engine": {"threads": threads, "spinning": True},
+            "engine": {"threads": threads, "spinning": spinning},
             "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
             "recording": {"enabled": False, "directory": tmp},
             "outputs": {
