@@ -124,6 +124,8 @@ def run_latency_test(
             "refractory_ms": refractory_ms,
             "bundle": str(bundle),
             "port": "pty pair (kernel pseudo-terminal)",
+            "threads": threads,
+            "spinning": spinning,
         },
     )
 

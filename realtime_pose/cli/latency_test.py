@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--size", nargs=2, type=int, default=(320, 240), metavar=("W", "H"))
     p.add_argument("--refractory-ms", type=float, default=20.0, help="time between firings")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = all)")
+    p.add_argument(
+        "--no-spinning",
+        action="store_true",
+        help="let idle ONNX Runtime threads sleep (frees the cores for the I/O threads)",
+    )
     p.add_argument("--json", type=Path, help="write the result here")
     p.set_defaults(func=run)
 
@@ -41,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
         tuple(args.size),
         args.refractory_ms,
         args.threads,
+        not args.no_spinning,
     )
     summary = result.summary()
     if not summary["n"]:
