@@ -38,3 +38,17 @@ def test_test_split_needs_a_known_split(tmp_path: Path, capsys):
     # the demo bundle's provenance split names frames of another project
     assert main(["evaluate", str(DEMO), str(project), "--split", "test"]) == 2
     assert "not labelled frames" in capsys.readouterr().err
+
+
+def test_split_file_selects_the_frames(tmp_path: Path):
+    from realtime_pose.cli import main
+
+    project = write_synthetic_project(tmp_path / "p", 4, width=320, height=240, seed=3)
+    split = tmp_path / "split.json"
+    test = ["labeled-data/synthetic/img00001.png", "labeled-data/synthetic/img00003.png"]
+    split.write_text(json.dumps({"train": [], "test": test}))
+    report = tmp_path / "eval.json"
+    args = ["evaluate", str(DEMO), str(project), "--split-file", str(split), "--json", str(report)]
+    assert main(args) == 0
+    metrics = json.loads(report.read_text())
+    assert metrics["images"] == test and metrics["n_images"] == 2
