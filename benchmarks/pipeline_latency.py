@@ -24,7 +24,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -91,9 +90,8 @@ def live_loop(bundle_dir: Path, seconds: float, fps: float, realtime: bool, thre
     )
     assert sub.stdout.readline().strip() == "ready"
     time.sleep(1.0)  # subscription reaches the publisher
-    stop = threading.Event()
     t0 = time.monotonic()
-    session.pipeline.run(session.grabber, stop, seconds)
+    session.run(seconds)
     wall = time.monotonic() - t0
     stages = session.pipeline.stats.summary_ms()
     frames = session.pipeline.frames

@@ -138,11 +138,13 @@ class Progress:
         print(text, end=end, file=self.stream, flush=True)
 
 
-def _frame_count(path: Path) -> int | None:
+def _video_info(path: Path) -> tuple[int | None, float]:
+    """Frame count from the header (``None`` when unknown) and fps (30 when unknown)."""
     cap = cv2.VideoCapture(str(path))
     n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
+    fps = cap.get(cv2.CAP_PROP_FPS) if cap.isOpened() else 0.0
     cap.release()
-    return n if n > 0 else None
+    return (n if n > 0 else None), (fps or 30.0)
 
 
 def draw_pose(
@@ -191,7 +193,7 @@ def analyze_video(
     output_dir.mkdir(parents=True, exist_ok=True)
     scorer = scorer or f"realtime-pose_{bundle.meta.name}"
     stem = output_dir / f"{video.stem}_{scorer}"
-    total = _frame_count(video)
+    total, fps = _video_info(video)
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
     bar = progress(video.name, total) if progress else None
@@ -207,7 +209,6 @@ def analyze_video(
             poses.append(pose.copy())
             if labeled_path is not None:
                 if writer is None:
-                    fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS) or 30.0
                     h, w = frame.shape[:2]
                     writer = cv2.VideoWriter(
                         str(labeled_path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)

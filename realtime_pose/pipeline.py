@@ -17,6 +17,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,9 @@ from realtime_pose.stats import StageStats
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
+
+#: GIL switch interval while the loop runs (seconds); CPython's default is 5 ms.
+GIL_SWITCH_INTERVAL_S = 0.0002
 
 #: Stage names in the ``latency_ns`` map and the status stream. ``grab`` is the wait between
 #: capture and the loop picking the frame up; ``total`` is capture → publish.
@@ -115,8 +119,6 @@ class Pipeline:
         self.recorder: Any = None
         self.video_recorder: Any = None
         self.last_status: dict[str, Any] = {}
-        self.last_pose = np.full((k, 3), np.nan, np.float32)
-        self.last_predicted = np.full((k, 3), np.nan, np.float32)
         self._predicted = np.zeros((k, 3), np.float32)
         self._stamps = np.zeros(3, np.int64)
         self._stage_ns = np.zeros(len(STAGES), np.int64)
@@ -187,9 +189,6 @@ class Pipeline:
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
         self.stats.record(s)
-        self.last_pose[...] = pose
-        if predicted is not None:
-            self.last_predicted[...] = self._predicted
         self.seq += 1
         self.frames += 1
         return pose
@@ -250,9 +249,16 @@ class Pipeline:
         duration_s: float | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
-        """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes."""
+        """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes.
+
+        While it runs, CPython's GIL switch interval is shortened (5 ms → 0.2 ms): a thread
+        woken by a new frame or an output command otherwise waits up to 5 ms for another
+        Python thread to give up the interpreter, which lands directly in the tail latency.
+        """
         self._grabber = grabber
         self._loop_thread = threading.get_ident()
+        previous_switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         t_end = None if duration_s is None else time.monotonic() + duration_s
         self._status_t_ns = time.monotonic_ns()
         next_status = time.monotonic() + self.status_interval_s
@@ -277,6 +283,7 @@ class Pipeline:
                 if t_end is not None and now >= t_end:
                     break
         finally:
+            sys.setswitchinterval(previous_switch_interval)
             self._loop_thread = None
             self._drain_commands()
             grabber.stop()

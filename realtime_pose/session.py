@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 import time
 from contextlib import suppress
@@ -31,9 +30,6 @@ from realtime_pose.sources import make_source
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
-
-#: GIL switch interval while the live loop runs (seconds); CPython's default is 5 ms.
-GIL_SWITCH_INTERVAL_S = 0.0002
 
 
 class LiveSession:
@@ -160,7 +156,7 @@ class LiveSession:
             )
             self._closers.append(("control", self.control.close))
         self.grabber = Grabber(
-            make_source(config.source.kind, **config.source.options()),
+            self.source,  # probed and closed above; the grabber reopens it
             stall_timeout_s=config.grab_timeout_s,
             on_status=self._on_grabber_status,
         )
@@ -244,19 +240,8 @@ class LiveSession:
 
     # -- running --------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, on_status=None) -> None:
-        """Run the loop until stopped (signal, source end or ``duration_s``).
-
-        While it runs, CPython's GIL switch interval is shortened (5 ms → 0.2 ms): a thread
-        woken by a new frame or an output command otherwise waits up to 5 ms for another
-        Python thread to give up the interpreter, which lands directly in the loop's tail
-        latency.
-        """
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-        try:
-            self.pipeline.run(self.grabber, self.stop_event, duration_s, on_status)
-        finally:
-            sys.setswitchinterval(previous)
+        """Run the loop until stopped (signal, source end or ``duration_s``)."""
+        self.pipeline.run(self.grabber, self.stop_event, duration_s, on_status)
 
     def install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM stop the loop cleanly (files closed, outputs off)."""
