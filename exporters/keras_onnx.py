@@ -175,7 +175,7 @@ def export_bundle(
     tolerance_px: float = 0.01,
     raw_tolerance: float = 1e-3,
     int8: bool = False,
-    max_parity_frames: int = 8,
+    max_parity_frames: int = 32,
     max_calibration_frames: int = 64,
     name: str | None = None,
 ) -> Bundle:

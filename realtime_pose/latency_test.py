@@ -2,10 +2,11 @@
 
 The live loop runs on the synthetic camera with a rule that fires on known frames (a ``while``
 rule on a likelihood gate that always holds, with a refractory period, so it fires every few
-frames) and pulses an output on a serial port. The far end of a pseudo-terminal pair stamps
-each command line's arrival with ``time.monotonic_ns()``; the recording holds each firing's
-frame's capture time (the host clock at which the frame was ready) is in the dispatcher's action
-log with the command's sequence number, so every pulse is matched to its own arrival.
+frames) and pulses an output on a serial port. The far end of a pseudo-terminal pair is read by
+another process (:class:`hardware.far_end.FarEndProcess`, standing in for the board), which
+stamps each command line's arrival with ``time.monotonic_ns()``. Each firing's frame capture
+time (the host clock at which the frame was ready) is in the dispatcher's action log with the
+command's sequence number, so every pulse is matched to its own arrival.
 """
 
 from __future__ import annotations
@@ -62,14 +63,14 @@ def run_latency_test(
     spinning: bool = True,
 ) -> LatencyTestResult:
     """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received."""
-    from hardware.loopback import FarEndReader, open_pty_pair
+    from hardware.far_end import FarEndProcess
+    from hardware.loopback import open_pty_pair
     from realtime_pose.bundle import load_bundle
     from realtime_pose.config import parse_config
     from realtime_pose.session import LiveSession
 
     keypoint = load_bundle(bundle, validate_graph=False).keypoints[0]
     with tempfile.TemporaryDirectory(prefix="rp-latency-") as tmp, open_pty_pair() as pty:
-        reader = FarEndReader(pty.far_fd)
         config = {
             "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
             "bundle": str(bundle),
@@ -96,7 +97,13 @@ def run_latency_test(
             ],
             "status_interval_s": 1.0,
         }
-        session = LiveSession(parse_config(config, "latency-test"))
+        parsed = parse_config(config, "latency-test")
+        reader = FarEndProcess(pty.far_fd)
+        try:
+            session = LiveSession(parsed)
+        except BaseException:
+            reader.stop()
+            raise
         try:
             session.run(seconds)
             stages = session.pipeline.stats.summary_ms()
@@ -107,8 +114,8 @@ def run_latency_test(
             writes = [r for r in action_log.records() if r.get("cmd") == "write_pulse"]
         finally:
             session.close()
-            reader.stop()
-        latencies, missing = match_by_sequence(dispatches, writes, reader.lines)
+            arrivals = reader.stop()
+        latencies, missing = match_by_sequence(dispatches, writes, arrivals)
     engine_p50 = stages.get("inference", {}).get("p50", float("nan"))
     return LatencyTestResult(
         latencies,

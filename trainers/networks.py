@@ -5,8 +5,13 @@ layer with the same layer names as ``keras.applications`` (so a local weights fi
 models loads by name) but with the last downsampling replaced by dilation, which keeps output
 stride 16 as in DeepLabCut. A 3×3 transposed convolution per head brings the maps to stride 8:
 ``scmap`` (sigmoid, K channels) and ``locref`` (2K channels, dx/dy per keypoint in units of
-``locref_stdev``). The input is uint8 RGB of any size; normalisation is a ``Rescaling`` layer
-inside the model, so exported graphs need no preprocessing but a cast.
+``locref_stdev``). Both heads are one 3×3 transposed convolution with 3K output channels,
+split into the two maps (one kernel call instead of two when the graph runs). The MobileNetV2
+backbone ends at its last inverted residual block: Keras' final 1×1 convolution to 1280
+channels, kept at 1280 for every α, cost as much as the rest of the α=0.35 network at stride 16
+(and its 1280-channel input made the head the third most expensive layer) for no measured gain
+in this task. The input is uint8 RGB of any size; normalisation is a ``Rescaling`` layer inside
+the model, so exported graphs need no preprocessing but a cast.
 
 Map size: every stride-2 layer uses ``same`` padding, so the stride-16 features are
 ``ceil(H/16) × ceil(W/16)`` and the maps ``2·ceil(H/16) × 2·ceil(W/16)``, i.e. ``ceil(H/8)``
@@ -137,10 +142,7 @@ def _mobilenet_v2(keras: Any, x: Any, alpha: float) -> Any:
         elif stride == 2:
             current_stride *= 2
         x = _inverted_residual(keras, x, filters, alpha, stride, dilation, expansion, block_id)
-    last = _make_divisible(1280 * alpha, 8) if alpha > 1.0 else 1280
-    x = layers.Conv2D(last, 1, use_bias=False, name="Conv_1")(x)
-    x = _bn(keras, "Conv_1_bn", 1e-3)(x)
-    return layers.ReLU(6.0, name="out_relu")(x)
+    return x
 
 
 def _resnet_block(
@@ -229,13 +231,12 @@ def build_model(
         # expect BGR mean-subtracted input; fine-tuning adapts to this small difference)
         x = layers.Rescaling(1.0 / 64.0, offset=-2.0, name="normalise")(image)
         features = _resnet_50(keras, x)
-    score_logits = layers.Conv2DTranspose(
-        num_keypoints, 3, strides=2, padding="same", name="scmap_logits"
+    heads = layers.Conv2DTranspose(
+        3 * num_keypoints, 3, strides=2, padding="same", name="pose_heads"
     )(features)
+    score_logits = heads[..., :num_keypoints]
+    locref = heads[..., num_keypoints:]
     scmap = layers.Activation("sigmoid", name="scmap", dtype="float32")(score_logits)
-    locref = layers.Conv2DTranspose(2 * num_keypoints, 3, strides=2, padding="same", name="locref")(
-        features
-    )
     name = f"pose_{net.replace('.', '')}"
     model = keras.Model(image, [scmap, locref], name=name)
     if weights is not None:

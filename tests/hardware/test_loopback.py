@@ -77,3 +77,21 @@ def test_far_end_reader_stops_on_a_closed_descriptor():
     reader._thread.join(timeout=5)
     assert not reader._thread.is_alive()
     os.close(r)
+
+
+def test_far_end_process_stamps_lines_in_another_process():
+    from hardware.far_end import FarEndProcess
+
+    with open_pty_pair() as pty:
+        reader = FarEndProcess(pty.far_fd)
+        before = time.monotonic_ns()
+        os.write(pty.device_fd, b"P 0 5 1\n")
+        time.sleep(0.05)
+        os.write(pty.device_fd, b"P 0 5 2\nL 0 ")  # the unfinished line is not reported
+        time.sleep(0.05)
+        after = time.monotonic_ns()
+        lines = reader.stop()
+    assert [line for _, line in lines] == ["P 0 5 1", "P 0 5 2"]
+    stamps = [t for t, _ in lines]
+    assert before <= stamps[0] < stamps[1] <= after
+    assert reader.lines == lines
