@@ -123,6 +123,20 @@ class RunConfig(_Section):
         default=0.5, gt=0, description="all outputs off when no frame is processed this long"
     )
     grab_timeout_s: float = Field(default=2.0, gt=0, description="camera stall timeout")
+    loop_cpus: list[int] | None = Field(
+        default=None,
+        description="pin the loop thread (engine included) to these CPUs and every other "
+        "thread to the rest (Linux); null = let the scheduler place them",
+    )
+
+    @field_validator("loop_cpus")
+    @classmethod
+    def _cpus_available(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            from realtime_pose.affinity import plan_cpus
+
+            plan_cpus(v)  # raises naming the CPUs that are not there
+        return v
 
     @field_validator("input_size")
     @classmethod

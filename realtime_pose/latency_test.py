@@ -61,10 +61,16 @@ def run_latency_test(
     refractory_ms: float = 20.0,
     threads: int = 0,
     spinning: bool = True,
+    loop_cpus: list[int] | None = None,
 ) -> LatencyTestResult:
-    """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received."""
+    """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received.
+
+    ``loop_cpus`` pins the loop thread there and every other thread (and the far-end reader
+    process) to the remaining CPUs; see :mod:`realtime_pose.affinity`.
+    """
     from hardware.far_end import FarEndProcess
     from hardware.loopback import open_pty_pair
+    from realtime_pose.affinity import plan_cpus
     from realtime_pose.bundle import load_bundle
     from realtime_pose.config import parse_config
     from realtime_pose.session import LiveSession
@@ -96,9 +102,11 @@ def run_latency_test(
                 }
             ],
             "status_interval_s": 1.0,
+            "loop_cpus": loop_cpus,
         }
         parsed = parse_config(config, "latency-test")
-        reader = FarEndProcess(pty.far_fd)
+        reader_cpus = plan_cpus(loop_cpus).others if loop_cpus else None
+        reader = FarEndProcess(pty.far_fd, cpus=reader_cpus)
         try:
             session = LiveSession(parsed)
         except BaseException:
@@ -133,6 +141,7 @@ def run_latency_test(
             "port": "pty pair (kernel pseudo-terminal)",
             "threads": threads,
             "spinning": spinning,
+            "loop_cpus": loop_cpus,
         },
     )
 

@@ -20,12 +20,13 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from realtime_pose.affinity import allowed_cpus, set_thread_cpus
 from realtime_pose.crop import DynamicCropper
 from realtime_pose.estimator import STAMP_INFERRED, STAMP_PEAKS, STAMP_PREPROCESSED, PoseEstimator
 from realtime_pose.grabber import Grabber
@@ -248,8 +249,13 @@ class Pipeline:
         stop: threading.Event,
         duration_s: float | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
+        loop_cpus: Iterable[int] | None = None,
     ) -> None:
         """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes.
+
+        With ``loop_cpus`` the calling thread runs on those CPUs while the loop runs (the
+        grabber thread, started first, keeps the caller's previous affinity); see
+        :mod:`realtime_pose.affinity`.
 
         While it runs, CPython's GIL switch interval is shortened (5 ms → 0.2 ms): a thread
         woken by a new frame or an output command otherwise waits up to 5 ms for another
@@ -263,6 +269,8 @@ class Pipeline:
         self._status_t_ns = time.monotonic_ns()
         next_status = time.monotonic() + self.status_interval_s
         grabber.start()
+        previous_cpus = allowed_cpus()
+        pinned = loop_cpus is not None and set_thread_cpus(loop_cpus)
         try:
             while not stop.is_set():
                 frame = grabber.get(timeout_s=0.05)
@@ -284,6 +292,8 @@ class Pipeline:
                     break
         finally:
             sys.setswitchinterval(previous_switch_interval)
+            if pinned:
+                set_thread_cpus(previous_cpus)
             self._loop_thread = None
             self._drain_commands()
             grabber.stop()

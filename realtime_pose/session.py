@@ -17,6 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from realtime_pose.affinity import allowed_cpus, plan_cpus, set_thread_cpus
 from realtime_pose.bundle import load_bundle
 from realtime_pose.config import RunConfig
 from realtime_pose.crop import CropWindow, DynamicCropper
@@ -54,6 +55,14 @@ class LiveSession:
             raise
 
     def _build(self, config: RunConfig, config_dir: Path) -> None:
+        self.cpu_plan = None
+        if config.loop_cpus:
+            # every thread started while building (engine workers, ZeroMQ I/O, output writers,
+            # recorder) inherits this thread's affinity: give them the CPUs the loop leaves
+            initial = allowed_cpus()
+            self.cpu_plan = plan_cpus(config.loop_cpus, initial)
+            if set_thread_cpus(self.cpu_plan.others):
+                self._closers.append(("cpu affinity", lambda: set_thread_cpus(initial)))
         self.bundle = load_bundle(config.bundle)
         meta = self.bundle.meta
         if config.rules:
@@ -241,7 +250,8 @@ class LiveSession:
     # -- running --------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, on_status=None) -> None:
         """Run the loop until stopped (signal, source end or ``duration_s``)."""
-        self.pipeline.run(self.grabber, self.stop_event, duration_s, on_status)
+        loop_cpus = self.cpu_plan.loop if self.cpu_plan is not None else None
+        self.pipeline.run(self.grabber, self.stop_event, duration_s, on_status, loop_cpus)
 
     def install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM stop the loop cleanly (files closed, outputs off)."""

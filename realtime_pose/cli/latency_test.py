@@ -29,6 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="let idle ONNX Runtime threads sleep (frees the cores for the I/O threads)",
     )
+    p.add_argument(
+        "--loop-cpus",
+        type=int,
+        nargs="+",
+        metavar="CPU",
+        help="pin the loop thread to these CPUs, everything else to the rest (Linux)",
+    )
     p.add_argument("--json", type=Path, help="write the result here")
     p.set_defaults(func=run)
 
@@ -47,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         args.refractory_ms,
         args.threads,
         not args.no_spinning,
+        args.loop_cpus,
     )
     summary = result.summary()
     if not summary["n"]:
