@@ -8,8 +8,8 @@ inherits the pty's far-end descriptor, stamps each line with ``time.monotonic_ns
 system-wide clock as the host's) as soon as ``read`` returns, and hands every stamped line back
 when stopped.
 
-Run as a script it is that child: ``python far_end.py FD [CPU,CPU...]``; it writes ``t_ns<TAB>line`` lines
-to stdout when it receives SIGTERM or its descriptor closes.
+Run as a script it is that child: ``python far_end.py FD [CPU,CPU...]``; it writes
+``t_ns<TAB>line`` lines to stdout when it receives SIGTERM or its descriptor closes.
 """
 
 from __future__ import annotations

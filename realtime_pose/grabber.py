@@ -3,8 +3,12 @@
 A closed loop wants the *newest* frame, not the next one in a queue: a queue turns every hiccup
 of the processing loop into latency that never goes away. :class:`Grabber` reads the source as
 fast as it delivers into a one-slot mailbox; a frame that is overwritten before the loop takes it
-is counted as dropped. Source failures never reach the loop: a source that raises or stalls is
-reported (:meth:`Grabber.stats`, ``on_status``) and reopened with backoff.
+is counted as dropped. A free-running source (a file or synthetic scene read as fast as
+possible, :attr:`FrameSource.live` false) is read in lockstep instead: the next frame is read
+while the loop works on the current one, and never before the loop took it, so nothing is
+dropped and the reader does not burn a core (and the interpreter lock) making frames nobody will
+see. Source failures never reach the loop: a source that raises or stalls is reported
+(:meth:`Grabber.stats`, ``on_status``) and reopened with backoff.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ class Grabber:
     reopen_backoff_s
         Waits before successive reopen attempts after a failure; the last value repeats. The
         sequence restarts once a frame is read again.
+    lockstep
+        Read a frame only once the loop took the previous one (no drops). ``None``: lockstep
+        for free-running sources (``source.live`` false), newest-frame for live ones.
     on_status
         Called (from a grabber thread) with a dict describing each state change: ``event``
         (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``), ``message`` and the
@@ -64,6 +71,7 @@ class Grabber:
         stall_timeout_s: float = 2.0,
         reopen_backoff_s: Sequence[float] = (0.1, 0.2, 0.5, 1, 2, 5),
         on_status: StatusCallback | None = None,
+        lockstep: bool | None = None,
     ) -> None:
         if not stall_timeout_s > 0:
             raise ValueError(f"stall_timeout_s must be positive, got {stall_timeout_s}")
@@ -75,6 +83,7 @@ class Grabber:
         self.stall_timeout_s = float(stall_timeout_s)
         self.reopen_backoff_s = tuple(float(b) for b in reopen_backoff_s)
         self.on_status = on_status
+        self.lockstep = (not source.live) if lockstep is None else bool(lockstep)
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._slot: Frame | None = None
@@ -129,6 +138,8 @@ class Grabber:
             frame, self._slot = self._slot, None
             if frame is not None:
                 self._counts["delivered"] += 1
+                if self.lockstep:
+                    self._cond.notify_all()  # the reader may make the next one
             return frame
 
     @property
@@ -221,6 +232,10 @@ class Grabber:
                     self._set_state("running")
                     self._report("reopened", f"reopened after {attempt} attempt(s)")
                 with self._cond:
+                    while self.lockstep and self._slot is not None and not self._stop.is_set():
+                        self._cond.wait(0.1)
+                    if self._stop.is_set():
+                        break
                     self._read_started_ns = time.monotonic_ns()
                     self._stall_declared = False
                 try:

@@ -85,6 +85,12 @@ class FrameSource(abc.ABC):
     def source_id(self) -> str:
         """A short human-readable identifier (device, file name…) carried by every frame."""
 
+    @property
+    def live(self) -> bool:
+        """True when frames come on the source's own clock (a camera, a paced file); False
+        for a free-running source that makes the next frame as soon as it is asked."""
+        return True
+
     def __enter__(self: _S) -> _S:
         self.open()
         return self

@@ -74,6 +74,10 @@ class SyntheticSource(FrameSource):
         return (self.scene.width, self.scene.height)
 
     @property
+    def live(self) -> bool:
+        return self.realtime
+
+    @property
     def source_id(self) -> str:
         return f"synthetic{self._seed}"
 

@@ -76,6 +76,10 @@ class VideoSource(FrameSource):
         return self._size
 
     @property
+    def live(self) -> bool:
+        return self.realtime
+
+    @property
     def source_id(self) -> str:
         return self.path.name
 

@@ -74,6 +74,38 @@ def test_newest_frame_wins_with_a_slow_consumer():
     assert max(gaps) >= 3
 
 
+def test_a_free_running_source_is_read_in_lockstep_with_a_slow_consumer():
+    source = SyntheticSource(width=64, height=48, realtime=False, max_frames=30)
+    with Grabber(source) as grabber:
+        assert grabber.lockstep
+        frames = drain(grabber, consume_s=0.01)
+        stats = grabber.stats()
+    assert [f.frame_index for f in frames] == list(range(30))  # nothing dropped or repeated
+    assert stats["read"] == stats["delivered"] == 30 and stats["dropped"] == 0
+
+
+def test_lockstep_reads_ahead_by_one_frame_only():
+    source = SyntheticSource(width=64, height=48, realtime=False, max_frames=100)
+    with Grabber(source) as grabber:
+        first = grabber.get(timeout_s=2.0)
+        time.sleep(0.2)  # a newest-frame reader would have made ~all 100 frames by now
+        read = grabber.stats()["read"]
+        second = grabber.get(timeout_s=2.0)
+    assert first is not None and second is not None
+    assert (first.frame_index, second.frame_index) == (0, 1)
+    assert read == 2  # the one taken and the one waiting in the slot
+
+
+def test_a_free_running_source_can_still_be_read_newest_first():
+    source = SyntheticSource(width=64, height=48, realtime=False, max_frames=200)
+    with Grabber(source, lockstep=False) as grabber:
+        first = grabber.get(timeout_s=2.0)
+        time.sleep(0.2)
+        second = grabber.get(timeout_s=2.0)
+    assert first is not None and second is not None
+    assert second.frame_index - first.frame_index > 1
+
+
 def test_the_frame_handed_out_is_the_newest_read():
     source = SyntheticSource(width=64, height=48, fps=100.0, max_frames=40)
     with Grabber(source) as grabber:
