@@ -10,7 +10,8 @@ For each bundle (default: the embedded demo bundle):
 2. **Live loop, paced camera**: the synthetic camera at 100 FPS through the grabber, the whole
    pipeline, the ZeroMQ stream and a subscriber in *another process*; end-to-end latency is
    ``t_capture`` → the subscriber's receive time (same host, same monotonic clock), with gaps.
-3. **Live loop, free-running**: the synthetic camera as fast as it renders, newest frame wins;
+3. **Live loop, free-running**: the synthetic camera unpaced, read in lockstep with the loop
+   (the grabber renders the next frame while the loop works on the current one);
    loop FPS and drops.
 
 Issue targets (MobileNetV2-0.35, 320x240, this CPU): overhead p50 <= 0.15 ms; free-running
