@@ -31,7 +31,10 @@ class SyntheticSource(FrameSource):
     -----
     ``t_capture_ns`` is host ``time.monotonic_ns()`` when the frame is handed over: after
     waiting for its due time when paced (``realtime=True``, so the timer's overshoot counts as
-    latency, as a real camera's delivery delay would), else when it was drawn.
+    latency, as a real camera's delivery delay would), else when it was drawn. Paced frames are
+    drawn shortly before they are due, not right after the previous one was handed over, so the
+    drawing does not compete with the loop working on that previous frame (a camera's exposure
+    and readout cost the host nothing).
     """
 
     def __init__(
@@ -59,6 +62,7 @@ class SyntheticSource(FrameSource):
         self._next = 0
         self._t_start_ns: int | None = None
         self._paced_from = 0
+        self._draw_ns = 0.0  # running mean of the time one frame takes to draw
 
     @property
     def keypoints(self) -> tuple[str, ...]:
@@ -88,6 +92,24 @@ class SyntheticSource(FrameSource):
     def close(self) -> None:
         self._open = False
 
+    def _due_ns(self, index: int) -> int | None:
+        """When frame ``index`` is due; ``None`` for the first frame after (re)opening, which
+        is handed over as soon as it is drawn and anchors the clock."""
+        if not self.realtime or self._t_start_ns is None:
+            return None
+        return self._t_start_ns + round((index - self._paced_from) * 1e9 / self.scene.fps)
+
+    def _draw_lead_ns(self) -> float:
+        """How long before a frame is due to start drawing it: twice the recent drawing time
+        plus 0.3 ms for the wake-up, at most half a frame period."""
+        return min(0.5e9 / self.scene.fps, 2.0 * self._draw_ns + 300_000)
+
+    @staticmethod
+    def _sleep_until(t_ns: float) -> None:
+        left = t_ns - time.monotonic_ns()
+        if left > 0:
+            time.sleep(left * 1e-9)
+
     def read(self) -> Frame | None:
         if not self._open:
             raise SourceError(f"{self.source_id} is not open; call open() first")
@@ -101,17 +123,22 @@ class SyntheticSource(FrameSource):
             self.stall_after = None
             time.sleep(self.stall_s)
             self._t_start_ns = None
+        due = self._due_ns(index)
+        if due is not None:
+            # draw just before the frame is due, as a camera exposes and reads out off the host:
+            # drawing right after the previous frame would overlap the loop's work on it
+            self._sleep_until(due - self._draw_lead_ns())
+        t_draw = time.monotonic_ns()
         image, keypoints = self.scene.frame(index)
         t_ns = time.monotonic_ns()
-        if self.realtime:
-            period_ns = 1e9 / self.scene.fps
-            if self._t_start_ns is None:
-                self._t_start_ns, self._paced_from = t_ns, index
-            due = self._t_start_ns + round((index - self._paced_from) * period_ns)
+        self._draw_ns = 0.9 * self._draw_ns + 0.1 * (t_ns - t_draw)
+        if due is not None:
             if due > t_ns:
-                time.sleep((due - t_ns) * 1e-9)
+                self._sleep_until(due)
                 t_ns = time.monotonic_ns()  # ready when handed over, not when it was due
-            elif t_ns - due > period_ns:
+            elif t_ns - due > 1e9 / self.scene.fps:
                 self._t_start_ns, self._paced_from = t_ns, index  # fell behind: re-anchor
+        elif self.realtime:
+            self._t_start_ns, self._paced_from = t_ns, index
         self._next = index + 1
         return Frame(image, index, t_ns, self.source_id, ground_truth=keypoints)
