@@ -235,7 +235,7 @@ def build_model(
         3 * num_keypoints, 3, strides=2, padding="same", name="pose_heads"
     )(features)
     score_logits = heads[..., :num_keypoints]
-    locref = heads[..., num_keypoints:]
+    locref = layers.Identity(name="locref")(heads[..., num_keypoints:])
     scmap = layers.Activation("sigmoid", name="scmap", dtype="float32")(score_logits)
     name = f"pose_{net.replace('.', '')}"
     model = keras.Model(image, [scmap, locref], name=name)

@@ -48,10 +48,12 @@ def test_backbone_weights_load_by_layer_name(tmp_path: Path):
     path = tmp_path / "mobilenet_v2_0.35_no_top.weights.h5"
     reference.save_weights(path)
     model = build_model("mobilenet_v2_0.35", 3, weights=path)
-    for name in ("Conv1", "block_13_depthwise", "block_16_project", "Conv_1"):
+    for name in ("Conv1", "block_13_depthwise", "block_16_project"):
         np.testing.assert_array_equal(
             model.get_layer(name).get_weights()[0], reference.get_layer(name).get_weights()[0]
         )
+    with pytest.raises(ValueError, match="Conv_1"):  # the 1280-channel top conv is left out
+        model.get_layer("Conv_1")
     with pytest.raises(ValueError, match="no such file"):
         build_model("mobilenet_v2_0.35", 3, weights=tmp_path / "missing.h5")
 
