@@ -23,7 +23,8 @@ class VideoSource(FrameSource):
     realtime
         Pace delivery at the file's frame rate, like a camera: each frame is decoded and then
         held until its due time (``t_start + i / fps``). ``False`` delivers frames as fast as
-        they decode (benchmarks, offline analysis).
+        they decode (benchmarks, offline analysis); the grabber then reads it in lockstep
+        with the loop, so no frame is skipped.
     loop
         Start again from the first frame at the end of the file (frame indices keep counting up).
     max_frames
