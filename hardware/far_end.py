@@ -8,7 +8,7 @@ inherits the pty's far-end descriptor, stamps each line with ``time.monotonic_ns
 system-wide clock as the host's) as soon as ``read`` returns, and hands every stamped line back
 when stopped.
 
-Run as a script it is that child: ``python far_end.py FD [CPU,CPU...]``; it writes
+Run as a script it is that child: ``python far_end.py FD``; it writes
 ``t_ns<TAB>line`` lines to stdout when it receives SIGTERM or its descriptor closes.
 """
 
@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
 
 
 class FarEndProcess:
@@ -30,21 +29,16 @@ class FarEndProcess:
     ----------
     fd
         The far-end descriptor (a pty master); the child inherits it, the caller keeps it open.
-    cpus
-        Run the child on these CPUs only (Linux), away from the loop it measures.
     ready_timeout_s
         How long :meth:`__init__` waits for the child to report that it is reading.
     """
 
-    def __init__(
-        self, fd: int, cpus: Iterable[int] | None = None, ready_timeout_s: float = 10.0
-    ) -> None:
+    def __init__(self, fd: int, ready_timeout_s: float = 10.0) -> None:
         self.fd = fd
         self.lines: list[tuple[int, str]] = []
         """Every complete line as ``(monotonic_ns at arrival, line)``; filled by :meth:`stop`."""
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", os.path.abspath(__file__), str(fd)]
-            + ([",".join(str(c) for c in sorted(cpus))] if cpus else []),
+            [sys.executable, "-S", os.path.abspath(__file__), str(fd)],
             pass_fds=(fd,),
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -81,10 +75,8 @@ class FarEndProcess:
         self.stop()
 
 
-def _child(fd: int, cpus: str | None = None) -> None:
+def _child(fd: int) -> None:
     """The child's loop: read, stamp, keep; print everything on SIGTERM or end of input."""
-    if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
     stamped: list[tuple[int, bytes]] = []
     stop = False
 
@@ -119,4 +111,4 @@ def _child(fd: int, cpus: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]), sys.argv[2] if len(sys.argv) > 2 else None)
+    _child(int(sys.argv[1]))

@@ -66,11 +66,11 @@ def run_latency_test(
     """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received.
 
     ``loop_cpus`` pins the loop thread there and every other thread (and the far-end reader
-    process) to the remaining CPUs; see :mod:`realtime_pose.affinity`.
+    process, started from the session's thread) to the remaining CPUs; see
+    :mod:`realtime_pose.affinity`.
     """
     from hardware.far_end import FarEndProcess
     from hardware.loopback import open_pty_pair
-    from realtime_pose.affinity import plan_cpus
     from realtime_pose.bundle import load_bundle
     from realtime_pose.config import parse_config
     from realtime_pose.session import LiveSession
@@ -104,15 +104,12 @@ def run_latency_test(
             "status_interval_s": 1.0,
             "loop_cpus": loop_cpus,
         }
-        parsed = parse_config(config, "latency-test")
-        reader_cpus = plan_cpus(loop_cpus).others if loop_cpus else None
-        reader = FarEndProcess(pty.far_fd, cpus=reader_cpus)
+        session = LiveSession(parse_config(config, "latency-test"))
+        reader = None
         try:
-            session = LiveSession(parsed)
-        except BaseException:
-            reader.stop()
-            raise
-        try:
+            # started once the session is built: with loop_cpus the child inherits the CPUs
+            # the session left to every thread but the loop's
+            reader = FarEndProcess(pty.far_fd)
             session.run(seconds)
             stages = session.pipeline.stats.summary_ms()
             frames = session.pipeline.frames
@@ -122,7 +119,7 @@ def run_latency_test(
             writes = [r for r in action_log.records() if r.get("cmd") == "write_pulse"]
         finally:
             session.close()
-            arrivals = reader.stop()
+            arrivals = reader.stop() if reader is not None else []
         latencies, missing = match_by_sequence(dispatches, writes, arrivals)
     engine_p50 = stages.get("inference", {}).get("p50", float("nan"))
     return LatencyTestResult(

@@ -49,8 +49,10 @@ MODELS = {"cv": 2, "ca": 3}
 
 # With measurement_noise_px=2 these lie on the ridge of best (process, measurement) noise found by
 # benchmarks/prediction.py on the first half of the openfield video (30 fps; model poses and a
-# tracked mouse). On the second half, "cv" with the defaults cuts the error at a 2-frame lead by
-# 48 % (median) on the model's poses (benchmarks/results/prediction.json).
+# tracked mouse). The point of that ridge the benchmark picked for the model's poses (process
+# noise 3.2e6 with measurement noise 8 px: the same ratio to the squared measurement noise) cuts
+# the error at a 2-frame lead by about 50 % (median) on the second half
+# (benchmarks/results/prediction.json).
 DEFAULT_PROCESS_NOISE = {"cv": 2.0e5, "ca": 2.0e7}
 
 
