@@ -96,10 +96,14 @@ class TrainSettings(BaseModel):
         return self
 
 
-def auto_crop_size(project: Project, indices: Sequence[int]) -> int:
-    """Square training-crop side: room for the animal scaled up by 1.5, 256–512 px, multiple of 16.
+def auto_crop_size(project: Project, indices: Sequence[int], scale_max: float = 1.25) -> int:
+    """Square training-crop side: the animal at the largest training scale plus 16 px of margin
+    on each side, 192–512 px, a multiple of 16, and never larger than the frames (rounded up to
+    16). The animal's size is the 90th percentile of its labelled extents.
 
-    Never larger than the frames themselves (rounded up to 16).
+    Small crops buy training steps: on the openfield project (extent ~123 px) 192-px crops run
+    0.12 s/step against 0.19 s at 256 px on 2 cores, and 30 minutes of training reached 1.87 px
+    held-out error against 2.00 px (14.9k vs 9.6k steps, one run each).
     """
     kp = project.keypoints[list(indices)]
     extents = []
@@ -108,7 +112,7 @@ def auto_crop_size(project: Project, indices: Sequence[int]) -> int:
         if len(visible) >= 2:
             extents.append(float(np.ptp(visible, axis=0).max()))
     extent = float(np.percentile(extents, 90)) if extents else 128.0
-    side = int(math.ceil(max(256.0, min(512.0, 1.5 * extent + 48.0)) / 16) * 16)
+    side = int(math.ceil(max(192.0, min(512.0, scale_max * extent + 32.0)) / 16) * 16)
     h, w = project.load_image(indices[0]).shape[:2]
     return min(side, int(math.ceil(max(h, w) / 16) * 16))
 
@@ -355,7 +359,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         len(train_idx),
         len(test_idx),
     )
-    crop = settings.crop_size or auto_crop_size(project, train_idx)
+    crop = settings.crop_size or auto_crop_size(project, train_idx, settings.scale_max)
     crop = int(math.ceil(crop / 16) * 16)
     flip_perm = flip_permutation(project.bodyparts, project.flip_pairs)
     if settings.flip is False:
