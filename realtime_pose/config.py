@@ -129,6 +129,15 @@ class RunConfig(_Section):
         "thread to the rest (Linux); null = let the scheduler place them",
     )
 
+    idle_poll_us: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="while it waits for a frame, the loop thread wakes every this many µs "
+        "(0 = sleeps until the frame arrives): keeps its CPU out of deep idle states, and in "
+        "a virtual machine keeps the host from taking the CPU away between frames",
+    )
+
     @field_validator("loop_cpus")
     @classmethod
     def _cpus_available(cls, v: list[int] | None) -> list[int] | None:

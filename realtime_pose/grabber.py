@@ -121,8 +121,12 @@ class Grabber:
         self._reader.start()
         self._watchdog.start()
 
-    def get(self, timeout_s: float | None = None) -> Frame | None:
+    def get(self, timeout_s: float | None = None, poll_s: float | None = None) -> Frame | None:
         """The newest frame not yet returned, waiting up to ``timeout_s`` seconds for one.
+
+        With ``poll_s`` the waiting thread also wakes every ``poll_s`` seconds while it waits,
+        so its CPU never sits idle for long (see ``RunConfig.idle_poll_us``); a frame is still
+        handed over the moment it arrives.
 
         Returns ``None`` on timeout, once the source has ended and its last frame was taken, and
         after :meth:`stop`.
@@ -134,6 +138,8 @@ class Grabber:
                     remaining = None if deadline is None else deadline - time.monotonic()
                     if remaining is not None and remaining <= 0:
                         break
+                    if poll_s is not None:
+                        remaining = poll_s if remaining is None else min(remaining, poll_s)
                     self._cond.wait(remaining)
             frame, self._slot = self._slot, None
             if frame is not None:

@@ -62,12 +62,16 @@ def run_latency_test(
     threads: int = 0,
     spinning: bool = True,
     loop_cpus: list[int] | None = None,
+    spin_duration_us: int | None = None,
+    idle_poll_us: int = 0,
 ) -> LatencyTestResult:
     """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received.
 
     ``loop_cpus`` pins the loop thread there and every other thread (and the far-end reader
     process, started from the session's thread) to the remaining CPUs; see
-    :mod:`realtime_pose.affinity`.
+    :mod:`realtime_pose.affinity`. ``spin_duration_us`` and ``idle_poll_us`` are the run
+    config's ``engine.spin_duration_us`` and ``idle_poll_us``: ways to keep the CPUs awake
+    between frames.
     """
     from hardware.far_end import FarEndProcess
     from hardware.loopback import open_pty_pair
@@ -80,7 +84,11 @@ def run_latency_test(
         config = {
             "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
             "bundle": str(bundle),
-            "engine": {"threads": threads, "spinning": spinning},
+            "engine": {
+                "threads": threads,
+                "spinning": spinning,
+                "spin_duration_us": spin_duration_us,
+            },
             "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
             "recording": {"enabled": False, "directory": tmp},
             "outputs": {
@@ -103,6 +111,7 @@ def run_latency_test(
             ],
             "status_interval_s": 1.0,
             "loop_cpus": loop_cpus,
+            "idle_poll_us": idle_poll_us,
         }
         session = LiveSession(parse_config(config, "latency-test"))
         reader = None
@@ -139,6 +148,8 @@ def run_latency_test(
             "threads": threads,
             "spinning": spinning,
             "loop_cpus": loop_cpus,
+            "spin_duration_us": spin_duration_us,
+            "idle_poll_us": idle_poll_us,
         },
     )
 

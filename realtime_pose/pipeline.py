@@ -250,8 +250,12 @@ class Pipeline:
         duration_s: float | None = None,
         on_status: Callable[[dict[str, Any]], None] | None = None,
         loop_cpus: Iterable[int] | None = None,
+        idle_poll_s: float | None = None,
     ) -> None:
         """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes.
+
+        With ``idle_poll_s`` the loop thread wakes that often while it waits for a frame
+        (:meth:`Grabber.get`'s ``poll_s``).
 
         With ``loop_cpus`` the calling thread runs on those CPUs while the loop runs (the
         grabber thread, started first, keeps the caller's previous affinity); see
@@ -273,7 +277,7 @@ class Pipeline:
         pinned = loop_cpus is not None and set_thread_cpus(loop_cpus)
         try:
             while not stop.is_set():
-                frame = grabber.get(timeout_s=0.05)
+                frame = grabber.get(timeout_s=0.05, poll_s=idle_poll_s)
                 if frame is not None:
                     self.process_frame(frame, time.monotonic_ns())
                 elif grabber.ended:

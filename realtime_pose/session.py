@@ -251,7 +251,14 @@ class LiveSession:
     def run(self, duration_s: float | None = None, on_status=None) -> None:
         """Run the loop until stopped (signal, source end or ``duration_s``)."""
         loop_cpus = self.cpu_plan.loop if self.cpu_plan is not None else None
-        self.pipeline.run(self.grabber, self.stop_event, duration_s, on_status, loop_cpus)
+        self.pipeline.run(
+            self.grabber,
+            self.stop_event,
+            duration_s,
+            on_status,
+            loop_cpus,
+            idle_poll_s=self.config.idle_poll_us / 1e6 or None,
+        )
 
     def install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM stop the loop cleanly (files closed, outputs off)."""

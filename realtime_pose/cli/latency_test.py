@@ -36,6 +36,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="CPU",
         help="pin the loop thread to these CPUs, everything else to the rest (Linux)",
     )
+    p.add_argument(
+        "--spin-us",
+        type=int,
+        metavar="US",
+        help="how long idle ONNX Runtime threads spin before sleeping (default: ORT's own)",
+    )
+    p.add_argument(
+        "--idle-poll-us",
+        type=int,
+        default=0,
+        metavar="US",
+        help="wake the loop thread this often while it waits for a frame (0: sleep)",
+    )
     p.add_argument("--json", type=Path, help="write the result here")
     p.set_defaults(func=run)
 
@@ -55,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
         args.threads,
         not args.no_spinning,
         args.loop_cpus,
+        spin_duration_us=args.spin_us,
+        idle_poll_us=args.idle_poll_us,
     )
     summary = result.summary()
     if not summary["n"]:

@@ -27,6 +27,13 @@ class EngineConfig(BaseModel):
     )
     threads: int = Field(default=0, ge=0, description="intra-op threads (0 = one per core)")
     spinning: bool = Field(default=True, description="spin idle ORT threads (lower latency)")
+    spin_duration_us: int | None = Field(
+        default=None,
+        ge=0,
+        description="how long idle ORT threads spin before they sleep, in µs (None: ONNX "
+        "Runtime's default, well under a frame period); a frame period or more keeps them "
+        "spinning between frames, at the cost of the cores they run on",
+    )
     sequential: bool = True
     precision: Literal["fp32", "fp16", "int8"] = Field(
         default="fp16", description="GPU precision (TensorRT provider and native engine)"
@@ -62,6 +69,7 @@ def open_engine(
             provider=config.provider,
             threads=config.threads,
             spinning=config.spinning,
+            spin_duration_us=config.spin_duration_us,
             sequential=config.sequential,
             fp16=config.precision == "fp16",
             device_id=config.device_id,

@@ -73,7 +73,10 @@ class OrtEngine:
     threads
         Intra-op threads (0: ONNX Runtime's default, one per physical core).
     spinning
-        Let idle worker threads spin: lowest latency, but burns a core between frames.
+        Let idle worker threads spin before they sleep: lower latency, more CPU.
+    spin_duration_us
+        How long they spin (``None``: ONNX Runtime's default). Longer than the gap between
+        frames keeps the workers (and the cores under them) awake from frame to frame.
     sequential
         Sequential execution mode (best for batch 1; parallel only helps branching graphs).
     fp16
@@ -97,6 +100,7 @@ class OrtEngine:
         provider: Provider = "cpu",
         threads: int = 0,
         spinning: bool = True,
+        spin_duration_us: int | None = None,
         sequential: bool = True,
         fp16: bool = True,
         device_id: int = 0,
@@ -128,6 +132,10 @@ class OrtEngine:
             ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
         )
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        if spinning and spin_duration_us is not None:
+            opts.add_session_config_entry(
+                "session.intra_op.spin_duration_us", str(max(1, int(spin_duration_us)))
+            )
         opts.log_severity_level = 3
         fixed = None
         if fixed_input_size is not None:

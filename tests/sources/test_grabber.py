@@ -129,6 +129,17 @@ def test_get_times_out_when_no_new_frame_arrives():
     assert 0.09 <= waited < 0.45
 
 
+def test_a_polling_wait_hands_over_each_new_frame_and_still_times_out():
+    source = SyntheticSource(width=64, height=48, fps=4.0)  # one frame every 250 ms
+    with Grabber(source, stall_timeout_s=5.0) as grabber:
+        first = grabber.get(timeout_s=2.0, poll_s=0.001)
+        assert first is not None
+        assert grabber.get(timeout_s=0.05, poll_s=0.001) is None  # ~50 wake-ups, no frame
+        second = grabber.get(timeout_s=2.0, poll_s=0.001)
+        assert second is not None and second.frame_index == first.frame_index + 1
+        assert grabber.stats()["dropped"] == 0
+
+
 def test_a_source_that_dies_mid_run_is_reopened():
     events = Events()
     source = SyntheticSource(width=64, height=48, fps=200.0, max_frames=40, fail_after=10)
