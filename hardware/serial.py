@@ -399,6 +399,7 @@ class SerialDevice(OutputDevice):
                 if len(self._t_written) > 10_000:
                     self._t_written.clear()
                 self._t_written[cmd.seq] = time.monotonic_ns()
+        t_write_ns = time.monotonic_ns()
         try:
             self._write_all(port, cmd.data)
         except _IO_ERRORS as err:
@@ -414,6 +415,7 @@ class SerialDevice(OutputDevice):
             cmd=cmd.event,
             line=cmd.data.decode().strip(),
             queued_ns=t_ns - cmd.t_submit_ns,
+            t_write_ns=t_write_ns,
         )
 
     def _fail(self, cmd: _Command, message: str) -> None:

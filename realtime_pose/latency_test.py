@@ -34,9 +34,12 @@ class LatencyTestResult:
     frames: int
     unmatched: int
     config: dict[str, Any] = field(default_factory=dict)
+    segments_ns: dict[str, np.ndarray] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        """The JSON document: ``n``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``engine_p50_ms``, …"""
+        """The JSON document: ``n``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``engine_p50_ms``, the
+        loop's stages (``stages_ms``, over every frame) and the firings' path in three legs
+        (``path_ms``, :data:`PATH_SEGMENTS`)."""
         ms = self.latencies_ns / 1e6
         return {
             "n": int(ms.size),
@@ -49,8 +52,21 @@ class LatencyTestResult:
             "frames": self.frames,
             "unmatched_firings": self.unmatched,
             "stages_ms": self.stages,
+            "path_ms": {name: _percentiles_ms(v) for name, v in self.segments_ns.items()},
             "config": self.config,
         }
+
+
+def _percentiles_ms(values_ns: np.ndarray) -> dict[str, float | None]:
+    ms = np.asarray(values_ns) / 1e6
+    if not ms.size:
+        return {"p50": None, "p99": None, "max": None}
+    p50, p99 = np.percentile(ms, [50, 99])
+    return {
+        "p50": round(float(p50), 4),
+        "p99": round(float(p99), 4),
+        "max": round(float(ms.max()), 4),
+    }
 
 
 def run_latency_test(
@@ -130,6 +146,7 @@ def run_latency_test(
             session.close()
             arrivals = reader.stop() if reader is not None else []
         latencies, missing = match_by_sequence(dispatches, writes, arrivals)
+        segments = path_segments(dispatches, writes, arrivals)
     engine_p50 = stages.get("inference", {}).get("p50", float("nan"))
     return LatencyTestResult(
         latencies,
@@ -151,7 +168,30 @@ def run_latency_test(
             "spin_duration_us": spin_duration_us,
             "idle_poll_us": idle_poll_us,
         },
+        segments,
     )
+
+
+def _matched(
+    dispatches: list[dict], writes: list[dict], arrivals: list[tuple[int, str]]
+) -> tuple[list[tuple[dict, dict, int]], int]:
+    """``(dispatch, write, t_arrival_ns)`` of every pulse whose line reached the far end, and how
+    many did not. ``dispatches`` and ``writes`` are in submission order, so the n-th of each
+    belong together; a write's line ``P ch ms seq`` names the arrival."""
+    arrived: dict[str, int] = {}
+    for t_ns, line in arrivals:
+        parts = line.split()
+        if parts and parts[0] == "P" and len(parts) >= 4:
+            arrived.setdefault(parts[3], t_ns)
+    matched, missing = [], 0
+    for dispatch, write in zip(dispatches, writes, strict=False):
+        parts = str(write.get("line", "")).split()
+        t_arrival = arrived.get(parts[3]) if len(parts) >= 4 else None
+        if t_arrival is None:
+            missing += 1
+        else:
+            matched.append((dispatch, write, t_arrival))
+    return matched, missing
 
 
 def match_by_sequence(
@@ -164,17 +204,36 @@ def match_by_sequence(
     submission order, so the n-th of each belong together. Returns the latencies (ns) and how
     many pulses never arrived (dropped as stale or lost with the port).
     """
-    arrived: dict[str, int] = {}
-    for t_ns, line in arrivals:
-        parts = line.split()
-        if parts and parts[0] == "P" and len(parts) >= 4:
-            arrived.setdefault(parts[3], t_ns)
-    latencies, missing = [], 0
-    for dispatch, write in zip(dispatches, writes, strict=False):
-        parts = str(write.get("line", "")).split()
-        t_arrival = arrived.get(parts[3]) if len(parts) >= 4 else None
-        if t_arrival is None:
-            missing += 1
-            continue
-        latencies.append(t_arrival - int(dispatch["t_frame_ns"]))
+    matched, missing = _matched(dispatches, writes, arrivals)
+    latencies = [t_arrival - int(d["t_frame_ns"]) for d, _, t_arrival in matched]
     return np.asarray(latencies, dtype=np.int64), missing
+
+
+PATH_SEGMENTS = ("frame_to_dispatch", "dispatch_to_write", "write_to_arrival")
+"""The three legs of frame-ready → byte-received: the loop's work up to the rule's action (grab,
+network, peaks, prediction, rules); the hand-over to the serial writer thread until its write
+begins; the write, the kernel's serial (here pseudo-terminal) transfer and the far end waking to
+read."""
+
+
+def path_segments(
+    dispatches: list[dict], writes: list[dict], arrivals: list[tuple[int, str]]
+) -> dict[str, np.ndarray]:
+    """Each matched pulse's latency split into :data:`PATH_SEGMENTS` (ns).
+
+    Needs the dispatch record's ``t_ns`` and ``t_frame_ns`` and the ``sent`` record's
+    ``t_write_ns`` (taken as the write to the port began); pulses missing one are left out.
+    """
+    legs: dict[str, list[int]] = {name: [] for name in PATH_SEGMENTS}
+    for dispatch, write, t_arrival in _matched(dispatches, writes, arrivals)[0]:
+        if write.get("event") != "sent" or "t_write_ns" not in write or "t_ns" not in dispatch:
+            continue
+        t_frame, t_dispatch, t_write = (
+            int(dispatch["t_frame_ns"]),
+            int(dispatch["t_ns"]),
+            int(write["t_write_ns"]),
+        )
+        legs["frame_to_dispatch"].append(t_dispatch - t_frame)
+        legs["dispatch_to_write"].append(t_write - t_dispatch)
+        legs["write_to_arrival"].append(t_arrival - t_write)
+    return {name: np.asarray(v, dtype=np.int64) for name, v in legs.items()}

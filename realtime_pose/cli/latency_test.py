@@ -86,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
             f"  {stage:10s} p50 {stats['p50']:7.3f}  p99 {stats['p99']:7.3f}  "
             f"max {stats['max']:7.3f} ms"
         )
+    print("  path of the firings:")
+    for leg, stats in summary["path_ms"].items():
+        if stats["p50"] is not None:
+            print(
+                f"  {leg:20s} p50 {stats['p50']:7.3f}  p99 {stats['p99']:7.3f}  "
+                f"max {stats['max']:7.3f} ms"
+            )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(

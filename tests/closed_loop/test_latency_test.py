@@ -2,7 +2,12 @@
 
 import numpy as np
 
-from realtime_pose.latency_test import match_by_sequence, run_latency_test
+from realtime_pose.latency_test import (
+    PATH_SEGMENTS,
+    match_by_sequence,
+    path_segments,
+    run_latency_test,
+)
 from tests.builders import write_marker_bundle
 
 
@@ -14,6 +19,21 @@ def test_match_by_sequence_skips_lost_pulses():
     assert lat.tolist() == [15, 40] and missing == 1
 
 
+def test_path_segments_split_each_matched_pulse_in_three_legs():
+    dispatches = [{"t_frame_ns": 0, "t_ns": 5}, {"t_frame_ns": 100, "t_ns": 104}]
+    writes = [
+        {"event": "sent", "t_write_ns": 9, "line": "P 0 1 7"},
+        {"event": "sent", "t_write_ns": 110, "line": "P 0 1 8"},
+    ]
+    arrivals = [(15, "P 0 1 7")]  # seq 8 never arrived
+    legs = path_segments(dispatches, writes, arrivals)
+    assert {k: v.tolist() for k, v in legs.items()} == {
+        "frame_to_dispatch": [5],
+        "dispatch_to_write": [4],
+        "write_to_arrival": [6],
+    }
+
+
 def test_latency_test_measures_every_firing(tmp_path):
     bundle = write_marker_bundle(tmp_path / "b")
     result = run_latency_test(bundle, seconds=1.5, fps=100, size=(80, 64), refractory_ms=20)
@@ -23,3 +43,7 @@ def test_latency_test_measures_every_firing(tmp_path):
     assert summary["p50_ms"] <= summary["p99_ms"] <= summary["max_ms"]
     assert np.isfinite(summary["engine_p50_ms"])
     assert {"grab", "inference", "process", "total"} <= set(summary["stages_ms"])
+    legs = result.segments_ns
+    assert set(legs) == set(PATH_SEGMENTS) and all(v.size == summary["n"] for v in legs.values())
+    assert all((v >= 0).all() for v in legs.values())
+    np.testing.assert_array_equal(sum(legs.values()), result.latencies_ns)  # legs add up
