@@ -128,7 +128,6 @@ class RunConfig(_Section):
         description="pin the loop thread (engine included) to these CPUs and every other "
         "thread to the rest (Linux); null = let the scheduler place them",
     )
-
     idle_poll_us: int = Field(
         default=0,
         ge=0,

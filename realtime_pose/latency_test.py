@@ -40,12 +40,12 @@ class LatencyTestResult:
         """The JSON document: ``n``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``engine_p50_ms``, the
         loop's stages (``stages_ms``, over every frame) and the firings' path in three legs
         (``path_ms``, :data:`PATH_SEGMENTS`)."""
-        ms = self.latencies_ns / 1e6
+        total = _percentiles_ms(self.latencies_ns)
         return {
-            "n": int(ms.size),
-            "p50_ms": round(float(np.percentile(ms, 50)), 4) if ms.size else None,
-            "p99_ms": round(float(np.percentile(ms, 99)), 4) if ms.size else None,
-            "max_ms": round(float(ms.max()), 4) if ms.size else None,
+            "n": int(self.latencies_ns.size),
+            "p50_ms": total["p50"],
+            "p99_ms": total["p99"],
+            "max_ms": total["max"],
             "engine_p50_ms": self.engine_p50_ms,
             "budget_ms": round(self.engine_p50_ms + 1.0, 4),
             "fps": round(self.fps, 1),
