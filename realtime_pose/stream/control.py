@@ -130,7 +130,11 @@ class ControlServer:
                     break
                 log.error("control socket error: %s", exc)
                 continue
-            reply = self._answer(frames)
+            try:
+                reply = self._answer(frames)
+            except Exception as exc:  # no request may end this thread
+                log.exception("control request could not be answered")
+                reply = messages.error_reply(f"request failed: {type(exc).__name__}: {exc}")
             self.requests += 1
             if not reply.get("ok"):
                 self.errors += 1

@@ -45,13 +45,16 @@ def decode(data: bytes) -> Any:
     Raises
     ------
     ValueError
-        If ``data`` is not one complete msgpack object.
+        If ``data`` is not one complete msgpack object, or one Python cannot represent (a map
+        whose key is itself a map or a list is valid msgpack but unhashable here).
     """
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as exc:
         detail = str(exc) or type(exc).__name__
         raise ValueError(f"not a msgpack message ({detail})") from exc
+    except (TypeError, OverflowError, RecursionError, MemoryError) as exc:
+        raise ValueError(f"not a usable msgpack message ({type(exc).__name__}: {exc})") from exc
 
 
 def wall_offset_ns() -> int:

@@ -118,6 +118,11 @@ BAD_REQUESTS = [
     (msgpack.packb({"cmd": "rule_disable"}), "name: Field required"),
     (msgpack.packb({"cmd": "record_start", "path": 7}), "path"),
     (msgpack.packb({"cmd": "ping", "surprise": True}), "Extra inputs are not permitted"),
+    # valid msgpack that Python cannot hold: a map (or a list) as a map key is unhashable; it
+    # once ended the server thread, silencing every later request
+    (b"\x82\xa3cmd\xa4ping\x81\x01\x02\x03", "not a usable msgpack message"),
+    (b"\x82\xa3cmd\xa4ping\x92\x01\x02\x03", "not a usable msgpack message"),
+    (b"\x81\xa3cmd\x81\x81\x01\x02\x03", "not a usable msgpack message"),
 ]
 
 
