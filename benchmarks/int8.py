@@ -4,7 +4,7 @@
                               [--size 320x240] [--threads 1 2] [--runs 300]
                               [--calibration-frames 64] [--json FILE]
 
-Without ``--int8-bundle`` the fp32 bundle is quantised here (``exporters.int8``), calibrated on
+Without ``--int8-bundle`` the fp32 bundle is quantised here (``realtime_pose.exporters.int8``), calibrated on
 its training project's train split when the project is reachable (else synthetic frames).
 Latency: fp32 and int8 runs in alternating blocks, batch 1, on one test frame resized to
 ``--size``. Accuracy: keypoint distance int8 vs fp32 (frame pixels) on the test split at the
@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import summarize_ns, write_result
-from exporters.frames import bundle_frames, read_rgb_frames
+from realtime_pose.exporters.frames import bundle_frames, read_rgb_frames
 from realtime_pose.bundle import Bundle, load_bundle
 from realtime_pose.engines import EngineConfig, open_engine
 from realtime_pose.estimator import PoseEstimator
@@ -73,7 +73,7 @@ def latency(
 def _labels_for(project_dir: Path, images: list[str]) -> np.ndarray | None:
     """Labels ``[N, K, 2]`` (NaN = not visible) for ``images``, via the trainer's reader."""
     try:
-        from trainers.project import ProjectError, load_project
+        from realtime_pose.trainers.project import ProjectError, load_project
     except ImportError:
         return None
     try:
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         int8 = load_bundle(args.int8_bundle)
         made = "given"
     else:
-        from exporters.int8 import quantize_bundle
+        from realtime_pose.exporters.int8 import quantize_bundle
 
         calib, calib_source = bundle_frames(fp32, "train", args.calibration_frames)
         tmp = tempfile.TemporaryDirectory(prefix="rtpose-int8-bench-")

@@ -10,7 +10,7 @@ in ``concat_1``: ``[K, 3]`` rows of ``y, x, likelihood``, computed from the same
 The import puts a uint8 ``image`` input with a Cast in front of the graph and takes the two map
 tensors as outputs (NCHW). For a ``concat_1`` model, whose ``UnravelIndex`` has no ONNX
 counterpart, the maps are taken from inside the graph and the peaks appended with
-:func:`exporters.in_graph_peaks.append_peaks`, giving the same ``keypoints`` output (as
+:func:`realtime_pose.exporters.in_graph_peaks.append_peaks`, giving the same ``keypoints`` output (as
 ``x, y, likelihood``), checked against the frozen graph's own ``concat_1``.
 """
 
@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from exporters.frames import synthetic_frames
-from exporters.parity import NetworkFn, ort_network, require_parity
-from exporters.provenance import tool_versions
-from exporters.staging import staged_folder
+from realtime_pose.exporters.frames import synthetic_frames
+from realtime_pose.exporters.parity import NetworkFn, ort_network, require_parity
+from realtime_pose.exporters.provenance import tool_versions
+from realtime_pose.exporters.staging import staged_folder
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def read_dlc_export(folder: str | Path) -> DlcExport:
     """
     import yaml
 
-    from exporters.keras_onnx import import_tensorflow
+    from realtime_pose.exporters.keras_onnx import import_tensorflow
 
     root = Path(folder).expanduser()
     cfg_path = root / POSE_CFG
@@ -212,7 +212,12 @@ def import_dlc(
     ParityError
         When ONNX Runtime disagrees with TensorFlow beyond tolerance (nothing is written).
     """
-    from exporters.keras_onnx import MAX_OPSET, MIN_OPSET, import_tensorflow, load_frames
+    from realtime_pose.exporters.keras_onnx import (
+        MAX_OPSET,
+        MIN_OPSET,
+        import_tensorflow,
+        load_frames,
+    )
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
@@ -253,7 +258,7 @@ def import_dlc(
     _rename_tensor(proto, "image:0", "image")
     for n in wanted:
         _rename_tensor(proto, f"{n}:0", n)
-    from exporters.keras_onnx import name_dynamic_dims
+    from realtime_pose.exporters.keras_onnx import name_dynamic_dims
 
     name_dynamic_dims(proto)
     maps_model = proto.SerializeToString()
@@ -283,7 +288,7 @@ def import_dlc(
     if in_graph_peaks is None:
         in_graph_peaks = dlc.in_graph_pose
     if in_graph_peaks:
-        from exporters.in_graph_peaks import append_peaks
+        from realtime_pose.exporters.in_graph_peaks import append_peaks
 
         final_model = append_peaks(
             onnx.load_from_string(maps_model),

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from exporters.frames import read_rgb_frames, synthetic_frames
-from exporters.parity import (
+from realtime_pose.exporters.frames import read_rgb_frames, synthetic_frames
+from realtime_pose.exporters.parity import (
     NetworkFn,
     ParityError,
     ParityReport,
@@ -25,9 +25,9 @@ from exporters.parity import (
     ort_network,
     require_parity,
 )
-from exporters.provenance import tool_versions
-from exporters.staging import staged_folder
-from exporters.train_output import TrainOutput, TrainOutputError, read_train_output
+from realtime_pose.exporters.provenance import tool_versions
+from realtime_pose.exporters.staging import staged_folder
+from realtime_pose.exporters.train_output import TrainOutput, TrainOutputError, read_train_output
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ def export_bundle(
     raw_tolerance
         Largest absolute difference allowed in the raw outputs.
     int8
-        Quantise to int8 for the CPU (see :mod:`exporters.int8`); calibrated on training-split
+        Quantise to int8 for the CPU (see :mod:`realtime_pose.exporters.int8`); calibrated on training-split
         frames. The int8 graph is compared with fp32 and the result recorded (not judged).
     max_parity_frames, max_calibration_frames
         How many project frames to use at most.
@@ -229,7 +229,7 @@ def export_bundle(
     import keras
     import onnx
 
-    from exporters.keras_rewrite import native_dilation_call
+    from realtime_pose.exporters.keras_rewrite import native_dilation_call
 
     model = keras.models.load_model(train.model_path, compile=False)
     serve = _serving_function(tf, model, k)
@@ -263,7 +263,7 @@ def export_bundle(
     parity: dict[str, Any] = {"tf_vs_onnx": report.to_dict()}
     quantization: dict[str, Any] | None = None
     if int8:
-        from exporters.int8 import quantize_model
+        from realtime_pose.exporters.int8 import quantize_model
 
         calib, calib_source = calibration_frames(train, max_calibration_frames)
         final_model, quantization = quantize_model(maps_model, calib)
@@ -285,7 +285,7 @@ def export_bundle(
         "locref": {"name": LOCREF_NAME, "layout": "NCHW"},
     }
     if in_graph_peaks:
-        from exporters.in_graph_peaks import append_peaks
+        from realtime_pose.exporters.in_graph_peaks import append_peaks
 
         maps_reference = reference if not int8 else ort_network(final_model)
         final_model = append_peaks(

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from exporters.frames import bundle_frames
+from realtime_pose.exporters.frames import bundle_frames
 from realtime_pose.bundle import Bundle
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def _engine_parity(
     bundle: Bundle, path: Path, height: int, width: int, frames: list[np.ndarray]
 ) -> dict[str, Any]:
     """Keypoints of the engine vs ONNX Runtime on the CPU (the reference graph)."""
-    from exporters.parity import check_parity, ort_network
+    from realtime_pose.exporters.parity import check_parity, ort_network
     from realtime_pose.engines.tensorrt import TensorRTEngine
 
     meta = bundle.meta

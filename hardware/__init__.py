@@ -1,8 +1,8 @@
 """Output adapters for realtime-pose: one small interface, several devices.
 
-Devices (:class:`~hardware.base.OutputDevice`): ``serial`` (the realtime-pose line protocol on a
-microcontroller, :mod:`hardware.serial`), ``daq`` (NI-DAQmx digital lines, :mod:`hardware.daq`) and
-``log`` (a dry run that records edges, :mod:`hardware.log_only`). :class:`OutputDispatcher` routes
+Devices (:class:`~realtime_pose.hardware.base.OutputDevice`): ``serial`` (the realtime-pose line protocol on a
+microcontroller, :mod:`realtime_pose.hardware.serial`), ``daq`` (NI-DAQmx digital lines, :mod:`realtime_pose.hardware.daq`) and
+``log`` (a dry run that records edges, :mod:`realtime_pose.hardware.log_only`). :class:`OutputDispatcher` routes
 named outputs to them; :func:`build_dispatcher` builds one from plain config. This package imports
 nothing else of realtime-pose.
 """
@@ -13,9 +13,9 @@ import importlib
 import inspect
 from typing import Any
 
-from hardware.action_log import ActionLog
-from hardware.base import DeviceHealth, DeviceUnavailableError, OutputDevice
-from hardware.dispatcher import OutputDispatcher, build_dispatcher
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.base import DeviceHealth, DeviceUnavailableError, OutputDevice
+from realtime_pose.hardware.dispatcher import OutputDispatcher, build_dispatcher
 
 __all__ = [
     "DEVICE_KINDS",
@@ -31,9 +31,9 @@ __all__ = [
 ]
 
 DEVICE_KINDS = {
-    "serial": ("hardware.serial", "SerialDevice"),
-    "daq": ("hardware.daq", "DaqDevice"),
-    "log": ("hardware.log_only", "LogOnlyDevice"),
+    "serial": ("realtime_pose.hardware.serial", "SerialDevice"),
+    "daq": ("realtime_pose.hardware.daq", "DaqDevice"),
+    "log": ("realtime_pose.hardware.log_only", "LogOnlyDevice"),
 }
 """``kind -> (module, class name)``; modules are imported on first use."""
 

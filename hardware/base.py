@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
-from hardware.action_log import ActionLog
-from hardware.deadline_timer import DeadlineTimer
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.deadline_timer import DeadlineTimer
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class OutputDevice(ABC):
     name
         Device name in logs and action records.
     action_log
-        Optional :class:`~hardware.action_log.ActionLog` receiving every action and failure.
+        Optional :class:`~realtime_pose.hardware.action_log.ActionLog` receiving every action and failure.
     """
 
     kind: ClassVar[str] = "abstract"

@@ -21,8 +21,8 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from hardware.action_log import ActionLog
-from hardware.base import DeviceUnavailableError, OutputDevice
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.base import DeviceUnavailableError, OutputDevice
 
 log = logging.getLogger(__name__)
 
@@ -405,10 +405,10 @@ def build_dispatcher(
     ------
     ValueError
         A field is missing or wrong; the message names ``outputs.<name>.<field>``.
-    hardware.base.DeviceUnavailableError
+    realtime_pose.hardware.base.DeviceUnavailableError
         A device could not be opened (already opened ones are closed again).
     """
-    from hardware import DEVICE_KINDS, device_class
+    from realtime_pose.hardware import DEVICE_KINDS, device_class
 
     if not isinstance(outputs_config, Mapping) or not outputs_config:
         raise ValueError(

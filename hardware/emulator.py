@@ -1,6 +1,6 @@
 """A Python stand-in for the realtime-pose output board, on the far end of a pseudo-terminal.
 
-It runs the protocol's device-side state machine (:class:`hardware.protocol.BoardState`: pulses,
+It runs the protocol's device-side state machine (:class:`realtime_pose.hardware.protocol.BoardState`: pulses,
 firmware-side maximum on-time, host-silence watchdog, echo, acknowledgements, ``!ERR`` replies)
 against a real pty, and logs every received line, every reply and every output edge with
 ``time.monotonic_ns()`` to a JSONL file written with one ``write`` per record, so the log is
@@ -8,7 +8,7 @@ complete even when the host (or the emulator) is SIGKILLed.
 
 Command line (a rig without a board, or a test in another process)::
 
-    python -m hardware.emulator --link /tmp/rig-laser --log /tmp/rig-laser.jsonl
+    python -m realtime_pose.hardware.emulator --link /tmp/rig-laser --log /tmp/rig-laser.jsonl
 
 creates a pty pair, points ``/tmp/rig-laser`` at its host end (open it as the serial port), prints
 ``ready <link> <pty>`` and runs until SIGTERM or Ctrl-C.
@@ -34,8 +34,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hardware import protocol
-from hardware.loopback import PtyPair, open_pty_pair
+from realtime_pose.hardware import protocol
+from realtime_pose.hardware.loopback import PtyPair, open_pty_pair
 
 _POLL_S = 0.05
 
@@ -262,7 +262,7 @@ class EmulatorThread:
 
 
 class EmulatorProcess:
-    """``python -m hardware.emulator`` in a child process (survives the death of the host).
+    """``python -m realtime_pose.hardware.emulator`` in a child process (survives the death of the host).
 
     Use :func:`start_emulator_process` to create one.
     """
@@ -318,7 +318,7 @@ def start_emulator_process(
     cmd = [
         sys.executable,
         "-m",
-        "hardware.emulator",
+        "realtime_pose.hardware.emulator",
         "--link",
         link,
         "--channels",
@@ -347,9 +347,9 @@ def start_emulator_process(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m hardware.emulator``)."""
+    """Command-line entry point (``python -m realtime_pose.hardware.emulator``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m hardware.emulator",
+        prog="python -m realtime_pose.hardware.emulator",
         description="Emulate a realtime-pose output board on a pseudo-terminal.",
     )
     parser.add_argument("--link", required=True, help="symlink to create to the host end")

@@ -1,6 +1,6 @@
 """A timestamping "board" in its own process: the far end of a pty pair, read by another program.
 
-:class:`~hardware.loopback.FarEndReader` stamps arrivals on a thread of the process under test,
+:class:`~realtime_pose.hardware.loopback.FarEndReader` stamps arrivals on a thread of the process under test,
 so each stamp waits for that process's GIL (up to its switch interval) and the thread competes
 with the loop it measures. A real board is another device; :class:`FarEndProcess` comes closer:
 a child Python process (standard library only, started by path so it imports nothing of ours)

@@ -7,8 +7,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from hardware.action_log import ActionLog
-from hardware.base import ChannelSpec, OutputDevice
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.base import ChannelSpec, OutputDevice
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ class LogOnlyDevice(OutputDevice):
     Parameters
     ----------
     channels
-        As for :class:`~hardware.base.OutputDevice`; default ``8`` (lines 0..7, named "0".."7").
+        As for :class:`~realtime_pose.hardware.base.OutputDevice`; default ``8`` (lines 0..7, named "0".."7").
     log_path
         Optional JSONL file for the action log (ignored when ``action_log`` is given).
     """

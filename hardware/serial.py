@@ -1,4 +1,4 @@
-"""A serial output device speaking the realtime-pose line protocol (``hardware.protocol``).
+"""A serial output device speaking the realtime-pose line protocol (``realtime_pose.hardware.protocol``).
 
 ``set``/``pulse`` only encode a line and put it on a queue; a dedicated writer thread owns the port
 and does the I/O, so the caller (the live loop) never waits on a USB stack. A reader thread parses
@@ -31,9 +31,9 @@ from typing import Any
 
 import serial as pyserial
 
-from hardware import protocol
-from hardware.action_log import ActionLog
-from hardware.base import ChannelSpec, DeviceUnavailableError, OutputDevice
+from realtime_pose.hardware import protocol
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.base import ChannelSpec, DeviceUnavailableError, OutputDevice
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class SerialDevice(OutputDevice):
     port
         A pyserial URL or device path (``/dev/ttyACM0``, ``COM3``, ``/tmp/rig-laser``, ``loop://``).
     channels
-        As for :class:`~hardware.base.OutputDevice`; lines are the board's output numbers
+        As for :class:`~realtime_pose.hardware.base.OutputDevice`; lines are the board's output numbers
         (non-negative integers). Default ``8`` (lines 0..7).
     baudrate
         Ignored by USB CDC boards and ptys, used by UART adapters.
@@ -98,7 +98,7 @@ class SerialDevice(OutputDevice):
     configure_board
         Send ``C``/``M``/``W`` on every (re)connection.
     name, action_log
-        As for :class:`~hardware.base.OutputDevice`.
+        As for :class:`~realtime_pose.hardware.base.OutputDevice`.
     """
 
     kind = "serial"

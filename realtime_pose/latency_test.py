@@ -3,7 +3,7 @@
 The live loop runs on the synthetic camera with a rule that fires on known frames (a ``while``
 rule on a likelihood gate that always holds, with a refractory period, so it fires every few
 frames) and pulses an output on a serial port. The far end of a pseudo-terminal pair is read by
-another process (:class:`hardware.far_end.FarEndProcess`, standing in for the board), which
+another process (:class:`realtime_pose.hardware.far_end.FarEndProcess`, standing in for the board), which
 stamps each command line's arrival with ``time.monotonic_ns()``. Each firing's frame capture
 time (the host clock at which the frame was ready) is in the dispatcher's action log with the
 command's sequence number, so every pulse is matched to its own arrival.
@@ -89,8 +89,8 @@ def run_latency_test(
     config's ``engine.spin_duration_us`` and ``idle_poll_us``: ways to keep the CPUs awake
     between frames.
     """
-    from hardware.far_end import FarEndProcess
-    from hardware.loopback import open_pty_pair
+    from realtime_pose.hardware.far_end import FarEndProcess
+    from realtime_pose.hardware.loopback import open_pty_pair
     from realtime_pose.bundle import load_bundle
     from realtime_pose.config import parse_config
     from realtime_pose.session import LiveSession

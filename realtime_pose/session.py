@@ -111,7 +111,7 @@ class LiveSession:
         rules = RuleEngine(config.rules, meta.keypoints) if config.rules else None
         self.dispatcher = None
         if config.outputs:
-            from hardware import build_dispatcher
+            from realtime_pose.hardware import build_dispatcher
 
             self.dispatcher = build_dispatcher(
                 {

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from trainers.project import Project, ProjectError, load_project, read_split
-from trainers.targets import LOCREF_STDEV, STRIDE, decode_pose
+from realtime_pose.trainers.project import Project, ProjectError, load_project, read_split
+from realtime_pose.trainers.targets import LOCREF_STDEV, STRIDE, decode_pose
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A MobileNetV2-0.35 trained by this package's trainer on frames of the synthetic 
 (:mod:`realtime_pose.synthetic`, 320×240), exported with the ONNX exporter and checked on frames
 of :class:`~realtime_pose.synthetic.SyntheticScene` videos it never saw (other seeds)::
 
-    python -m trainers.make_demo_bundle --minutes 10 --seed 0
+    python -m realtime_pose.trainers.make_demo_bundle --minutes 10 --seed 0
 
 The project, training output and log go to ``--work`` (default ``/tmp/realtime-pose-demo``);
 only ``model.onnx``, ``bundle.json`` and ``README.md`` are written to the assets folder.
@@ -34,7 +34,7 @@ log = logging.getLogger("make_demo_bundle")
 def scene_error(bundle_dir: Path, seeds: tuple[int, ...], frames: int = 100) -> dict[str, Any]:
     """Keypoint error of a bundle on ``frames`` frames each of unseen synthetic-scene videos."""
     from realtime_pose.synthetic import KEYPOINTS, SyntheticScene
-    from trainers.evaluate import bundle_predictor, pose_metrics
+    from realtime_pose.trainers.evaluate import bundle_predictor, pose_metrics
 
     predict, _ = bundle_predictor(bundle_dir)
     preds, labels = [], []
@@ -101,9 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
     from realtime_pose.synthetic import write_synthetic_project
-    from trainers.train import TrainSettings, train
+    from realtime_pose.trainers.train import TrainSettings, train
 
     work = args.work
     if work.exists():
@@ -134,9 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("model.onnx", "bundle.json"):
         shutil.copyfile(staging / name, args.output / name)
     budget = f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}"
-    command = (
-        f"python -m trainers.make_demo_bundle {budget} --frames {args.frames} --seed {args.seed}"
-    )
+    command = f"python -m realtime_pose.trainers.make_demo_bundle {budget} --frames {args.frames} --seed {args.seed}"
     size = (args.output / "model.onnx").stat().st_size
     (args.output / "README.md").write_text(_readme(command, config, scene, size))
     print(

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from trainers.augment import AugmentConfig, augment, flip_permutation
-from trainers.evaluate import keras_predictor, pose_metrics, predict_frames
-from trainers.networks import NETS, STRIDE, build_model, parse_net
-from trainers.project import (
+from realtime_pose.trainers.augment import AugmentConfig, augment, flip_permutation
+from realtime_pose.trainers.evaluate import keras_predictor, pose_metrics, predict_frames
+from realtime_pose.trainers.networks import NETS, STRIDE, build_model, parse_net
+from realtime_pose.trainers.project import (
     Project,
     ProjectError,
     data_hash,
@@ -40,7 +40,7 @@ from trainers.project import (
     split_indices,
     write_split,
 )
-from trainers.targets import LOCREF_STDEV, POS_DIST_THRESH, make_targets
+from realtime_pose.trainers.targets import LOCREF_STDEV, POS_DIST_THRESH, make_targets
 
 log = logging.getLogger(__name__)
 

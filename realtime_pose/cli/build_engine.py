@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     precision = "int8" if args.int8 else "fp16" if args.fp16 else "fp32"
     try:
-        from exporters.tensorrt import EngineBuildError, build_engine
+        from realtime_pose.exporters.tensorrt import EngineBuildError, build_engine
 
         built = build_engine(
             bundle,

@@ -32,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print a summary; exit 0 on success, 2 on unusable input."""
     from realtime_pose.bundle import BundleError
-    from trainers.evaluate import evaluate, format_metrics
-    from trainers.project import ProjectError
+    from realtime_pose.trainers.evaluate import evaluate, format_metrics
+    from realtime_pose.trainers.project import ProjectError
 
     try:
         metrics = evaluate(

@@ -55,9 +55,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export; exit 0 on success, 1 when the parity check fails, 2 on unusable input."""
     try:
-        from exporters.keras_onnx import export_bundle
-        from exporters.parity import ParityError
-        from exporters.train_output import TrainOutputError
+        from realtime_pose.exporters.keras_onnx import export_bundle
+        from realtime_pose.exporters.parity import ParityError
+        from realtime_pose.exporters.train_output import TrainOutputError
 
         bundle = export_bundle(
             args.train_dir,

@@ -51,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
     """Import; exit 0 on success, 1 when the parity check fails, 2 on unusable input."""
     prog = "realtime-pose import-dlc"
     try:
-        from exporters.dlc_import import DlcImportError, import_dlc
-        from exporters.parity import ParityError
+        from realtime_pose.exporters.dlc_import import DlcImportError, import_dlc
+        from realtime_pose.exporters.parity import ParityError
 
         bundle = import_dlc(
             args.export_dir,

@@ -69,10 +69,10 @@ def run(args: argparse.Namespace) -> int:
     """Train; exit 0 on success, 2 on unusable input."""
     from pydantic import ValidationError
 
-    from trainers.project import ProjectError
+    from realtime_pose.trainers.project import ProjectError
 
     try:
-        from trainers.train import TrainSettings, train
+        from realtime_pose.trainers.train import TrainSettings, train
 
         settings = TrainSettings(
             project=Path(args.project),

@@ -65,7 +65,7 @@ def test_cuda_engine_matches_cpu(bundle):
 def test_native_tensorrt_engine_matches_cpu(bundle, tmp_path):
     pytest.importorskip("tensorrt", reason="needs TensorRT and an NVIDIA GPU")
     pytest.importorskip("pycuda", reason="needs pycuda")
-    from exporters.tensorrt import build_engine
+    from realtime_pose.exporters.tensorrt import build_engine
 
     build_engine(bundle, height=48, width=64, precision="fp32")
     engine = open_engine(bundle, EngineConfig(backend="tensorrt", precision="fp32"), (48, 64))

@@ -69,7 +69,7 @@ def tiny_train_dir(tmp_path_factory) -> Path:
     """A training-output folder with a tiny random network and a small image project."""
     import cv2
 
-    from exporters.frames import synthetic_frames
+    from realtime_pose.exporters.frames import synthetic_frames
 
     base = tmp_path_factory.mktemp("train")
     project = base / "project"
@@ -87,7 +87,7 @@ def tiny_train_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_train_dir, tmp_path_factory):
     """The tiny network exported as a maps bundle."""
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     return export_bundle(tiny_train_dir, tmp_path_factory.mktemp("bundles") / "tiny")
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from exporters.frames import synthetic_frames
+from realtime_pose.exporters.frames import synthetic_frames
 
 from .dlc_graphs import KEYPOINTS, LOCREF_STDEV, STRIDE, write_dlc_export
 
@@ -71,8 +71,8 @@ def _ort(bundle, frame: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def test_import_maps_model_matches_dlclive(dlc_exports, tmp_path):
-    from exporters.dlc_import import import_dlc
-    from exporters.parity import reference_keypoints
+    from realtime_pose.exporters.dlc_import import import_dlc
+    from realtime_pose.exporters.parity import reference_keypoints
 
     bundle = import_dlc(dlc_exports["maps"], tmp_path / "b")
     meta = bundle.meta
@@ -91,7 +91,7 @@ def test_import_maps_model_matches_dlclive(dlc_exports, tmp_path):
 
 
 def test_import_in_graph_argmax_model_gives_keypoints_like_dlclive(dlc_exports, tmp_path):
-    from exporters.dlc_import import import_dlc
+    from realtime_pose.exporters.dlc_import import import_dlc
 
     bundle = import_dlc(dlc_exports["concat"], tmp_path / "b")
     assert bundle.meta.outputs.keypoints.name == "keypoints"
@@ -103,7 +103,7 @@ def test_import_in_graph_argmax_model_gives_keypoints_like_dlclive(dlc_exports, 
 
 
 def test_import_maps_model_with_in_graph_peaks(dlc_exports, tmp_path):
-    from exporters.dlc_import import import_dlc
+    from realtime_pose.exporters.dlc_import import import_dlc
 
     bundle = import_dlc(dlc_exports["maps"], tmp_path / "b", in_graph_peaks=True)
     frame = synthetic_frames(1, 96, 128, seed=13)[0]
@@ -112,7 +112,7 @@ def test_import_maps_model_with_in_graph_peaks(dlc_exports, tmp_path):
 
 
 def test_import_refuses_folders_that_are_not_dlc_exports(dlc_exports, tmp_path):
-    from exporters.dlc_import import DlcImportError, import_dlc
+    from realtime_pose.exporters.dlc_import import DlcImportError, import_dlc
 
     with pytest.raises(DlcImportError, match=r"pose_cfg.yaml: missing"):
         import_dlc(tmp_path, tmp_path / "b")
@@ -137,7 +137,7 @@ def test_import_refuses_folders_that_are_not_dlc_exports(dlc_exports, tmp_path):
 def test_import_refuses_graph_without_dlc_outputs(dlc_exports, tmp_path):
     import tensorflow as tf
 
-    from exporters.dlc_import import DlcImportError, import_dlc
+    from realtime_pose.exporters.dlc_import import DlcImportError, import_dlc
 
     folder = tmp_path / "renamed"
     folder.mkdir()

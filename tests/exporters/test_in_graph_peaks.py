@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporters.parity import reference_keypoints
+from realtime_pose.exporters.parity import reference_keypoints
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (export extra)")
 ort = pytest.importorskip("onnxruntime")
@@ -37,7 +37,7 @@ def _maps_graph(layout: str, with_locref: bool) -> onnx.ModelProto:
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 @pytest.mark.parametrize("with_locref", [True, False])
 def test_appended_peaks_equal_numpy_pose_math(layout, with_locref):
-    from exporters.in_graph_peaks import append_peaks
+    from realtime_pose.exporters.in_graph_peaks import append_peaks
 
     model = append_peaks(
         _maps_graph(layout, with_locref),
@@ -67,7 +67,7 @@ def test_appended_peaks_equal_numpy_pose_math(layout, with_locref):
 
 
 def test_append_peaks_names_missing_outputs():
-    from exporters.in_graph_peaks import append_peaks
+    from realtime_pose.exporters.in_graph_peaks import append_peaks
 
     with pytest.raises(ValueError, match=r"no output named \['heatmap'\]"):
         append_peaks(

@@ -26,7 +26,7 @@ def _op_types(bundle) -> set[str]:
 
 @pytest.fixture(scope="module")
 def spot_bundles(spot_train_dir, tmp_path_factory):
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     out = tmp_path_factory.mktemp("int8")
     return {
@@ -68,8 +68,8 @@ def test_int8_keypoints_close_to_fp32_through_the_runtime(spot_bundles):
 
 
 def test_quantize_bundle_from_existing_bundle(spot_bundles, spot_train_dir, tmp_path):
-    from exporters.frames import read_rgb_frames
-    from exporters.int8 import quantize_bundle
+    from realtime_pose.exporters.frames import read_rgb_frames
+    from realtime_pose.exporters.int8 import quantize_bundle
 
     fp32 = spot_bundles["fp32"]
     project = fp32.meta.provenance["project"]
@@ -84,8 +84,8 @@ def test_quantize_bundle_from_existing_bundle(spot_bundles, spot_train_dir, tmp_
 
 
 def test_quantize_bundle_refuses_in_graph_peaks(spot_train_dir, tmp_path):
-    from exporters.int8 import quantize_bundle
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.int8 import quantize_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     peaks = export_bundle(spot_train_dir, tmp_path / "peaks", in_graph_peaks=True)
     with pytest.raises(ValueError, match="quantise the map-output bundle"):
@@ -94,7 +94,7 @@ def test_quantize_bundle_refuses_in_graph_peaks(spot_train_dir, tmp_path):
 
 
 def test_int8_with_in_graph_peaks(spot_bundles, spot_train_dir, tmp_path):
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     both = export_bundle(spot_train_dir, tmp_path / "both", int8=True, in_graph_peaks=True)
     assert "QuantizeLinear" in _op_types(both) and "ArgMax" in _op_types(both)

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters.frames import read_rgb, synthetic_frames
-from exporters.parity import check_parity, ort_network, reference_keypoints
+from realtime_pose.exporters.frames import read_rgb, synthetic_frames
+from realtime_pose.exporters.parity import check_parity, ort_network, reference_keypoints
 from realtime_pose.bundle import load_bundle
 
 from .conftest import KEYPOINTS, LOCREF_STDEV, STRIDE
@@ -75,8 +75,8 @@ def test_runtime_keypoints_match_tensorflow(tiny_bundle, tiny_train_dir):
 
 
 def test_parity_failure_leaves_no_bundle_and_reports_difference(tiny_train_dir, tmp_path):
-    from exporters.keras_onnx import export_bundle
-    from exporters.parity import ParityError
+    from realtime_pose.exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.parity import ParityError
 
     target = tmp_path / "out" / "bundle"
     target.parent.mkdir()
@@ -121,7 +121,7 @@ def test_perturbed_graph_fails_parity(tiny_bundle):
 
 
 def test_in_graph_peaks_match_python_pose_math(tiny_bundle, tiny_train_dir, tmp_path):
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     peaks_bundle = export_bundle(tiny_train_dir, tmp_path / "peaks", in_graph_peaks=True)
     assert peaks_bundle.meta.outputs.keypoints.name == "keypoints"
@@ -149,7 +149,7 @@ def test_in_graph_peaks_match_python_pose_math(tiny_bundle, tiny_train_dir, tmp_
 
 
 def test_existing_foreign_folder_is_not_overwritten(tiny_train_dir, tmp_path):
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     target = tmp_path / "precious"
     target.mkdir()
@@ -160,7 +160,7 @@ def test_existing_foreign_folder_is_not_overwritten(tiny_train_dir, tmp_path):
 
 
 def test_reexport_replaces_bundle(tiny_bundle, tiny_train_dir):
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     stale = tiny_bundle.engine_cache_dir / "stale.engine"
     stale.parent.mkdir(exist_ok=True)
@@ -220,7 +220,7 @@ def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
     import keras
     import onnx
 
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     from .conftest import write_train_dir
 
@@ -255,7 +255,7 @@ def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
 
 
 def test_export_without_reachable_project_checks_on_synthetic_frames(tmp_path):
-    from exporters.keras_onnx import export_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
 
     from .conftest import build_tiny_model, write_train_dir
 

@@ -144,8 +144,8 @@ def _gpu_ready() -> bool:
 @pytest.mark.skipif(not _gpu_ready(), reason="needs tensorrt, pycuda and an NVIDIA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_build_engine_matches_onnxruntime(tmp_path, precision):
-    from exporters.frames import synthetic_frames
-    from exporters.tensorrt import build_engine
+    from realtime_pose.exporters.frames import synthetic_frames
+    from realtime_pose.exporters.tensorrt import build_engine
 
     bundle = _onnx_bundle(tmp_path / "b")
     built = build_engine(
@@ -161,7 +161,7 @@ def test_build_engine_matches_onnxruntime(tmp_path, precision):
 
 
 def test_build_engine_refuses_cpu_int8_bundle(tmp_path):
-    from exporters.tensorrt import build_engine
+    from realtime_pose.exporters.tensorrt import build_engine
     from realtime_pose.bundle import load_bundle
 
     plain = _onnx_bundle(tmp_path / "b")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from hardware.action_log import ActionLog
-from hardware.emulator import EmulatorThread
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.emulator import EmulatorThread
 
 # Generous: the CI machine has two shared cores; tests wait for behaviour, never time it.
 WAIT_S = 10.0

@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hardware import open_device
-from hardware.action_log import ActionLog
-from hardware.base import DeviceUnavailableError
-from hardware.daq import DaqDevice
+from realtime_pose.hardware import open_device
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.base import DeviceUnavailableError
+from realtime_pose.hardware.daq import DaqDevice
 
 HAVE_NIDAQMX = importlib.util.find_spec("nidaqmx") is not None
 

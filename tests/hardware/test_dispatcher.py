@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from hardware import build_dispatcher
-from hardware.base import DeviceUnavailableError
-from hardware.dispatcher import OutputDispatcher
-from hardware.log_only import LogOnlyDevice
+from realtime_pose.hardware import build_dispatcher
+from realtime_pose.hardware.base import DeviceUnavailableError
+from realtime_pose.hardware.dispatcher import OutputDispatcher
+from realtime_pose.hardware.log_only import LogOnlyDevice
 from tests.hardware.conftest import WAIT_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def test_signal_handler_switches_off_and_chains_to_the_previous_handler():
 
 _HOST = """
 import sys, time
-from hardware import build_dispatcher
+from realtime_pose.hardware import build_dispatcher
 disp = build_dispatcher(
     {"laser": {"device": "serial", "port": sys.argv[1], "channel": 1, "max_on_ms": 30000}}
 )

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from hardware.action_log import ActionLog
-from hardware.emulator import EmulatorThread, read_log
-from hardware.loopback import FarEndReader
-from hardware.serial import SerialDevice
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.emulator import EmulatorThread, read_log
+from realtime_pose.hardware.loopback import FarEndReader
+from realtime_pose.hardware.serial import SerialDevice
 from tests.hardware.conftest import WAIT_S, wait_until
 
 MS = 1_000_000

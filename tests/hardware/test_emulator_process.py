@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hardware.emulator import start_emulator_process
+from realtime_pose.hardware.emulator import start_emulator_process
 from tests.hardware.conftest import WAIT_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ MS = 1_000_000
 
 _HOST = """
 import sys, time
-from hardware.serial import SerialDevice
+from realtime_pose.hardware.serial import SerialDevice
 dev = SerialDevice(
     sys.argv[1], 2, max_on_s=float(sys.argv[2]), watchdog_ms=int(sys.argv[3])
 ).open()

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from hardware import open_device
-from hardware.log_only import LogOnlyDevice
+from realtime_pose.hardware import open_device
+from realtime_pose.hardware.log_only import LogOnlyDevice
 from tests.hardware.conftest import wait_until
 
 

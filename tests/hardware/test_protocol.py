@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hardware import protocol as p
+from realtime_pose.hardware import protocol as p
 
 MS = 1_000_000
 
@@ -101,7 +101,7 @@ def test_board_acknowledges_with_sequence_numbers_when_asked():
 def test_resending_on_cannot_extend_an_output_past_its_max_on_time():
     """A host stuck re-sending H (or P) every 10 ms: the board still cuts at the limit, counted
     from the off->on edge."""
-    from hardware.protocol import BoardState
+    from realtime_pose.hardware.protocol import BoardState
 
     ms = 1_000_000
     board = BoardState(n_channels=1, max_on_ms=50, watchdog_ms=0)

@@ -6,10 +6,10 @@ import time
 
 import pytest
 
-from hardware.action_log import ActionLog
-from hardware.base import DeviceUnavailableError
-from hardware.loopback import LOOP_URL, FarEndReader, open_pty_pair
-from hardware.serial import SerialDevice
+from realtime_pose.hardware.action_log import ActionLog
+from realtime_pose.hardware.base import DeviceUnavailableError
+from realtime_pose.hardware.loopback import LOOP_URL, FarEndReader, open_pty_pair
+from realtime_pose.hardware.serial import SerialDevice
 from tests.hardware.conftest import WAIT_S, fill_pty, wait_until
 
 

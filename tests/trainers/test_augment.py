@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from trainers.augment import (
+from realtime_pose.trainers.augment import (
     AugmentConfig,
     augment,
     flip_permutation,

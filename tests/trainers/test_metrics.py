@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainers.evaluate import pose_metrics
+from realtime_pose.trainers.evaluate import pose_metrics
 
 
 def test_metrics_on_hand_made_predictions():

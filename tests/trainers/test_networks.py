@@ -17,7 +17,7 @@ pytestmark = [
 
 @pytest.mark.parametrize("net", ["mobilenet_v2_0.35", "resnet_50"])
 def test_outputs_are_stride_8_maps_with_k_and_2k_channels(net):
-    from trainers.networks import build_model
+    from realtime_pose.trainers.networks import build_model
 
     model = build_model(net, 5)
     assert model.output_names == ["scmap", "locref"]
@@ -30,7 +30,7 @@ def test_outputs_are_stride_8_maps_with_k_and_2k_channels(net):
 def test_batchnorm_momentum_is_not_keras_default():
     import keras
 
-    from trainers.networks import BN_MOMENTUM, build_model
+    from realtime_pose.trainers.networks import BN_MOMENTUM, build_model
 
     model = build_model("mobilenet_v2_0.5", 2)
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
@@ -40,7 +40,7 @@ def test_batchnorm_momentum_is_not_keras_default():
 def test_backbone_weights_load_by_layer_name(tmp_path: Path):
     import keras
 
-    from trainers.networks import build_model
+    from realtime_pose.trainers.networks import build_model
 
     reference = keras.applications.MobileNetV2(
         input_shape=(96, 96, 3), alpha=0.35, include_top=False, weights=None
@@ -59,7 +59,7 @@ def test_backbone_weights_load_by_layer_name(tmp_path: Path):
 
 
 def test_unknown_net_is_refused():
-    from trainers.networks import parse_net
+    from realtime_pose.trainers.networks import parse_net
 
     with pytest.raises(ValueError, match="unknown net 'vgg16'"):
         parse_net("vgg16")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realtime_pose.synthetic import KEYPOINTS, write_synthetic_project
-from trainers.project import (
+from realtime_pose.trainers.project import (
     ProjectError,
     data_hash,
     load_project,
@@ -125,7 +125,7 @@ def test_reads_the_openfield_project():
 def test_symmetric_pairs_from_config(project_dir: Path):
     import yaml
 
-    from trainers.augment import flip_permutation
+    from realtime_pose.trainers.augment import flip_permutation
 
     path = project_dir / "config.yaml"
     config = yaml.safe_load(path.read_text())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainers.targets import cell_centres, decode_pose, make_targets
+from realtime_pose.trainers.targets import cell_centres, decode_pose, make_targets
 
 
 def test_cell_centres_are_stride_times_index_plus_half_stride():

@@ -20,7 +20,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from trainers.train import TrainSettings, train
+    from realtime_pose.trainers.train import TrainSettings, train
 
     root = tmp_path_factory.mktemp("train")
     project = write_synthetic_project(root / "project", 10, width=96, height=64, seed=5)
@@ -66,8 +66,8 @@ def test_training_writes_the_exporter_contract(trained: tuple[Path, Path]):
 
 @pytest.mark.slow  # a second graph compilation: 20-60 s on a busy 2-core machine
 def test_resume_continues_to_the_new_budget(trained: tuple[Path, Path]):
-    from trainers.project import ProjectError
-    from trainers.train import TrainSettings, train
+    from realtime_pose.trainers.project import ProjectError
+    from realtime_pose.trainers.train import TrainSettings, train
 
     project, out = trained
     base = dict(project=project, output=out, batch_size=2, crop_size=64, bn_batches=1, seed=1)
