@@ -10,24 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from realtime_pose.machine import machine_description
+from realtime_pose.stats import Summary
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def summarize_ns(samples_ns: Iterable[int] | np.ndarray, unit: str = "us") -> dict[str, float]:
-    """p50 / p99 / max / mean of nanosecond samples, in ``unit`` (``us`` or ``ms``)."""
-    arr = np.asarray(
-        list(samples_ns) if not isinstance(samples_ns, np.ndarray) else samples_ns, dtype=np.float64
-    )
-    scale = {"us": 1e3, "ms": 1e6}[unit]
-    arr = arr / scale
-    return {
-        f"p50_{unit}": round(float(np.percentile(arr, 50)), 4),
-        f"p99_{unit}": round(float(np.percentile(arr, 99)), 4),
-        f"max_{unit}": round(float(arr.max()), 4),
-        f"mean_{unit}": round(float(arr.mean()), 4),
-        "n": int(arr.size),
-    }
+    """p50 / p99 / max / mean of nanosecond samples, in ``unit`` (``us`` or ``ms``), and ``n``."""
+    return Summary.of(samples_ns, unit).to_dict(suffix=True, mean=True, n=True)  # type: ignore
 
 
 def write_result(name: str, payload: dict, path: Path | None = None) -> Path:

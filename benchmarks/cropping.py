@@ -22,26 +22,25 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import summarize_ns, write_result
-from realtime_pose.analyze import read_frames
+from realtime_pose.analyze import video_frames
 from realtime_pose.bundle import load_bundle
-from realtime_pose.crop import DynamicCropper
-from realtime_pose.engines import EngineConfig, open_engine
+from realtime_pose.crop import CropWindow, DynamicCropper
+from realtime_pose.engines import open_engine
 from realtime_pose.estimator import STAMP_INFERRED, STAMP_PREPROCESSED, PoseEstimator
+from realtime_pose.geometry import Size
 from realtime_pose.paths import DEMO_BUNDLE
 from realtime_pose.synthetic import SyntheticScene
 
 
-def run_mode(bundle, frames, crop_wh, threads: int, input_size=None):
-    """Poses and timings of every frame, with (``crop_wh``) or without cropping."""
-    h, w = frames[0].shape[:2]
-    engine = open_engine(bundle, EngineConfig(threads=threads))
+def run_mode(bundle, frames, crop: Size | None, threads: int, input_size: Size | None = None):
+    """Poses and timings of every frame, with (``crop``) or without cropping."""
+    frame_size = Size.of(frames[0])
+    engine = open_engine(bundle, dict(threads=threads))
     estimator = PoseEstimator(bundle, engine, input_size)
-    cropper = DynamicCropper(w, h, *crop_wh) if crop_wh else None
-    estimator.warmup(w, h, None)
-    if cropper is not None:
-        from realtime_pose.crop import CropWindow
-
-        estimator.warmup(w, h, CropWindow(0, 0, crop_wh[0], crop_wh[1], False))
+    cropper = DynamicCropper(frame_size, crop) if crop else None
+    estimator.warmup(frame_size, None)
+    if crop is not None:
+        estimator.warmup(frame_size, CropWindow(0, 0, *crop, False))
     stamps = np.zeros(3, np.int64)
     poses = np.zeros((len(frames), len(bundle.keypoints), 3), np.float32)
     total = np.zeros(len(frames), np.int64)
@@ -73,10 +72,10 @@ def errors_px(poses: np.ndarray, truth: np.ndarray, pcutoff: float = 0.5) -> dic
     }
 
 
-def compare(bundle, frames, crop_wh, threads, truth=None, input_size=None) -> dict:
+def compare(bundle, frames, crop_size: Size, threads, truth=None, input_size=None) -> dict:
     out = {}
     full = run_mode(bundle, frames, None, threads, input_size)
-    crop = run_mode(bundle, frames, crop_wh, threads, input_size)
+    crop = run_mode(bundle, frames, crop_size, threads, input_size)
     for name, (poses, total, infer, cropped) in (("full_frame", full), ("dynamic_crop", crop)):
         row = {
             "per_frame": summarize_ns(total, "ms"),
@@ -120,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "bundle": str(args.bundle),
         "size": list(args.size),
         "crop": list(args.crop),
-        **compare(bundle, frames, tuple(args.crop), args.threads, truth),
+        **compare(bundle, frames, Size(*args.crop), args.threads, truth),
     }
     print(
         "synthetic:",
@@ -129,13 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         {k: results["synthetic"][k]["accuracy"] for k in ("full_frame", "dynamic_crop")},
     )
     if args.video and args.video_bundle:
-        video_frames = list(read_frames(args.video, args.frames))
+        video_images = [f.image for f in video_frames(args.video, args.frames)]
         vb = load_bundle(args.video_bundle)
         results["video"] = {
             "video": str(args.video),
             "bundle": str(args.video_bundle),
             "crop": list(args.video_crop),
-            **compare(vb, video_frames, tuple(args.video_crop), args.threads),
+            **compare(vb, video_images, Size(*args.video_crop), args.threads),
         }
         print("video:", results["video"]["speedup_p50"], "x;", results["video"]["crop_vs_full_px"])
     path = write_result("cropping", results, args.json)

@@ -19,20 +19,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import summarize_ns, write_result
 from realtime_pose.bundle import load_bundle
-from realtime_pose.engines import EngineConfig, open_engine
+from realtime_pose.engines import open_engine
+from realtime_pose.geometry import Size
 from realtime_pose.paths import DEMO_BUNDLE
-
-
-def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, default=DEMO_BUNDLE)
     parser.add_argument(
-        "--sizes", nargs="+", type=_size, default=[(160, 120), (320, 240), (640, 480)]
+        "--sizes",
+        nargs="+",
+        type=Size.parse,
+        default=[Size(160, 120), Size(320, 240), Size(640, 480)],
     )
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--spinning", choices=["on", "off", "both"], default="both")
@@ -43,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
     spin = {"on": [True], "off": [False], "both": [True, False]}[args.spinning]
     rng = np.random.default_rng(0)
     rows = []
-    for w, h in args.sizes:
+    for size in args.sizes:
+        w, h = size
         image = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         for threads in args.threads:
             for spinning in spin:
-                engine = open_engine(bundle, EngineConfig(threads=threads, spinning=spinning))
-                engine.warmup(h, w, runs=10)
+                engine = open_engine(bundle, dict(threads=threads, spinning=spinning))
+                engine.warmup(size, runs=10)
                 samples = np.empty(args.runs, np.int64)
                 for i in range(args.runs):
                     t0 = time.perf_counter_ns()

@@ -24,22 +24,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
 from realtime_pose.exporters.frames import bundle_frames, read_rgb_frames
+
+from benchmarks.common import summarize_ns, write_result
 from realtime_pose.bundle import Bundle, load_bundle
-from realtime_pose.engines import EngineConfig, open_engine
+from realtime_pose.engines import open_engine
 from realtime_pose.estimator import PoseEstimator
+from realtime_pose.geometry import Size
 
 
-def _size(text: str) -> tuple[int, int]:
-    w, h = text.lower().split("x")
-    return int(w), int(h)
-
-
-def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+def _resize(rgb: np.ndarray, size: Size) -> np.ndarray:
     import cv2
 
-    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def latency(
@@ -51,12 +48,11 @@ def latency(
     run, and would steal the cores from the other session's next call.
     """
     engines = {
-        name: open_engine(b, EngineConfig(threads=threads, warmup_runs=0))
+        name: open_engine(b, dict(threads=threads, warmup_runs=0))
         for name, b in (("fp32", fp32), ("int8", int8))
     }
-    h, w = image.shape[:2]
     for engine in engines.values():
-        engine.warmup(h, w, runs=20)
+        engine.warmup(Size.of(image), runs=20)
     samples: dict[str, list[int]] = {name: [] for name in engines}
     while len(samples["int8"]) < runs:
         for name, engine in engines.items():
@@ -88,13 +84,13 @@ def accuracy(
     fp32: Bundle,
     int8: Bundle,
     frames: list[np.ndarray],
-    input_size: tuple[int, int] | None,
+    input_size: Size | None,
     labels: np.ndarray | None,
 ) -> dict[str, float]:
     """Keypoint distance int8 vs fp32, and each vs labels, in frame pixels."""
     est = {
         name: PoseEstimator(
-            b, open_engine(b, EngineConfig(threads=2, warmup_runs=0)), input_size=input_size
+            b, open_engine(b, dict(threads=2, warmup_runs=0)), input_size=input_size
         )
         for name, b in (("fp32", fp32), ("int8", int8))
     }
@@ -125,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundle", type=Path, help="fp32 bundle (default: the demo bundle)")
     parser.add_argument("--int8-bundle", type=Path, help="int8 variant (default: made here)")
     parser.add_argument("--project", type=Path, help="DeepLabCut project with the labels")
-    parser.add_argument("--size", type=_size, default=(320, 240), help="WxH for latency")
+    parser.add_argument("--size", type=Size.parse, default=Size(320, 240), help="WxH for latency")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--calibration-frames", type=int, default=64)
@@ -158,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fp32 {fp32.root}\nint8 {made}")
 
     test_frames, test_source = bundle_frames(fp32, "test", 64)
-    width, height = args.size
-    image = _resize(test_frames[0], width, height)
+    image = _resize(test_frames[0], args.size)
     rows = []
     load_before = os.getloadavg()
     for threads in args.threads:
@@ -167,15 +162,15 @@ def main(argv: list[str] | None = None) -> int:
         speedup = stats["fp32"]["p50_ms"] / stats["int8"]["p50_ms"]
         rows.append(
             {
-                "width": width,
-                "height": height,
+                "width": args.size.width,
+                "height": args.size.height,
                 "threads": threads,
                 **stats,
                 "speedup_p50": round(speedup, 3),
             }
         )
         print(
-            f"{width}x{height} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
+            f"{args.size} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
             f"p99 {stats['fp32']['p99_ms']:.3f}; int8 p50 {stats['int8']['p50_ms']:.3f} ms "
             f"p99 {stats['int8']['p99_ms']:.3f}; speed-up x{speedup:.2f}"
         )
@@ -191,8 +186,8 @@ def main(argv: list[str] | None = None) -> int:
         test_source = f"project test split ({project_dir})"
         labels = _labels_for(project_dir, test_names)
     acc = {"native": accuracy(fp32, int8, test_frames, None, labels)}
-    if any(f.shape[:2] != (height, width) for f in test_frames):
-        acc[f"{width}x{height}"] = accuracy(fp32, int8, test_frames, (width, height), labels)
+    if any(Size.of(f) != args.size for f in test_frames):
+        acc[str(args.size)] = accuracy(fp32, int8, test_frames, args.size, labels)
     for where, a in acc.items():
         print(f"accuracy at {where} ({test_source}): {a}")
     path = write_result(

@@ -36,7 +36,6 @@ from benchmarks.common import summarize_ns, write_result
 from realtime_pose.benchmark import run_benchmark
 from realtime_pose.bundle import load_bundle
 from realtime_pose.config import parse_config
-from realtime_pose.engines import EngineConfig
 from realtime_pose.paths import DEMO_BUNDLE
 from realtime_pose.session import LiveSession
 from realtime_pose.synthetic import SyntheticScene
@@ -62,7 +61,7 @@ SUBSCRIBER = textwrap.dedent(
 
 
 def per_frame_path(bundle, frames: list[np.ndarray], n: int, threads: int) -> dict:
-    config = EngineConfig(threads=threads, spinning=True)
+    config = dict(threads=threads, spinning=True)
     return run_benchmark(bundle, frames, None, n, config).summary()
 
 

@@ -16,7 +16,7 @@ alone, not queued behind the previous one):
     loop calls it once per frame.
 ``pulse_to_emulator_edge``
     ``SerialDevice.pulse()`` until the output edge of the board emulator, running as a separate
-    process (``python -m realtime_pose.hardware.emulator``; its JSONL log stamps the edge with the same
+    process (``python -m realtime_pose.hardware.testing.emulator``; its JSONL log stamps the edge with the same
     system-wide monotonic clock).
 ``echo_round_trip``
     ``SerialDevice.echo()`` against that emulator process: host -> board -> host.
@@ -40,11 +40,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
 from realtime_pose.hardware.dispatcher import OutputDispatcher
-from realtime_pose.hardware.emulator import read_log, start_emulator_process
-from realtime_pose.hardware.loopback import FarEndReader, open_pty_pair
 from realtime_pose.hardware.serial import SerialDevice
+from realtime_pose.hardware.testing.emulator import read_log, start_emulator_process
+from realtime_pose.hardware.testing.loopback import FarEndReader, open_pty_pair
+
+from benchmarks.common import summarize_ns, write_result
 
 PULSE_MS = 0.2
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from realtime_pose.exporters.parity import check_parity, ort_network
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import staged_folder
+
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from realtime_pose.exporters.frames import read_rgb_frames, synthetic_frames
 from realtime_pose.exporters.parity import (
     NetworkFn,
@@ -28,6 +27,7 @@ from realtime_pose.exporters.parity import (
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import staged_folder
 from realtime_pose.exporters.train_output import TrainOutput, TrainOutputError, read_train_output
+
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 
 log = logging.getLogger(__name__)
@@ -228,7 +228,6 @@ def export_bundle(
     tf, tf2onnx = import_tensorflow()
     import keras
     import onnx
-
     from realtime_pose.exporters.keras_rewrite import native_dilation_call
 
     model = keras.models.load_model(train.model_path, compile=False)

@@ -1,7 +1,8 @@
 """ONNX bundle → TensorRT engine for the local GPU (TensorRT 10 Python API).
 
-The engine is built for one input size (an optimisation profile fixed at ``height x width``, the
-size the live loop feeds after cropping and resizing) and one precision, and saved in the
+The engine is built for one input size (an optimisation profile fixed at one
+:class:`~realtime_pose.geometry.Size`, the size the live loop feeds after cropping and resizing;
+a loop that feeds two sizes, a crop window and the full frame, uses one engine for each) and one precision, and saved in the
 bundle's engine cache under :func:`realtime_pose.engines.cache.engine_cache_path`, where the
 native TensorRT engine looks for it. A JSON file beside it records how it was built and, when
 ONNX Runtime is available, how far its keypoints are from the ONNX graph's on a few frames.
@@ -21,9 +22,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-
 from realtime_pose.exporters.frames import bundle_frames
+
 from realtime_pose.bundle import Bundle
+from realtime_pose.geometry import Size
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +42,19 @@ class EngineBuild:
 
     path: Path
     precision: Precision
-    height: int
-    width: int
+    size: Size
     gpu_name: str
     trt_version: str
     build_s: float
     info: dict[str, Any]
 
 
-def _resize(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+def _resize(frame: np.ndarray, size: Size) -> np.ndarray:
     import cv2
 
-    if frame.shape[:2] == (height, width):
+    if Size.of(frame) == size:
         return np.ascontiguousarray(frame)
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 def _make_calibrator(trt: Any, cuda: Any, frames: list[np.ndarray], cache_file: Path) -> Any:
@@ -87,15 +88,16 @@ def _make_calibrator(trt: Any, cuda: Any, frames: list[np.ndarray], cache_file: 
 
 
 def _engine_parity(
-    bundle: Bundle, path: Path, height: int, width: int, frames: list[np.ndarray]
+    bundle: Bundle, path: Path, size: Size, frames: list[np.ndarray]
 ) -> dict[str, Any]:
     """Keypoints of the engine vs ONNX Runtime on the CPU (the reference graph)."""
     from realtime_pose.exporters.parity import check_parity, ort_network
+
     from realtime_pose.engines.tensorrt import TensorRTEngine
 
     meta = bundle.meta
     names = meta.outputs.names()
-    engine = TensorRTEngine(path, meta.input.name, names, input_size=(height, width))
+    engine = TensorRTEngine({size: path}, meta.input.name, names)
     try:
 
         def run_engine(frame: np.ndarray) -> dict[str, np.ndarray]:
@@ -104,7 +106,7 @@ def _engine_parity(
         report = check_parity(
             ort_network(str(bundle.model_path)),
             run_engine,
-            [_resize(f, height, width) for f in frames],
+            [_resize(f, size) for f in frames],
             stride=meta.stride,
             locref_stdev=meta.locref_stdev,
             raw_tolerance=None,
@@ -119,8 +121,7 @@ def _engine_parity(
 def build_engine(
     bundle: Bundle,
     *,
-    height: int | None = None,
-    width: int | None = None,
+    size: Size | None = None,
     precision: Precision = "fp16",
     calibration_images: Sequence[np.ndarray] | None = None,
     max_calibration_frames: int = 64,
@@ -134,7 +135,7 @@ def build_engine(
     ----------
     bundle
         A loaded bundle; its ``model.onnx`` is parsed by TensorRT's ONNX parser.
-    height, width
+    size
         Network input size; default the bundle's fixed size (required when it has none).
     precision
         ``"fp32"``, ``"fp16"`` (TensorRT may keep layers in fp32 where faster) or ``"int8"``
@@ -166,22 +167,22 @@ def build_engine(
             "--int8 for TensorRT's own calibration"
         )
     trt, cuda = _import_gpu_stack()
-    size = bundle.meta.input.fixed_size
-    if height is None or width is None:
-        if size is None:
+    fixed = bundle.meta.input.fixed_size
+    if size is None:
+        if fixed is None:
             raise ValueError(
                 f"{bundle.root}: the bundle's input size is dynamic; give the size the live loop "
-                "feeds (--height H --width W)"
+                "feeds (--width W --height H)"
             )
-        height, width = size
-    elif size is not None and size != (height, width):
-        raise ValueError(f"{bundle.root}: the graph only accepts {size[0]}x{size[1]} input")
+        size = fixed
+    elif fixed is not None and fixed != size:
+        raise ValueError(f"{bundle.root}: the graph only accepts {fixed} input, not {size}")
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
 
     device = cuda.Device(device_id)
     gpu_name = device.name()
-    path = engine_cache_path(bundle, gpu_name, trt.__version__, height, width, precision)
+    path = engine_cache_path(bundle, gpu_name, trt.__version__, size, precision)
     path.parent.mkdir(parents=True, exist_ok=True)
     ctx = device.retain_primary_context()
     ctx.push()
@@ -199,7 +200,7 @@ def build_engine(
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
         input_name = bundle.meta.input.name
-        shape = (1, height, width, bundle.meta.input.channels)
+        shape = (1, *size.shape, bundle.meta.input.channels)
         profile = builder.create_optimization_profile()
         profile.set_shape(input_name, shape, shape, shape)
         config.add_optimization_profile(profile)
@@ -218,7 +219,7 @@ def build_engine(
                 frames, source = list(calibration_images), "given images"
             if not frames:
                 raise ValueError("int8 calibration needs at least one frame")
-            frames = [_resize(f, height, width) for f in frames]
+            frames = [_resize(f, size) for f in frames]
             cache_file = path.with_suffix(".calib")
             cache_file.unlink(missing_ok=True)  # a new build calibrates afresh
             calibrator = _make_calibrator(trt, cuda, frames, cache_file)
@@ -234,7 +235,7 @@ def build_engine(
         if serialized is None:
             raise EngineBuildError(
                 f"{bundle.model_path}: TensorRT failed to build a {precision} engine at "
-                f"{height}x{width} (see TensorRT's messages above)"
+                f"{size} (see TensorRT's messages above)"
             )
         tmp = path.with_suffix(".engine.partial")
         tmp.write_bytes(bytes(serialized))
@@ -254,7 +255,7 @@ def build_engine(
     )
     if check:
         frames, _ = bundle_frames(bundle, "test", 4)
-        info["vs_onnxruntime"] = _engine_parity(bundle, path, height, width, frames)
+        info["vs_onnxruntime"] = _engine_parity(bundle, path, size, frames)
     path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     log.info("built %s in %.1f s", path, build_s)
-    return EngineBuild(path, precision, height, width, gpu_name, trt.__version__, build_s, info)
+    return EngineBuild(path, precision, size, gpu_name, trt.__version__, build_s, info)

@@ -17,10 +17,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
+from pydantic import Field
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.deadline_timer import DeadlineTimer
+
+from realtime_pose.plugins import PluginOptions
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,26 @@ ChannelSpec = Mapping[str, Line] | Sequence[Line] | int | None
 
 CAUSE_MAX_ON = "max_on"
 CAUSE_PULSE_END = "pulse_end"
+
+
+_D = TypeVar("_D", bound="OutputDevice")
+
+
+class OutputOptions(PluginOptions):
+    """One named output under ``outputs:``; a device adds the fields it needs.
+
+    ``channel`` and ``max_on_ms`` are the output's own; every other field configures the device
+    it is on, and outputs whose device fields agree share one device (one port, one task).
+    """
+
+    channel: int | str = Field(default=0, description="the device line this output drives")
+    max_on_ms: float = Field(
+        default=1000.0, gt=0, description="the longest the output may stay on, in ms"
+    )
+
+    def device_fields(self) -> dict[str, Any]:
+        """The fields that configure the device (everything but channel and max_on_ms)."""
+        return {k: v for k, v in self if k not in ("channel", "max_on_ms")}
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -116,7 +139,10 @@ class OutputDevice(ABC):
         Optional :class:`~realtime_pose.hardware.action_log.ActionLog` receiving every action and failure.
     """
 
-    kind: ClassVar[str] = "abstract"
+    plugin_name: ClassVar[str] = "device"
+    """The name the class is registered under (``@OUTPUTS.register``), the ``device:`` value."""
+    Options: ClassVar[type[OutputOptions]] = OutputOptions
+    """The ``outputs:`` entry's options; subclasses declare their own device fields."""
     default_max_on_s: ClassVar[float] = 1.0
     nonblocking: ClassVar[bool] = True
     """``set``/``pulse`` return in microseconds (a dispatcher may call them on the loop thread)."""
@@ -132,7 +158,7 @@ class OutputDevice(ABC):
         action_log: ActionLog | None = None,
     ) -> None:
         chans = _normalise_channels(channels) or _normalise_channels(self._default_channels())
-        self.name = name or self.kind
+        self.name = name or self.plugin_name
         self.action_log = action_log
         self._names: list[str] = list(chans)
         self._lines: list[Line] = list(chans.values())
@@ -156,6 +182,29 @@ class OutputDevice(ABC):
         self._n_suppressed = 0
         self._timer: DeadlineTimer | None = None
         self._opened = False
+
+    @classmethod
+    def from_options(
+        cls: type[_D],
+        device_fields: Mapping[str, Any],
+        channels: ChannelSpec,
+        *,
+        max_on_s: float | Mapping[str, float] | None = None,
+        name: str | None = None,
+        action_log: ActionLog | None = None,
+    ) -> _D:
+        """Build the device for a group of outputs that share it (returned closed).
+
+        ``device_fields`` are :meth:`OutputOptions.device_fields` of those outputs; by default
+        they are constructor keyword arguments.
+        """
+        return cls(  # type: ignore[call-arg]
+            channels=channels,
+            max_on_s=max_on_s,
+            name=name,
+            action_log=action_log,
+            **device_fields,
+        )
 
     # ------------------------------------------------------------------ configuration
     def _default_channels(self) -> ChannelSpec:

@@ -28,9 +28,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
+from pydantic import Field
 from realtime_pose.hardware.action_log import ActionLog
-from realtime_pose.hardware.base import ChannelSpec, DeviceUnavailableError, OutputDevice
+from realtime_pose.hardware.base import (
+    ChannelSpec,
+    DeviceUnavailableError,
+    OutputDevice,
+    OutputOptions,
+)
+
+from realtime_pose.plugins import OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +77,22 @@ def _device_of(line: str) -> str:
     return line.strip("/").split("/", 1)[0]
 
 
+class DaqOptions(OutputOptions):
+    """``outputs: {NAME: {device: daq, channel: Dev1/port0/line0}}``: an NI-DAQmx line."""
+
+    channel: str = Field(
+        pattern=r"^/?[^/\s]+/[^\s]+$", description="the DAQmx line, e.g. Dev1/port0/line0"
+    )
+    active_high: bool = Field(default=True, description="on drives the line high")
+    stale_after_s: float = Field(
+        default=0.1, gt=0, description="drop a switch-on still queued after this long"
+    )
+    write_timeout_s: float = Field(default=1.0, gt=0, description="timeout of each DAQmx write")
+    reconnect_initial_s: float = Field(default=0.1, gt=0, description="first retry delay")
+    reconnect_max_s: float = Field(default=5.0, gt=0, description="largest retry delay")
+
+
+@OUTPUTS.register("daq")
 class DaqDevice(OutputDevice):
     """Digital output lines of National Instruments DAQ devices (NI-DAQmx).
 
@@ -99,7 +122,7 @@ class DaqDevice(OutputDevice):
     ...     laser.pulse("laser", 0.010)
     """
 
-    kind = "daq"
+    Options = DaqOptions
     default_max_on_s = 1.0
     host_timed_pulses = True
 

@@ -21,8 +21,11 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
 from realtime_pose.hardware.action_log import ActionLog
-from realtime_pose.hardware.base import DeviceUnavailableError, OutputDevice
+from realtime_pose.hardware.base import DeviceUnavailableError, OutputDevice, OutputOptions
+
+from realtime_pose.plugins import OUTPUTS, Choice
 
 log = logging.getLogger(__name__)
 
@@ -324,64 +327,25 @@ class _AtExit:
 
 
 # ---------------------------------------------------------------------------------------------
-# Building a dispatcher from plain config
+# Building a dispatcher from the run config's ``outputs:``
 # ---------------------------------------------------------------------------------------------
 
-_OUTPUT_FIELDS = ("device", "channel", "max_on_ms")
-_NOT_OPTIONS = ("self", "channels", "max_on_s", "name", "action_log")
 
-
-def _check_output(name: str, spec: Any, kinds: list[str]) -> None:
-    where = f"outputs.{name}"
-    if not isinstance(spec, Mapping):
-        raise ValueError(
-            f"{where} must be a mapping of fields (device, channel, ...), got {spec!r}"
-        )
-    kind = spec.get("device")
-    if kind is None:
-        raise ValueError(f"{where}.device is missing; use one of {sorted(kinds)}")
-    if kind not in kinds:
-        raise ValueError(f"{where}.device: unknown device {kind!r}; use one of {sorted(kinds)}")
-    if "channel" not in spec:
-        raise ValueError(f"{where}.channel is missing (the device's output line)")
-    channel = spec["channel"]
-    if isinstance(channel, bool) or not isinstance(channel, int | str):
-        raise ValueError(f"{where}.channel must be an integer or a line name, got {channel!r}")
-    if kind == "serial" and (not isinstance(channel, int) or channel < 0):
-        raise ValueError(f"{where}.channel must be a board output number >= 0, got {channel!r}")
-    if "max_on_ms" in spec:
-        value = spec["max_on_ms"]
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ValueError(f"{where}.max_on_ms must be a positive number of ms, got {value!r}")
-    if kind == "serial" and not (isinstance(spec.get("port"), str) and spec["port"]):
-        raise ValueError(
-            f"{where}.port is missing or empty: give the serial port, e.g. '/dev/ttyACM0'"
-        )
-
-
-def _device_options(name: str, spec: Mapping[str, Any], cls: type[OutputDevice]) -> dict:
-    import inspect
-
-    params = inspect.signature(cls.__init__).parameters
-    has_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    allowed = {p for p in params if p not in _NOT_OPTIONS}
-    options = {k: v for k, v in spec.items() if k not in _OUTPUT_FIELDS}
-    unknown = sorted(set(options) - allowed) if not has_kwargs else []
-    if unknown:
-        raise ValueError(
-            f"outputs.{name}: unknown field(s) {unknown} for a {spec['device']!r} device; "
-            f"allowed: {sorted(set(_OUTPUT_FIELDS) | allowed)}"
-        )
-    return options
+def _validated(name: Any, spec: Any) -> Choice:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"output names must be non-empty strings, got {name!r}")
+    try:
+        return OUTPUTS.choose(spec)
+    except ValidationError as err:
+        lines = []
+        for problem in err.errors():
+            field = ".".join(str(p) for p in (name, *problem["loc"]))
+            lines.append(f"outputs.{field}: {problem['msg']}")
+        raise ValueError("\n".join(lines)) from None
 
 
 def build_dispatcher(
-    outputs_config: Mapping[str, Mapping[str, Any]],
+    outputs_config: Mapping[str, Choice | Mapping[str, Any]],
     *,
     stall_timeout_s: float | None = None,
     action_log: ActionLog | None = None,
@@ -392,12 +356,12 @@ def build_dispatcher(
     Parameters
     ----------
     outputs_config
-        ``{output_name: {"device": "serial"|"daq"|"log", "channel": line, "max_on_ms": ms,
-        ...device options}}``, e.g. ``{"laser": {"device": "serial", "port": "/dev/ttyACM0",
-        "channel": 0, "max_on_ms": 50}, "valve": {"device": "log", "channel": 1}}``. Outputs
-        with the same device kind and ``port`` share one device (their options must agree).
-        Other fields are passed to the device's constructor (e.g. ``baudrate``, ``watchdog_ms``,
-        ``confirm`` for serial; ``log_path`` for log).
+        ``{output_name: section}``, each section naming its device plug-in and that device's
+        options (:data:`realtime_pose.plugins.OUTPUTS`), e.g. ``{"laser": {"device": "serial",
+        "port": "/dev/ttyACM0", "channel": 0, "max_on_ms": 50}, "valve": {"device": "log",
+        "channel": 1}}``; sections already validated by the run config are taken as they are.
+        Outputs of the same device kind whose device fields (every field but ``channel`` and
+        ``max_on_ms``) agree share one device; two outputs on the same ``port`` must agree.
     stall_timeout_s, action_log, register_atexit
         As for :class:`OutputDispatcher` (the action log is shared with the devices).
 
@@ -408,8 +372,6 @@ def build_dispatcher(
     realtime_pose.hardware.base.DeviceUnavailableError
         A device could not be opened (already opened ones are closed again).
     """
-    from realtime_pose.hardware import DEVICE_KINDS, device_class
-
     if not isinstance(outputs_config, Mapping) or not outputs_config:
         raise ValueError(
             "outputs must be a non-empty mapping {output_name: {device, channel, ...}}"
@@ -417,44 +379,40 @@ def build_dispatcher(
     action_log = action_log if action_log is not None else ActionLog()
     groups: dict[tuple[str, Any], dict[str, Any]] = {}
     for name, spec in outputs_config.items():
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"output names must be non-empty strings, got {name!r}")
-        _check_output(name, spec, sorted(DEVICE_KINDS))
-        cls = device_class(spec["device"])
-        options = _device_options(name, spec, cls)
-        key = (spec["device"], options.get("port"))
+        choice = _validated(name, spec)
+        options: OutputOptions = choice.options  # type: ignore[assignment]
+        fields = options.device_fields()
+        identity = fields.get("port", repr(sorted(fields.items())))
+        key = (choice.name, identity)
         group = groups.setdefault(
-            key, {"cls": cls, "options": options, "channels": {}, "max_on_s": {}, "first": name}
+            key,
+            {"choice": choice, "fields": fields, "channels": {}, "max_on_s": {}, "first": name},
         )
-        if group["options"] != options:
-            diff = sorted(
-                k
-                for k in set(options) | set(group["options"])
-                if options.get(k) != group["options"].get(k)
-            )
+        if group["fields"] != fields:
+            diff = sorted(k for k in fields if fields[k] != group["fields"].get(k))
             raise ValueError(
-                f"outputs.{name}: shares its {spec['device']} device with output "
+                f"outputs.{name}: shares its {choice.name} device with output "
                 f"{group['first']!r} but sets {diff} differently; give them the same values"
             )
         for other, line in group["channels"].items():
-            if line == spec["channel"]:
+            if line == options.channel:
                 raise ValueError(
                     f"outputs.{name}.channel: {line!r} is already used by output {other!r} "
                     "on the same device"
                 )
-        group["channels"][name] = spec["channel"]
-        if "max_on_ms" in spec:
-            group["max_on_s"][name] = float(spec["max_on_ms"]) / 1000.0
+        group["channels"][name] = options.channel
+        group["max_on_s"][name] = options.max_on_ms / 1000.0
     outputs: dict[str, tuple[OutputDevice, str | int]] = {}
     devices: list[OutputDevice] = []
     try:
-        for (kind, port), group in groups.items():
-            device = group["cls"](
-                channels=group["channels"],
-                max_on_s=group["max_on_s"] or None,
+        for (kind, _), group in groups.items():
+            port = group["fields"].get("port")
+            device = group["choice"].cls.from_options(
+                group["fields"],
+                group["channels"],
+                max_on_s=group["max_on_s"],
                 name=f"{kind}:{port}" if port else kind,
                 action_log=action_log,
-                **group["options"],
             )
             devices.append(device)
             try:

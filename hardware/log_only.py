@@ -7,12 +7,24 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import Field
 from realtime_pose.hardware.action_log import ActionLog
-from realtime_pose.hardware.base import ChannelSpec, OutputDevice
+from realtime_pose.hardware.base import ChannelSpec, OutputDevice, OutputOptions
+
+from realtime_pose.plugins import OUTPUTS
 
 log = logging.getLogger(__name__)
 
 
+class LogOnlyOptions(OutputOptions):
+    """``outputs: {NAME: {device: log, channel: N}}``: drives nothing, records every edge."""
+
+    log_path: Path | None = Field(
+        default=None, description="a JSON-lines file for the device's own action log"
+    )
+
+
+@OUTPUTS.register("log")
 class LogOnlyDevice(OutputDevice):
     """Records ``{"event": "edge", "channel", "line", "on"}`` for every line change, drives nothing.
 
@@ -27,7 +39,7 @@ class LogOnlyDevice(OutputDevice):
         Optional JSONL file for the action log (ignored when ``action_log`` is given).
     """
 
-    kind = "log"
+    Options = LogOnlyOptions
     default_max_on_s = 1.0
 
     def __init__(

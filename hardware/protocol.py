@@ -2,7 +2,7 @@
 
 The protocol is documented in ``docs/serial-protocol.md``; this module is its executable form and
 is shared by the host adapter (:mod:`realtime_pose.hardware.serial`), the Python device emulator
-(:mod:`realtime_pose.hardware.emulator`) and, by hand-translation, the Arduino/Teensy sketch
+(:mod:`realtime_pose.hardware.testing.emulator`) and, by hand-translation, the Arduino/Teensy sketch
 (``hardware/firmware/realtime_pose_io/realtime_pose_io.ino``). Everything here is pure: no I/O,
 no clocks; times are passed in as integer nanoseconds.
 """

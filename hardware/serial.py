@@ -30,10 +30,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import serial as pyserial
-
+from pydantic import Field
 from realtime_pose.hardware import protocol
 from realtime_pose.hardware.action_log import ActionLog
-from realtime_pose.hardware.base import ChannelSpec, DeviceUnavailableError, OutputDevice
+from realtime_pose.hardware.base import (
+    ChannelSpec,
+    DeviceUnavailableError,
+    OutputDevice,
+    OutputOptions,
+)
+
+from realtime_pose.plugins import OUTPUTS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,34 @@ class _Waiter:
         self.t_tx_ns = 0
 
 
+class SerialOptions(OutputOptions):
+    """``outputs: {NAME: {device: serial, port: ..., channel: N}}``: a realtime-pose board."""
+
+    port: str = Field(
+        min_length=1, description="serial port or pyserial URL, e.g. /dev/ttyACM0, COM3"
+    )
+    channel: int = Field(default=0, ge=0, description="the board's output number")
+    baudrate: int = Field(default=115_200, gt=0, description="UART adapters only")
+    watchdog_ms: int = Field(
+        default=protocol.DEFAULT_WATCHDOG_MS,
+        ge=0,
+        le=protocol.MAX_WATCHDOG_MS,
+        description="the board switches everything off after this long without the host (0: off)",
+    )
+    confirm: bool = Field(default=False, description="ask the board to acknowledge each command")
+    sequence: bool = Field(default=True, description="number every command")
+    stale_after_s: float = Field(
+        default=0.1, gt=0, description="drop a switch-on still queued after this long"
+    )
+    write_timeout_s: float = Field(
+        default=0.5, gt=0, description="a write blocked this long reopens the port"
+    )
+    reconnect_initial_s: float = Field(default=0.05, gt=0, description="first reopen delay")
+    reconnect_max_s: float = Field(default=2.0, gt=0, description="largest reopen delay")
+    configure_board: bool = Field(default=True, description="send C/M/W on every connection")
+
+
+@OUTPUTS.register("serial")
 class SerialDevice(OutputDevice):
     """An output board on a serial port (the realtime-pose sketch or the Python emulator).
 
@@ -101,7 +136,7 @@ class SerialDevice(OutputDevice):
         As for :class:`~realtime_pose.hardware.base.OutputDevice`.
     """
 
-    kind = "serial"
+    Options = SerialOptions
     default_max_on_s = 1.0
     host_timed_pulses = False  # the board times pulses (``P <ch> <ms>``) to the microsecond
 

@@ -14,17 +14,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime_pose.bundle import Bundle
-from realtime_pose.engines import EngineConfig, open_engine
+from realtime_pose.engines import open_engine
 from realtime_pose.estimator import (
-    STAMP_INFERRED,
+    ESTIMATOR_STAGES,
     STAMP_PEAKS,
-    STAMP_PREPROCESSED,
     PoseEstimator,
+    estimator_stage_ns,
     size_for_pixels,
 )
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import Choice
 from realtime_pose.predict import ForwardPredictor
+from realtime_pose.stats import Summary
 
-STAGES = ("preprocess", "inference", "peaks", "predict", "total", "overhead")
+STAGES = (*ESTIMATOR_STAGES, "predict", "total", "overhead")
 
 
 @dataclass
@@ -32,32 +35,27 @@ class BenchmarkRun:
     """Timings (ns) of one network size; ``summary()`` gives the JSON row."""
 
     pixels: int
-    width: int
-    height: int
+    size: Size
     stage_ns: np.ndarray  # [frames, len(STAGES)]
     wall_s: float
 
     def summary(self) -> dict:
         """``{pixels, width, height, p50_ms, p99_ms, max_ms, fps, stages}``."""
-        ms = self.stage_ns / 1e6
         stages = {
-            name: {
-                "p50_ms": round(float(np.percentile(ms[:, i], 50)), 4),
-                "p99_ms": round(float(np.percentile(ms[:, i], 99)), 4),
-                "max_ms": round(float(ms[:, i].max()), 4),
-            }
+            name: Summary.of(self.stage_ns[:, i]).to_dict(suffix=True)
             for i, name in enumerate(STAGES)
         }
         total = stages["total"]
+        frames = len(self.stage_ns)
         return {
             "pixels": self.pixels,
-            "width": self.width,
-            "height": self.height,
-            "frames": int(len(ms)),
+            "width": self.size.width,
+            "height": self.size.height,
+            "frames": frames,
             "p50_ms": total["p50_ms"],
             "p99_ms": total["p99_ms"],
             "max_ms": total["max_ms"],
-            "fps": round(len(ms) / self.wall_s, 1),
+            "fps": round(frames / self.wall_s, 1),
             "stages": stages,
         }
 
@@ -67,17 +65,17 @@ def run_benchmark(
     frames: list[np.ndarray],
     pixels: int | None,
     n_frames: int,
-    engine_config: EngineConfig | None = None,
+    engine: Choice | dict | None = None,
     warmup_frames: int = 20,
 ) -> BenchmarkRun:
     """Time ``n_frames`` frames (cycling through ``frames``) at about ``pixels`` pixels.
 
     ``pixels=None`` runs at the frames' own size.
     """
-    h, w = frames[0].shape[:2]
-    size = size_for_pixels(w, h, pixels) if pixels else (w, h)
-    engine = open_engine(bundle, engine_config or EngineConfig(), (size[1], size[0]))
-    estimator = PoseEstimator(bundle, engine, size if pixels else None)
+    frame_size = Size.of(frames[0])
+    size = size_for_pixels(frame_size, pixels) if pixels else frame_size
+    runner = open_engine(bundle, engine, [size])
+    estimator = PoseEstimator(bundle, runner, size if pixels else None)
     predictor = ForwardPredictor(len(bundle.keypoints))
     predicted = np.zeros((len(bundle.keypoints), 3), np.float32)
     stamps = np.zeros(3, np.int64)
@@ -97,12 +95,10 @@ def run_benchmark(
         predictor.predict(i * period_ns + 2 * period_ns, predicted)
         t_end = time.monotonic_ns()
         row = out[i]
-        row[0] = stamps[STAMP_PREPROCESSED] - t0
-        row[1] = stamps[STAMP_INFERRED] - stamps[STAMP_PREPROCESSED]
-        row[2] = stamps[STAMP_PEAKS] - stamps[STAMP_INFERRED]
+        estimator_stage_ns(t0, stamps, row)
         row[3] = t_end - stamps[STAMP_PEAKS]
         row[4] = t_end - t0
         row[5] = row[4] - row[1]
     wall = time.perf_counter() - t_wall
-    engine.close()
-    return BenchmarkRun(pixels or w * h, size[0], size[1], out, wall)
+    runner.close()
+    return BenchmarkRun(pixels or frame_size.pixels, size, out, wall)

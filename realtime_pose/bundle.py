@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from realtime_pose.geometry import Size
 from realtime_pose.validation import format_validation_error
 
 SCHEMA_VERSION = 1
@@ -73,11 +74,11 @@ class InputSpec(_Strict):
         return 1 if self.color == "GRAY" else 3
 
     @property
-    def fixed_size(self) -> tuple[int, int] | None:
-        """``(height, width)`` when the graph only accepts one size, else ``None``."""
+    def fixed_size(self) -> Size | None:
+        """The one input size the graph accepts, or ``None`` when it accepts any."""
         if self.height is None or self.width is None:
             return None
-        return self.height, self.width
+        return Size(self.width, self.height)
 
 
 class TensorSpec(_Strict):

@@ -8,6 +8,10 @@ A minimal config::
 
     source: {kind: camera, device: 0, width: 640, height: 480, fps: 100}
     bundle: models/mouse_bundle
+
+The ``source:``, ``engine:`` and each ``outputs:`` section are validated by the options model of
+the plug-in they name (:mod:`realtime_pose.plugins`; ``realtime-pose plugins`` lists them and
+their options).
 """
 
 from __future__ import annotations
@@ -18,10 +22,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from realtime_pose.engines import EngineConfig
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, Choice
 from realtime_pose.processors import ProcessorConfig
 from realtime_pose.rules import RuleList
 from realtime_pose.validation import format_validation_error
+
+SourceSection = SOURCES.section_type()
+EngineSection = ENGINES.section_type()
+OutputSection = OUTPUTS.section_type()
 
 
 class ConfigError(ValueError):
@@ -30,18 +39,6 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class SourceConfig(_Section):
-    """``source:``: where frames come from; extra keys are the source's own options."""
-
-    model_config = ConfigDict(extra="allow")
-
-    kind: Literal["camera", "video", "synthetic"] = "synthetic"
-
-    def options(self) -> dict[str, Any]:
-        """Constructor options for :func:`realtime_pose.sources.make_source`."""
-        return dict(self.model_extra or {})
 
 
 class CropConfig(_Section):
@@ -92,23 +89,13 @@ class RecordingConfig(_Section):
     fsync_interval_s: float = Field(default=1.0, ge=0)
 
 
-class OutputConfig(_Section):
-    """One named output (a laser, a valve, an LED) under ``outputs:``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    device: Literal["serial", "daq", "log"] = "log"
-    channel: int | str = 0
-    max_on_ms: float = Field(default=1000.0, gt=0)
-
-
 class RunConfig(_Section):
     """The whole run config."""
 
-    source: SourceConfig = Field(default_factory=SourceConfig)
+    source: SourceSection = Field(default_factory=SOURCES.default_choice)
     bundle: Path
-    engine: EngineConfig = Field(default_factory=EngineConfig)
-    input_size: tuple[int, int] | None = Field(
+    engine: EngineSection = Field(default_factory=ENGINES.default_choice)
+    input_size: Size | None = Field(
         default=None, description="network input [width, height]; null = frame (or crop) size"
     )
     crop: CropConfig = Field(default_factory=CropConfig)
@@ -116,7 +103,7 @@ class RunConfig(_Section):
     stream: StreamConfig = Field(default_factory=StreamConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     processors: list[ProcessorConfig] = Field(default_factory=list)
-    outputs: dict[str, OutputConfig] = Field(default_factory=dict)
+    outputs: dict[str, OutputSection] = Field(default_factory=dict)
     rules: RuleList = Field(default_factory=list)
     status_interval_s: float = Field(default=1.0, gt=0)
     watchdog_timeout_s: float = Field(
@@ -148,7 +135,7 @@ class RunConfig(_Section):
 
     @field_validator("input_size")
     @classmethod
-    def _positive_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+    def _positive_size(cls, v: Size | None) -> Size | None:
         if v is not None and min(v) <= 0:
             raise ValueError("input_size must be two positive integers [width, height]")
         return v
@@ -165,7 +152,8 @@ class RunConfig(_Section):
         return self
 
     def resolve_paths(self, base: Path) -> RunConfig:
-        """A copy with relative paths made absolute against ``base`` (the config's folder)."""
+        """A copy with relative paths made absolute against ``base`` (the config's folder):
+        the bundle, the recording folder and every path-typed option of the plug-ins."""
         update: dict[str, Any] = {}
         if not self.bundle.is_absolute():
             update["bundle"] = base / self.bundle
@@ -173,13 +161,19 @@ class RunConfig(_Section):
             update["recording"] = self.recording.model_copy(
                 update={"directory": base / self.recording.directory}
             )
-        if self.source.kind == "video" and "path" in (self.source.model_extra or {}):
-            path = Path(self.source.model_extra["path"])
-            if not path.is_absolute():
-                extra = dict(self.source.model_extra)
-                extra["path"] = str(base / path)
-                update["source"] = SourceConfig(kind="video", **extra)
+        update["source"] = _resolve_choice(self.source, base)
+        update["engine"] = _resolve_choice(self.engine, base)
+        update["outputs"] = {k: _resolve_choice(v, base) for k, v in self.outputs.items()}
         return self.model_copy(update=update)
+
+
+def _resolve_choice(choice: Choice, base: Path) -> Choice:
+    relative = {
+        name: base / getattr(choice.options, name)
+        for name in choice.options.path_fields()
+        if not Path(getattr(choice.options, name)).is_absolute()
+    }
+    return choice.with_options(**relative) if relative else choice
 
 
 def parse_config(data: Any, where: str = "config", base: Path | None = None) -> RunConfig:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from realtime_pose.geometry import FrameTransform
+from realtime_pose.geometry import FrameTransform, Size
 
 
 @numba.njit(cache=True, nogil=True)
@@ -38,29 +38,27 @@ def confident_bbox_centre(pose: np.ndarray, min_likelihood: float) -> tuple[floa
     return (x_min + x_max) / 2.0, (y_min + y_max) / 2.0
 
 
-def crop_window(
-    center_xy: tuple[float, float], crop_wh: tuple[int, int], frame_wh: tuple[int, int]
-) -> tuple[int, int]:
-    """Top-left corner ``(x0, y0)`` of a ``crop_wh`` window centred on ``center_xy``.
+def crop_window(center_xy: tuple[float, float], crop: Size, frame: Size) -> tuple[int, int]:
+    """Top-left corner ``(x0, y0)`` of a ``crop``-sized window centred on ``center_xy``.
 
-    The window is shifted (never shrunk) to lie inside the ``frame_wh`` frame, so near a border
-    the centre is off the middle of the window.
+    The window is shifted (never shrunk) to lie inside the frame, so near a border the centre
+    is off the middle of the window.
 
     Parameters
     ----------
     center_xy
         Desired centre in frame pixels.
-    crop_wh
-        Window width and height in pixels; must not exceed the frame.
-    frame_wh
-        Frame width and height in pixels.
+    crop
+        Window size in pixels; must not exceed the frame.
+    frame
+        Frame size in pixels.
 
     Returns
     -------
     tuple of int
         ``(x0, y0)`` with ``0 <= x0 <= frame_w - crop_w`` and likewise for ``y0``.
     """
-    (cx, cy), (cw, ch), (fw, fh) = center_xy, crop_wh, frame_wh
+    (cx, cy), (cw, ch), (fw, fh) = center_xy, crop, frame
     if cw > fw or ch > fh:
         raise ValueError(f"crop {cw}x{ch} does not fit in frame {fw}x{fh}")
     # Pixel centres: a window [x0, x0 + cw) is centred on x0 + (cw - 1) / 2.
@@ -93,10 +91,15 @@ class CropWindow:
         """A view of ``image`` (``[H, W, ...]``) inside the window; no copy."""
         return image[self.y0 : self.y0 + self.height, self.x0 : self.x0 + self.width]
 
-    def transform(self, net_width_px: int, net_height_px: int) -> FrameTransform:
-        """The frame ↔ network mapping when the window is resized to the network input."""
+    @property
+    def size(self) -> Size:
+        """The window's size."""
+        return Size(self.width, self.height)
+
+    def transform(self, network: Size) -> FrameTransform:
+        """The frame ↔ network mapping when the window is resized to the ``network`` input."""
         return FrameTransform.for_crop_resize(
-            self.x0, self.y0, self.width, self.height, net_width_px, net_height_px
+            self.x0, self.y0, self.width, self.height, network.width, network.height
         )
 
 
@@ -109,9 +112,9 @@ class DynamicCropper:
 
     Parameters
     ----------
-    frame_width, frame_height
+    frame
         Frame size in pixels.
-    crop_width, crop_height
+    crop
         Window size in pixels (at most the frame size).
     min_likelihood
         Keypoints at or above this likelihood place the window.
@@ -122,27 +125,25 @@ class DynamicCropper:
 
     def __init__(
         self,
-        frame_width: int,
-        frame_height: int,
-        crop_width: int,
-        crop_height: int,
+        frame: Size,
+        crop: Size,
         min_likelihood: float = 0.5,
         lost_after_frames: int = 3,
     ) -> None:
-        if min(frame_width, frame_height, crop_width, crop_height) <= 0:
+        frame, crop = Size(*map(int, frame)), Size(*map(int, crop))
+        if min(*frame, *crop) <= 0:
             raise ValueError("frame and crop sizes must be positive")
-        if crop_width > frame_width or crop_height > frame_height:
+        if crop.width > frame.width or crop.height > frame.height:
             raise ValueError(
-                f"crop {crop_width}x{crop_height} is larger than the frame "
-                f"{frame_width}x{frame_height}; use a smaller crop or no cropping"
+                f"crop {crop} is larger than the frame {frame}; use a smaller crop or no cropping"
             )
         if lost_after_frames < 1:
             raise ValueError(f"lost_after_frames must be at least 1, got {lost_after_frames}")
-        self.frame_wh = (int(frame_width), int(frame_height))
-        self.crop_wh = (int(crop_width), int(crop_height))
+        self.frame = frame
+        self.crop = crop
         self.min_likelihood = float(min_likelihood)
         self.lost_after_frames = int(lost_after_frames)
-        self._full = CropWindow(0, 0, self.frame_wh[0], self.frame_wh[1], True)
+        self._full = CropWindow(0, 0, frame.width, frame.height, True)
         self._window = self._full
         self._frames_without_pose = self.lost_after_frames
 
@@ -169,7 +170,7 @@ class DynamicCropper:
         if math.isnan(cx):
             self._frames_without_pose += 1
             return
-        x0, y0 = crop_window((cx, cy), self.crop_wh, self.frame_wh)
+        x0, y0 = crop_window((cx, cy), self.crop, self.frame)
         if (x0, y0) != (self._window.x0, self._window.y0) or self._window.full_frame:
-            self._window = CropWindow(x0, y0, self.crop_wh[0], self.crop_wh[1], False)
+            self._window = CropWindow(x0, y0, self.crop.width, self.crop.height, False)
         self._frames_without_pose = 0

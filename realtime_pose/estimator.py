@@ -7,34 +7,95 @@ call, so every path shares one preprocessing and one coordinate transform.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from realtime_pose.bundle import Bundle
+from realtime_pose.bundle import Bundle, BundleMeta
 from realtime_pose.crop import CropWindow
 from realtime_pose.engines.base import Engine
-from realtime_pose.geometry import FrameTransform
+from realtime_pose.geometry import FrameTransform, Size
 from realtime_pose.peaks import find_peaks
 
 #: Indices into the ``stamps_ns`` array :meth:`PoseEstimator.estimate` fills.
 STAMP_PREPROCESSED, STAMP_INFERRED, STAMP_PEAKS = 0, 1, 2
 
+#: The estimator's stages, in the order :func:`estimator_stage_ns` writes them.
+ESTIMATOR_STAGES = ("preprocess", "inference", "peaks")
 
-def size_for_pixels(
-    frame_width: int, frame_height: int, pixels: int, multiple: int = 8
-) -> tuple[int, int]:
-    """Network input ``(width, height)`` with about ``pixels`` pixels and the frame's aspect.
+
+def estimator_stage_ns(t_start_ns: int, stamps_ns: np.ndarray, out: np.ndarray) -> None:
+    """Write the durations (ns) of one :meth:`PoseEstimator.estimate` call's stages into
+    ``out[:3]`` (:data:`ESTIMATOR_STAGES`), from the time the call began and its stamps."""
+    out[0] = stamps_ns[STAMP_PREPROCESSED] - t_start_ns
+    out[1] = stamps_ns[STAMP_INFERRED] - stamps_ns[STAMP_PREPROCESSED]
+    out[2] = stamps_ns[STAMP_PEAKS] - stamps_ns[STAMP_INFERRED]
+
+
+def size_for_pixels(frame: Size, pixels: int, multiple: int = 8) -> Size:
+    """Network input size with about ``pixels`` pixels and the frame's aspect.
 
     Sides are rounded to a multiple of ``multiple`` (the network stride) and are at least one
     multiple.
     """
     if pixels <= 0:
         raise ValueError(f"pixels must be positive, got {pixels}")
-    scale = (pixels / (frame_width * frame_height)) ** 0.5
-    width = max(multiple, round(frame_width * scale / multiple) * multiple)
-    height = max(multiple, round(frame_height * scale / multiple) * multiple)
-    return int(width), int(height)
+    scale = (pixels / frame.pixels) ** 0.5
+    width = max(multiple, round(frame.width * scale / multiple) * multiple)
+    height = max(multiple, round(frame.height * scale / multiple) * multiple)
+    return Size(int(width), int(height))
+
+
+@dataclass(frozen=True)
+class NetworkInput:
+    """How large the network input is for a frame or a crop window.
+
+    Attributes
+    ----------
+    full_frame
+        The network input for a whole frame (frames are resized to it, and crop windows by the
+        same scale, so the animal looks the same size either way); ``None`` runs the network at
+        the frame's (or crop's) own size.
+    fixed
+        The bundle's graph accepts only ``full_frame`` (crops are resized to it too).
+    """
+
+    full_frame: Size | None = None
+    fixed: bool = False
+
+    @classmethod
+    def for_bundle(cls, meta: BundleMeta, input_size: Size | None = None) -> NetworkInput:
+        """The sizing for a bundle: its fixed size if it has one, else ``input_size``."""
+        fixed = meta.input.fixed_size
+        if fixed is not None:
+            return cls(fixed, True)
+        return cls(None if input_size is None else Size(*input_size), False)
+
+    def resize_to(self, frame: Size, crop: CropWindow | None = None) -> Size | None:
+        """The size the frame (or crop window) is resized to; ``None``: no resize."""
+        if self.full_frame is None:
+            return None
+        if crop is None or crop.full_frame or self.fixed:
+            return self.full_frame
+        sx, sy = self.full_frame.width / frame.width, self.full_frame.height / frame.height
+        return Size(max(1, round(crop.width * sx)), max(1, round(crop.height * sy)))
+
+    def size(self, frame: Size, crop: CropWindow | None = None) -> Size:
+        """The size the network runs at for this frame size (and crop window)."""
+        size = self.resize_to(frame, crop)
+        if size is not None:
+            return size
+        if crop is not None and not crop.full_frame:
+            return Size(crop.width, crop.height)
+        return frame
+
+    def loop_sizes(self, frame: Size, crop_size: Size | None = None) -> list[Size]:
+        """The distinct sizes a live loop feeds: the full frame's and the crop window's."""
+        sizes = [self.size(frame)]
+        if crop_size is not None:
+            sizes.insert(0, self.size(frame, CropWindow(0, 0, *crop_size, False)))
+        return list(dict.fromkeys(sizes))
 
 
 class PoseEstimator:
@@ -47,21 +108,15 @@ class PoseEstimator:
     engine
         An engine built for that bundle (:func:`realtime_pose.engines.open_engine`).
     input_size
-        Network input ``(width, height)`` for a full frame; frames are resized to it and crop
-        windows by the same scale, so the animal looks the same size to the network either
-        way. ``None`` runs the network at the frame's (or crop's) own size. A bundle with a fixed
-        input size overrides this (and then crops are resized to it too).
+        Network input for a full frame (see :class:`NetworkInput`); ``None`` runs the network
+        at the frame's (or crop's) own size. A bundle with a fixed input size overrides this.
     """
 
-    def __init__(
-        self, bundle: Bundle, engine: Engine, input_size: tuple[int, int] | None = None
-    ) -> None:
+    def __init__(self, bundle: Bundle, engine: Engine, input_size: Size | None = None) -> None:
         meta = bundle.meta
         self.bundle = bundle
         self.engine = engine
-        fixed = meta.input.fixed_size
-        self.input_size = (fixed[1], fixed[0]) if fixed else input_size
-        self._fixed = fixed is not None
+        self.sizing = NetworkInput.for_bundle(meta, input_size)
         self.keypoints = list(meta.keypoints)
         self._stride = float(meta.stride)
         self._locref_stdev = float(meta.locref_stdev)
@@ -83,7 +138,7 @@ class PoseEstimator:
         Returns the network image (a buffer reused by the next call) and the transform that
         maps network pixels back to frame pixels.
         """
-        net_size = self._net_size(frame.shape[1], frame.shape[0], crop)
+        net_size = self.sizing.resize_to(Size.of(frame), crop)
         x0 = y0 = 0
         if crop is not None and not crop.full_frame:
             x0, y0 = crop.x0, crop.y0
@@ -97,7 +152,7 @@ class PoseEstimator:
             shrinking = net_w * net_h < src_w * src_h
             cv2.resize(
                 frame,
-                (net_w, net_h),
+                net_size,
                 dst=self._resized,
                 interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR,
             )
@@ -110,27 +165,9 @@ class PoseEstimator:
             image = image.astype(np.float32)
         return image, transform
 
-    def _net_size(
-        self, frame_w: int, frame_h: int, crop: CropWindow | None
-    ) -> tuple[int, int] | None:
-        """Network input size for a full frame or a crop window (``None``: no resize)."""
-        if self.input_size is None:
-            return None
-        if crop is None or crop.full_frame or self._fixed:
-            return self.input_size
-        sx, sy = self.input_size[0] / frame_w, self.input_size[1] / frame_h
-        return max(1, round(crop.width * sx)), max(1, round(crop.height * sy))
-
-    def network_size(
-        self, frame_w: int, frame_h: int, crop: CropWindow | None = None
-    ) -> tuple[int, int]:
-        """``(width, height)`` the network runs at for this frame size (and crop)."""
-        size = self._net_size(frame_w, frame_h, crop)
-        if size is not None:
-            return size
-        if crop is not None and not crop.full_frame:
-            return crop.width, crop.height
-        return frame_w, frame_h
+    def network_size(self, frame: Size, crop: CropWindow | None = None) -> Size:
+        """The size the network runs at for this frame size (and crop window)."""
+        return self.sizing.size(frame, crop)
 
     def _convert_color(self, frame: np.ndarray) -> np.ndarray:
         if frame.ndim == 2:
@@ -188,12 +225,10 @@ class PoseEstimator:
             stamps_ns[STAMP_PEAKS] = time.monotonic_ns()
         return pose
 
-    def warmup(
-        self, frame_width: int, frame_height: int, crop: CropWindow | None = None, runs: int = 5
-    ) -> None:
+    def warmup(self, frame: Size, crop: CropWindow | None = None, runs: int = 5) -> None:
         """Run the whole path on blank frames of this size (and crop), so that neither the
         engine's first run at a new shape nor the first call of a Numba kernel lands on a
         real frame."""
-        frame = np.zeros((frame_height, frame_width, 3), np.uint8)
+        image = np.zeros((*frame.shape, 3), np.uint8)
         for _ in range(max(1, runs)):
-            self.estimate(frame, crop)
+            self.estimate(image, crop)

@@ -9,8 +9,50 @@ pixel ``u`` lands on the frame pixel the network actually looked at.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+
+class Size(NamedTuple):
+    """A width and a height in pixels, in that order.
+
+    Every size that crosses a function boundary is a ``Size``: frames, crop windows, network
+    inputs and engine shapes. NumPy's ``(height, width)`` order appears only inside functions,
+    through :attr:`shape`.
+    """
+
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(height, width)``: the first two axes of an image of this size."""
+        return self.height, self.width
+
+    @property
+    def pixels(self) -> int:
+        """``width * height``."""
+        return self.width * self.height
+
+    @classmethod
+    def parse(cls, text: str) -> Size:
+        """``"320x240"`` → ``Size(320, 240)`` (for command lines)."""
+        try:
+            w, h = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise ValueError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
+        if w <= 0 or h <= 0:
+            raise ValueError(f"a size is two positive integers, got {text!r}")
+        return cls(w, h)
+
+    @classmethod
+    def of(cls, image: np.ndarray) -> Size:
+        """The size of an ``[H, W, ...]`` image."""
+        return cls(int(image.shape[1]), int(image.shape[0]))
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height}"
 
 
 @dataclass(frozen=True)

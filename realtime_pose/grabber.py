@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from realtime_pose.sources.base import Frame, FrameSource, SourceError
@@ -42,6 +42,10 @@ class Grabber:
     lockstep
         Read a frame only once the loop took the previous one (no drops). ``None``: lockstep
         for free-running sources (``source.live`` false), newest-frame for live ones.
+    max_reopens
+        Give up after this many failed reads or reopens in a row and end the stream with
+        :attr:`failure` set (offline analysis: a file that cannot be decoded further); ``None``
+        keeps trying, as a live rig should.
     on_status
         Called (from a grabber thread) with a dict describing each state change: ``event``
         (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``), ``message`` and the
@@ -72,6 +76,7 @@ class Grabber:
         reopen_backoff_s: Sequence[float] = (0.1, 0.2, 0.5, 1, 2, 5),
         on_status: StatusCallback | None = None,
         lockstep: bool | None = None,
+        max_reopens: int | None = None,
     ) -> None:
         if not stall_timeout_s > 0:
             raise ValueError(f"stall_timeout_s must be positive, got {stall_timeout_s}")
@@ -84,6 +89,9 @@ class Grabber:
         self.reopen_backoff_s = tuple(float(b) for b in reopen_backoff_s)
         self.on_status = on_status
         self.lockstep = (not source.live) if lockstep is None else bool(lockstep)
+        self.max_reopens = max_reopens
+        self.failure: str | None = None
+        """Why the grabber gave up on the source (``max_reopens``), or ``None``."""
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._slot: Frame | None = None
@@ -147,6 +155,25 @@ class Grabber:
                 if self.lockstep:
                     self._cond.notify_all()  # the reader may make the next one
             return frame
+
+    def frames(self, timeout_s: float | None = None) -> Iterator[Frame]:
+        """Yield frames until the source ends, :meth:`stop` is called or none comes for
+        ``timeout_s`` (``None``: wait as long as it takes).
+
+        Raises
+        ------
+        SourceError
+            When the grabber gave up on the source (see ``max_reopens``).
+        """
+        while True:
+            frame = self.get(timeout_s)
+            if frame is not None:
+                yield frame
+                continue
+            if self.failure is not None:
+                raise SourceError(self.failure)
+            if self.ended or self._stop.is_set() or timeout_s is not None:
+                return
 
     @property
     def ended(self) -> bool:
@@ -220,6 +247,9 @@ class Grabber:
         try:
             while not self._stop.is_set():
                 if need_reopen:
+                    if self.max_reopens is not None and attempt >= self.max_reopens:
+                        self._give_up(attempt)
+                        break
                     wait_s = self.reopen_backoff_s[min(attempt, len(self.reopen_backoff_s) - 1)]
                     attempt += 1
                     self._set_state("reopening")
@@ -280,6 +310,18 @@ class Grabber:
             self._close_quietly()
             with self._cond:
                 self._cond.notify_all()
+
+    def _give_up(self, attempts: int) -> None:
+        with self._cond:
+            self.failure = (
+                f"{self.source.source_id}: gave up after {attempts} reopen(s); last error: "
+                f"{self._last_error}"
+            )
+            self._source_ended = True
+            if self._state != "stopped":
+                self._state = "ended"
+            self._cond.notify_all()
+        self._report("ended", self.failure)
 
     def _record_error(self, exc: BaseException) -> None:
         with self._cond:

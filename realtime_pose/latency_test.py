@@ -3,7 +3,7 @@
 The live loop runs on the synthetic camera with a rule that fires on known frames (a ``while``
 rule on a likelihood gate that always holds, with a refractory period, so it fires every few
 frames) and pulses an output on a serial port. The far end of a pseudo-terminal pair is read by
-another process (:class:`realtime_pose.hardware.far_end.FarEndProcess`, standing in for the board), which
+another process (:class:`realtime_pose.hardware.testing.far_end.FarEndProcess`, standing in for the board), which
 stamps each command line's arrival with ``time.monotonic_ns()``. Each firing's frame capture
 time (the host clock at which the frame was ready) is in the dispatcher's action log with the
 command's sequence number, so every pulse is matched to its own arrival.
@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from realtime_pose.stats import Summary
 
 log = logging.getLogger(__name__)
 
@@ -57,16 +59,8 @@ class LatencyTestResult:
         }
 
 
-def _percentiles_ms(values_ns: np.ndarray) -> dict[str, float | None]:
-    ms = np.asarray(values_ns) / 1e6
-    if not ms.size:
-        return {"p50": None, "p99": None, "max": None}
-    p50, p99 = np.percentile(ms, [50, 99])
-    return {
-        "p50": round(float(p50), 4),
-        "p99": round(float(p99), 4),
-        "max": round(float(ms.max()), 4),
-    }
+def _percentiles_ms(values_ns: np.ndarray) -> dict[str, float | int | None]:
+    return Summary.of(values_ns).to_dict()
 
 
 def run_latency_test(
@@ -89,10 +83,10 @@ def run_latency_test(
     config's ``engine.spin_duration_us`` and ``idle_poll_us``: ways to keep the CPUs awake
     between frames.
     """
-    from realtime_pose.hardware.far_end import FarEndProcess
-    from realtime_pose.hardware.loopback import open_pty_pair
     from realtime_pose.bundle import load_bundle
     from realtime_pose.config import parse_config
+    from realtime_pose.hardware.testing.far_end import FarEndProcess
+    from realtime_pose.hardware.testing.loopback import open_pty_pair
     from realtime_pose.session import LiveSession
 
     keypoint = load_bundle(bundle, validate_graph=False).keypoints[0]

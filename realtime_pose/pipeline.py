@@ -20,7 +20,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,28 @@ import numpy as np
 
 from realtime_pose.affinity import allowed_cpus, set_thread_cpus
 from realtime_pose.crop import DynamicCropper
-from realtime_pose.estimator import STAMP_INFERRED, STAMP_PEAKS, STAMP_PREPROCESSED, PoseEstimator
+from realtime_pose.estimator import (
+    ESTIMATOR_STAGES,
+    STAMP_PEAKS,
+    PoseEstimator,
+    estimator_stage_ns,
+)
 from realtime_pose.grabber import Grabber
+from realtime_pose.ports import (
+    FrameRecorderPort,
+    FrameTap,
+    OutputPort,
+    PosePublisherPort,
+    PoseRecorderPort,
+    ProcessorPort,
+    RecorderFactory,
+    RuleEvaluatorPort,
+    RuleEventLike,
+)
 from realtime_pose.predict import ForwardPredictor, LeadTime
-from realtime_pose.processors import ProcessorChain
 from realtime_pose.sources.base import Frame
 from realtime_pose.stats import StageStats
+from realtime_pose.stats import warm_up as warm_up_statistics
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
@@ -43,17 +59,8 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 
 #: Stage names in the ``latency_ns`` map and the status stream. ``grab`` is the wait between
 #: capture and the loop picking the frame up; ``total`` is capture → publish.
-STAGES = (
-    "grab",
-    "preprocess",
-    "inference",
-    "peaks",
-    "predict",
-    "process",
-    "publish",
-    "record",
-    "total",
-)
+STAGES = ("grab", *ESTIMATOR_STAGES, "predict", "process", "publish", "record", "total")
+_PUBLISHED_STAGES = STAGES[:6]  # the stages known when the pose is published
 
 
 class Pipeline:
@@ -70,15 +77,15 @@ class Pipeline:
     processors
         User processors (DeepLabCut-Live API), called with a copy of each pose.
     rules
-        A :class:`~realtime_pose.rules.RuleEngine` (``None``: no rules).
+        The rules (``None``: no rules).
     dispatcher
-        Output dispatcher with ``submit(output, action, duration_s, frame_index=, t_frame_ns=)``
-        and ``kick()`` (host watchdog); ``None``: no outputs.
+        The outputs the rules drive, kicked once per frame (host watchdog); ``None``: none.
     publisher
-        :class:`~realtime_pose.stream.PosePublisher` or ``None``.
+        The pose stream, or ``None``.
     recorder_factory
-        ``(path | None, video: bool) -> (recorder, video_recorder | None)`` used by
-        :meth:`start_recording`; ``None`` disables recording.
+        Makes the recorders :meth:`start_recording` uses; ``None`` disables recording.
+    frame_taps
+        Consumers of the newest frame and its pose (the live view); offered every frame.
     status_interval_s
         How often a ``status`` message is published (and ``on_status`` called).
     meta
@@ -92,11 +99,12 @@ class Pipeline:
         predictor: ForwardPredictor | None = None,
         lead: LeadTime | None = None,
         cropper: DynamicCropper | None = None,
-        processors: ProcessorChain | None = None,
-        rules: Any = None,
-        dispatcher: Any = None,
-        publisher: Any = None,
-        recorder_factory: Callable[[Path | None, bool], tuple[Any, Any]] | None = None,
+        processors: ProcessorPort | None = None,
+        rules: RuleEvaluatorPort | None = None,
+        dispatcher: OutputPort | None = None,
+        publisher: PosePublisherPort | None = None,
+        recorder_factory: RecorderFactory | None = None,
+        frame_taps: Sequence[FrameTap] = (),
         status_interval_s: float = 1.0,
         meta: dict[str, Any] | None = None,
     ) -> None:
@@ -111,14 +119,16 @@ class Pipeline:
         self.dispatcher = dispatcher
         self.publisher = publisher
         self.recorder_factory = recorder_factory
+        self.frame_taps = tuple(frame_taps)
         self.status_interval_s = status_interval_s
         self.meta = meta or {}
         self.stats = StageStats(STAGES)
+        warm_up_statistics()
         self.seq = 0
         self.frames = 0
         self.events = 0
-        self.recorder: Any = None
-        self.video_recorder: Any = None
+        self.recorder: PoseRecorderPort | None = None
+        self.video_recorder: FrameRecorderPort | None = None
         self.last_status: dict[str, Any] = {}
         self._predicted = np.zeros((k, 3), np.float32)
         self._stamps = np.zeros(3, np.int64)
@@ -160,24 +170,15 @@ class Pipeline:
             self.lead.observe(t_processed - t_capture)
         s = self._stage_ns
         s[0] = t_received - t_capture
-        s[1] = stamps[STAMP_PREPROCESSED] - t_received
-        s[2] = stamps[STAMP_INFERRED] - stamps[STAMP_PREPROCESSED]
-        s[3] = stamps[STAMP_PEAKS] - stamps[STAMP_INFERRED]
+        estimator_stage_ns(t_received, stamps, s[1:4])
         s[4] = t_predicted - stamps[STAMP_PEAKS]
         s[5] = t_processed - t_predicted
         if self.dispatcher is not None:
             self.dispatcher.kick()  # before publish/record: their cost is not the outputs'
         t_published = t_processed
         if self.publisher is not None:
-            latency = {
-                "grab": int(s[0]),
-                "preprocess": int(s[1]),
-                "inference": int(s[2]),
-                "peaks": int(s[3]),
-                "predict": int(s[4]),
-                "process": int(s[5]),
-                "total": int(t_processed - t_capture),
-            }
+            latency = {name: int(v) for name, v in zip(_PUBLISHED_STAGES, s, strict=False)}
+            latency["total"] = int(t_processed - t_capture)
             t_published = self.publisher.publish_pose(
                 self.seq, frame.frame_index, t_capture, latency, pose, predicted
             )
@@ -187,6 +188,8 @@ class Pipeline:
             self.recorder.write_pose(self.seq, frame.frame_index, t_capture, pose, predicted)
             if self.video_recorder is not None:
                 self.video_recorder.write(frame.image, frame.frame_index, t_capture)
+        for tap in self.frame_taps:
+            tap.offer(frame, self.seq, pose, predicted)
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
         self.stats.record(s)
@@ -194,7 +197,7 @@ class Pipeline:
         self.frames += 1
         return pose
 
-    def _handle_events(self, events: list) -> None:
+    def _handle_events(self, events: Sequence[RuleEventLike]) -> None:
         """Dispatch each rule event's actions, then publish and record the rule event and one
         ``output`` event per action (docs/protocol.md, topic ``event``)."""
         for event in events:
@@ -322,7 +325,7 @@ class Pipeline:
             extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
         if self.publisher is not None:
             extra["stream_dropped"] = int(self.publisher.dropped)
-        if self.dispatcher is not None and hasattr(self.dispatcher, "health"):
+        if self.dispatcher is not None:
             try:
                 extra["outputs"] = self.dispatcher.health()
             except Exception:  # health is diagnostics only
@@ -366,7 +369,7 @@ class Pipeline:
         log.info("recording to %s", self.recorder.path)
         return Path(self.recorder.path)
 
-    def detach_recording(self) -> tuple[Any, Any]:
+    def detach_recording(self) -> tuple[PoseRecorderPort, FrameRecorderPort | None]:
         """Stop writing to the recording (cheap; call in the loop) and hand its recorders over.
 
         Closing and converting them (:func:`finish_recording`) is slow and belongs elsewhere.
@@ -392,7 +395,9 @@ class Pipeline:
             self.processors.save_all()
 
 
-def finish_recording(recorder: Any, video_recorder: Any, convert: bool = True) -> dict[str, Any]:
+def finish_recording(
+    recorder: PoseRecorderPort, video_recorder: FrameRecorderPort | None, convert: bool = True
+) -> dict[str, Any]:
     """Close detached recorders and convert the log; return the ``record_stop`` reply fields."""
     if video_recorder is not None:
         video_recorder.close()

@@ -2,9 +2,10 @@
 
 ``LiveSession`` is what ``realtime-pose run`` and ``realtime-pose demo`` use. Building validates
 everything before the first frame (bundle, engine, source, rules against the bundle's keypoints,
-outputs), so a broken setup is refused at start with a message naming the field. ``close()``
-releases the parts in the safe order: outputs off first, then the recording (converted), the
-stream, the engine.
+outputs), so a broken setup is refused at start with a message naming the field, and whatever was
+opened by then is closed again. :meth:`LiveSession.close` releases the parts in
+:data:`SHUTDOWN_ORDER`: outputs off first, then the control socket, the recording (converted),
+the stream, the engine.
 """
 
 from __future__ import annotations
@@ -13,24 +14,32 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from realtime_pose.affinity import allowed_cpus, plan_cpus, set_thread_cpus
+from realtime_pose.affinity import CpuPlan, allowed_cpus, plan_cpus, set_thread_cpus
 from realtime_pose.bundle import load_bundle
 from realtime_pose.config import RunConfig
 from realtime_pose.crop import CropWindow, DynamicCropper
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator
+from realtime_pose.estimator import NetworkInput, PoseEstimator
+from realtime_pose.geometry import Size
 from realtime_pose.grabber import Grabber
 from realtime_pose.pipeline import Pipeline, finish_recording
+from realtime_pose.ports import FrameRecorderPort, FrameTap, OutputPort, PoseRecorderPort
 from realtime_pose.predict import ForwardPredictor, LeadTime
 from realtime_pose.processors import ProcessorChain, load_processor
-from realtime_pose.sources import make_source
+from realtime_pose.sources import FrameSource
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
+
+SHUTDOWN_ORDER = ("outputs", "control", "pipeline", "stream", "engine", "cpu affinity")
+"""The order :meth:`LiveSession.close` releases the parts in: outputs off before anything else
+can fail, no control requests while the rest goes, the recording finished (and converted) while
+the stream still reports it, the engine last."""
 
 
 class LiveSession:
@@ -42,101 +51,65 @@ class LiveSession:
         A validated run config (paths already resolved).
     config_dir
         Folder that relative processor files are resolved against.
+    frame_taps
+        Consumers of the newest frame and pose (the live view), handed to the pipeline.
     """
 
-    def __init__(self, config: RunConfig, config_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: RunConfig,
+        config_dir: Path | None = None,
+        frame_taps: tuple[FrameTap, ...] = (),
+    ) -> None:
         self.config = config
         self.stop_event = threading.Event()
-        self._closers: list[tuple[str, Any]] = []
+        self._closers: dict[str, Callable[[], Any]] = {}
         try:
-            self._build(config, config_dir or Path.cwd())
+            self._build(config, config_dir or Path.cwd(), frame_taps)
         except BaseException:
             self.close()
             raise
 
-    def _build(self, config: RunConfig, config_dir: Path) -> None:
-        self.cpu_plan = None
-        if config.loop_cpus:
-            # every thread started while building (engine workers, ZeroMQ I/O, output writers,
-            # recorder) inherits this thread's affinity: give them the CPUs the loop leaves
-            initial = allowed_cpus()
-            self.cpu_plan = plan_cpus(config.loop_cpus, initial)
-            if set_thread_cpus(self.cpu_plan.others):
-                self._closers.append(("cpu affinity", lambda: set_thread_cpus(initial)))
+    def _on_close(self, part: str, close: Callable[[], Any]) -> None:
+        if part not in SHUTDOWN_ORDER:
+            raise ValueError(f"{part!r} has no place in SHUTDOWN_ORDER")
+        self._closers[part] = close
+
+    # -- building, one part at a time ------------------------------------------------------
+    def _build(self, config: RunConfig, config_dir: Path, frame_taps: tuple[FrameTap, ...]):
+        self.cpu_plan = self._pin_cpus(config.loop_cpus)
         self.bundle = load_bundle(config.bundle)
         meta = self.bundle.meta
         if config.rules:
-            from realtime_pose.rules import RuleEngine, validate_rules
+            from realtime_pose.rules import validate_rules
 
             validate_rules(config.rules, meta.keypoints, list(config.outputs))
-        self.source = make_source(config.source.kind, **config.source.options())
-        self.source.open()  # fail now, not on the grab thread, if the source is unusable
-        frame_w, frame_h = self.source.size
-        self.source.close()
-        engine = open_engine(self.bundle, config.engine, None)
-        self._closers.append(("engine", engine.close))
-        estimator = PoseEstimator(self.bundle, engine, config.input_size)
-        cropper = None
-        if config.crop.enabled:
-            cropper = DynamicCropper(
-                frame_w,
-                frame_h,
-                min(config.crop.width, frame_w),
-                min(config.crop.height, frame_h),
-                config.crop.min_likelihood,
-                config.crop.lost_after_frames,
-            )
-            # two shapes only: the fixed crop window and the full frame (animal lost)
-            crop_shape = CropWindow(0, 0, *cropper.crop_wh, False)
-            estimator.warmup(frame_w, frame_h, crop_shape, config.engine.warmup_runs)
-            estimator.warmup(frame_w, frame_h, None, config.engine.warmup_runs)
-        else:
-            estimator.warmup(frame_w, frame_h, None, config.engine.warmup_runs)
-        predictor = lead = None
-        p = config.prediction
-        if p.enabled:
-            predictor = ForwardPredictor(
-                len(meta.keypoints),
-                model=p.model,
-                process_noise=p.process_noise,
-                measurement_noise_px=p.measurement_noise_px,
-                gate=p.gate,
-                reinit_after=p.reinit_after,
-                min_likelihood=p.min_likelihood,
-                max_coast_s=p.max_coast_s,
-            )
-            lead = LeadTime(fixed_ms=p.lead_ms)
-            predictor.warmup()  # compile the Numba kernels now, not on the first frame
+        self.source, frame_size = self._probe_source(config)
+        estimator, cropper = self._open_estimator(config, frame_size)
+        predictor, lead = self._make_predictor(config)
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])
-        rules = RuleEngine(config.rules, meta.keypoints) if config.rules else None
-        self.dispatcher = None
-        if config.outputs:
-            from realtime_pose.hardware import build_dispatcher
+        rules = None
+        if config.rules:
+            from realtime_pose.rules import RuleEngine
 
-            self.dispatcher = build_dispatcher(
-                {
-                    name: {**o.model_dump(exclude_none=True), **(o.model_extra or {})}
-                    for name, o in config.outputs.items()
-                },
-                stall_timeout_s=config.watchdog_timeout_s,
-            )
-            self._closers.insert(0, ("outputs", self.dispatcher.close))
-        self.publisher = None
+            rules = RuleEngine(config.rules, meta.keypoints)
+        self.dispatcher = self._open_outputs(config)
         model = {"name": meta.name, "provenance": meta.provenance, "bundle": str(self.bundle.root)}
         self.meta = messages.meta_payload(
             meta.keypoints,
             meta.skeleton,
             model,
-            frame_size=[frame_w, frame_h],
+            frame_size=list(frame_size),
             fps=self.source.fps,
             source=self.source.source_id,
-            prediction=p.enabled,
+            prediction=predictor is not None,
         )
+        self.publisher = None
         if config.stream.enabled:
             from realtime_pose.stream import PosePublisher
 
             self.publisher = PosePublisher(config.stream.address, config.stream.sndhwm)
-            self._closers.append(("stream", self.publisher.close))
+            self._on_close("stream", self.publisher.close)
         self.pipeline = Pipeline(
             estimator,
             predictor=predictor,
@@ -147,23 +120,13 @@ class LiveSession:
             dispatcher=self.dispatcher,
             publisher=self.publisher,
             recorder_factory=self._make_recorders,
+            frame_taps=frame_taps,
             status_interval_s=config.status_interval_s,
             meta=self.meta,
         )
-        for proc in processors.processors:
-            attach = getattr(proc, "attach", None)
-            if callable(attach):
-                submit = self.dispatcher.submit if self.dispatcher is not None else None
-                attach(submit, self.pipeline.emit_event)
-        self._closers.insert(1 if self.dispatcher else 0, ("pipeline", self.pipeline.close))
-        self.control = None
-        if config.stream.enabled and config.stream.control_address:
-            from realtime_pose.stream import ControlServer
-
-            self.control = ControlServer(
-                config.stream.control_address, self._control_handlers(), token=config.stream.token
-            )
-            self._closers.append(("control", self.control.close))
+        self._on_close("pipeline", self.pipeline.close)
+        self._attach_processors(processors)
+        self.control = self._open_control(config)
         self.grabber = Grabber(
             self.source,  # probed and closed above; the grabber reopens it
             stall_timeout_s=config.grab_timeout_s,
@@ -174,8 +137,99 @@ class LiveSession:
         if config.recording.enabled:
             self.pipeline.start_recording(None, config.recording.video)
 
-    # -- parts ----------------------------------------------------------------------------
-    def _make_recorders(self, path: Path | None, video: bool) -> tuple[Any, Any]:
+    def _pin_cpus(self, loop_cpus: list[int] | None) -> CpuPlan | None:
+        """Every thread started while building (engine workers, ZeroMQ I/O, output writers,
+        recorder) inherits this thread's affinity: give them the CPUs the loop leaves."""
+        if not loop_cpus:
+            return None
+        initial = allowed_cpus()
+        plan = plan_cpus(loop_cpus, initial)
+        if set_thread_cpus(plan.others):
+            self._on_close("cpu affinity", lambda: set_thread_cpus(initial))
+        return plan
+
+    def _probe_source(self, config: RunConfig) -> tuple[FrameSource, Size]:
+        """Build the source and open it once: fail now, not on the grab thread."""
+        choice = config.source
+        source: FrameSource = choice.cls.from_options(choice.options)
+        source.open()
+        size = source.size
+        source.close()
+        return source, size
+
+    def _open_estimator(
+        self, config: RunConfig, frame_size: Size
+    ) -> tuple[PoseEstimator, DynamicCropper | None]:
+        """The engine at the shapes the loop will feed (crop window, full frame), warmed up."""
+        crop_size = None
+        if config.crop.enabled:
+            crop_size = Size(
+                min(config.crop.width, frame_size.width),
+                min(config.crop.height, frame_size.height),
+            )
+        sizing = NetworkInput.for_bundle(self.bundle.meta, config.input_size)
+        engine = open_engine(self.bundle, config.engine, sizing.loop_sizes(frame_size, crop_size))
+        self._on_close("engine", engine.close)
+        estimator = PoseEstimator(self.bundle, engine, config.input_size)
+        runs = config.engine.options.warmup_runs  # type: ignore[attr-defined]
+        cropper = None
+        if crop_size is not None:
+            cropper = DynamicCropper(
+                frame_size, crop_size, config.crop.min_likelihood, config.crop.lost_after_frames
+            )
+            estimator.warmup(frame_size, CropWindow(0, 0, *crop_size, False), runs)
+        estimator.warmup(frame_size, None, runs)
+        return estimator, cropper
+
+    def _make_predictor(self, config: RunConfig) -> tuple[ForwardPredictor | None, LeadTime | None]:
+        p = config.prediction
+        if not p.enabled:
+            return None, None
+        predictor = ForwardPredictor(
+            len(self.bundle.keypoints),
+            model=p.model,
+            process_noise=p.process_noise,
+            measurement_noise_px=p.measurement_noise_px,
+            gate=p.gate,
+            reinit_after=p.reinit_after,
+            min_likelihood=p.min_likelihood,
+            max_coast_s=p.max_coast_s,
+        )
+        predictor.warmup()  # compile the Numba kernels now, not on the first frame
+        return predictor, LeadTime(fixed_ms=p.lead_ms)
+
+    def _open_outputs(self, config: RunConfig) -> OutputPort | None:
+        if not config.outputs:
+            return None
+        from realtime_pose.hardware import build_dispatcher
+
+        dispatcher = build_dispatcher(config.outputs, stall_timeout_s=config.watchdog_timeout_s)
+        self._on_close("outputs", dispatcher.close)
+        return dispatcher
+
+    def _attach_processors(self, processors: ProcessorChain) -> None:
+        """Give processors that want them the outputs and the event stream."""
+        submit = self.dispatcher.submit if self.dispatcher is not None else None
+        for proc in processors.processors:
+            attach = getattr(proc, "attach", None)  # DeepLabCut-Live processors have none
+            if callable(attach):
+                attach(submit, self.pipeline.emit_event)
+
+    def _open_control(self, config: RunConfig):
+        if not (config.stream.enabled and config.stream.control_address):
+            return None
+        from realtime_pose.stream import ControlServer
+
+        control = ControlServer(
+            config.stream.control_address, self._control_handlers(), token=config.stream.token
+        )
+        self._on_close("control", control.close)
+        return control
+
+    # -- parts the pipeline calls back -----------------------------------------------------
+    def _make_recorders(
+        self, path: Path | None, video: bool
+    ) -> tuple[PoseRecorderPort, FrameRecorderPort | None]:
         from realtime_pose.recording import LOG_SUFFIX, PoseRecorder, VideoRecorder
 
         rec = self.config.recording
@@ -209,32 +263,31 @@ class LiveSession:
     def _control_handlers(self) -> dict[str, Any]:
         pipe = self.pipeline
 
-        def status(_req: dict) -> dict:
+        def status(_req: messages.StatusRequest) -> dict:
             return {"status": pipe.last_status or pipe.call_in_loop(pipe.publish_status)}
 
-        def meta(_req: dict) -> dict:
+        def meta(_req: messages.MetaRequest) -> dict:
             if self.publisher is not None:
                 self.publisher.publish_meta(self.meta)
             return {"meta": self.meta}
 
-        def record_start(req: dict) -> dict:
-            path = Path(req["path"]) if req.get("path") else None
-            started = pipe.call_in_loop(lambda: pipe.start_recording(path, bool(req.get("video"))))
+        def record_start(req: messages.RecordStartRequest) -> dict:
+            path = Path(req.path) if req.path else None
+            started = pipe.call_in_loop(lambda: pipe.start_recording(path, req.video))
             return {"path": str(started)}
 
-        def record_stop(_req: dict) -> dict:
+        def record_stop(_req: messages.RecordStopRequest) -> dict:
             # detach between frames; close and convert here, on the control thread
             return finish_recording(*pipe.call_in_loop(pipe.detach_recording))
 
         def rule_switch(enable: bool):
-            def handler(req: dict) -> dict:
-                if pipe.rules is None:
+            def handler(req: messages.RuleEnableRequest | messages.RuleDisableRequest) -> dict:
+                rules = pipe.rules
+                if rules is None:
                     raise ValueError("this run has no rules")
-                name = req["name"]
-                pipe.call_in_loop(
-                    lambda: pipe.rules.enable(name) if enable else pipe.rules.disable(name)
-                )
-                return {"rule": name, "enabled": enable}
+                switch = rules.enable if enable else rules.disable
+                pipe.call_in_loop(lambda: switch(req.name))
+                return {"rule": req.name, "enabled": enable}
 
             return handler
 
@@ -271,14 +324,18 @@ class LiveSession:
             signal.signal(sig, handler)
 
     def close(self) -> None:
-        """Release everything; outputs go off first. Safe to call twice."""
+        """Release everything in :data:`SHUTDOWN_ORDER`; outputs go off first. Safe to call
+        twice; a part that fails to close is logged and the others still close."""
         self.stop_event.set()
-        closers, self._closers = self._closers, []
-        for name, close in closers:
+        closers, self._closers = self._closers, {}
+        for part in SHUTDOWN_ORDER:
+            close = closers.get(part)
+            if close is None:
+                continue
             try:
                 close()
             except Exception:
-                log.exception("closing %s failed", name)
+                log.exception("closing %s failed", part)
 
     def __enter__(self) -> LiveSession:
         return self

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from realtime_pose.trainers.project import Project, ProjectError, load_project, read_split
 from realtime_pose.trainers.targets import LOCREF_STDEV, STRIDE, decode_pose
 
@@ -115,11 +114,11 @@ def bundle_predictor(bundle_path: str | Path) -> tuple[Predictor, Any]:
     import cv2
 
     from realtime_pose.bundle import load_bundle
-    from realtime_pose.engines import EngineConfig, open_engine
+    from realtime_pose.engines import open_engine
     from realtime_pose.estimator import PoseEstimator
 
     bundle = load_bundle(bundle_path)
-    engine = open_engine(bundle, EngineConfig(spinning=False, warmup_runs=0))
+    engine = open_engine(bundle, dict(spinning=False, warmup_runs=0))
     estimator = PoseEstimator(bundle, engine)
 
     def predict(image: np.ndarray) -> np.ndarray:

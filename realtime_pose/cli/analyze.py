@@ -33,22 +33,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Analyse each video; a video that fails is reported and the others go on."""
-    from realtime_pose.analyze import VideoError, analyze_video
+    from realtime_pose.analyze import analyze_video
     from realtime_pose.bundle import BundleError, load_bundle
-    from realtime_pose.engines import EngineConfig, EngineError, open_engine
+    from realtime_pose.engines import EngineError, open_engine
     from realtime_pose.estimator import PoseEstimator
+    from realtime_pose.geometry import Size
+    from realtime_pose.sources import SourceError
 
     if args.max_frames is not None and args.max_frames <= 0:
         log.error("--max-frames must be positive, got %s", args.max_frames)
         return 2
     try:
         bundle = load_bundle(args.bundle)
-        config = EngineConfig(provider=args.provider, threads=args.threads, spinning=False)
-        engine = open_engine(bundle, config)
+        input_size = Size(*args.input_size) if args.input_size else None
+        config = dict(provider=args.provider, threads=args.threads, spinning=False)
+        engine = open_engine(bundle, config, [input_size] if input_size else ())
     except (BundleError, EngineError) as exc:
         log.error("%s", exc)
         return 2
-    estimator = PoseEstimator(bundle, engine, tuple(args.input_size) if args.input_size else None)
+    estimator = PoseEstimator(bundle, engine, input_size)
     failed = 0
     for video in args.videos:
         try:
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                 labeled_video=args.labeled_video,
                 pcutoff=args.pcutoff,
             )
-        except VideoError as exc:
+        except SourceError as exc:
             log.error("%s", exc)
             failed += 1
             continue

@@ -38,21 +38,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Decode, run each size, print a table and write JSON."""
-    from realtime_pose.analyze import VideoError, read_frames
+    from realtime_pose.analyze import video_frames
     from realtime_pose.benchmark import run_benchmark
     from realtime_pose.bundle import BundleError, load_bundle
-    from realtime_pose.engines import EngineConfig, EngineError
+    from realtime_pose.engines import EngineError
     from realtime_pose.machine import machine_description
+    from realtime_pose.sources import SourceError
 
     try:
         bundle = load_bundle(args.bundle)
-        frames = list(read_frames(args.video, args.decode))
-    except (BundleError, VideoError) as exc:
+        frames = [frame.image for frame in video_frames(args.video, args.decode)]
+    except (BundleError, SourceError) as exc:
         log.error("%s", exc)
         return 2
-    config = EngineConfig(
-        provider=args.provider, threads=args.threads, spinning=not args.no_spinning
-    )
+    config = dict(provider=args.provider, threads=args.threads, spinning=not args.no_spinning)
     results = []
     for pixels in args.pixels or [None]:
         try:

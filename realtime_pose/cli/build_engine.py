@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     from realtime_pose.bundle import BundleError, load_bundle
     from realtime_pose.engines.base import EngineUnavailableError
+    from realtime_pose.geometry import Size
 
     try:
         bundle = load_bundle(args.bundle)
@@ -53,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
         built = build_engine(
             bundle,
-            height=args.height,
-            width=args.width,
+            size=None if args.width is None else Size(args.width, args.height),
             precision=precision,
             device_id=args.device,
             check=not args.no_check,
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     print(
-        f"built {built.path} ({built.precision}, {built.height}x{built.width}, {built.gpu_name}, "
+        f"built {built.path} ({built.precision}, {built.size}, {built.gpu_name}, "
         f"TensorRT {built.trt_version}) in {built.build_s:.1f} s"
     )
     parity = built.info.get("vs_onnxruntime")

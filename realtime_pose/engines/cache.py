@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Literal
 
 from realtime_pose.bundle import Bundle
+from realtime_pose.geometry import Size
 
 Precision = Literal["fp32", "fp16", "int8"]
 _PRECISIONS = ("fp32", "fp16", "int8")
@@ -28,8 +29,7 @@ def engine_cache_path(
     bundle: Bundle,
     gpu_name: str,
     trt_version: str,
-    height: int,
-    width: int,
+    size: Size,
     precision: Precision,
 ) -> Path:
     """The cache file of the engine for ``bundle`` on this GPU, TensorRT, shape and precision.
@@ -42,7 +42,7 @@ def engine_cache_path(
         The device name as CUDA reports it (e.g. ``"NVIDIA GeForce RTX 3080"``).
     trt_version
         ``tensorrt.__version__``.
-    height, width
+    size
         The network input size the engine is built for (its optimisation profile).
     precision
         ``"fp32"``, ``"fp16"`` or ``"int8"``.
@@ -54,11 +54,11 @@ def engine_cache_path(
     """
     if precision not in _PRECISIONS:
         raise ValueError(f"precision must be one of {_PRECISIONS}, got {precision!r}")
-    if height <= 0 or width <= 0:
-        raise ValueError(f"engine input size must be positive, got {height}x{width}")
+    if size.width <= 0 or size.height <= 0:
+        raise ValueError(f"engine input size must be positive, got {size}")
     model_id = bundle.model_sha256()[:12]
     name = (
-        f"{_slug(gpu_name)}_trt{_slug(trt_version)}_h{int(height)}w{int(width)}_"
+        f"{_slug(gpu_name)}_trt{_slug(trt_version)}_h{int(size.height)}w{int(size.width)}_"
         f"{precision}_{model_id}.engine"
     )
     return bundle.engine_cache_dir / name

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from realtime_pose.engines.base import EngineError, EngineUnavailableError
+from realtime_pose.bundle import Bundle
+from realtime_pose.engines.base import EngineError, EngineOptions, EngineUnavailableError
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import ENGINES
 
 log = logging.getLogger(__name__)
 
@@ -21,12 +26,33 @@ _ORT_NAMES = {
 }
 
 
+def trt_profile(input_name: str, channels: int, sizes: Sequence[Size]) -> dict[str, str]:
+    """TensorRT execution provider options for one optimisation profile covering ``sizes``.
+
+    The profile spans the smallest to the largest size (per axis) and is tuned for the first
+    one, so a loop that feeds a crop window and the full frame needs no engine rebuild.
+    """
+    if not sizes:
+        return {}
+
+    def shape(size: Size) -> str:
+        return f"{input_name}:1x{size.height}x{size.width}x{channels}"
+
+    smallest = Size(min(s.width for s in sizes), min(s.height for s in sizes))
+    largest = Size(max(s.width for s in sizes), max(s.height for s in sizes))
+    return {
+        "trt_profile_min_shapes": shape(smallest),
+        "trt_profile_opt_shapes": shape(sizes[0]),
+        "trt_profile_max_shapes": shape(largest),
+    }
+
+
 def _provider_list(
     provider: Provider,
     device_id: int,
     fp16: bool,
     cache_dir: Path | None,
-    fixed_input: tuple[str, int, int, int] | None,
+    profile: dict[str, str],
 ) -> list[tuple[str, dict]]:
     """The provider chain with options; GPU chains keep CPU last for unsupported nodes."""
     cuda = ("CUDAExecutionProvider", {"device_id": device_id, "cudnn_conv_algo_search": "DEFAULT"})
@@ -48,16 +74,31 @@ def _provider_list(
             trt_timing_cache_enable=True,
             trt_timing_cache_path=str(cache_dir),
         )
-    if fixed_input is not None:
-        # One optimisation profile at the live shape: no engine rebuild per frame size.
-        name, h, w, c = fixed_input
-        shape = f"{name}:1x{h}x{w}x{c}"
-        trt_opts.update(
-            trt_profile_min_shapes=shape, trt_profile_opt_shapes=shape, trt_profile_max_shapes=shape
-        )
+    trt_opts.update(profile)  # the live shapes: no engine rebuild per frame
     return [("TensorrtExecutionProvider", trt_opts), cuda, cpu]
 
 
+class OrtOptions(EngineOptions):
+    """``engine: {backend: onnxruntime, ...}``."""
+
+    provider: Provider = Field(default="cpu", description="ONNX Runtime execution provider")
+    threads: int = Field(default=0, ge=0, description="intra-op threads (0 = one per core)")
+    spinning: bool = Field(default=True, description="spin idle ORT threads (lower latency)")
+    spin_duration_us: int | None = Field(
+        default=None,
+        ge=0,
+        description="how long idle ORT threads spin before they sleep, in µs (None: ONNX "
+        "Runtime's default, well under a frame period); a frame period or more keeps them "
+        "spinning between frames, at the cost of the cores they run on",
+    )
+    sequential: bool = Field(default=True, description="sequential execution (best at batch 1)")
+    precision: Literal["fp32", "fp16"] = Field(
+        default="fp16", description="GPU precision of the TensorRT provider"
+    )
+    device_id: int = Field(default=0, ge=0, description="GPU index (cuda, tensorrt)")
+
+
+@ENGINES.register("onnxruntime")
 class OrtEngine:
     """ONNX Runtime session tuned for batch-1 latency.
 
@@ -85,11 +126,36 @@ class OrtEngine:
         GPU index for the CUDA and TensorRT providers.
     cache_dir
         TensorRT provider only: where built engines and timing caches are kept.
-    fixed_input_size
-        ``(height, width)`` the live loop will use, if known; pins TensorRT's profile.
+    input_sizes
+        The network input sizes the live loop will feed, if known; they make the TensorRT
+        provider's optimisation profile.
     channels
         Input channels (3 for RGB/BGR, 1 for gray), for the TensorRT profile.
     """
+
+    Options = OrtOptions
+
+    @classmethod
+    def for_bundle(
+        cls, bundle: Bundle, options: OrtOptions, input_sizes: Sequence[Size]
+    ) -> OrtEngine:
+        """An ORT session on ``bundle.model_path`` with ``options``."""
+        meta = bundle.meta
+        return cls(
+            bundle.model_path,
+            meta.input.name,
+            meta.outputs.names(),
+            provider=options.provider,
+            threads=options.threads,
+            spinning=options.spinning,
+            spin_duration_us=options.spin_duration_us,
+            sequential=options.sequential,
+            fp16=options.precision == "fp16",
+            device_id=options.device_id,
+            cache_dir=bundle.engine_cache_dir / "ort-trt",
+            input_sizes=input_sizes,
+            channels=meta.input.channels,
+        )
 
     def __init__(
         self,
@@ -105,7 +171,7 @@ class OrtEngine:
         fp16: bool = True,
         device_id: int = 0,
         cache_dir: str | Path | None = None,
-        fixed_input_size: tuple[int, int] | None = None,
+        input_sizes: Sequence[Size] = (),
         channels: int = 3,
     ) -> None:
         import onnxruntime as ort
@@ -116,13 +182,18 @@ class OrtEngine:
             )
         available = ort.get_available_providers()
         wanted = _ORT_NAMES[provider]
+        input_sizes = list(input_sizes)
+        profile = trt_profile(input_name, channels, input_sizes) if provider == "tensorrt" else {}
         if wanted not in available:
             package = "onnxruntime-gpu (pip install 'realtime-pose[gpu]')"
             if provider == "tensorrt":
                 package += " and the TensorRT libraries"
+            shapes = ""
+            if profile:
+                shapes = f" (for input sizes {', '.join(map(str, input_sizes))})"
             raise EngineUnavailableError(
-                f"ONNX Runtime provider '{provider}' is not available: it needs {package}; "
-                f"this onnxruntime {ort.__version__} has {available}"
+                f"ONNX Runtime provider '{provider}'{shapes} is not available: it needs "
+                f"{package}; this onnxruntime {ort.__version__} has {available}"
             )
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -137,11 +208,8 @@ class OrtEngine:
                 "session.intra_op.spin_duration_us", str(max(1, int(spin_duration_us)))
             )
         opts.log_severity_level = 3
-        fixed = None
-        if fixed_input_size is not None:
-            fixed = (input_name, fixed_input_size[0], fixed_input_size[1], channels)
         providers = _provider_list(
-            provider, device_id, fp16, Path(cache_dir) if cache_dir else None, fixed
+            provider, device_id, fp16, Path(cache_dir) if cache_dir else None, profile
         )
         try:
             self._session = ort.InferenceSession(
@@ -163,7 +231,7 @@ class OrtEngine:
         self.provider: Provider = provider
         self.input_name = input_name
         self.output_names = list(output_names)
-        self.fixed_input_size = fixed_input_size if provider == "tensorrt" else None
+        self.fixed_input_size: Size | None = None
         self._warm_shapes: set[tuple[int, ...]] = set()
         self._binding = None
         if provider != "cpu":
@@ -183,19 +251,19 @@ class OrtEngine:
         self._session.run_with_iobinding(self._binding)
         return self._binding.copy_outputs_to_cpu()
 
-    def warmup(self, height: int, width: int, runs: int = 3) -> None:
-        """Run a few zero images at ``height x width`` (first runs at a new shape are slow)."""
+    def warmup(self, size: Size, runs: int = 3) -> None:
+        """Run a few zero images at ``size`` (first runs at a new shape are slow)."""
         inp = self._session.get_inputs()[0]
         channels = inp.shape[3] if isinstance(inp.shape[3], int) else 3
         dtype = np.uint8 if "uint8" in inp.type else np.float32
-        image = np.zeros((height, width, channels), dtype=dtype)
+        image = np.zeros((*size.shape, channels), dtype=dtype)
         for _ in range(runs):
             self.run(image)
         self._warm_shapes.add(image.shape)
 
-    def is_warm(self, height: int, width: int) -> bool:
+    def is_warm(self, size: Size) -> bool:
         """Whether :meth:`warmup` has run at this size."""
-        return any(s[:2] == (height, width) for s in self._warm_shapes)
+        return any(s[:2] == size.shape for s in self._warm_shapes)
 
     def close(self) -> None:
         """Drop the session (ONNX Runtime frees it with the last reference)."""

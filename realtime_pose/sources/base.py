@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import numpy as np
+
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import PluginOptions
 
 _S = TypeVar("_S", bound="FrameSource")
 
@@ -48,12 +51,23 @@ class FrameSource(abc.ABC):
     be opened again after :meth:`close` (the grabber does so to recover from failures); a live
     source then continues, a file resumes after the last frame it delivered.
 
+    A source plug-in also declares ``Options`` (a :class:`~realtime_pose.plugins.PluginOptions`
+    model of its ``source:`` section; by default its fields are the constructor's keyword
+    arguments) and registers with ``@SOURCES.register("name")`` (:mod:`realtime_pose.plugins`).
+
     Use as a context manager to open and close it::
 
         with VideoSource("mouse.mp4") as source:
             while (frame := source.read()) is not None:
                 ...
     """
+
+    Options: ClassVar[type[PluginOptions]]
+
+    @classmethod
+    def from_options(cls: type[_S], options: PluginOptions) -> _S:
+        """Build the source from its validated ``source:`` options (returned closed)."""
+        return cls(**dict(options))
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -77,8 +91,8 @@ class FrameSource(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def size(self) -> tuple[int, int]:
-        """Frame size ``(width, height)`` in pixels (valid once open)."""
+    def size(self) -> Size:
+        """Frame size in pixels (valid once open)."""
 
     @property
     @abc.abstractmethod

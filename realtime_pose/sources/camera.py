@@ -6,7 +6,10 @@ import logging
 import time
 
 import cv2
+from pydantic import Field, field_validator
 
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import SOURCES, PluginOptions
 from realtime_pose.sources.base import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
@@ -20,6 +23,34 @@ def _looks_like_pipeline(device: str) -> bool:
     return "!" in device
 
 
+class CameraOptions(PluginOptions):
+    """``source: {kind: camera, ...}``."""
+
+    device: int | str = Field(
+        default=0, description="device index, stream URL or GStreamer pipeline (with '!')"
+    )
+    width: int | None = Field(default=None, gt=0, description="requested frame width, px")
+    height: int | None = Field(default=None, gt=0, description="requested frame height, px")
+    fps: float | None = Field(default=None, gt=0, description="requested frame rate")
+    exposure: float | None = Field(
+        default=None, description="requested exposure in the backend's unit (V4L2: 100 µs)"
+    )
+    fourcc: str | None = Field(
+        default=None, min_length=4, max_length=4, description="pixel format, e.g. MJPG"
+    )
+    backend: int | None = Field(default=None, description="an explicit cv2.CAP_* backend")
+    open_timeout_s: float = Field(default=5.0, gt=0, description="stream URLs: connect timeout")
+    read_timeout_s: float = Field(default=5.0, gt=0, description="stream URLs: frame timeout")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("a device index is >= 0")
+        return v
+
+
+@SOURCES.register("camera")
 class CameraSource(FrameSource):
     """A camera opened with ``cv2.VideoCapture``.
 
@@ -50,6 +81,8 @@ class CameraSource(FrameSource):
     ``t_capture_ns`` is the driver's buffer timestamp where the backend provides one on the
     monotonic clock (V4L2), else host ``time.monotonic_ns()`` when ``read`` returns.
     """
+
+    Options = CameraOptions
 
     def __init__(
         self,
@@ -84,7 +117,7 @@ class CameraSource(FrameSource):
             ]
         self._cap: cv2.VideoCapture | None = None
         self._fps = 0.0
-        self._size = (0, 0)
+        self._size = Size(0, 0)
         self._index = 0
         self._use_driver_timestamps = False
 
@@ -93,7 +126,7 @@ class CameraSource(FrameSource):
         return self._fps
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size(self) -> Size:
         return self._size
 
     @property
@@ -147,7 +180,7 @@ class CameraSource(FrameSource):
         if self.requested["exposure"] is not None:
             cap.set(cv2.CAP_PROP_AUTO_EXPOSURE, 1)  # V4L2: 1 = manual, 3 = auto
             cap.set(cv2.CAP_PROP_EXPOSURE, float(self.requested["exposure"]))
-        self._size = (
+        self._size = Size(
             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )

@@ -4,10 +4,33 @@ from __future__ import annotations
 
 import time
 
+from pydantic import Field
+
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import SOURCES, PluginOptions
 from realtime_pose.sources.base import Frame, FrameSource, SourceError
 from realtime_pose.synthetic import SyntheticScene
 
 
+class SyntheticOptions(PluginOptions):
+    """``source: {kind: synthetic, ...}``: a drawn animal, no camera needed."""
+
+    width: int = Field(default=320, ge=32, description="frame width, px")
+    height: int = Field(default=240, ge=32, description="frame height, px")
+    seed: int = Field(default=0, description="the animal's path")
+    fps: float = Field(default=100.0, gt=0, description="frame rate")
+    realtime: bool = Field(default=True, description="deliver at fps like a camera")
+    max_frames: int | None = Field(default=None, ge=0, description="end after this many frames")
+    fail_after: int | None = Field(
+        default=None, ge=0, description="diagnostics: fail once when this frame is due"
+    )
+    stall_after: int | None = Field(
+        default=None, ge=0, description="diagnostics: stall once before this frame"
+    )
+    stall_s: float = Field(default=5.0, ge=0, description="length of the stall")
+
+
+@SOURCES.register("synthetic")
 class SyntheticSource(FrameSource):
     """A drawn animal walking around an arena; every frame carries ``ground_truth``.
 
@@ -36,6 +59,8 @@ class SyntheticSource(FrameSource):
     drawing does not compete with the loop working on that previous frame (a camera's exposure
     and readout cost the host nothing).
     """
+
+    Options = SyntheticOptions
 
     def __init__(
         self,
@@ -74,8 +99,8 @@ class SyntheticSource(FrameSource):
         return float(self.scene.fps)
 
     @property
-    def size(self) -> tuple[int, int]:
-        return (self.scene.width, self.scene.height)
+    def size(self) -> Size:
+        return Size(self.scene.width, self.scene.height)
 
     @property
     def live(self) -> bool:

@@ -7,12 +7,28 @@ import time
 from pathlib import Path
 
 import cv2
+from pydantic import Field
 
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import SOURCES, PluginOptions
 from realtime_pose.sources.base import Frame, FrameSource, SourceError
 
 log = logging.getLogger(__name__)
 
 
+class VideoOptions(PluginOptions):
+    """``source: {kind: video, path: ...}``."""
+
+    path: Path = Field(description="the video file (relative to the run config's folder)")
+    realtime: bool = Field(
+        default=True, description="pace delivery at the file's frame rate, like a camera"
+    )
+    loop: bool = Field(default=False, description="start again at the end of the file")
+    max_frames: int | None = Field(default=None, ge=0, description="stop after this many frames")
+    fps: float | None = Field(default=None, gt=0, description="override the file's frame rate")
+
+
+@SOURCES.register("video")
 class VideoSource(FrameSource):
     """Frames of a video file.
 
@@ -40,6 +56,8 @@ class VideoSource(FrameSource):
     :class:`SourceError`. Re-opening after :meth:`close` resumes after the last frame delivered.
     """
 
+    Options = VideoOptions
+
     def __init__(
         self,
         path: str | Path,
@@ -59,7 +77,7 @@ class VideoSource(FrameSource):
         self._fps_override = fps
         self._cap: cv2.VideoCapture | None = None
         self._fps = float(fps or 0.0)
-        self._size = (0, 0)
+        self._size = Size(0, 0)
         self._frame_count = 0
         self._file_position = 0  # next frame to decode within the file
         self._delivered = 0  # frames delivered since construction (frame_index of the next one)
@@ -73,7 +91,7 @@ class VideoSource(FrameSource):
         return self._fps
 
     @property
-    def size(self) -> tuple[int, int]:
+    def size(self) -> Size:
         return self._size
 
     @property
@@ -107,7 +125,7 @@ class VideoSource(FrameSource):
             )
         self._cap = cap
         self._fps = float(self._fps_override or cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self._size = (
+        self._size = Size(
             int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
             int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         )

@@ -1,7 +1,8 @@
 """Remote control of a running session: a REP server on its own thread and a REQ client.
 
 The server never touches the live loop directly: it decodes and validates each request, then
-calls the handler the pipeline registered for that ``cmd`` **on the server thread**. Handlers
+calls the handler the pipeline registered for that ``cmd`` **on the server thread**, with the
+validated request model (:mod:`realtime_pose.stream.messages`, e.g. ``RecordStartRequest``). Handlers
 must therefore be quick and thread-safe (set a flag or swap a reference that the loop reads).
 Whatever goes wrong with a request (bad bytes, unknown ``cmd``, a handler that raises) becomes an
 ``{"ok": false, "error": ...}`` reply, and the server goes on answering.
@@ -28,11 +29,11 @@ from realtime_pose.stream.security import (
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any]], Mapping[str, Any] | None]
-"""Takes the validated request (a dict without ``token``) and returns the reply's fields."""
+Handler = Callable[[messages.ControlRequestModel], Mapping[str, Any] | None]
+"""Takes the validated request model and returns the reply's fields."""
 
 
-def _ping(request: dict[str, Any]) -> dict[str, Any]:
+def _ping(request: messages.ControlRequestModel) -> dict[str, Any]:
     return {"t_ns": time.monotonic_ns(), "wall_offset_ns": messages.wall_offset_ns()}
 
 
@@ -173,13 +174,12 @@ class ControlServer:
             request = messages.validate_request(raw)
         except messages.RequestError as exc:
             return messages.error_reply(str(exc), request_id)
-        fields = request.model_dump(exclude={"token"})
-        cmd = fields["cmd"]
+        cmd = request.cmd
         handler = self._handlers.get(cmd)
         if handler is None:
             return messages.error_reply(f"{cmd!r} is not available in this session", request_id)
         try:
-            result = handler(fields)
+            result = handler(request)
         except Exception as exc:
             log.exception("control handler for %r failed", cmd)
             return messages.error_reply(f"{cmd} failed: {type(exc).__name__}: {exc}", request_id)

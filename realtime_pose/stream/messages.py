@@ -16,6 +16,8 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from realtime_pose.stats import Summary
+
 SCHEMA_VERSION = 1
 """Value of the ``v`` field of every payload; bumped on any incompatible change."""
 
@@ -136,19 +138,6 @@ def meta_payload(
     return payload
 
 
-def latency_percentiles_us(samples_ns: np.ndarray) -> dict[str, float]:
-    """``{"p50", "p99", "max"}`` in microseconds of nanosecond samples (NaN-free; empty → 0)."""
-    arr = np.asarray(samples_ns, dtype=np.float64)
-    if arr.size == 0:
-        return {"p50": 0.0, "p99": 0.0, "max": 0.0}
-    p50, p99 = np.percentile(arr, [50, 99])
-    return {
-        "p50": round(p50 / 1e3, 1),
-        "p99": round(p99 / 1e3, 1),
-        "max": round(arr.max() / 1e3, 1),
-    }
-
-
 def status_payload(
     fps: float,
     frames: int,
@@ -178,7 +167,10 @@ def status_payload(
         "fps": round(float(fps), 2),
         "frames": int(frames),
         "dropped_frames": int(dropped_frames),
-        "latency_us": {str(k): latency_percentiles_us(v) for k, v in stage_latency_ns.items()},
+        "latency_us": {
+            str(k): v.to_dict(empty=0.0)
+            for k, v in Summary.of_each(dict(stage_latency_ns), "us", 1).items()
+        },
     }
     payload.update(extra)
     return payload
@@ -213,6 +205,8 @@ def with_version(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    cmd: str
 
     token: str | None = Field(default=None, description="shared secret when the server has one")
     id: int | str | None = Field(default=None, description="echoed back in the reply")
@@ -275,6 +269,8 @@ ControlRequest = Annotated[
     Field(discriminator="cmd"),
 ]
 COMMANDS = ("ping", "meta", "status", "record_start", "record_stop", "rule_enable", "rule_disable")
+ControlRequestModel = _Request
+"""The base of every validated control request (``cmd``, ``id``, ``token`` and its fields)."""
 
 _request_adapter: TypeAdapter[Any] = TypeAdapter(ControlRequest)
 
@@ -283,7 +279,7 @@ class RequestError(ValueError):
     """A control request that is not valid msgpack, not a map, or fails validation."""
 
 
-def parse_request(data: bytes) -> BaseModel:
+def parse_request(data: bytes) -> ControlRequestModel:
     """Decode and validate one control request.
 
     Raises
@@ -298,7 +294,7 @@ def parse_request(data: bytes) -> BaseModel:
     return validate_request(obj)
 
 
-def validate_request(obj: Any) -> BaseModel:
+def validate_request(obj: Any) -> ControlRequestModel:
     """Validate a decoded control request (see :func:`parse_request`)."""
     if not isinstance(obj, dict):
         raise RequestError(f"request must be a msgpack map with a 'cmd' field, got {_kind(obj)}")

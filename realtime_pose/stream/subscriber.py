@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import zmq
 
+from realtime_pose.stats import Summary
 from realtime_pose.stream import messages
 from realtime_pose.stream.security import CurveClientKeys, wants_ipv6
 
@@ -31,11 +32,8 @@ class LatencySummary:
     @classmethod
     def of(cls, values_ns: np.ndarray) -> LatencySummary:
         """Summarise nanosecond samples."""
-        if len(values_ns) == 0:
-            return cls(float("nan"), float("nan"), float("nan"), 0)
-        us = values_ns / 1e3
-        p50, p99 = np.percentile(us, [50, 99])
-        return cls(float(p50), float(p99), float(us.max()), len(values_ns))
+        s = Summary.of(values_ns, "us", digits=3)
+        return cls(s.p50, s.p99, s.max, s.n)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ import onnxruntime as ort
 import pytest
 
 from realtime_pose.bundle import load_bundle
-from realtime_pose.engines import Engine, EngineConfig, EngineUnavailableError, open_engine
+from realtime_pose.engines import Engine, EngineUnavailableError, open_engine
+from realtime_pose.engines.onnxruntime import trt_profile
+from realtime_pose.geometry import Size
 from tests.builders import draw_markers, write_marker_bundle
 
 HAS_CUDA = "CUDAExecutionProvider" in ort.get_available_providers()
@@ -19,15 +21,15 @@ def bundle(tmp_path):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("spinning", [True, False])
 def test_cpu_engine_outputs_and_shapes(bundle, threads, spinning):
-    engine = open_engine(bundle, EngineConfig(threads=threads, spinning=spinning))
+    engine = open_engine(bundle, dict(threads=threads, spinning=spinning))
     assert isinstance(engine, Engine)
     frame = draw_markers(48, 64, [(1, 1), (2, 3), (7, 5)])[:, :, ::-1].copy()  # RGB
     scmap, locref = engine.run(frame)
     assert scmap.shape == (1, 3, 6, 8) and locref.shape == (1, 6, 6, 8)
     assert scmap[0, 0, 1, 1] == pytest.approx(1.0) and scmap[0, 0].sum() == pytest.approx(1.0)
     np.testing.assert_allclose(locref, 0.25)
-    engine.warmup(96, 128)  # a second shape on the same session
-    assert engine.is_warm(96, 128)
+    engine.warmup(Size(128, 96))  # a second shape on the same session
+    assert engine.is_warm(Size(128, 96)) and not engine.is_warm(Size(96, 128))
     engine.close()
 
 
@@ -35,20 +37,36 @@ def test_cpu_engine_outputs_and_shapes(bundle, threads, spinning):
 @pytest.mark.parametrize("provider", ["cuda", "tensorrt"])
 def test_missing_gpu_provider_is_one_clear_line(bundle, provider):
     with pytest.raises(EngineUnavailableError) as err:
-        open_engine(bundle, EngineConfig(provider=provider))
+        open_engine(bundle, dict(provider=provider))
     message = str(err.value)
     assert "\n" not in message and "onnxruntime-gpu" in message and provider in message
 
 
 def test_native_tensorrt_without_the_stack_is_clear(bundle):
-    pytest.importorskip("pydantic")
     try:
         import tensorrt  # noqa: F401
     except ImportError:
-        with pytest.raises(EngineUnavailableError, match="tensorrt"):
-            open_engine(bundle, EngineConfig(backend="tensorrt"), input_size=(48, 64))
+        with pytest.raises(EngineUnavailableError, match=r"for input sizes 64x48.*tensorrt"):
+            open_engine(bundle, dict(backend="tensorrt"), [Size(64, 48)])
         return
     pytest.skip("tensorrt is installed: covered by the GPU tests")
+
+
+def test_tensorrt_provider_profile_spans_the_crop_window_and_the_full_frame():
+    profile = trt_profile("image", 3, [Size(192, 160), Size(320, 240)])
+    assert profile == {
+        "trt_profile_min_shapes": "image:1x160x192x3",
+        "trt_profile_opt_shapes": "image:1x160x192x3",
+        "trt_profile_max_shapes": "image:1x240x320x3",
+    }
+    assert trt_profile("image", 3, []) == {}
+
+
+def test_unknown_backend_and_bad_options_name_the_field(bundle):
+    with pytest.raises(ValueError, match=r"backend\n +unknown engine 'openvino2'"):
+        open_engine(bundle, {"backend": "openvino2"})
+    with pytest.raises(ValueError, match=r"threads\n +Input should be greater than or equal"):
+        open_engine(bundle, {"threads": -1})
 
 
 @pytest.mark.gpu
@@ -56,7 +74,7 @@ def test_native_tensorrt_without_the_stack_is_clear(bundle):
 def test_cuda_engine_matches_cpu(bundle):
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     cpu = open_engine(bundle).run(frame)
-    gpu = open_engine(bundle, EngineConfig(provider="cuda")).run(frame)
+    gpu = open_engine(bundle, dict(provider="cuda")).run(frame)
     for a, b in zip(cpu, gpu, strict=True):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -67,8 +85,8 @@ def test_native_tensorrt_engine_matches_cpu(bundle, tmp_path):
     pytest.importorskip("pycuda", reason="needs pycuda")
     from realtime_pose.exporters.tensorrt import build_engine
 
-    build_engine(bundle, height=48, width=64, precision="fp32")
-    engine = open_engine(bundle, EngineConfig(backend="tensorrt", precision="fp32"), (48, 64))
+    build_engine(bundle, size=Size(64, 48), precision="fp32")
+    engine = open_engine(bundle, dict(backend="tensorrt", precision="fp32"), [Size(64, 48)])
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     for a, b in zip(open_engine(bundle).run(frame), engine.run(frame), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)

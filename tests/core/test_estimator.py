@@ -6,7 +6,8 @@ import pytest
 from realtime_pose.bundle import load_bundle
 from realtime_pose.crop import CropWindow
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator, size_for_pixels
+from realtime_pose.estimator import NetworkInput, PoseEstimator, size_for_pixels
+from realtime_pose.geometry import Size
 from tests.builders import draw_markers, write_marker_bundle
 
 CELLS = [(2, 3), (5, 1), (9, 7)]
@@ -71,20 +72,31 @@ def test_gray_frames_are_accepted(tmp_path):
 
 
 def test_size_for_pixels_keeps_aspect_and_stride():
-    w, h = size_for_pixels(640, 480, 320 * 240)
-    assert (w, h) == (320, 240)
-    w, h = size_for_pixels(640, 480, 10_000)
+    assert size_for_pixels(Size(640, 480), 320 * 240) == Size(320, 240)
+    w, h = size_for_pixels(Size(640, 480), 10_000)
     assert w % 8 == 0 and h % 8 == 0 and abs(w / h - 4 / 3) < 0.1
     with pytest.raises(ValueError):
-        size_for_pixels(640, 480, 0)
+        size_for_pixels(Size(640, 480), 0)
+
+
+def test_loop_sizes_are_the_crop_window_and_the_full_frame():
+    sizing = NetworkInput(Size(160, 120))
+    assert sizing.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(64, 48), Size(160, 120)]
+    assert sizing.loop_sizes(Size(320, 240)) == [Size(160, 120)]
+    assert NetworkInput().loop_sizes(Size(320, 240), Size(128, 96)) == [
+        Size(128, 96),
+        Size(320, 240),
+    ]
+    fixed = NetworkInput(Size(96, 96), fixed=True)
+    assert fixed.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(96, 96)]
 
 
 def test_crop_keeps_the_full_frame_scale(tmp_path):
     # full frame 320x240 -> network 160x120; a 128x96 crop runs at 64x48 (same scale)
     est = _estimator(tmp_path, input_size=(160, 120), with_locref=False)
     crop = CropWindow(x0=64, y0=32, width=128, height=96, full_frame=False)
-    assert est.network_size(320, 240, crop) == (64, 48)
-    assert est.network_size(320, 240) == (160, 120)
+    assert est.network_size(Size(320, 240), crop) == Size(64, 48)
+    assert est.network_size(Size(320, 240)) == Size(160, 120)
     frame = np.zeros((240, 320, 3), np.uint8)
     frame[48:64, 96:112, 2] = 255  # 16-px red square: cell (2, 1) of the 64x48 crop network
     pose = est.estimate(frame, crop)

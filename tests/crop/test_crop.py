@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from realtime_pose.crop import CropWindow, DynamicCropper, confident_bbox_centre, crop_window
+from realtime_pose.geometry import Size
 
 
 def pose(points, likelihood=1.0) -> np.ndarray:
@@ -32,7 +33,7 @@ def test_crop_window_refuses_a_crop_larger_than_the_frame():
 
 
 def test_window_follows_the_bbox_centre_of_confident_keypoints():
-    cropper = DynamicCropper(640, 480, 160, 120, min_likelihood=0.5)
+    cropper = DynamicCropper((640, 480), (160, 120), min_likelihood=0.5)
     assert cropper.window() == CropWindow(0, 0, 640, 480, True)  # nothing seen yet
     p = pose([[300, 200], [340, 260], [600, 20]])
     p[2, 2] = 0.2  # a low-likelihood keypoint far away is ignored
@@ -49,7 +50,7 @@ def test_window_follows_the_bbox_centre_of_confident_keypoints():
 
 
 def test_window_clamps_at_the_frame_border():
-    cropper = DynamicCropper(640, 480, 160, 120)
+    cropper = DynamicCropper((640, 480), (160, 120))
     cropper.update(pose([[630, 5]]))
     window = cropper.window()
     assert (window.x0, window.y0) == (640 - 160, 0)
@@ -58,7 +59,7 @@ def test_window_clamps_at_the_frame_border():
 
 
 def test_full_frame_when_lost_and_back_when_found():
-    cropper = DynamicCropper(640, 480, 160, 120, lost_after_frames=3)
+    cropper = DynamicCropper((640, 480), (160, 120), lost_after_frames=3)
     cropper.update(pose([[200, 200]]))
     first = cropper.window()
     lost = pose([[0, 0]], likelihood=0.1)
@@ -83,16 +84,16 @@ def test_confident_bbox_centre_kernel():
 
 
 def test_nan_keypoints_do_not_place_the_window():
-    cropper = DynamicCropper(640, 480, 160, 120, lost_after_frames=1)
+    cropper = DynamicCropper((640, 480), (160, 120), lost_after_frames=1)
     cropper.update(np.array([[np.nan, np.nan, 0.99]]))
     assert cropper.window().full_frame
 
 
 def test_window_transform_maps_network_pixels_back_to_the_full_frame():
-    cropper = DynamicCropper(640, 480, 160, 120)
+    cropper = DynamicCropper((640, 480), (160, 120))
     cropper.update(pose([[300, 250]]))
     window = cropper.window()
-    transform = window.transform(80, 60)  # the crop is halved for the network
+    transform = window.transform(Size(80, 60))  # the crop is halved for the network
     truth = np.array([[310.0, 255.0]])
     network_xy = transform.to_network(truth)
     np.testing.assert_allclose(transform.to_frame(network_xy), truth)
@@ -104,6 +105,6 @@ def test_window_transform_maps_network_pixels_back_to_the_full_frame():
 
 def test_bad_sizes_are_refused():
     with pytest.raises(ValueError, match="larger than the frame"):
-        DynamicCropper(160, 120, 320, 240)
+        DynamicCropper((160, 120), (320, 240))
     with pytest.raises(ValueError, match="lost_after_frames"):
-        DynamicCropper(640, 480, 160, 120, lost_after_frames=0)
+        DynamicCropper((640, 480), (160, 120), lost_after_frames=0)

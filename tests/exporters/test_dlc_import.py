@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from realtime_pose.exporters.frames import synthetic_frames
 
 from .dlc_graphs import KEYPOINTS, LOCREF_STDEV, STRIDE, write_dlc_export
@@ -136,7 +135,6 @@ def test_import_refuses_folders_that_are_not_dlc_exports(dlc_exports, tmp_path):
 
 def test_import_refuses_graph_without_dlc_outputs(dlc_exports, tmp_path):
     import tensorflow as tf
-
     from realtime_pose.exporters.dlc_import import DlcImportError, import_dlc
 
     folder = tmp_path / "renamed"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from realtime_pose.exporters.parity import reference_keypoints
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (export extra)")

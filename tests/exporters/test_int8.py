@@ -11,10 +11,10 @@ pytestmark = pytest.mark.tf
 
 
 def _estimator(bundle):
-    from realtime_pose.engines import EngineConfig, open_engine
+    from realtime_pose.engines import open_engine
     from realtime_pose.estimator import PoseEstimator
 
-    engine = open_engine(bundle, EngineConfig(threads=1, warmup_runs=0))
+    engine = open_engine(bundle, dict(threads=1, warmup_runs=0))
     return PoseEstimator(bundle, engine)
 
 

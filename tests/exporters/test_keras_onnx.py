@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from realtime_pose.exporters.frames import read_rgb, synthetic_frames
 from realtime_pose.exporters.parity import check_parity, ort_network, reference_keypoints
+
 from realtime_pose.bundle import load_bundle
 
 from .conftest import KEYPOINTS, LOCREF_STDEV, STRIDE
@@ -219,7 +219,6 @@ def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
     Conv each, not SpaceToBatch shape arithmetic, and still match TensorFlow."""
     import keras
     import onnx
-
     from realtime_pose.exporters.keras_onnx import export_bundle
 
     from .conftest import write_train_dir

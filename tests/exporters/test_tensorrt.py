@@ -13,6 +13,7 @@ import pytest
 
 from realtime_pose.bundle import write_bundle
 from realtime_pose.engines.cache import engine_cache_path
+from realtime_pose.geometry import Size
 
 REPO = Path(__file__).resolve().parents[2]
 HAVE_GPU_STACK = all(importlib.util.find_spec(m) for m in ("tensorrt", "pycuda"))
@@ -63,29 +64,35 @@ def _onnx_bundle(folder: Path, k: int = 2):
 
 def test_engine_cache_path_keys_everything_that_invalidates_an_engine(tmp_path):
     bundle = _onnx_bundle(tmp_path / "b")
-    base = engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", 480, 640, "fp16")
+    base = engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", Size(640, 480), "fp16")
     assert base.parent == bundle.engine_cache_dir
     assert base.suffix == ".engine" and " " not in base.name
     assert "h480w640" in base.name and "fp16" in base.name and "10.3.0" in base.name
     variants = {
-        engine_cache_path(bundle, "NVIDIA A100", "10.3.0", 480, 640, "fp16"),
-        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.4.0", 480, 640, "fp16"),
-        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", 240, 320, "fp16"),
-        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", 480, 640, "int8"),
+        engine_cache_path(bundle, "NVIDIA A100", "10.3.0", Size(640, 480), "fp16"),
+        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.4.0", Size(640, 480), "fp16"),
+        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", Size(320, 240), "fp16"),
+        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", Size(640, 480), "int8"),
     }
     assert base not in variants and len(variants) == 4
-    assert engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", 480, 640, "fp16") == base
+    assert (
+        engine_cache_path(bundle, "NVIDIA GeForce RTX 3080", "10.3.0", Size(640, 480), "fp16")
+        == base
+    )
     # a different model.onnx in the same folder must not pick up the old engine
     other = _onnx_bundle(tmp_path / "b", k=3)
-    assert engine_cache_path(other, "NVIDIA GeForce RTX 3080", "10.3.0", 480, 640, "fp16") != base
+    assert (
+        engine_cache_path(other, "NVIDIA GeForce RTX 3080", "10.3.0", Size(640, 480), "fp16")
+        != base
+    )
 
 
 def test_engine_cache_path_rejects_bad_arguments(tmp_path):
     bundle = _onnx_bundle(tmp_path / "b")
     with pytest.raises(ValueError, match="precision"):
-        engine_cache_path(bundle, "gpu", "10", 480, 640, "bf16")  # type: ignore[arg-type]
+        engine_cache_path(bundle, "gpu", "10", Size(640, 480), "bf16")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="positive"):
-        engine_cache_path(bundle, "gpu", "10", 0, 640, "fp16")
+        engine_cache_path(bundle, "gpu", "10", Size(640, 0), "fp16")
 
 
 @pytest.mark.skipif(HAVE_GPU_STACK, reason="tensorrt and pycuda are installed here")
@@ -150,8 +157,7 @@ def test_build_engine_matches_onnxruntime(tmp_path, precision):
     bundle = _onnx_bundle(tmp_path / "b")
     built = build_engine(
         bundle,
-        height=64,
-        width=96,
+        size=Size(96, 64),
         precision=precision,
         calibration_images=synthetic_frames(8, 64, 96),
     )
@@ -162,6 +168,7 @@ def test_build_engine_matches_onnxruntime(tmp_path, precision):
 
 def test_build_engine_refuses_cpu_int8_bundle(tmp_path):
     from realtime_pose.exporters.tensorrt import build_engine
+
     from realtime_pose.bundle import load_bundle
 
     plain = _onnx_bundle(tmp_path / "b")
@@ -169,4 +176,4 @@ def test_build_engine_refuses_cpu_int8_bundle(tmp_path):
     meta["provenance"] = {"quantization": {"format": "QDQ"}}
     int8 = write_bundle(tmp_path / "q", plain.model_path, meta)
     with pytest.raises(ValueError, match="build the engine from the fp32 bundle"):
-        build_engine(load_bundle(int8.root), height=64, width=96)
+        build_engine(load_bundle(int8.root), size=Size(96, 64))

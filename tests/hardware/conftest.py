@@ -9,9 +9,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from realtime_pose.hardware.action_log import ActionLog
-from realtime_pose.hardware.emulator import EmulatorThread
+from realtime_pose.hardware.testing.emulator import EmulatorThread
 
 # Generous: the CI machine has two shared cores; tests wait for behaviour, never time it.
 WAIT_S = 10.0

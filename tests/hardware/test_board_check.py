@@ -1,4 +1,4 @@
-"""``python -m realtime_pose.hardware.board_check``: the board conformance check, run against the emulator,
+"""``python -m realtime_pose.hardware.testing.board_check``: the board conformance check, run against the emulator,
 a silent port and a board that only half speaks the protocol."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import sys
 import threading
 from pathlib import Path
 
-from realtime_pose.hardware.board_check import check_board, main
-from realtime_pose.hardware.emulator import EmulatorThread, start_emulator_process
-from realtime_pose.hardware.loopback import PtyFarEnd
+from realtime_pose.hardware.testing.board_check import check_board, main
+from realtime_pose.hardware.testing.emulator import EmulatorThread, start_emulator_process
+from realtime_pose.hardware.testing.loopback import PtyFarEnd
 
 ROOT = Path(__file__).resolve().parents[2]
 ALL_CHECKS = {
@@ -96,7 +96,7 @@ def test_command_line_against_an_emulator_process(tmp_path: Path) -> None:
     with start_emulator_process(link, tmp_path / "emu.jsonl", n_channels=2):
         args = [str(link), "--echoes", "20", "--late", "2", "--json", str(tmp_path / "report.json")]
         result = subprocess.run(
-            [sys.executable, "-m", "realtime_pose.hardware.board_check", *args],
+            [sys.executable, "-m", "realtime_pose.hardware.testing.board_check", *args],
             capture_output=True,
             text=True,
             timeout=60,
@@ -114,7 +114,7 @@ def test_command_line_names_a_missing_port(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "realtime_pose.hardware.board_check",
+            "realtime_pose.hardware.testing.board_check",
             str(tmp_path / "no-such-port"),
         ],
         capture_output=True,

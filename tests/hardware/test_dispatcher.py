@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-
 from realtime_pose.hardware import build_dispatcher
 from realtime_pose.hardware.base import DeviceUnavailableError
 from realtime_pose.hardware.dispatcher import OutputDispatcher
 from realtime_pose.hardware.log_only import LogOnlyDevice
+
 from tests.hardware.conftest import WAIT_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,7 +166,7 @@ def test_build_dispatcher_shares_devices_by_port(emulator):
         assert laser_dev.max_on_s("laser") == 0.05 and laser_dev.max_on_s("led") == 1.0
         assert laser_dev.line_of("led") == 3
         valve_dev, _ = disp.target("valve")
-        assert valve_dev.kind == "log" and valve_dev.max_on_s("valve") == 0.2
+        assert valve_dev.plugin_name == "log" and valve_dev.max_on_s("valve") == 0.2
         disp.submit("laser", "pulse", duration_s=0.01)
         wait_until(lambda: len(emulator.emulator.edges(0)) == 2)
     rx = [r["line"] for r in emulator.emulator.records("rx")]
@@ -177,22 +177,29 @@ def test_build_dispatcher_shares_devices_by_port(emulator):
     ("config", "match"),
     [
         ({}, "non-empty"),
-        ({"laser": 5}, r"outputs\.laser must be a mapping"),
-        ({"laser": {"channel": 0}}, r"outputs\.laser\.device is missing"),
-        ({"laser": {"device": "usb", "channel": 0}}, r"outputs\.laser\.device: unknown"),
-        ({"laser": {"device": "log"}}, r"outputs\.laser\.channel is missing"),
-        ({"laser": {"device": "serial", "channel": 0}}, r"outputs\.laser\.port is missing"),
+        ({"laser": 5}, r"outputs\.laser: expected a mapping"),
+        ({"laser": {"device": "usb", "channel": 0}}, r"outputs\.laser\.device: unknown output"),
+        ({"laser": {"device": 3}}, r"outputs\.laser\.device: expected a name"),
+        ({"laser": {"device": "serial", "channel": 0}}, r"outputs\.laser\.port: Field required"),
         (
             {"laser": {"device": "serial", "port": "loop://", "channel": "a"}},
-            r"outputs\.laser\.channel must be a board output number",
+            r"outputs\.laser\.channel: Input should be a valid integer",
+        ),
+        (
+            {"laser": {"device": "serial", "port": "loop://", "channel": -1}},
+            r"outputs\.laser\.channel: Input should be greater than or equal to 0",
         ),
         (
             {"laser": {"device": "log", "channel": 0, "max_on_ms": 0}},
-            r"outputs\.laser\.max_on_ms must be a positive",
+            r"outputs\.laser\.max_on_ms: Input should be greater than 0",
         ),
         (
             {"laser": {"device": "log", "channel": 0, "max_on": 5}},
-            r"outputs\.laser: unknown field\(s\) \['max_on'\]",
+            r"outputs\.laser\.max_on: Extra inputs are not permitted",
+        ),
+        (
+            {"laser": {"device": "daq", "channel": "port0"}},
+            r"outputs\.laser\.channel: String should match pattern",
         ),
         (
             {"a": {"device": "log", "channel": 0}, "b": {"device": "log", "channel": 0}},

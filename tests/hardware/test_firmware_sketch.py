@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from realtime_pose.hardware.protocol import BoardState
 
 HERE = Path(__file__).resolve().parent
@@ -76,7 +75,7 @@ def run_sketch(exe: Path, steps: list[Step], t0_us: int = 0) -> list[tuple[list,
 
 
 def _framed(line: str) -> str:
-    """A line as realtime_pose.hardware.emulator hands it to BoardState: unprintables as '?', stripped."""
+    """A line as realtime_pose.hardware.testing.emulator hands it to BoardState: unprintables as '?', stripped."""
     return "".join(c if 32 <= ord(c) < 127 or c in "\t\r" else "?" for c in line).strip()
 
 

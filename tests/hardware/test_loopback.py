@@ -6,10 +6,10 @@ import os
 import time
 
 import serial
-
 from realtime_pose.hardware.dispatcher import OutputDispatcher
-from realtime_pose.hardware.loopback import FarEndReader, PtyFarEnd, open_pty_pair
 from realtime_pose.hardware.serial import SerialDevice
+from realtime_pose.hardware.testing.loopback import FarEndReader, PtyFarEnd, open_pty_pair
+
 from tests.hardware.conftest import WAIT_S
 
 
@@ -80,7 +80,7 @@ def test_far_end_reader_stops_on_a_closed_descriptor():
 
 
 def test_far_end_process_stamps_lines_in_another_process():
-    from realtime_pose.hardware.far_end import FarEndProcess
+    from realtime_pose.hardware.testing.far_end import FarEndProcess
 
     with open_pty_pair() as pty:
         reader = FarEndProcess(pty.far_fd)

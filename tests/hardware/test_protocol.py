@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from realtime_pose.hardware import protocol as p
 
 MS = 1_000_000

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime_pose.sources import SOURCE_KINDS, FrameSource, SourceError, make_source
+from realtime_pose.sources import SOURCES, FrameSource, SourceError, make_source
 from realtime_pose.sources.camera import CameraSource
 from realtime_pose.sources.synthetic import SyntheticSource
 from realtime_pose.synthetic import SyntheticScene
@@ -92,7 +92,7 @@ def test_synthetic_stall_blocks_once():
 
 
 def test_make_source_builds_each_kind(tmp_path):
-    assert set(SOURCE_KINDS) == {"camera", "video", "synthetic"}
+    assert {"camera", "video", "synthetic"} <= set(SOURCES.names())
     synthetic = make_source("synthetic", width=64, height=48, max_frames=3)
     assert isinstance(synthetic, SyntheticSource) and synthetic.size == (64, 48)
     video = make_source("video", path=tmp_path / "x.avi", realtime=False)
@@ -102,10 +102,12 @@ def test_make_source_builds_each_kind(tmp_path):
 
 
 def test_make_source_refuses_unknown_kinds_and_options():
-    with pytest.raises(ValueError, match=r"unknown source kind 'webcam'.*camera"):
+    with pytest.raises(ValueError, match=r"unknown source 'webcam'; available: camera"):
         make_source("webcam")
-    with pytest.raises(ValueError, match=r"\['colour'\].*accepted: width, height"):
+    with pytest.raises(ValueError, match=r"colour\n +Extra inputs are not permitted"):
         make_source("synthetic", colour="red")
+    with pytest.raises(ValueError, match=r"width\n +Input should be greater than or equal to 32"):
+        make_source("synthetic", width=8)
 
 
 def test_camera_read_path_on_a_stream_opened_by_url(video_20, caplog):

@@ -30,7 +30,7 @@ class Calls:
         self.threads: set[str] = set()
 
     def handler(self, reply: dict):
-        def handle(request: dict) -> dict:
+        def handle(request: messages.ControlRequestModel) -> dict:
             self.seen.append(request)
             self.threads.add(threading.current_thread().name)
             return reply
@@ -87,7 +87,7 @@ def test_handlers_are_called_with_the_validated_request(client, calls):
         "id": "abc",
         "enabled": False,
     }
-    assert [c["cmd"] for c in calls.seen] == [
+    assert [c.cmd for c in calls.seen] == [
         "meta",
         "status",
         "record_start",
@@ -95,14 +95,10 @@ def test_handlers_are_called_with_the_validated_request(client, calls):
         "rule_enable",
         "rule_disable",
     ]
-    assert calls.seen[2] == {
-        "cmd": "record_start",
-        "id": None,
-        "path": "/data/x.poselog",
-        "video": True,
-    }
-    assert calls.seen[4]["name"] == "zone"
-    assert "token" not in calls.seen[0]
+    assert calls.seen[2] == messages.RecordStartRequest(
+        cmd="record_start", path="/data/x.poselog", video=True
+    )
+    assert calls.seen[4].name == "zone" and calls.seen[0].token is None
     assert calls.threads == {"control-server"}  # never the caller's (the loop's) thread
 
 

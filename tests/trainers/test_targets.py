@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from realtime_pose.trainers.targets import cell_centres, decode_pose, make_targets
 
 

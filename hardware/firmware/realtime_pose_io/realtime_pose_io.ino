@@ -32,7 +32,7 @@
 // pin edge is compared with hardware/protocol.py's BoardState (tests/hardware/
 // test_firmware_sketch.py), but the AVR/ARM build, the real Serial and the pins are unverified:
 // build it with the Arduino IDE / arduino-cli (boards: Uno, Nano, Leonardo, Mega, Due,
-// Teensy 3.x/4.x) and run `python -m realtime_pose.hardware.board_check <port>` (docs/serial-protocol.md,
+// Teensy 3.x/4.x) and run `python -m realtime_pose.hardware.testing.board_check <port>` (docs/serial-protocol.md,
 // "Checking a board") before trusting it on a rig.
 
 #include <Arduino.h>

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
-import threading
-import time
 import tty
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from realtime_pose.hardware.testing.far_end import FarEndReader
 
 LOOP_URL = "loop://"
 """pyserial's in-process loopback: every byte written comes back on ``read``."""
@@ -99,105 +98,13 @@ def open_pty_pair(link: str | os.PathLike[str] | None = None) -> PtyPair:
     return pair
 
 
-class FarEndReader:
-    """Reads lines arriving at a file descriptor on a thread; stamps each with ``monotonic_ns``.
-
-    The stamp is taken when the ``read`` returning the line's last byte comes back, i.e. as soon as
-    the kernel hands the bytes over.
-
-    Parameters
-    ----------
-    fd
-        File descriptor to read (a pty master, a pipe).
-    """
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        self.lines: list[tuple[int, str]] = []
-        """Every complete line so far as ``(monotonic_ns at arrival, line)``."""
-        self._cond = threading.Condition()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="far-end-reader", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            try:
-                ready, _, _ = select.select([self.fd], [], [], 0.05)
-                if not ready:
-                    continue
-                chunk = os.read(self.fd, 4096)
-            except OSError:
-                return
-            t_ns = time.monotonic_ns()
-            if not chunk:
-                return
-            buf += chunk
-            *complete, buf = buf.split(b"\n")
-            if complete:
-                with self._cond:
-                    for raw in complete:
-                        self.lines.append((t_ns, raw.decode("ascii", "replace").rstrip("\r")))
-                    self._cond.notify_all()
-
-    def wait_for(self, n_lines: int, timeout_s: float = 5.0) -> list[tuple[int, str]]:
-        """Block until at least ``n_lines`` lines arrived (or the timeout); return a copy."""
-        deadline = time.monotonic() + timeout_s
-        with self._cond:
-            while len(self.lines) < n_lines:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cond.wait(left)
-            return list(self.lines)
-
-    def wait_for_line(
-        self, predicate: Callable[[str], bool], timeout_s: float = 5.0, start: int = 0
-    ) -> tuple[int, str] | None:
-        """Block until a line (at index ``start`` or later) satisfies ``predicate``.
-
-        Returns
-        -------
-        tuple or None
-            ``(monotonic_ns, line)`` of the first match, or ``None`` after ``timeout_s``.
-        """
-        deadline = time.monotonic() + timeout_s
-        i = start
-        with self._cond:
-            while True:
-                while i < len(self.lines):
-                    if predicate(self.lines[i][1]):
-                        return self.lines[i]
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self._cond.wait(left)
-
-    def write(self, data: bytes) -> None:
-        """Write bytes back to the host (as a board's reply would be)."""
-        os.write(self.fd, data)
-
-    def stop(self) -> None:
-        """Stop the reader thread (the descriptor is not closed)."""
-        self._stop.set()
-        self._thread.join(timeout=1.0)
-
-    def __enter__(self) -> FarEndReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
 class PtyFarEnd:
     """A pty pair whose far end is read by a :class:`FarEndReader`: a timestamping "board".
 
     The host opens :attr:`host_path` as its serial port; every line it writes lands in
     :attr:`lines` as ``(monotonic_ns at arrival, line)``. Nothing is answered (write replies with
     :meth:`write`). For a board that also executes the protocol, use
-    :class:`realtime_pose.hardware.emulator.EmulatorThread` (its ``rx`` records carry the same stamps).
+    :class:`realtime_pose.hardware.testing.emulator.EmulatorThread` (its ``rx`` records carry the same stamps).
 
     Parameters
     ----------

@@ -8,7 +8,7 @@ complete even when the host (or the emulator) is SIGKILLed.
 
 Command line (a rig without a board, or a test in another process)::
 
-    python -m realtime_pose.hardware.emulator --link /tmp/rig-laser --log /tmp/rig-laser.jsonl
+    python -m realtime_pose.hardware.testing.emulator --link /tmp/rig-laser --log /tmp/rig-laser.jsonl
 
 creates a pty pair, points ``/tmp/rig-laser`` at its host end (open it as the serial port), prints
 ``ready <link> <pty>`` and runs until SIGTERM or Ctrl-C.
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime_pose.hardware import protocol
-from realtime_pose.hardware.loopback import PtyPair, open_pty_pair
+from realtime_pose.hardware.testing.loopback import PtyPair, open_pty_pair
 
 _POLL_S = 0.05
 
@@ -262,7 +262,7 @@ class EmulatorThread:
 
 
 class EmulatorProcess:
-    """``python -m realtime_pose.hardware.emulator`` in a child process (survives the death of the host).
+    """``python -m realtime_pose.hardware.testing.emulator`` in a child process (survives the death of the host).
 
     Use :func:`start_emulator_process` to create one.
     """
@@ -318,7 +318,7 @@ def start_emulator_process(
     cmd = [
         sys.executable,
         "-m",
-        "realtime_pose.hardware.emulator",
+        "realtime_pose.hardware.testing.emulator",
         "--link",
         link,
         "--channels",
@@ -347,9 +347,9 @@ def start_emulator_process(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point (``python -m realtime_pose.hardware.emulator``)."""
+    """Command-line entry point (``python -m realtime_pose.hardware.testing.emulator``)."""
     parser = argparse.ArgumentParser(
-        prog="python -m realtime_pose.hardware.emulator",
+        prog="python -m realtime_pose.hardware.testing.emulator",
         description="Emulate a realtime-pose output board on a pseudo-terminal.",
     )
     parser.add_argument("--link", required=True, help="symlink to create to the host end")
