@@ -4,8 +4,9 @@
                               [--size 320x240] [--threads 1 2] [--runs 300]
                               [--calibration-frames 64] [--json FILE]
 
-Without ``--int8-bundle`` the fp32 bundle is quantised here (``realtime_pose.exporters.int8``), calibrated on
-its training project's train split when the project is reachable (else synthetic frames).
+Without ``--int8-bundle`` the fp32 bundle is quantised here (``realtime_pose.exporters.int8``),
+calibrated on its training project's train split when the project is reachable (else synthetic
+frames).
 Latency: fp32 and int8 runs in alternating blocks, batch 1, on one test frame resized to
 ``--size``. Accuracy: keypoint distance int8 vs fp32 (frame pixels) on the test split at the
 frames' own size and at ``--size``; with the project's labels, the error of each against them.

@@ -16,8 +16,8 @@ alone, not queued behind the previous one):
     loop calls it once per frame.
 ``pulse_to_emulator_edge``
     ``SerialDevice.pulse()`` until the output edge of the board emulator, running as a separate
-    process (``python -m realtime_pose.hardware.testing.emulator``; its JSONL log stamps the edge with the same
-    system-wide monotonic clock).
+    process (``python -m realtime_pose.hardware.testing.emulator``; its JSONL log stamps the
+    edge with the same system-wide monotonic clock).
 ``echo_round_trip``
     ``SerialDevice.echo()`` against that emulator process: host -> board -> host.
 

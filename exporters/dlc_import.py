@@ -10,7 +10,7 @@ in ``concat_1``: ``[K, 3]`` rows of ``y, x, likelihood``, computed from the same
 The import puts a uint8 ``image`` input with a Cast in front of the graph and takes the two map
 tensors as outputs (NCHW). For a ``concat_1`` model, whose ``UnravelIndex`` has no ONNX
 counterpart, the maps are taken from inside the graph and the peaks appended with
-:func:`realtime_pose.exporters.in_graph_peaks.append_peaks`, giving the same ``keypoints`` output (as
+:func:`.in_graph_peaks.append_peaks`, giving the same ``keypoints`` output (as
 ``x, y, likelihood``), checked against the frozen graph's own ``concat_1``.
 """
 

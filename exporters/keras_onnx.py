@@ -201,7 +201,7 @@ def export_bundle(
     raw_tolerance
         Largest absolute difference allowed in the raw outputs.
     int8
-        Quantise to int8 for the CPU (see :mod:`realtime_pose.exporters.int8`); calibrated on training-split
+        Quantise to int8 for the CPU (see :mod:`.int8`); calibrated on training-split
         frames. The int8 graph is compared with fp32 and the result recorded (not judged).
     max_parity_frames, max_calibration_frames
         How many project frames to use at most.

@@ -136,7 +136,7 @@ class OutputDevice(ABC):
     name
         Device name in logs and action records.
     action_log
-        Optional :class:`~realtime_pose.hardware.action_log.ActionLog` receiving every action and failure.
+        Optional :class:`~.action_log.ActionLog` receiving every action and failure.
     """
 
     plugin_name: ClassVar[str] = "device"

@@ -7,7 +7,7 @@ device share a task (one channel per line); a change of any line writes that tas
 
 ``set``/``pulse`` never touch the driver on the caller's thread: they update the wanted line
 levels and hand a snapshot to a writer thread (a USB DAQ write takes about a millisecond).
-Pulses and the maximum on-time are timed by the host (:class:`~realtime_pose.hardware.base.OutputDevice`'s
+Pulses and the maximum on-time are timed by the host (:class:`~.base.OutputDevice`'s
 deadline thread), so unlike the serial board a DAQ line stays on if this process is killed
 while it is high: use the serial board where that matters, or a hardware one-shot.
 
@@ -113,7 +113,7 @@ class DaqDevice(OutputDevice):
     reconnect_initial_s, reconnect_max_s
         First and largest delay between attempts to re-create the tasks after a failure.
     name, action_log
-        As for :class:`~realtime_pose.hardware.base.OutputDevice`.
+        As for :class:`~.base.OutputDevice`.
 
     Examples
     --------

@@ -34,7 +34,7 @@ class LogOnlyDevice(OutputDevice):
     Parameters
     ----------
     channels
-        As for :class:`~realtime_pose.hardware.base.OutputDevice`; default ``8`` (lines 0..7, named "0".."7").
+        As for :class:`~.base.OutputDevice`; default ``8`` (lines 0..7, named "0".."7").
     log_path
         Optional JSONL file for the action log (ignored when ``action_log`` is given).
     """

@@ -1,4 +1,4 @@
-"""A serial output device speaking the realtime-pose line protocol (``realtime_pose.hardware.protocol``).
+"""A serial output device speaking the realtime-pose line protocol (:mod:`.protocol`).
 
 ``set``/``pulse`` only encode a line and put it on a queue; a dedicated writer thread owns the port
 and does the I/O, so the caller (the live loop) never waits on a USB stack. A reader thread parses
@@ -108,7 +108,7 @@ class SerialDevice(OutputDevice):
     port
         A pyserial URL or device path (``/dev/ttyACM0``, ``COM3``, ``/tmp/rig-laser``, ``loop://``).
     channels
-        As for :class:`~realtime_pose.hardware.base.OutputDevice`; lines are the board's output numbers
+        As for :class:`~.base.OutputDevice`; lines are the board's output numbers
         (non-negative integers). Default ``8`` (lines 0..7).
     baudrate
         Ignored by USB CDC boards and ptys, used by UART adapters.
@@ -133,7 +133,7 @@ class SerialDevice(OutputDevice):
     configure_board
         Send ``C``/``M``/``W`` on every (re)connection.
     name, action_log
-        As for :class:`~realtime_pose.hardware.base.OutputDevice`.
+        As for :class:`~.base.OutputDevice`.
     """
 
     Options = SerialOptions

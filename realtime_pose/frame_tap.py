@@ -31,7 +31,7 @@ class TappedFrame:
 
 
 class LatestFrameTap:
-    """Keep the newest offered frame for :meth:`take`; implements :class:`~realtime_pose.ports.FrameTap`.
+    """Keep the newest offered frame for :meth:`take` (a :class:`~realtime_pose.ports.FrameTap`).
 
     Parameters
     ----------

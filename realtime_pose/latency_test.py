@@ -3,7 +3,8 @@
 The live loop runs on the synthetic camera with a rule that fires on known frames (a ``while``
 rule on a likelihood gate that always holds, with a refractory period, so it fires every few
 frames) and pulses an output on a serial port. The far end of a pseudo-terminal pair is read by
-another process (:class:`realtime_pose.hardware.testing.far_end.FarEndProcess`, standing in for the board), which
+another process (:class:`~realtime_pose.hardware.testing.far_end.FarEndProcess`, standing in
+for the board), which
 stamps each command line's arrival with ``time.monotonic_ns()``. Each firing's frame capture
 time (the host clock at which the frame was ready) is in the dispatcher's action log with the
 command's sequence number, so every pulse is matched to its own arrival.

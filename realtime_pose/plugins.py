@@ -54,7 +54,7 @@ class PluginOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def path_fields(self) -> list[str]:
-        """Names of the fields that hold file-system paths (resolved against the config's folder)."""
+        """Names of the fields holding file-system paths (resolved against the config's folder)."""
         hints = typing.get_type_hints(type(self))
         return [
             name

@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("model.onnx", "bundle.json"):
         shutil.copyfile(staging / name, args.output / name)
     budget = f"--steps {args.steps}" if args.steps else f"--minutes {args.minutes:g}"
-    command = f"python -m realtime_pose.trainers.make_demo_bundle {budget} --frames {args.frames} --seed {args.seed}"
+    command = (
+        f"python -m realtime_pose.trainers.make_demo_bundle {budget} --frames {args.frames} "
+        f"--seed {args.seed}"
+    )
     size = (args.output / "model.onnx").stat().st_size
     (args.output / "README.md").write_text(_readme(command, config, scene, size))
     print(

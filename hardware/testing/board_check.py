@@ -2,7 +2,8 @@
 
 Run it once after flashing ``realtime_pose_io.ino`` (and whenever a rig behaves oddly)::
 
-    python -m realtime_pose.hardware.testing.board_check /dev/ttyACM0 [--channel 0] [--echoes 200] [--json out.json]
+    python -m realtime_pose.hardware.testing.board_check /dev/ttyACM0 \
+        [--channel 0] [--echoes 200] [--json out.json]
 
 It talks to the board line by line, as ``docs/serial-protocol.md`` describes, and checks: the
 version line, echo (with round-trip statistics), the error codes, acknowledgements, a pulse
@@ -311,7 +312,8 @@ def check_board(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m realtime_pose.hardware.testing.board_check PORT``: print each check; exit 0 if all pass."""
+    """``python -m realtime_pose.hardware.testing.board_check PORT``: print each check; exit 0
+    if all pass."""
     parser = argparse.ArgumentParser(
         prog="python -m realtime_pose.hardware.testing.board_check",
         description=__doc__.split("\n\n")[0],

@@ -1,6 +1,6 @@
 """A Python stand-in for the realtime-pose output board, on the far end of a pseudo-terminal.
 
-It runs the protocol's device-side state machine (:class:`realtime_pose.hardware.protocol.BoardState`: pulses,
+It runs the protocol's device-side state machine (:class:`..protocol.BoardState`: pulses,
 firmware-side maximum on-time, host-silence watchdog, echo, acknowledgements, ``!ERR`` replies)
 against a real pty, and logs every received line, every reply and every output edge with
 ``time.monotonic_ns()`` to a JSONL file written with one ``write`` per record, so the log is
@@ -8,7 +8,8 @@ complete even when the host (or the emulator) is SIGKILLed.
 
 Command line (a rig without a board, or a test in another process)::
 
-    python -m realtime_pose.hardware.testing.emulator --link /tmp/rig-laser --log /tmp/rig-laser.jsonl
+    python -m realtime_pose.hardware.testing.emulator \
+        --link /tmp/rig-laser --log /tmp/rig-laser.jsonl
 
 creates a pty pair, points ``/tmp/rig-laser`` at its host end (open it as the serial port), prints
 ``ready <link> <pty>`` and runs until SIGTERM or Ctrl-C.
@@ -262,7 +263,8 @@ class EmulatorThread:
 
 
 class EmulatorProcess:
-    """``python -m realtime_pose.hardware.testing.emulator`` in a child process (survives the death of the host).
+    """``python -m realtime_pose.hardware.testing.emulator`` in a child process (survives the
+    death of the host).
 
     Use :func:`start_emulator_process` to create one.
     """

@@ -104,7 +104,7 @@ class PtyFarEnd:
     The host opens :attr:`host_path` as its serial port; every line it writes lands in
     :attr:`lines` as ``(monotonic_ns at arrival, line)``. Nothing is answered (write replies with
     :meth:`write`). For a board that also executes the protocol, use
-    :class:`realtime_pose.hardware.testing.emulator.EmulatorThread` (its ``rx`` records carry the same stamps).
+    :class:`.emulator.EmulatorThread` (its ``rx`` records carry the same stamps).
 
     Parameters
     ----------

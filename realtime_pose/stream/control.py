@@ -2,8 +2,9 @@
 
 The server never touches the live loop directly: it decodes and validates each request, then
 calls the handler the pipeline registered for that ``cmd`` **on the server thread**, with the
-validated request model (:mod:`realtime_pose.stream.messages`, e.g. ``RecordStartRequest``). Handlers
-must therefore be quick and thread-safe (set a flag or swap a reference that the loop reads).
+validated request model (:mod:`realtime_pose.stream.messages`, e.g. ``RecordStartRequest``).
+Handlers must therefore be quick and thread-safe (set a flag or swap a reference that the loop
+reads).
 Whatever goes wrong with a request (bad bytes, unknown ``cmd``, a handler that raises) becomes an
 ``{"ok": false, "error": ...}`` reply, and the server goes on answering.
 """

@@ -13,7 +13,9 @@ def test_runtime_imports_no_training_or_gpu_stack():
         "import realtime_pose, realtime_pose.cli as cli\n"
         "cli.build_parser()\n"
         "import realtime_pose.session, realtime_pose.pipeline, realtime_pose.estimator\n"
-        "import realtime_pose.engines.tensorrt, realtime_pose.hardware, realtime_pose.hardware.dispatcher\n"
+        "import realtime_pose.engines.tensorrt, realtime_pose.hardware\n"
+        "import realtime_pose.hardware.dispatcher, realtime_pose.plugins\n"
+        "[kind.names() for kind in realtime_pose.plugins.KINDS.values()]\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -1,5 +1,5 @@
-"""``python -m realtime_pose.hardware.testing.board_check``: the board conformance check, run against the emulator,
-a silent port and a board that only half speaks the protocol."""
+"""``python -m realtime_pose.hardware.testing.board_check``: the board conformance check, run
+against the emulator, a silent port and a board that only half speaks the protocol."""
 
 from __future__ import annotations
 

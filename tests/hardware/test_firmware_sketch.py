@@ -3,8 +3,8 @@
 ``hardware/firmware/realtime_pose_io/realtime_pose_io.ino`` cannot be built for a board here, but
 its logic is plain C++: ``firmware_harness/`` supplies ``micros()``, ``digitalWrite`` and a
 ``Serial`` made of strings, and feeds it timed lines. Every reply line and every pin edge must be
-what :class:`realtime_pose.hardware.protocol.BoardState` (the executable protocol) produces for the same
-inputs, including across the 32-bit ``micros()`` wrap.
+what :class:`realtime_pose.hardware.protocol.BoardState` (the executable protocol) produces for
+the same inputs, including across the 32-bit ``micros()`` wrap.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def run_sketch(exe: Path, steps: list[Step], t0_us: int = 0) -> list[tuple[list,
 
 
 def _framed(line: str) -> str:
-    """A line as realtime_pose.hardware.testing.emulator hands it to BoardState: unprintables as '?', stripped."""
+    """A line as the emulator hands it to BoardState: unprintables as '?', stripped."""
     return "".join(c if 32 <= ord(c) < 127 or c in "\t\r" else "?" for c in line).strip()
 
 
