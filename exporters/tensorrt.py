@@ -4,8 +4,9 @@ The engine is built for one input size (an optimisation profile fixed at one
 :class:`~realtime_pose.geometry.Size`, the size the live loop feeds after cropping and resizing;
 a loop that feeds two sizes, a crop window and the full frame, uses one engine for each) and one
 precision, and saved in the bundle's engine cache under
-:func:`realtime_pose.engines.cache.engine_cache_path`, where the native TensorRT engine looks for it. A JSON file beside it records how it was built and, when
-ONNX Runtime is available, how far its keypoints are from the ONNX graph's on a few frames.
+:func:`realtime_pose.engines.cache.engine_cache_path`, where the native TensorRT engine looks
+for it. A JSON file beside it records how it was built and, when ONNX Runtime is available, how
+far its keypoints are from the ONNX graph's on a few frames.
 
 INT8 uses TensorRT's entropy calibration (``IInt8EntropyCalibrator2``) over training frames
 resized to the engine's input size; the calibration table is cached beside the engine.
