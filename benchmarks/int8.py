@@ -25,12 +25,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from realtime_pose.exporters.frames import bundle_frames, read_rgb_frames
-
 from benchmarks.common import summarize_ns, write_result
 from realtime_pose.bundle import Bundle, load_bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.estimator import PoseEstimator
+from realtime_pose.exporters.frames import bundle_frames, read_rgb_frames
 from realtime_pose.geometry import Size
 
 

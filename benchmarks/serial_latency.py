@@ -40,12 +40,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import summarize_ns, write_result
 from realtime_pose.hardware.dispatcher import OutputDispatcher
 from realtime_pose.hardware.serial import SerialDevice
 from realtime_pose.hardware.testing.emulator import read_log, start_emulator_process
 from realtime_pose.hardware.testing.loopback import FarEndReader, open_pty_pair
-
-from benchmarks.common import summarize_ns, write_result
 
 PULSE_MS = 0.2
 

@@ -24,12 +24,12 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 from realtime_pose.exporters.frames import synthetic_frames
 from realtime_pose.exporters.parity import NetworkFn, ort_network, require_parity
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import staged_folder
-
-from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,7 @@ def read_dlc_export(folder: str | Path) -> DlcExport:
         When the config or graph is missing, or the graph lacks the expected nodes.
     """
     import yaml
+
     from realtime_pose.exporters.keras_onnx import import_tensorflow
 
     root = Path(folder).expanduser()

@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from realtime_pose.bundle import Bundle
 
 
+#: Frames accepted wherever the exporters take images: paths, or RGB uint8 ``[H, W, 3]`` arrays.
+ImagesArg = Sequence["str | Path | np.ndarray"]
+
+
 def read_rgb(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8 ``[H, W, 3]``.
 
@@ -74,3 +78,19 @@ def bundle_frames(bundle: Bundle, subset: str, limit: int) -> tuple[list[np.ndar
         if paths:
             return read_rgb_frames(paths, limit), f"project {subset} split"
     return synthetic_frames(min(limit, 16), seed=2), "synthetic"
+
+
+def load_frames(images: ImagesArg) -> list[np.ndarray]:
+    """Frames from paths or arrays (arrays must be RGB uint8 ``[H, W, 3]``)."""
+    frames = []
+    for item in images:
+        if isinstance(item, np.ndarray):
+            if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
+                raise ValueError(
+                    f"parity/calibration frames must be RGB uint8 [H, W, 3]; got {item.dtype} "
+                    f"{item.shape}"
+                )
+            frames.append(item)
+        else:
+            frames.extend(read_rgb_frames([item]))
+    return frames

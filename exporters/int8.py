@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+
+from realtime_pose.bundle import Bundle, load_bundle, write_bundle
+from realtime_pose.exporters.frames import load_frames
 from realtime_pose.exporters.parity import check_parity, ort_network
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import staged_folder
-
-from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +170,6 @@ def quantize_bundle(
     keypoints moved from the fp32 bundle's on ``parity_images`` (default: the calibration
     frames).
     """
-    from realtime_pose.exporters.keras_onnx import load_frames
 
     if bundle.meta.outputs.keypoints is not None:
         raise ValueError(

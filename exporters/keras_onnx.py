@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from realtime_pose.exporters.frames import read_rgb_frames, synthetic_frames
+
+from realtime_pose.bundle import Bundle, load_bundle, write_bundle
+from realtime_pose.exporters.frames import (
+    ImagesArg,
+    load_frames,
+    read_rgb_frames,
+    synthetic_frames,
+)
 from realtime_pose.exporters.parity import (
     NetworkFn,
     ParityError,
@@ -28,8 +34,6 @@ from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import staged_folder
 from realtime_pose.exporters.train_output import TrainOutput, TrainOutputError, read_train_output
 
-from realtime_pose.bundle import Bundle, load_bundle, write_bundle
-
 log = logging.getLogger(__name__)
 
 INPUT_NAME = "image"
@@ -37,9 +41,6 @@ SCOREMAP_NAME = "scmap"
 LOCREF_NAME = "locref"
 KEYPOINTS_NAME = "keypoints"
 MIN_OPSET, MAX_OPSET = 13, 18  # tf2onnx 1.17 refuses opset 19+
-
-#: Frames accepted wherever the exporters take images: paths, or RGB uint8 ``[H, W, 3]`` arrays.
-ImagesArg = Sequence["str | Path | np.ndarray"]
 
 
 def import_tensorflow() -> tuple[Any, Any]:
@@ -54,22 +55,6 @@ def import_tensorflow() -> tuple[Any, Any]:
             "pip install 'realtime-pose[train,export]'"
         ) from exc
     return tf, tf2onnx
-
-
-def load_frames(images: ImagesArg) -> list[np.ndarray]:
-    """Frames from paths or arrays (arrays must be RGB uint8 ``[H, W, 3]``)."""
-    frames = []
-    for item in images:
-        if isinstance(item, np.ndarray):
-            if item.dtype != np.uint8 or item.ndim != 3 or item.shape[2] != 3:
-                raise ValueError(
-                    f"parity/calibration frames must be RGB uint8 [H, W, 3]; got {item.dtype} "
-                    f"{item.shape}"
-                )
-            frames.append(item)
-        else:
-            frames.extend(read_rgb_frames([item]))
-    return frames
 
 
 def name_dynamic_dims(model: Any) -> None:
@@ -228,6 +213,7 @@ def export_bundle(
     tf, tf2onnx = import_tensorflow()
     import keras
     import onnx
+
     from realtime_pose.exporters.keras_rewrite import native_dilation_call
 
     model = keras.models.load_model(train.model_path, compile=False)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from realtime_pose.peaks import find_peaks_reference
+
 #: A network run on one RGB uint8 ``[H, W, 3]`` frame, batch axis dropped. Keys: ``scmap``
 #: ``[K, h, w]`` and ``locref`` ``[2K, h, w]`` (NCHW), or ``keypoints`` ``[K, 3]``.
 NetworkFn = Callable[[np.ndarray], dict[str, np.ndarray]]
@@ -107,41 +109,6 @@ class ParityReport:
         }
 
 
-def reference_keypoints(
-    scmap: np.ndarray, locref: np.ndarray | None, stride: float, locref_stdev: float
-) -> np.ndarray:
-    """DeepLabCut's single-animal pose math on NCHW maps, in plain NumPy (float64).
-
-    Parameters
-    ----------
-    scmap
-        ``[K, h, w]`` score maps.
-    locref
-        ``[2K, h, w]`` location refinement (channel ``2j`` = dx, ``2j+1`` = dy in units of
-        ``locref_stdev``), or ``None``.
-    stride, locref_stdev
-        Network-input pixels per cell and the locref scale.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``[K, 3]``: ``x, y, likelihood`` in network-input pixels.
-    """
-    k_count, _, width = scmap.shape
-    flat = scmap.reshape(k_count, -1)
-    idx = flat.argmax(axis=1)
-    iy, ix = np.divmod(idx, width)
-    out = np.empty((k_count, 3), dtype=np.float64)
-    out[:, 0] = ix * stride + stride / 2
-    out[:, 1] = iy * stride + stride / 2
-    out[:, 2] = flat[np.arange(k_count), idx]
-    if locref is not None:
-        lr = locref.reshape(k_count, 2, -1)
-        out[:, 0] += locref_stdev * lr[np.arange(k_count), 0, idx].astype(np.float64)
-        out[:, 1] += locref_stdev * lr[np.arange(k_count), 1, idx].astype(np.float64)
-    return out
-
-
 def _tied_alternative_dist(
     ref: dict[str, np.ndarray],
     j: int,
@@ -210,11 +177,15 @@ def check_parity(
         if "keypoints" in ref:
             ref_kp = np.asarray(ref["keypoints"], dtype=np.float64).reshape(-1, 3)
         else:
-            ref_kp = reference_keypoints(ref["scmap"], ref.get("locref"), stride, locref_stdev)
+            ref_kp = find_peaks_reference(
+                ref["scmap"], ref.get("locref"), stride, locref_stdev, dtype=np.float64
+            )
         if "keypoints" in cand:
             cand_kp = np.asarray(cand["keypoints"], dtype=np.float64).reshape(-1, 3)
         else:
-            cand_kp = reference_keypoints(cand["scmap"], cand.get("locref"), stride, locref_stdev)
+            cand_kp = find_peaks_reference(
+                cand["scmap"], cand.get("locref"), stride, locref_stdev, dtype=np.float64
+            )
         for name, value in cand.items():
             if name == "keypoints":
                 ref_value = ref_kp[:, 2]

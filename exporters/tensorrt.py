@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from realtime_pose.exporters.frames import bundle_frames
 
 from realtime_pose.bundle import Bundle
+from realtime_pose.exporters.frames import bundle_frames
 from realtime_pose.geometry import Size
 
 log = logging.getLogger(__name__)
@@ -92,9 +92,8 @@ def _engine_parity(
     bundle: Bundle, path: Path, size: Size, frames: list[np.ndarray]
 ) -> dict[str, Any]:
     """Keypoints of the engine vs ONNX Runtime on the CPU (the reference graph)."""
-    from realtime_pose.exporters.parity import check_parity, ort_network
-
     from realtime_pose.engines.tensorrt import TensorRTEngine
+    from realtime_pose.exporters.parity import check_parity, ort_network
 
     meta = bundle.meta
     names = meta.outputs.names()

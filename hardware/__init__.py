@@ -16,7 +16,6 @@ from typing import Any
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceHealth, DeviceUnavailableError, OutputDevice
 from realtime_pose.hardware.dispatcher import OutputDispatcher, build_dispatcher
-
 from realtime_pose.plugins import OUTPUTS
 
 __all__ = [

@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import Field
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.deadline_timer import DeadlineTimer
-
 from realtime_pose.plugins import PluginOptions
 
 log = logging.getLogger(__name__)

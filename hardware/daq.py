@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import Field
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import (
     ChannelSpec,
@@ -36,7 +37,6 @@ from realtime_pose.hardware.base import (
     OutputDevice,
     OutputOptions,
 )
-
 from realtime_pose.plugins import OUTPUTS
 
 log = logging.getLogger(__name__)

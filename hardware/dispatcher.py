@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError, OutputDevice, OutputOptions
-
 from realtime_pose.plugins import OUTPUTS, Choice
 
 log = logging.getLogger(__name__)

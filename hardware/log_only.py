@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from pydantic import Field
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import ChannelSpec, OutputDevice, OutputOptions
-
 from realtime_pose.plugins import OUTPUTS
 
 log = logging.getLogger(__name__)

@@ -31,6 +31,7 @@ from typing import Any
 
 import serial as pyserial
 from pydantic import Field
+
 from realtime_pose.hardware import protocol
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import (
@@ -39,7 +40,6 @@ from realtime_pose.hardware.base import (
     OutputDevice,
     OutputOptions,
 )
-
 from realtime_pose.plugins import OUTPUTS
 
 log = logging.getLogger(__name__)

@@ -296,8 +296,27 @@ def find_peaks_reference(
     stride: float,
     locref_stdev: float,
     layout: str = "NCHW",
+    dtype: type = np.float32,
 ) -> np.ndarray:
-    """Plain NumPy implementation of :func:`find_peaks` (the tests' and benchmarks' yardstick)."""
+    """DeepLabCut's single-animal pose math in plain NumPy: the one reference decode.
+
+    :func:`find_peaks` (the live loop's kernels), the export parity checks and the trainer's
+    evaluation are all measured against it. Computed in float64, returned as ``dtype``.
+
+    Parameters
+    ----------
+    scmap, locref
+        Score maps ``[K, h, w]`` (``[h, w, K]`` for NHWC; a leading batch axis is dropped) and
+        location refinement (``2K`` channels, ``2j`` = dx and ``2j + 1`` = dy in units of
+        ``locref_stdev``) or ``None``.
+    stride, locref_stdev
+        Network-input pixels per cell and the locref scale.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[K, 3]``: ``x, y`` in network-input pixels and the likelihood (score at the peak).
+    """
     if scmap.ndim == 4:
         scmap = scmap[0]
         locref = None if locref is None else locref[0]
@@ -311,6 +330,7 @@ def find_peaks_reference(
     y = iy * stride + stride / 2
     if locref is not None:
         kk = np.arange(k)
-        x = x + locref_stdev * locref[2 * kk, iy, ix]
-        y = y + locref_stdev * locref[2 * kk + 1, iy, ix]
-    return np.stack([x, y, scmap[np.arange(k), iy, ix]], axis=1).astype(np.float32)
+        x = x + locref_stdev * locref[2 * kk, iy, ix].astype(np.float64)
+        y = y + locref_stdev * locref[2 * kk + 1, iy, ix].astype(np.float64)
+    scores = scmap[np.arange(k), iy, ix].astype(np.float64)
+    return np.stack([x, y, scores], axis=1).astype(dtype)

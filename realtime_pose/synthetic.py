@@ -2,7 +2,8 @@
 
 The scene serves three purposes: a camera that needs no hardware (the live loop's synthetic
 source wraps :class:`SyntheticScene`), a training set that needs no labelling
-(:func:`write_synthetic_project` writes a DeepLabCut project), and the data behind the demo
+(:func:`realtime_pose.trainers.synthetic_project.write_synthetic_project` writes a
+DeepLabCut project from :func:`random_sample`), and the data behind the demo
 bundle shipped with the package. Only NumPy and OpenCV are used, so a rig can run it.
 
 The animal is a dark body ellipse with a head ellipse, two ears and a tail, seen from above on a
@@ -16,7 +17,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -327,66 +327,6 @@ def random_sample(
     return image, kp
 
 
-def write_synthetic_project(
-    folder: str | Path,
-    n_frames: int,
-    width: int = 320,
-    height: int = 240,
-    seed: int = 0,
-    *,
-    scorer: str = "synthetic",
-    video: str = "synthetic",
-) -> Path:
-    """Write a DeepLabCut-format project of ``n_frames`` labelled random samples.
-
-    Layout: ``config.yaml``, ``labeled-data/<video>/img#####.png`` and
-    ``labeled-data/<video>/CollectedData_<scorer>.csv`` + ``.h5``.
-
-    Returns
-    -------
-    Path
-        The project folder.
-    """
-    import pandas as pd
-    import yaml
-
-    if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    folder = Path(folder)
-    labeled = folder / "labeled-data" / video
-    labeled.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng([int(seed), 0xDA7A])
-    rows, coords = [], []
-    for i in range(n_frames):
-        image, kp = random_sample(rng, width, height)
-        name = f"img{i:05d}.png"
-        cv2.imwrite(str(labeled / name), image)
-        rows.append(f"labeled-data/{video}/{name}")
-        coords.append(kp.reshape(-1))
-    columns = pd.MultiIndex.from_product(
-        [[scorer], list(KEYPOINTS), ["x", "y"]], names=["scorer", "bodyparts", "coords"]
-    )
-    df = pd.DataFrame(np.asarray(coords, dtype=np.float64), index=rows, columns=columns)
-    df.to_hdf(labeled / f"CollectedData_{scorer}.h5", key="df_with_missing", mode="w")
-    df.to_csv(labeled / f"CollectedData_{scorer}.csv")
-    config = {
-        "Task": "synthetic",
-        "scorer": scorer,
-        "date": "generated",
-        "project_path": str(folder.resolve()),
-        "video_sets": {},
-        "bodyparts": list(KEYPOINTS),
-        "skeleton": [list(edge) for edge in SKELETON],
-        "pcutoff": 0.6,
-        "TrainingFraction": [0.95],
-        "iteration": 0,
-        "default_net_type": "mobilenet_v2_0.35",
-        "synthetic": {"width": width, "height": height, "seed": int(seed)},
-    }
-    (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    return folder
-
-
 __all__: Sequence[str] = (
     "KEYPOINTS",
     "SKELETON",
@@ -395,5 +335,4 @@ __all__: Sequence[str] = (
     "animal_keypoints",
     "draw_animal",
     "random_sample",
-    "write_synthetic_project",
 )

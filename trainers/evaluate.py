@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from realtime_pose.peaks import find_peaks_reference
 from realtime_pose.trainers.project import Project, ProjectError, load_project, read_split
-from realtime_pose.trainers.targets import LOCREF_STDEV, STRIDE, decode_pose
+from realtime_pose.trainers.targets import LOCREF_STDEV, STRIDE
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +104,8 @@ def keras_predictor(
 
     def predict(image: np.ndarray) -> np.ndarray:
         scmap, locref = run(tf.constant(image[None]))
-        return decode_pose(
-            scmap.numpy()[0], locref.numpy()[0], stride=stride, locref_stdev=locref_stdev
+        return find_peaks_reference(
+            scmap.numpy()[0], locref.numpy()[0], stride, locref_stdev, layout="NHWC"
         )
 
     return predict

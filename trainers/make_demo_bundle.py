@@ -33,9 +33,8 @@ log = logging.getLogger("make_demo_bundle")
 
 def scene_error(bundle_dir: Path, seeds: tuple[int, ...], frames: int = 100) -> dict[str, Any]:
     """Keypoint error of a bundle on ``frames`` frames each of unseen synthetic-scene videos."""
-    from realtime_pose.trainers.evaluate import bundle_predictor, pose_metrics
-
     from realtime_pose.synthetic import KEYPOINTS, SyntheticScene
+    from realtime_pose.trainers.evaluate import bundle_predictor, pose_metrics
 
     predict, _ = bundle_predictor(bundle_dir)
     preds, labels = [], []
@@ -103,9 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     from realtime_pose.exporters.keras_onnx import export_bundle
+    from realtime_pose.trainers.synthetic_project import write_synthetic_project
     from realtime_pose.trainers.train import TrainSettings, train
-
-    from realtime_pose.synthetic import write_synthetic_project
 
     work = args.work
     if work.exists():

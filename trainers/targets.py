@@ -104,39 +104,11 @@ def make_targets(
     return Targets(scmap=scmap, locref=locref, locref_mask=mask)
 
 
-def decode_pose(
-    scmap: np.ndarray,
-    locref: np.ndarray | None,
-    *,
-    stride: float = STRIDE,
-    locref_stdev: float = LOCREF_STDEV,
-) -> np.ndarray:
-    """DeepLabCut's single-animal pose from one image's maps (NHWC without the batch axis).
-
-    Returns
-    -------
-    numpy.ndarray
-        float32 ``[K, 3]``: ``x, y`` in input pixels and the likelihood (the score at the peak).
-    """
-    h, w, k = scmap.shape
-    flat = scmap.reshape(h * w, k).argmax(axis=0)
-    iy, ix = np.divmod(flat, w)
-    out = np.empty((k, 3), np.float32)
-    out[:, 0] = ix * stride + stride / 2
-    out[:, 1] = iy * stride + stride / 2
-    out[:, 2] = scmap[iy, ix, np.arange(k)]
-    if locref is not None:
-        out[:, 0] += locref_stdev * locref[iy, ix, 2 * np.arange(k)]
-        out[:, 1] += locref_stdev * locref[iy, ix, 2 * np.arange(k) + 1]
-    return out
-
-
 __all__: Sequence[str] = (
     "LOCREF_STDEV",
     "POS_DIST_THRESH",
     "STRIDE",
     "Targets",
     "cell_centres",
-    "decode_pose",
     "make_targets",
 )

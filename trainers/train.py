@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from realtime_pose.trainers.augment import AugmentConfig, augment, flip_permutation
 from realtime_pose.trainers.evaluate import keras_predictor, pose_metrics, predict_frames
 from realtime_pose.trainers.networks import NETS, STRIDE, build_model, parse_net

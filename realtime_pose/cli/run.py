@@ -18,7 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Grab frames, estimate and predict poses, stream, record and drive outputs "
         "as CONFIG says. Ctrl-C or SIGTERM stops cleanly (outputs off, files closed).",
     )
-    p.add_argument("config", type=Path, help="run config (YAML)")
+    p.add_argument("config", type=Path, nargs="?", help="run config (YAML)")
+    p.add_argument(
+        "--help-config",
+        metavar="KIND:NAME",
+        help="print the options of one plug-in, e.g. source:camera, engine:onnxruntime, "
+        "output:serial (`realtime-pose plugins` lists them)",
+    )
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--quiet", action="store_true", help="no live console line")
     p.set_defaults(func=run)
@@ -71,6 +77,23 @@ def run(args: argparse.Namespace) -> int:
     from realtime_pose.session import LiveSession
     from realtime_pose.sources import SourceError
 
+    if args.help_config:
+        from realtime_pose.cli.plugins import describe
+
+        kind, _, name = args.help_config.partition(":")
+        try:
+            print(describe(kind, name))
+        except (KeyError, ValueError) as exc:
+            log.error(
+                "--help-config %s: %s (use KIND:NAME, KIND one of source, engine, output)",
+                args.help_config,
+                exc,
+            )
+            return 2
+        return 0
+    if args.config is None:
+        log.error("give a run config (YAML), or --help-config KIND:NAME")
+        return 2
     try:
         config = load_config(args.config)
         session = LiveSession(config, args.config.resolve().parent)

@@ -13,9 +13,9 @@ import cv2
 import numpy as np
 import pytest
 import yaml
+
 from realtime_pose.hardware.testing.emulator import read_log as read_emulator_log
 from realtime_pose.hardware.testing.emulator import start_emulator_process
-
 from realtime_pose.recording import read_log
 from tests.builders import draw_markers, write_marker_bundle
 

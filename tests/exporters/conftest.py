@@ -68,6 +68,7 @@ def write_train_dir(
 def tiny_train_dir(tmp_path_factory) -> Path:
     """A training-output folder with a tiny random network and a small image project."""
     import cv2
+
     from realtime_pose.exporters.frames import synthetic_frames
 
     base = tmp_path_factory.mktemp("train")

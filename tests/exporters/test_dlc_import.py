@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+
 from realtime_pose.exporters.frames import synthetic_frames
 
 from .dlc_graphs import KEYPOINTS, LOCREF_STDEV, STRIDE, write_dlc_export
@@ -71,7 +72,7 @@ def _ort(bundle, frame: np.ndarray) -> dict[str, np.ndarray]:
 
 def test_import_maps_model_matches_dlclive(dlc_exports, tmp_path):
     from realtime_pose.exporters.dlc_import import import_dlc
-    from realtime_pose.exporters.parity import reference_keypoints
+    from realtime_pose.peaks import find_peaks_reference
 
     bundle = import_dlc(dlc_exports["maps"], tmp_path / "b")
     meta = bundle.meta
@@ -85,7 +86,9 @@ def test_import_maps_model_matches_dlclive(dlc_exports, tmp_path):
     for frame in synthetic_frames(3, 120, 176, seed=9):
         out = _ort(bundle, frame)
         assert out["scmap"].shape == (1, len(KEYPOINTS), 15, 22)
-        got = reference_keypoints(out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV)
+        got = find_peaks_reference(
+            out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV, dtype=np.float64
+        )
         np.testing.assert_allclose(got, _dlclive_pose(dlc_exports["maps"], frame), atol=1e-3)
 
 
@@ -135,6 +138,7 @@ def test_import_refuses_folders_that_are_not_dlc_exports(dlc_exports, tmp_path):
 
 def test_import_refuses_graph_without_dlc_outputs(dlc_exports, tmp_path):
     import tensorflow as tf
+
     from realtime_pose.exporters.dlc_import import DlcImportError, import_dlc
 
     folder = tmp_path / "renamed"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from realtime_pose.exporters.parity import reference_keypoints
+
+from realtime_pose.peaks import find_peaks_reference
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (export extra)")
 ort = pytest.importorskip("onnxruntime")
@@ -57,7 +58,9 @@ def test_appended_peaks_equal_numpy_pose_math(layout, with_locref):
         if with_locref:
             feeds["l"] = (lr if layout == "NCHW" else lr.transpose(1, 2, 0))[None]
         (got,) = sess.run(None, feeds)
-        want = reference_keypoints(s, lr if with_locref else None, STRIDE, LOCREF_STDEV)
+        want = find_peaks_reference(
+            s, lr if with_locref else None, STRIDE, LOCREF_STDEV, dtype=np.float64
+        )
         assert got.shape == (1, K, 3)
         np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-4)
         assert got[0, 1, 0] == pytest.approx(

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from realtime_pose.exporters.frames import read_rgb, synthetic_frames
-from realtime_pose.exporters.parity import check_parity, ort_network, reference_keypoints
 
 from realtime_pose.bundle import load_bundle
+from realtime_pose.exporters.frames import read_rgb, synthetic_frames
+from realtime_pose.exporters.parity import check_parity, ort_network
+from realtime_pose.peaks import find_peaks_reference
 
 from .conftest import KEYPOINTS, LOCREF_STDEV, STRIDE
 
@@ -26,7 +27,7 @@ def _keras_keypoints(train_dir: Path, frame: np.ndarray) -> np.ndarray:
 
     model = keras.models.load_model(train_dir / "model.keras", compile=False)
     scmap, locref = (np.asarray(t) for t in model(frame[None], training=False))
-    return reference_keypoints(
+    return find_peaks_reference(
         np.transpose(scmap[0], (2, 0, 1)), np.transpose(locref[0], (2, 0, 1)), STRIDE, LOCREF_STDEV
     )
 
@@ -69,7 +70,9 @@ def test_runtime_keypoints_match_tensorflow(tiny_bundle, tiny_train_dir):
         h, w = frame.shape[0] // STRIDE, frame.shape[1] // STRIDE
         assert out["scmap"].shape == (1, len(KEYPOINTS), h, w)
         assert out["locref"].shape == (1, 2 * len(KEYPOINTS), h, w)
-        got = reference_keypoints(out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV)
+        got = find_peaks_reference(
+            out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV, dtype=np.float64
+        )
         want = _keras_keypoints(tiny_train_dir, frame)
         np.testing.assert_allclose(got, want, atol=1e-3)
 
@@ -144,7 +147,9 @@ def test_in_graph_peaks_match_python_pose_math(tiny_bundle, tiny_train_dir, tmp_
                 np.empty((len(KEYPOINTS), 3), np.float32),
             )
         else:
-            want = reference_keypoints(maps["scmap"][0], maps["locref"][0], STRIDE, LOCREF_STDEV)
+            want = find_peaks_reference(
+                maps["scmap"][0], maps["locref"][0], STRIDE, LOCREF_STDEV, dtype=np.float64
+            )
         np.testing.assert_allclose(kp[0], want, atol=1e-4)
 
 
@@ -219,6 +224,7 @@ def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
     Conv each, not SpaceToBatch shape arithmetic, and still match TensorFlow."""
     import keras
     import onnx
+
     from realtime_pose.exporters.keras_onnx import export_bundle
 
     from .conftest import write_train_dir
@@ -249,7 +255,9 @@ def test_dilated_convolutions_export_as_single_conv_nodes(tmp_path):
     assert dilations == [(2, 2), (2, 3), (4, 4)]
     for frame in synthetic_frames(2, 88, 120, seed=9):
         out = _ort_outputs(bundle, frame)
-        got = reference_keypoints(out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV)
+        got = find_peaks_reference(
+            out["scmap"][0], out["locref"][0], STRIDE, LOCREF_STDEV, dtype=np.float64
+        )
         np.testing.assert_allclose(got, _keras_keypoints(train_dir, frame), atol=1e-3)
 
 

@@ -167,9 +167,8 @@ def test_build_engine_matches_onnxruntime(tmp_path, precision):
 
 
 def test_build_engine_refuses_cpu_int8_bundle(tmp_path):
-    from realtime_pose.exporters.tensorrt import build_engine
-
     from realtime_pose.bundle import load_bundle
+    from realtime_pose.exporters.tensorrt import build_engine
 
     plain = _onnx_bundle(tmp_path / "b")
     meta = plain.meta.model_dump()

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.testing.emulator import EmulatorThread
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from realtime_pose.hardware import open_device
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError

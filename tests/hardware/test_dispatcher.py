@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+
 from realtime_pose.hardware import build_dispatcher
 from realtime_pose.hardware.base import DeviceUnavailableError
 from realtime_pose.hardware.dispatcher import OutputDispatcher
 from realtime_pose.hardware.log_only import LogOnlyDevice
-
 from tests.hardware.conftest import WAIT_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

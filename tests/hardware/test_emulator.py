@@ -7,11 +7,11 @@ import tty
 from collections.abc import Iterator
 
 import pytest
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.serial import SerialDevice
 from realtime_pose.hardware.testing.emulator import EmulatorThread, read_log
 from realtime_pose.hardware.testing.loopback import FarEndReader
-
 from tests.hardware.conftest import WAIT_S, wait_until
 
 MS = 1_000_000

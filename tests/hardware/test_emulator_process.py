@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from realtime_pose.hardware.testing.emulator import start_emulator_process
 
+from realtime_pose.hardware.testing.emulator import start_emulator_process
 from tests.hardware.conftest import WAIT_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from realtime_pose.hardware.protocol import BoardState
 
 HERE = Path(__file__).resolve().parent

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from realtime_pose.hardware import open_device
 from realtime_pose.hardware.log_only import LogOnlyDevice
-
 from tests.hardware.conftest import wait_until
 
 

@@ -6,10 +6,10 @@ import os
 import time
 
 import serial
+
 from realtime_pose.hardware.dispatcher import OutputDispatcher
 from realtime_pose.hardware.serial import SerialDevice
 from realtime_pose.hardware.testing.loopback import FarEndReader, PtyFarEnd, open_pty_pair
-
 from tests.hardware.conftest import WAIT_S
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from realtime_pose.hardware import protocol as p
 
 MS = 1_000_000

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
+
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError
 from realtime_pose.hardware.serial import SerialDevice
 from realtime_pose.hardware.testing.loopback import LOOP_URL, FarEndReader, open_pty_pair
-
 from tests.hardware.conftest import WAIT_S, fill_pty, wait_until
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from realtime_pose.hardware.serial import SerialDevice
 from realtime_pose.hardware.testing.emulator import EmulatorThread
 from realtime_pose.hardware.testing.loopback import FarEndReader, open_pty_pair
-
 from tests.hardware.conftest import WAIT_S, fill_pty, wait_until
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+
 from realtime_pose.trainers.augment import (
     AugmentConfig,
     augment,

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from realtime_pose.trainers.project import load_project
-from realtime_pose.trainers.train import auto_crop_size
 
-from realtime_pose.synthetic import write_synthetic_project
+from realtime_pose.trainers.project import load_project
+from realtime_pose.trainers.synthetic_project import write_synthetic_project
+from realtime_pose.trainers.train import auto_crop_size
 
 
 def _p90_extent(project) -> float:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from realtime_pose.synthetic import KEYPOINTS, write_synthetic_project
+from realtime_pose.synthetic import KEYPOINTS
+from realtime_pose.trainers.synthetic_project import write_synthetic_project
 
 DEMO = Path(__file__).resolve().parents[2] / "realtime_pose" / "assets" / "demo_bundle"
 pytestmark = pytest.mark.skipif(

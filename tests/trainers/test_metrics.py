@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from realtime_pose.trainers.evaluate import pose_metrics
 
 

@@ -29,6 +29,7 @@ def test_outputs_are_stride_8_maps_with_k_and_2k_channels(net):
 
 def test_batchnorm_momentum_is_not_keras_default():
     import keras
+
     from realtime_pose.trainers.networks import BN_MOMENTUM, build_model
 
     model = build_model("mobilenet_v2_0.5", 2)
@@ -38,6 +39,7 @@ def test_batchnorm_momentum_is_not_keras_default():
 
 def test_backbone_weights_load_by_layer_name(tmp_path: Path):
     import keras
+
     from realtime_pose.trainers.networks import build_model
 
     reference = keras.applications.MobileNetV2(

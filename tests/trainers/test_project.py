@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from realtime_pose.synthetic import KEYPOINTS
 from realtime_pose.trainers.project import (
     ProjectError,
     data_hash,
@@ -14,8 +16,7 @@ from realtime_pose.trainers.project import (
     split_indices,
     write_split,
 )
-
-from realtime_pose.synthetic import KEYPOINTS, write_synthetic_project
+from realtime_pose.trainers.synthetic_project import write_synthetic_project
 
 OPENFIELD = Path("/work/shared/datasets/openfield-Pranav-2018-10-30")
 LABELS = "labeled-data/synthetic/CollectedData_synthetic"
@@ -124,6 +125,7 @@ def test_reads_the_openfield_project():
 
 def test_symmetric_pairs_from_config(project_dir: Path):
     import yaml
+
     from realtime_pose.trainers.augment import flip_permutation
 
     path = project_dir / "config.yaml"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from realtime_pose.trainers.targets import cell_centres, decode_pose, make_targets
+
+from realtime_pose.peaks import find_peaks_reference
+from realtime_pose.trainers.targets import cell_centres, make_targets
 
 
 def test_cell_centres_are_stride_times_index_plus_half_stride():
@@ -48,7 +50,7 @@ def test_gaussian_peaks_at_the_keypoint_and_decays():
 @pytest.mark.parametrize("xy", [(28.0, 20.0), (31.7, 13.2), (5.5, 44.9)])
 def test_decode_recovers_keypoint_from_its_own_targets(xy):
     t = make_targets(np.array([xy]), (6, 8), locref_stdev=7.2801)
-    pose = decode_pose(t.scmap[0], t.locref[0], locref_stdev=7.2801)
+    pose = find_peaks_reference(t.scmap[0], t.locref[0], 8, 7.2801, layout="NHWC")
     assert pose[0, :2] == pytest.approx(xy, abs=1e-4)
     assert pose[0, 2] == 1.0
 

@@ -1,16 +1,11 @@
-"""The synthetic scene: determinism, keypoints on the drawn parts, the DLC project it writes."""
+"""The synthetic scene: determinism, a smooth trajectory, keypoints on the drawn parts."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from realtime_pose.synthetic import (
-    KEYPOINTS,
-    SyntheticScene,
-    random_sample,
-    write_synthetic_project,
-)
+from realtime_pose.synthetic import KEYPOINTS, SyntheticScene, random_sample
 
 
 def test_same_seed_and_index_give_identical_frames_in_any_order():
@@ -58,20 +53,3 @@ def test_keypoints_land_on_the_drawn_animal(seed):
         forward = kp[0] - kp[3]
         left = np.array([forward[1], -forward[0]])
         assert np.dot(kp[1] - kp[2], left) > 0
-
-
-def test_write_synthetic_project_is_a_dlc_project(tmp_path):
-    import pandas as pd
-    import yaml
-
-    root = write_synthetic_project(tmp_path / "proj", 4, width=96, height=64, seed=1)
-    config = yaml.safe_load((root / "config.yaml").read_text())
-    assert config["bodyparts"] == list(KEYPOINTS)
-    df = pd.read_csv(
-        root / "labeled-data/synthetic/CollectedData_synthetic.csv", header=[0, 1, 2], index_col=0
-    )
-    h5 = pd.read_hdf(root / "labeled-data/synthetic/CollectedData_synthetic.h5")
-    assert df.shape == (4, 8) and np.allclose(df.to_numpy(), h5.to_numpy())
-    assert list(df.columns.get_level_values(1)[::2]) == list(KEYPOINTS)
-    for rel in df.index:
-        assert (root / rel).is_file()
