@@ -138,7 +138,10 @@ class PoseEstimator:
         Returns the network image (a buffer reused by the next call) and the transform that
         maps network pixels back to frame pixels.
         """
-        net_size = self.sizing.resize_to(Size.of(frame), crop)
+        if crop is None or crop.full_frame:
+            net_size = self.sizing.full_frame  # the per-frame common case: no Size to build
+        else:
+            net_size = self.sizing.resize_to(Size.of(frame), crop)
         x0 = y0 = 0
         if crop is not None and not crop.full_frame:
             x0, y0 = crop.x0, crop.y0
