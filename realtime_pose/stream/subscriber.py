@@ -19,7 +19,6 @@ from realtime_pose.stats import Summary
 from realtime_pose.stream import messages
 from realtime_pose.stream.security import CurveClientKeys, wants_ipv6
 
-
 _INT64 = 2**63
 
 
