@@ -184,6 +184,9 @@ class ControlServer:
             return messages.error_reply(f"{cmd!r} is not available in this session", request_id)
         try:
             result = handler(request)
+        except ValueError as exc:  # the request cannot be carried out here: a refusal
+            log.info("control %r refused: %s", cmd, exc)
+            return messages.error_reply(f"{cmd} failed: {type(exc).__name__}: {exc}", request_id)
         except Exception as exc:
             log.exception("control handler for %r failed", cmd)
             return messages.error_reply(f"{cmd} failed: {type(exc).__name__}: {exc}", request_id)
