@@ -15,8 +15,11 @@ control thread's deaths are read from the supervision registry.
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -107,12 +110,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
+    # record_start requests carry fuzzed paths: recordings land in a folder of their own
+    args.json = args.json.resolve() if args.json else None
+    workdir = Path(tempfile.mkdtemp(prefix="rp-fuzz-"))
+    os.chdir(workdir)
     config = parse_config(
         {
             "source": {"kind": "synthetic", "width": 320, "height": 240, "fps": 100},
             "bundle": str(DEMO_BUNDLE),
             "engine": {"threads": 1, "spinning": False},
             "stream": {"address": "tcp://127.0.0.1:*", "control_address": "tcp://127.0.0.1:*"},
+            "recording": {"directory": str(workdir / "recordings")},
         },
         "fuzz",
     )
@@ -151,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     session.stop_event.set()
     runner.join(10)
     session.close()
+    shutil.rmtree(workdir, ignore_errors=True)
     total = {k: sum(row[k] for row in counts.values()) for k in ("sent", "ok", "refused", "silent")}
     result = {
         "requests": args.requests,

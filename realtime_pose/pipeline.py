@@ -194,7 +194,7 @@ class Pipeline:
             tap.offer(frame, self.seq, pose, predicted)
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
-        self.stats.record(s)
+        self.stats.record(s, frame.frame_index)
         self.seq += 1
         self.frames += 1
         return pose

@@ -94,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
             f"  {stage:10s} p50 {stats['p50']:7.3f}  p99 {stats['p99']:7.3f}  "
             f"max {stats['max']:7.3f} ms"
         )
+    beyond = summary["beyond_engine_ms"]
+    if beyond["p50"] is not None:
+        print(
+            f"  beyond the frame's own inference: p50 {beyond['p50']:.3f}  p99 {beyond['p99']:.3f}"
+            f"  max {beyond['max']:.3f} ms (goal p99 <= {summary['beyond_engine_goal_p99_ms']} ms)"
+        )
     print("  path of the firings:")
     for leg, stats in summary["path_ms"].items():
         if stats["p50"] is not None:
