@@ -64,6 +64,11 @@ STAGES = ("grab", *ESTIMATOR_STAGES, "predict", "process", "publish", "record", 
 _PUBLISHED_STAGES = STAGES[:6]  # the stages known when the pose is published
 
 
+class RecordingStateError(ValueError):
+    """A recording request that does not fit the state: already recording, not recording, or
+    recording not configured for this run."""
+
+
 class Pipeline:
     """Per-frame processing and the grab loop.
 
@@ -130,6 +135,8 @@ class Pipeline:
         self.events = 0
         self.recorder: PoseRecorderPort | None = None
         self.video_recorder: FrameRecorderPort | None = None
+        self.recording_error: str | None = None
+        """Why the last recording stopped on its own (disk full...), or ``None``."""
         self.last_status: dict[str, Any] = {}
         self._predicted = np.zeros((k, 3), np.float32)
         self._stamps = np.zeros(3, np.int64)
@@ -187,8 +194,11 @@ class Pipeline:
         t_after_publish = time.monotonic_ns()
         s[6] = t_after_publish - t_processed
         if self.recorder is not None:
-            self.recorder.write_pose(self.seq, frame.frame_index, t_capture, pose, predicted)
-            if self.video_recorder is not None:
+            if not self.recorder.write_pose(
+                self.seq, frame.frame_index, t_capture, pose, predicted
+            ):
+                self._recording_failed(frame.frame_index)
+            elif self.video_recorder is not None:
                 self.video_recorder.write(frame.image, frame.frame_index, t_capture)
         for tap in self.frame_taps:
             tap.offer(frame, self.seq, pose, predicted)
@@ -322,6 +332,7 @@ class Pipeline:
             "events": self.events,
             "processor_errors": self.processors.errors if self.processors else 0,
             "recording": str(self.recorder.path) if self.recorder is not None else None,
+            "recording_error": self.recording_error,
         }
         if self.lead is not None:
             extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
@@ -374,12 +385,29 @@ class Pipeline:
     def start_recording(self, path: Path | None = None, video: bool = False) -> Path:
         """Start the crash-safe pose log (and raw video); return the log path."""
         if self.recorder_factory is None:
-            raise RuntimeError("recording is not configured for this run")
+            raise RecordingStateError("recording is not configured for this run")
         if self.recorder is not None:
-            raise RuntimeError(f"already recording to {self.recorder.path}")
+            raise RecordingStateError(f"already recording to {self.recorder.path}")
         self.recorder, self.video_recorder = self.recorder_factory(path, video)
+        self.recording_error = None
         log.info("recording to %s", self.recorder.path)
         return Path(self.recorder.path)
+
+    def _recording_failed(self, frame_index: int) -> None:
+        """A pose could not be written (disk full, disk gone): stop recording, keep the loop and
+        the outputs going, say so in the status and an event; what was written stays intact."""
+        recorder, video = self.detach_recording()
+        error = recorder.last_error or "write failed"
+        self.recording_error = f"{recorder.path}: {error}"
+        log.error("recording stopped at frame %d: %s", frame_index, self.recording_error)
+        self.emit_event(
+            messages.event_payload(
+                "recording", str(recorder.path), frame_index, state="failed", error=error
+            )
+        )
+        threading.Thread(  # closing fsyncs: not on the loop thread
+            target=finish_recording, args=(recorder, video, False), name="recording-close"
+        ).start()
 
     def detach_recording(self) -> tuple[PoseRecorderPort, FrameRecorderPort | None]:
         """Stop writing to the recording (cheap; call in the loop) and hand its recorders over.
@@ -387,7 +415,7 @@ class Pipeline:
         Closing and converting them (:func:`finish_recording`) is slow and belongs elsewhere.
         """
         if self.recorder is None:
-            raise RuntimeError("not recording")
+            raise RecordingStateError("not recording")
         recorders = self.recorder, self.video_recorder
         self.recorder = self.video_recorder = None
         return recorders

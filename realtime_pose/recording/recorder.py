@@ -133,6 +133,8 @@ class PoseRecorder:
         """Event records written."""
         self.errors = 0
         """Writes that failed (disk full, ...)."""
+        self.last_error: str | None = None
+        """The most recent write failure, as text."""
         self._closed = False
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
@@ -159,6 +161,7 @@ class PoseRecorder:
                 self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
         if self.errors == 0:
             log.error(
                 "recording to %s failed: %s (further errors are only counted)", self.path, exc
