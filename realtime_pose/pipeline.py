@@ -142,6 +142,7 @@ class Pipeline:
         self._stamps = np.zeros(3, np.int64)
         self._stage_ns = np.zeros(len(STAGES), np.int64)
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._posted_events: queue.SimpleQueue = queue.SimpleQueue()
         self._loop_thread: int | None = None
         self._grabber: Grabber | None = None
         self._thread_deaths_seen = THREADS.death_count
@@ -248,8 +249,18 @@ class Pipeline:
                     )
                 )
 
+    def post_event(self, event: dict[str, Any]) -> None:
+        """:meth:`emit_event` from any thread: while the loop runs, the event is published and
+        recorded by the loop thread between frames (the stream socket and the log belong to
+        it; ZeroMQ sockets must not be shared between threads)."""
+        if self._loop_thread is None or self._loop_thread == threading.get_ident():
+            self.emit_event(event)
+        else:
+            self._posted_events.put(event)
+
     def emit_event(self, event: dict[str, Any]) -> None:
-        """Publish an ``event`` payload (``messages.event_payload``) and record it."""
+        """Publish an ``event`` payload (``messages.event_payload``) and record it; on the loop
+        thread (or while the loop is not running): elsewhere use :meth:`post_event`."""
         if self.publisher is not None:
             self.publisher.publish_event(event)
         if self.recorder is not None:
@@ -301,6 +312,8 @@ class Pipeline:
                     self.dispatcher.kick()  # idle is not a stall: the loop is alive
                 if not self._commands.empty():
                     self._drain_commands()
+                if not self._posted_events.empty():
+                    self._drain_posted_events()
                 now = time.monotonic()
                 if now >= next_status:
                     next_status = now + self.status_interval_s
@@ -315,6 +328,7 @@ class Pipeline:
                 set_thread_cpus(previous_cpus)
             self._loop_thread = None
             self._drain_commands()
+            self._drain_posted_events()
             grabber.stop()
 
     def publish_status(self) -> dict[str, Any]:
@@ -369,6 +383,14 @@ class Pipeline:
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._commands.put((fn, future))
         return future.result(timeout=timeout_s)
+
+    def _drain_posted_events(self) -> None:
+        while True:
+            try:
+                event = self._posted_events.get_nowait()
+            except queue.Empty:
+                return
+            self.emit_event(event)
 
     def _drain_commands(self) -> None:
         while True:

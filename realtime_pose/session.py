@@ -213,7 +213,7 @@ class LiveSession:
         for proc in processors.processors:
             attach = getattr(proc, "attach", None)  # DeepLabCut-Live processors have none
             if callable(attach):
-                attach(submit, self.pipeline.emit_event)
+                attach(submit, self.pipeline.post_event)
 
     def _open_control(self, config: RunConfig):
         if not (config.stream.enabled and config.stream.control_address):
@@ -254,7 +254,7 @@ class LiveSession:
         if self.publisher is not None:
             with suppress(Exception):  # called from the grab thread: never raise there
                 fields = {k: v for k, v in status.items() if k not in ("kind", "name")}
-                self.pipeline.emit_event(
+                self.pipeline.post_event(  # from the grab thread: the loop publishes it
                     messages.event_payload(
                         "source", self.source.source_id, self.pipeline.frames, **fields
                     )
