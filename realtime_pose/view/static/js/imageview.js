@@ -181,19 +181,19 @@ export class ImageView {
         }
       }
       const predicted = frame.predicted && frame.predicted.keypoints[a];
+      // every ring first, then every dot: a ring never covers a measured keypoint
+      (predicted || []).forEach((q, k) => {
+        if (!q || q[0] === null || q[1] === null) return;
+        ctx.strokeStyle = PALETTE[k % PALETTE.length];
+        ctx.lineWidth = 1.5 * px;
+        ctx.beginPath();
+        ctx.arc(q[0], q[1], 7 * px, 0, 2 * Math.PI);
+        ctx.stroke();
+      });
       kp.forEach((p, k) => {
-        const colour = PALETTE[k % PALETTE.length];
-        const q = predicted && predicted[k];
-        if (q && q[0] !== null && q[1] !== null) {
-          ctx.strokeStyle = colour;
-          ctx.lineWidth = 1.5 * px;
-          ctx.beginPath();
-          ctx.arc(q[0], q[1], 7 * px, 0, 2 * Math.PI);
-          ctx.stroke();
-        }
         if (!p || p[0] === null || p[1] === null) return;
         if (ok(p)) {
-          ctx.fillStyle = colour;
+          ctx.fillStyle = PALETTE[k % PALETTE.length];
           ctx.beginPath();
           ctx.arc(p[0], p[1], 4 * px, 0, 2 * Math.PI);
           ctx.fill();
