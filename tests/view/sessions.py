@@ -15,6 +15,7 @@ from tests.builders import marker_meta, marker_model
 from tests.closed_loop.test_zone_laser import write_video
 
 FRAME_W, FRAME_H = 80, 64
+REPO = Path(__file__).resolve().parents[2]
 
 
 def marker_config(

@@ -58,9 +58,9 @@ def test_the_run_config_refuses_an_open_view_and_a_view_without_control():
         parse_config(base)
     parse_config({**base, "stream": {"token": "s3cret"}})
     no_control = {"bundle": "b", "view": {"enabled": True}, "stream": {"control_address": None}}
-    with pytest.raises(ConfigError, match="set stream.control_address"):
+    with pytest.raises(ConfigError, match=r"set stream\.control_address"):
         parse_config(no_control)
-    with pytest.raises(ConfigError, match="view.address"):
+    with pytest.raises(ConfigError, match=r"view\.address"):
         parse_config({"bundle": "b", "view": {"address": "localhost:80"}})
 
 

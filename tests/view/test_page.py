@@ -47,10 +47,6 @@ def page_state(driver, expr: str):
 def open_page(driver, url: str, frames: int = 10) -> None:
     driver.get(url)
     wait_for(
-        lambda: page_state(driver, "window.realtimePoseView.drawnCount") or 0 >= frames,
-        what="frames drawn",
-    )
-    wait_for(
         lambda: (page_state(driver, "window.realtimePoseView.drawnCount") or 0) >= frames,
         what=f"{frames} frames drawn",
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -144,13 +145,13 @@ def test_manual_output_test_is_held_to_the_max_on_time(rules_session):
 
 
 def test_snapshot_saves_the_raw_frame_and_its_pose(rules_session):
-    run, client, _ = rules_session
+    _, client, _ = rules_session
     time.sleep(0.3)
     reply = client.request("snapshot")
     assert reply["ok"], reply
     image = cv2.imread(reply["png"])
     assert image.shape == (FRAME_H, FRAME_W, 3)
-    pose = json.loads(open(reply["pose"]).read())
+    pose = json.loads(Path(reply["pose"]).read_text())
     x, y, likelihood = pose["keypoints"][0][0]
     b, g, r = image[int(y), int(x)]
     assert likelihood > 0.5 and r > 200 and g < 60 and b < 60  # the red square under it
