@@ -51,6 +51,7 @@ from realtime_pose.sources.base import Frame
 from realtime_pose.stats import StageStats
 from realtime_pose.stats import warm_up as warm_up_statistics
 from realtime_pose.stream import messages
+from realtime_pose.supervision import REGISTRY as THREADS
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Pipeline:
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._loop_thread: int | None = None
         self._grabber: Grabber | None = None
+        self._thread_deaths_seen = THREADS.death_count
         self._status_frames = 0
         self._status_mark = 0
         self._status_t_ns = time.monotonic_ns()
@@ -327,6 +329,16 @@ class Pipeline:
         }
         if self.lead is not None:
             extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
+        threads = THREADS.report()
+        if threads:
+            extra["threads"] = threads  # supervised threads that died (and were restarted)
+        for death in THREADS.deaths_since(self._thread_deaths_seen):
+            self._thread_deaths_seen += 1
+            self.emit_event(
+                messages.event_payload(
+                    "thread", death.name, self.frames, error=death.last_error, deaths=death.deaths
+                )
+            )
         if self.publisher is not None:
             extra["stream_dropped"] = int(self.publisher.dropped)
         if self.dispatcher is not None:

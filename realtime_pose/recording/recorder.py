@@ -33,6 +33,7 @@ from realtime_pose.recording.log_format import (
     MAGIC,
     frame_record,
 )
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,10 @@ class PoseRecorder:
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
         if not self._fsync_every_record:
-            self._syncer = threading.Thread(
-                target=self._sync_loop, args=(fsync_interval_s,), name="pose-log-fsync", daemon=True
+            self._syncer = SupervisedThread(
+                lambda: self._sync_loop(fsync_interval_s),
+                "pose-log-fsync",
+                should_stop=self._stop.is_set,
             )
             self._syncer.start()
 
