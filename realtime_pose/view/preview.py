@@ -26,6 +26,7 @@ from realtime_pose.ports import Predicted
 from realtime_pose.safe_write import free_name, writing
 from realtime_pose.sources.base import Frame
 from realtime_pose.stream import messages
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class FramePreviewer:
         self.encode_ns: list[int] = []
         """Encoding time of each preview (the newest 1000)."""
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._encode_loop, name="preview-encoder", daemon=True
+        self._thread = SupervisedThread(
+            self._encode_loop, "preview-encoder", should_stop=self._stop.is_set
         )
         self._thread.start()
 
