@@ -6,8 +6,9 @@ One live session (the demo bundle on the synthetic camera at 640x480, 100 FPS, n
 320x240, previews at 30 FPS, the view in its child process) runs throughout, its loop pinned to
 ``--loop-cpus`` (default CPU 1); the browsers, the view and the encoder inherit the other CPUs,
 as on a rig (``loop_cpus`` in the run config). Without pinning, on a 2-core VM two software-
-rendering Chromiums take the loop's CPU and the figures measure that contention, not the view. Phases alternate:
-no browser, then two headless Chromium pages on the view, N times. For each phase:
+rendering Chromiums take the loop's CPU and the figures measure that contention, not the view.
+Phases alternate: no browser, then two headless Chromium pages on the view, N times. For each
+phase:
 
 - **loop overhead beyond the engine**, per frame: every stage of the loop except the wait for
   the frame (``grab``) and the network (``inference``): preprocess, peaks, predict, process,
