@@ -61,6 +61,12 @@ def convert_log(
             log_path,
             pose_log.torn_bytes,
         )
+    if pose_log.bad_records:
+        log.warning(
+            "%s: skipped %d records whose content no recorder writes (the file was altered?)",
+            log_path,
+            pose_log.bad_records,
+        )
     if len(pose_log.poses) == 0:
         log.warning("%s holds no poses; no tables written", log_path)
         return []
