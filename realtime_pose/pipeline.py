@@ -96,6 +96,8 @@ class Pipeline:
         How often a ``status`` message is published (and ``on_status`` called).
     meta
         The ``meta`` payload (keypoints, skeleton, model).
+    status_fields
+        Called for each status message; its fields are added to it (free disk, outputs on).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Pipeline:
         frame_taps: Sequence[FrameTap] = (),
         status_interval_s: float = 1.0,
         meta: dict[str, Any] | None = None,
+        status_fields: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.estimator = estimator
         self.keypoints = estimator.keypoints
@@ -128,6 +131,7 @@ class Pipeline:
         self.frame_taps = tuple(frame_taps)
         self.status_interval_s = status_interval_s
         self.meta = meta or {}
+        self.status_fields = status_fields
         self.stats = StageStats(STAGES)
         warm_up_statistics()
         self.seq = 0
@@ -367,6 +371,11 @@ class Pipeline:
                 extra["outputs"] = self.dispatcher.health()
             except Exception:  # health is diagnostics only
                 log.debug("dispatcher health failed", exc_info=True)
+        if self.status_fields is not None:
+            try:
+                extra.update(self.status_fields())
+            except Exception:  # diagnostics only
+                log.debug("status fields failed", exc_info=True)
         status = messages.status_payload(
             fps, self.frames, int(grab.get("dropped", 0)), samples, **extra
         )
