@@ -65,7 +65,11 @@ def _nwbfile(identifier: str, description: str, start: datetime.datetime, proven
         identifier=identifier,
         session_start_time=start,
         data_collection=json.dumps({"realtime_pose": dict(provenance)}, sort_keys=True),
-        subject=Subject(subject_id=identifier, description="not recorded by realtime-pose"),
+        subject=Subject(
+            subject_id=identifier,
+            sex="U",
+            description="unknown to realtime-pose: add species, sex and age before sharing",
+        ),
         source_script=f"realtime-pose {__version__}",
         source_script_file_name="realtime-pose",
     )

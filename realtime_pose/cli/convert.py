@@ -20,6 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("log", help="the .poselog file")
     parser.add_argument("--output-dir", help="folder for the tables (default: beside the log)")
     parser.add_argument("--scorer", default="realtime-pose", help="scorer level (%(default)s)")
+    parser.add_argument(
+        "--nwb",
+        action="store_true",
+        help="also write <log>.nwb: poses at capture times, rule/output events, output on "
+        "periods (pynwb + ndx-pose: the nwb extra)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.set_defaults(func=run)
 
 
@@ -27,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     """Convert one log; exit 1 with a message if it cannot be read."""
     from pathlib import Path
 
-    from realtime_pose.recording.convert import convert_log
+    from realtime_pose.recording.convert import convert_log, convert_log_to_nwb
     from realtime_pose.recording.log_format import LogFormatError, read_log
+    from realtime_pose.safe_write import OutputExistsError
 
     path = Path(args.log)
     if not path.is_file():
@@ -39,7 +47,27 @@ def run(args: argparse.Namespace) -> int:
     except LogFormatError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    written = convert_log(path, args.output_dir, scorer=args.scorer, pose_log=pose_log)
+    if args.nwb:
+        from realtime_pose.nwb_output import require_nwb
+
+        try:
+            require_nwb()
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    try:
+        written = convert_log(
+            path, args.output_dir, scorer=args.scorer, pose_log=pose_log, overwrite=args.overwrite
+        )
+        if args.nwb:
+            written.append(
+                convert_log_to_nwb(
+                    path, args.output_dir, pose_log=pose_log, overwrite=args.overwrite
+                )
+            )
+    except OutputExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     state = "closed cleanly" if pose_log.closed_cleanly else "not closed (interrupted)"
     print(
         f"{path}: {len(pose_log.poses)} poses, {len(pose_log.events)} events, {state}"

@@ -27,6 +27,7 @@ def convert_log(
     *,
     scorer: str = DEFAULT_SCORER,
     pose_log: PoseLog | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write DeepLabCut-layout tables for every animal (and the predictions, if any).
 
@@ -40,6 +41,8 @@ def convert_log(
         The ``scorer`` level of the column MultiIndex.
     pose_log
         An already-read log, to avoid reading it twice.
+    overwrite
+        Replace existing tables (else :class:`~realtime_pose.safe_write.OutputExistsError`).
 
     Returns
     -------
@@ -63,7 +66,12 @@ def convert_log(
     written: list[Path] = []
     for animal, stem in enumerate(table_stems(log_path, out_dir, n_animals)):
         written += write_pose_tables(
-            stem, pose_log.poses[:, animal], pose_log.keypoints, scorer, pose_log.frame_indices
+            stem,
+            pose_log.poses[:, animal],
+            pose_log.keypoints,
+            scorer,
+            pose_log.frame_indices,
+            overwrite=overwrite,
         )
         if pose_log.predicted is not None:
             has = pose_log.t_target_ns >= 0  # type: ignore[operator]
@@ -73,5 +81,27 @@ def convert_log(
                 pose_log.keypoints,
                 scorer,
                 np.asarray(pose_log.frame_indices)[has],
+                overwrite=overwrite,
             )
     return written
+
+
+def convert_log_to_nwb(
+    log_path: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    pose_log: PoseLog | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``<log stem>.nwb``: the session's poses at their capture times, its rule and output
+    events, the outputs' on periods and, when it was recorded beside the log (``<stem>.avi``),
+    a link to the session video (:func:`realtime_pose.nwb_output.session_nwbfile`)."""
+    from realtime_pose.nwb_output import session_nwbfile, write_nwb
+
+    log_path = Path(log_path)
+    pose_log = pose_log if pose_log is not None else read_log(log_path)
+    out_dir = Path(output_dir) if output_dir is not None else log_path.parent
+    path = out_dir / f"{log_path.stem}.nwb"
+    video = log_path.with_suffix(".avi")
+    nwbfile = session_nwbfile(pose_log, path, video if video.is_file() else None)
+    return write_nwb(nwbfile, path, overwrite)
