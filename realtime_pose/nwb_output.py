@@ -246,7 +246,8 @@ def _column_values(values: list[Any]) -> list[Any]:
 def events_tables(events: Sequence[Mapping[str, Any]], t0_ns: int) -> list:
     """One ``EventsTable`` per event kind (``<kind>_events``), timestamps in seconds from
     ``t0_ns``; an output action's ``duration_s`` is the row's duration (NaN when none); every
-    other field of the event becomes a column."""
+    other field of the event becomes a column (``name`` as ``rule``, ``output`` or
+    ``<kind>_name``)."""
     from pynwb.event import EventsTable
 
     by_kind: dict[str, list[Mapping[str, Any]]] = {}
@@ -260,10 +261,14 @@ def events_tables(events: Sequence[Mapping[str, Any]], t0_ns: int) -> list:
             description=_EVENT_DESCRIPTIONS.get(kind, f"'{kind}' events of the session"),
             source_description="realtime-pose live loop (docs/protocol.md, topic 'event')",
         )
+        # 'name' is taken by the table itself: the rule's or output's name gets its kind's column
+        named = kind if kind in ("rule", "output") else f"{kind}_name"
+        rows = [{(named if k == "name" else k): v for k, v in row.items()} for row in rows]
         keys = sorted({k for row in rows for k in row} - _CORE_EVENT_KEYS)
         columns = {k: _column_values([row.get(k) for row in rows]) for k in keys}
         for key in keys:
-            table.add_column(name=key, description=f"the event's '{key}' field")
+            what = f"the {kind}'s name" if key == named else f"the event's '{key}' field"
+            table.add_column(name=key, description=what)
         for i, row in enumerate(rows):
             duration = row.get("duration_s")
             table.add_event(

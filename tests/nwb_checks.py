@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 SUBJECT_FACTS = {"check_subject_age"}
 """The one CRITICAL inspector check left: the animal's age, which a video or a pose log does not
 tell (DANDI asks for it; a lab adds it, with the species, when it assembles the session)."""

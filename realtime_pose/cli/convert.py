@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--nwb",
         action="store_true",
-        help="also write <log>.nwb: poses at capture times, rule/output events, output on "
-        "periods (pynwb + ndx-pose: the nwb extra)",
+        help="write <log>.nwb instead of the tables (a session writes those itself when "
+        "recording stops): poses at their capture times, rule and output events, the outputs' "
+        "on periods, the session video linked (pynwb + ndx-pose: the nwb extra)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     parser.set_defaults(func=run)
@@ -56,14 +57,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     try:
-        written = convert_log(
-            path, args.output_dir, scorer=args.scorer, pose_log=pose_log, overwrite=args.overwrite
-        )
         if args.nwb:
-            written.append(
+            written = [
                 convert_log_to_nwb(
                     path, args.output_dir, pose_log=pose_log, overwrite=args.overwrite
                 )
+            ]
+        else:
+            written = convert_log(
+                path,
+                args.output_dir,
+                scorer=args.scorer,
+                pose_log=pose_log,
+                overwrite=args.overwrite,
             )
     except OutputExistsError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ Usage: python two_node_cluster.py SPEC.json RESULT.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -96,36 +97,18 @@ def main(spec_path: str, result_path: str) -> None:
     started: list[subprocess.Popen] = []
     result: dict = {"address": address}
     try:
-        started.append(
-            subprocess.Popen(
-                [
-                    ray_bin,
-                    "start",
-                    "--head",
-                    "--node-ip-address=127.0.0.1",
-                    f"--port={port}",
-                    "--include-dashboard=false",
-                    *common,
-                ],
-                stdout=(logs / "head.log").open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        )
-        started.append(
-            subprocess.Popen(
-                [
-                    ray_bin,
-                    "start",
-                    f"--address={address}",
-                    '--resources={"second_node": 1}',
-                    *common,
-                ],
-                stdout=(logs / "node.log").open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        )
+        head = ["--head", "--node-ip-address=127.0.0.1", f"--port={port}"]
+        node = [f"--address={address}", '--resources={"second_node": 1}']
+        for name, args in (("head", [*head, "--include-dashboard=false"]), ("node", node)):
+            log_file = (logs / f"{name}.log").open("w")
+            started.append(
+                subprocess.Popen(
+                    [ray_bin, "start", *args, *common],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
         result["cluster"] = wait_for_nodes(address, 2)
         result["listening"] = subprocess.run(
             ["ss", "-Hltn"], capture_output=True, text=True
@@ -158,10 +141,8 @@ def main(spec_path: str, result_path: str) -> None:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         for pid in our_processes(tmp):  # anything of this cluster still alive
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         Path(result_path).write_text(json.dumps(result))
 
 
