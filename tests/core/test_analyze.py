@@ -46,6 +46,8 @@ def test_analyze_writes_dlc_tables_matching_the_markers(tmp_path, bundle_dir, ca
             "--output-dir",
             str(out),
             "--labeled-video",
+            "--workers",
+            "0",  # in this process (Ray's path: tests/distributed)
         ]
     )
     assert rc == 0
@@ -82,6 +84,8 @@ def test_bad_video_is_named_and_the_others_go_on(tmp_path, bundle_dir, caplog):
             str(out),
             "--max-frames",
             "3",
+            "--workers",
+            "0",
         ]
     )
     assert rc == 1
@@ -109,6 +113,8 @@ def test_analyze_the_openfield_video(tmp_path, bundle_dir):
             str(out),
             "--max-frames",
             "300",
+            "--workers",
+            "0",
         ]
     )
     assert rc == 0

@@ -4,7 +4,8 @@ the CLI's parser, the live loop's modules or the hardware adapters."""
 import subprocess
 import sys
 
-HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "tensorrt", "pycuda", "nidaqmx")
+HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "tensorrt", "pycuda", "nidaqmx", "ray", "pynwb",
+         "ndx_pose", "hdmf", "movement")  # fmt: skip
 
 
 def test_runtime_imports_no_training_or_gpu_stack():
@@ -15,6 +16,8 @@ def test_runtime_imports_no_training_or_gpu_stack():
         "import realtime_pose.session, realtime_pose.pipeline, realtime_pose.estimator\n"
         "import realtime_pose.engines.tensorrt, realtime_pose.hardware\n"
         "import realtime_pose.hardware.dispatcher, realtime_pose.plugins\n"
+        "import realtime_pose.distributed.dispatch, realtime_pose.distributed.cluster\n"
+        "import realtime_pose.pose_files, realtime_pose.nwb_output, realtime_pose.analyze\n"
         "[kind.names() for kind in realtime_pose.plugins.KINDS.values()]\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
