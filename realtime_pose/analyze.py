@@ -94,6 +94,9 @@ def analyze_video(
     """Analyse one video in this process and write its outputs (:mod:`realtime_pose.pose_files`:
     ``<stem>.h5``/``.csv``, ``.nwb``, a labelled video); outputs already complete are skipped.
 
+    Every output goes to a temporary name and is renamed when complete; an output that exists
+    but is not this analysis is refused before any frame is read, unless ``overwrite``.
+
     Raises
     ------
     SourceError

@@ -44,6 +44,13 @@ def pose_table(
     return pd.DataFrame(poses.reshape(len(poses), -1), columns=columns, index=index)
 
 
+def table_paths(stem: str | Path) -> tuple[Path, Path]:
+    """``<stem>.h5`` and ``<stem>.csv``: the suffix is appended, never substituted, so a stem
+    holding dots (``…mobilenet_v2_0.35-20261202-180015``) keeps all of itself."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".h5"), stem.with_name(stem.name + ".csv")
+
+
 def write_pose_tables(
     stem: str | Path,
     poses: np.ndarray,
@@ -79,12 +86,6 @@ def write_pose_tables(
                 )
         df.to_csv(csv_tmp)
     return h5_path, csv_path
-
-
-def table_paths(stem: str | Path) -> tuple[Path, Path]:
-    """``<stem>.h5`` and ``<stem>.csv``, keeping every dot of ``stem``."""
-    stem = Path(stem)
-    return stem.with_name(stem.name + ".h5"), stem.with_name(stem.name + ".csv")
 
 
 def read_provenance(path: str | Path) -> dict[str, Any] | None:

@@ -51,6 +51,7 @@ from realtime_pose.sources.base import Frame
 from realtime_pose.stats import StageStats
 from realtime_pose.stats import warm_up as warm_up_statistics
 from realtime_pose.stream import messages
+from realtime_pose.supervision import REGISTRY as THREADS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 #: capture and the loop picking the frame up; ``total`` is capture → publish.
 STAGES = ("grab", *ESTIMATOR_STAGES, "predict", "process", "publish", "record", "total")
 _PUBLISHED_STAGES = STAGES[:6]  # the stages known when the pose is published
+
+
+class RecordingStateError(ValueError):
+    """A recording request that does not fit the state: already recording, not recording, or
+    recording not configured for this run."""
 
 
 class Pipeline:
@@ -90,6 +96,8 @@ class Pipeline:
         How often a ``status`` message is published (and ``on_status`` called).
     meta
         The ``meta`` payload (keypoints, skeleton, model).
+    status_fields
+        Called for each status message; its fields are added to it (free disk, outputs on).
     """
 
     def __init__(
@@ -107,6 +115,7 @@ class Pipeline:
         frame_taps: Sequence[FrameTap] = (),
         status_interval_s: float = 1.0,
         meta: dict[str, Any] | None = None,
+        status_fields: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.estimator = estimator
         self.keypoints = estimator.keypoints
@@ -122,6 +131,7 @@ class Pipeline:
         self.frame_taps = tuple(frame_taps)
         self.status_interval_s = status_interval_s
         self.meta = meta or {}
+        self.status_fields = status_fields
         self.stats = StageStats(STAGES)
         warm_up_statistics()
         self.seq = 0
@@ -129,13 +139,17 @@ class Pipeline:
         self.events = 0
         self.recorder: PoseRecorderPort | None = None
         self.video_recorder: FrameRecorderPort | None = None
+        self.recording_error: str | None = None
+        """Why the last recording stopped on its own (disk full...), or ``None``."""
         self.last_status: dict[str, Any] = {}
         self._predicted = np.zeros((k, 3), np.float32)
         self._stamps = np.zeros(3, np.int64)
         self._stage_ns = np.zeros(len(STAGES), np.int64)
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._posted_events: queue.SimpleQueue = queue.SimpleQueue()
         self._loop_thread: int | None = None
         self._grabber: Grabber | None = None
+        self._thread_deaths_seen = THREADS.death_count
         self._status_frames = 0
         self._status_mark = 0
         self._status_t_ns = time.monotonic_ns()
@@ -185,14 +199,17 @@ class Pipeline:
         t_after_publish = time.monotonic_ns()
         s[6] = t_after_publish - t_processed
         if self.recorder is not None:
-            self.recorder.write_pose(self.seq, frame.frame_index, t_capture, pose, predicted)
-            if self.video_recorder is not None:
+            if not self.recorder.write_pose(
+                self.seq, frame.frame_index, t_capture, pose, predicted
+            ):
+                self._recording_failed(frame.frame_index)
+            elif self.video_recorder is not None:
                 self.video_recorder.write(frame.image, frame.frame_index, t_capture)
         for tap in self.frame_taps:
             tap.offer(frame, self.seq, pose, predicted)
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
-        self.stats.record(s)
+        self.stats.record(s, frame.frame_index)
         self.seq += 1
         self.frames += 1
         return pose
@@ -236,8 +253,18 @@ class Pipeline:
                     )
                 )
 
+    def post_event(self, event: dict[str, Any]) -> None:
+        """:meth:`emit_event` from any thread: while the loop runs, the event is published and
+        recorded by the loop thread between frames (the stream socket and the log belong to
+        it; ZeroMQ sockets must not be shared between threads)."""
+        if self._loop_thread is None or self._loop_thread == threading.get_ident():
+            self.emit_event(event)
+        else:
+            self._posted_events.put(event)
+
     def emit_event(self, event: dict[str, Any]) -> None:
-        """Publish an ``event`` payload (``messages.event_payload``) and record it."""
+        """Publish an ``event`` payload (``messages.event_payload``) and record it; on the loop
+        thread (or while the loop is not running): elsewhere use :meth:`post_event`."""
         if self.publisher is not None:
             self.publisher.publish_event(event)
         if self.recorder is not None:
@@ -289,6 +316,8 @@ class Pipeline:
                     self.dispatcher.kick()  # idle is not a stall: the loop is alive
                 if not self._commands.empty():
                     self._drain_commands()
+                if not self._posted_events.empty():
+                    self._drain_posted_events()
                 now = time.monotonic()
                 if now >= next_status:
                     next_status = now + self.status_interval_s
@@ -303,6 +332,7 @@ class Pipeline:
                 set_thread_cpus(previous_cpus)
             self._loop_thread = None
             self._drain_commands()
+            self._drain_posted_events()
             grabber.stop()
 
     def publish_status(self) -> dict[str, Any]:
@@ -320,9 +350,20 @@ class Pipeline:
             "events": self.events,
             "processor_errors": self.processors.errors if self.processors else 0,
             "recording": str(self.recorder.path) if self.recorder is not None else None,
+            "recording_error": self.recording_error,
         }
         if self.lead is not None:
             extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
+        threads = THREADS.report()
+        if threads:
+            extra["threads"] = threads  # supervised threads that died (and were restarted)
+        for death in THREADS.deaths_since(self._thread_deaths_seen):
+            self._thread_deaths_seen += 1
+            self.emit_event(
+                messages.event_payload(
+                    "thread", death.name, self.frames, error=death.last_error, deaths=death.deaths
+                )
+            )
         if self.publisher is not None:
             extra["stream_dropped"] = int(self.publisher.dropped)
         if self.dispatcher is not None:
@@ -330,6 +371,11 @@ class Pipeline:
                 extra["outputs"] = self.dispatcher.health()
             except Exception:  # health is diagnostics only
                 log.debug("dispatcher health failed", exc_info=True)
+        if self.status_fields is not None:
+            try:
+                extra.update(self.status_fields())
+            except Exception:  # diagnostics only
+                log.debug("status fields failed", exc_info=True)
         status = messages.status_payload(
             fps, self.frames, int(grab.get("dropped", 0)), samples, **extra
         )
@@ -347,6 +393,14 @@ class Pipeline:
         self._commands.put((fn, future))
         return future.result(timeout=timeout_s)
 
+    def _drain_posted_events(self) -> None:
+        while True:
+            try:
+                event = self._posted_events.get_nowait()
+            except queue.Empty:
+                return
+            self.emit_event(event)
+
     def _drain_commands(self) -> None:
         while True:
             try:
@@ -362,12 +416,29 @@ class Pipeline:
     def start_recording(self, path: Path | None = None, video: bool = False) -> Path:
         """Start the crash-safe pose log (and raw video); return the log path."""
         if self.recorder_factory is None:
-            raise RuntimeError("recording is not configured for this run")
+            raise RecordingStateError("recording is not configured for this run")
         if self.recorder is not None:
-            raise RuntimeError(f"already recording to {self.recorder.path}")
+            raise RecordingStateError(f"already recording to {self.recorder.path}")
         self.recorder, self.video_recorder = self.recorder_factory(path, video)
+        self.recording_error = None
         log.info("recording to %s", self.recorder.path)
         return Path(self.recorder.path)
+
+    def _recording_failed(self, frame_index: int) -> None:
+        """A pose could not be written (disk full, disk gone): stop recording, keep the loop and
+        the outputs going, say so in the status and an event; what was written stays intact."""
+        recorder, video = self.detach_recording()
+        error = recorder.last_error or "write failed"
+        self.recording_error = f"{recorder.path}: {error}"
+        log.error("recording stopped at frame %d: %s", frame_index, self.recording_error)
+        self.emit_event(
+            messages.event_payload(
+                "recording", str(recorder.path), frame_index, state="failed", error=error
+            )
+        )
+        threading.Thread(  # closing fsyncs: not on the loop thread
+            target=finish_recording, args=(recorder, video, False), name="recording-close"
+        ).start()
 
     def detach_recording(self) -> tuple[PoseRecorderPort, FrameRecorderPort | None]:
         """Stop writing to the recording (cheap; call in the loop) and hand its recorders over.
@@ -375,7 +446,7 @@ class Pipeline:
         Closing and converting them (:func:`finish_recording`) is slow and belongs elsewhere.
         """
         if self.recorder is None:
-            raise RuntimeError("not recording")
+            raise RecordingStateError("not recording")
         recorders = self.recorder, self.video_recorder
         self.recorder = self.video_recorder = None
         return recorders

@@ -97,19 +97,23 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _same_stem(args: argparse.Namespace, scorer: str) -> str | None:
+def _same_stem(args: argparse.Namespace, scorer: str) -> dict[Path, str]:
+    """Videos refused because an earlier one of this run writes the same outputs (same stem
+    into one folder), each with its one-line reason."""
     from realtime_pose.pose_files import output_stem
 
-    seen: dict[Path, Path] = {}
+    claimed: dict[Path, Path] = {}
+    refused: dict[Path, str] = {}
     for video in args.videos:
         stem = output_stem(video, args.output_dir, scorer).resolve()
-        if stem in seen and seen[stem].resolve() != video.resolve():
-            return (
-                f"{video} and {seen[stem]} would both write {stem.name}.* into {stem.parent}; "
-                "analyse them into different --output-dir folders"
+        if stem in claimed and claimed[stem].resolve() != video.resolve():
+            refused[video] = (
+                f"{video}: not analysed: its outputs ({stem}.*) would replace those of "
+                f"{claimed[stem]} from this run; give the videos different names or separate "
+                "--output-dir runs"
             )
-        seen[stem] = video
-    return None
+        claimed.setdefault(stem, video)
+    return refused
 
 
 def run(args: argparse.Namespace) -> int:
@@ -136,10 +140,11 @@ def run(args: argparse.Namespace) -> int:
         log.error("%s", exc)
         return 2
     scorer = default_scorer(bundle)
-    clash = _same_stem(args, scorer)
-    if clash:
-        log.error("%s", clash)
-        return 2
+    requested = list(args.videos)
+    refused = _same_stem(args, scorer)
+    for reason in refused.values():
+        log.error("%s", reason)
+    args.videos = [v for v in requested if v not in refused]
     distributed = args.workers != 0 and (
         ray_available() or args.cluster is not None or args.workers is not None
     )
@@ -152,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
         outcomes = _run_here(args, bundle, scorer)
     if outcomes is None:
         return 2
+    outcomes += [Outcome(video, "failed", detail=reason) for video, reason in refused.items()]
+    order = {video: i for i, video in enumerate(requested)}
+    outcomes.sort(key=lambda o: order[o.video])
     print(summary(outcomes, time.monotonic() - t0), file=sys.stdout)
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
@@ -341,8 +349,7 @@ def _run_distributed(args: argparse.Namespace, bundle, scorer: str) -> list[Outc
             outcomes.append(Outcome(job.video, "failed", detail=job.error))
         else:
             outcomes.append(Outcome(job.video, "done", job.frames, job.seconds, files=job.files))
-    order = {video: i for i, video in enumerate(args.videos)}
-    return sorted(outcomes, key=lambda o: order[o.video])
+    return outcomes
 
 
 def summary(outcomes: list[Outcome], seconds: float) -> str:

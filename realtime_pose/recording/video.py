@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from pathlib import Path
 
 import numpy as np
+
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class VideoRecorder:
         self.written = 0
         """Frames encoded into the file."""
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
+        self._thread = SupervisedThread(self._run, "video-recorder")
         self._thread.start()
 
     def write(self, frame: np.ndarray, frame_index: int, t_capture_ns: int) -> bool:

@@ -25,8 +25,11 @@ REPO = Path(__file__).resolve().parents[2]
 def record_session(tmp_path) -> Path:
     zone = {"type": "zone", "keypoint": "red", "rectangle": [ZONE_X0, 0, 80, 64]}
     config = {
-        "source": {"kind": "video", "path": str(write_video(tmp_path / "zone.avi", 56)),
-                   "realtime": False},  # fmt: skip
+        "source": {
+            "kind": "video",
+            "path": str(write_video(tmp_path / "zone.avi", 56)),
+            "realtime": False,
+        },  # fmt: skip
         "bundle": str(write_marker_bundle(tmp_path / "bundle")),
         "engine": {"threads": 1, "spinning": False, "warmup_runs": 1},
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
@@ -37,11 +40,21 @@ def record_session(tmp_path) -> Path:
             "reward": {"device": "log", "channel": 1},
         },
         "rules": [
-            {"name": "red-in-zone", "on": "enter", "condition": zone,
-             "actions": [{"output": "laser", "action": "on"},
-                         {"output": "reward", "action": "pulse", "duration_ms": 20}]},
-            {"name": "red-left-zone", "on": "exit", "condition": zone,
-             "actions": [{"output": "laser", "action": "off"}]},
+            {
+                "name": "red-in-zone",
+                "on": "enter",
+                "condition": zone,
+                "actions": [
+                    {"output": "laser", "action": "on"},
+                    {"output": "reward", "action": "pulse", "duration_ms": 20},
+                ],
+            },
+            {
+                "name": "red-left-zone",
+                "on": "exit",
+                "condition": zone,
+                "actions": [{"output": "laser", "action": "off"}],
+            },
         ],  # fmt: skip
     }
     path = tmp_path / "rig.yaml"
