@@ -92,10 +92,12 @@ def main() -> None:
 
         overhead_frames = args.frames // 2
         sweep = []
-        for n_chunks in (1, 4, 12, 24):
-            run = one_run(ray, actors[:1], names[:1], overhead_frames, overhead_frames // n_chunks)
-            sweep.append(run)
-            print(f"{run['chunks']} chunks: {run['seconds']:.2f} s", flush=True)
+        for _ in range(args.repeats):  # interleaved, so load changes hit every chunk count
+            for n_chunks in (1, 4, 12, 24):
+                chunk = overhead_frames // n_chunks
+                run = one_run(ray, actors[:1], names[:1], overhead_frames, chunk)
+                sweep.append(run)
+                print(f"{run['chunks']} chunks: {run['seconds']:.2f} s", flush=True)
         slope, intercept = np.polyfit(
             [r["chunks"] for r in sweep], [r["seconds"] for r in sweep], 1
         )
@@ -126,7 +128,7 @@ def main() -> None:
     print(write_result("scale_out", payload, overwrite=args.overwrite))
     print(f"speed-up 2 vs 1 workers: {payload['speedup_2_vs_1']:.2f}x; per-chunk overhead "
           f"{slope * 1000:.0f} ms; Ray round trip p50 "
-          f"{payload['per_chunk']['ray_round_trip']['p50']:.2f} ms")  # fmt: skip
+          f"{payload['per_chunk']['ray_round_trip']['p50_ms']:.2f} ms")  # fmt: skip
 
 
 if __name__ == "__main__":

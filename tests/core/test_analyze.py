@@ -136,10 +136,14 @@ def test_same_stem_videos_into_one_folder_keep_every_output(tmp_path, bundle_dir
     assert len(pd.read_hdf(h5, key="df_with_missing")) == 4  # the first video's, kept
     refusals = [r.getMessage() for r in caplog.records if "not analysed" in r.getMessage()]
     assert len(refusals) == 1 and str(second) in refusals[0] and str(first) in refusals[0]
-    # a second run does not replace the first one's tables unasked, and says so in one line
+    # the first video again: its outputs are complete for this analysis, skipped untouched
+    mtime = h5.stat().st_mtime_ns
+    assert main([*args[:2], *args[3:], str(out)]) == 0
+    assert h5.stat().st_mtime_ns == mtime
+    # the second video alone does not replace the first one's tables unasked, says so in one line
     caplog.clear()
     with caplog.at_level("ERROR"):
-        assert main([*args[:2], *args[3:], str(out)]) == 1  # the second video alone
+        assert main([args[0], *args[2:], str(out)]) == 1
     assert any(f"{h5} exists; not replaced" in r.getMessage() for r in caplog.records)
     assert len(pd.read_hdf(h5, key="df_with_missing")) == 4
     assert (

@@ -50,7 +50,7 @@ def test_outputs_of_another_model_are_refused_unless_overwrite(setup):
     run(video, bundle, estimator, out)
     # same name and keypoints, another network: the scorer (and so the file name) is the same
     other, other_estimator = estimator_for(out.parent / "other", stride=4)
-    with pytest.raises(OutputExistsError, match="model_sha256.*--overwrite") as refused:
+    with pytest.raises(OutputExistsError, match=r"model_sha256.*--overwrite") as refused:
         run(video, other, other_estimator, out)
     assert refused.value.path.name == "clip.v1_realtime-pose_marker.h5"
     assert run(video, other, other_estimator, out, overwrite=True).frames == 6
@@ -60,7 +60,7 @@ def test_outputs_of_another_model_are_refused_unless_overwrite(setup):
 def test_a_table_without_its_pair_or_cut_short_is_refused(setup):
     video, estimator_for, out = setup
     bundle, estimator = estimator_for(out.parent / "bundle")
-    h5, csv = run(video, bundle, estimator, out).files
+    _, csv = run(video, bundle, estimator, out).files
     csv.unlink()
     with pytest.raises(OutputExistsError, match="exists without"):
         run(video, bundle, estimator, out)

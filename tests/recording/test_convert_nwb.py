@@ -29,7 +29,7 @@ def record_session(tmp_path) -> Path:
             "kind": "video",
             "path": str(write_video(tmp_path / "zone.avi", 56)),
             "realtime": False,
-        },  # fmt: skip
+        },
         "bundle": str(write_marker_bundle(tmp_path / "bundle")),
         "engine": {"threads": 1, "spinning": False, "warmup_runs": 1},
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
@@ -55,7 +55,7 @@ def record_session(tmp_path) -> Path:
                 "condition": zone,
                 "actions": [{"output": "laser", "action": "off"}],
             },
-        ],  # fmt: skip
+        ],
     }
     path = tmp_path / "rig.yaml"
     path.write_text(yaml.safe_dump(config))
