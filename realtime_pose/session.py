@@ -101,6 +101,10 @@ class LiveSession:
 
             validate_rules(config.rules, meta.keypoints, list(config.outputs))
         self.source, frame_size = self._probe_source(config)
+        if config.rules:
+            from realtime_pose.rules.config import validate_zones
+
+            validate_zones(config.rules, *frame_size)
         estimator, cropper = self._open_estimator(config, frame_size)
         predictor, lead = self._make_predictor(config)
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])

@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime_pose.bundle import BundleError
     from realtime_pose.config import ConfigError, load_config
     from realtime_pose.engines import EngineError
+    from realtime_pose.hardware.base import DeviceUnavailableError
     from realtime_pose.session import LiveSession
     from realtime_pose.sources import SourceError
 
@@ -97,7 +98,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config)
         session = LiveSession(config, args.config.resolve().parent)
-    except (ConfigError, BundleError, EngineError, SourceError, ValueError, OSError) as exc:
+    except (
+        ConfigError,
+        BundleError,
+        EngineError,
+        SourceError,
+        DeviceUnavailableError,
+        ValueError,
+        OSError,
+    ) as exc:
         log.error("%s", exc)
         return 2
     return run_session(session, args.seconds, args.quiet)
