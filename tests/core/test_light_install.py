@@ -15,6 +15,11 @@ HEAVY = (
     "aiohttp",
     "matplotlib",
     "selenium",
+    "ray",
+    "pynwb",
+    "ndx_pose",
+    "hdmf",
+    "movement",
 )
 
 
