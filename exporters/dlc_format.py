@@ -37,6 +37,20 @@ def _rename(graph_def: Any, renames: dict[str, str]) -> None:
                 node.input[i] = ("^" if control else "") + new
 
 
+def _order_like_deeplabcut(graph_def: Any) -> None:
+    """Input first, location refinement and score maps last: DeepLabCut-Live takes the graph's
+    first operation as its input and its last two as (scores, location refinement)."""
+    ends = [INPUT_NODE, LOCREF_NODE, SCOREMAP_NODE]
+    nodes = {n.name: n for n in graph_def.node}
+    middle = [n for n in graph_def.node if n.name not in ends]
+    ordered = [nodes[INPUT_NODE], *middle, nodes[LOCREF_NODE], nodes[SCOREMAP_NODE]]
+    copies = [type(n)() for n in ordered]
+    for copy, node in zip(copies, ordered, strict=True):
+        copy.CopyFrom(node)
+    del graph_def.node[:]
+    graph_def.node.extend(copies)
+
+
 def write_dlc_export(
     train_dir: str | Path, output_dir: str | Path, overwrite: bool = False
 ) -> Path:
@@ -74,10 +88,10 @@ def write_dlc_export(
     graph_def = frozen.graph.as_graph_def()
     taken = {n.name for n in graph_def.node}
     renames = {name: f"{name}_inner" for name in (SCOREMAP_NODE, LOCREF_NODE) if name in taken}
-    scores = next(n.name for n in graph_def.node if n.name.endswith("dlc_scores"))
-    locref = next(n.name for n in graph_def.node if n.name.endswith("dlc_locref"))
+    scores, locref = (t.name.split(":")[0] for t in frozen.outputs)
     renames.update({scores: SCOREMAP_NODE, locref: LOCREF_NODE})
     _rename(graph_def, renames)
+    _order_like_deeplabcut(graph_def)
     pose_cfg = {
         "all_joints": [[i] for i in range(len(cfg.keypoints))],
         "all_joints_names": list(cfg.keypoints),

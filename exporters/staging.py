@@ -63,7 +63,9 @@ def staged_folder(
     )
     try:
         yield tmp
-        check_target(output_dir, overwrite, marker)  # a folder that appeared meanwhile is left alone
+        check_target(
+            output_dir, overwrite, marker
+        )  # a folder that appeared meanwhile is left alone
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

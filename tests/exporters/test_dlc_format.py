@@ -32,3 +32,21 @@ def test_dlc_export_runs_like_the_keras_model_and_imports_back(tiny_train_dir, t
     assert bundle.meta.provenance["parity"]["tf_vs_onnx"]["passed"]
     with pytest.raises(OutputExistsError):
         write_dlc_export(tiny_train_dir, folder)
+
+
+def test_the_graph_is_laid_out_as_deeplabcut_live_reads_it(tiny_train_dir, tmp_path):
+    """DeepLabCut-Live feeds the graph's first operation and reads its last two as (scores,
+    location refinement): tensorflow's own import order is what it sees."""
+    import tensorflow as tf
+
+    from realtime_pose.exporters.dlc_format import write_dlc_export
+
+    folder = write_dlc_export(tiny_train_dir, tmp_path / "dlc")
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(next(folder.glob("*.pb")).read_bytes())
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.import_graph_def(graph_def, name="DLC")
+    names = [op.name for op in graph.get_operations()]
+    assert names[0] == "DLC/Placeholder"
+    assert names[-2:] == ["DLC/pose/locref_pred/block4/BiasAdd", "DLC/Sigmoid"]
