@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from realtime_pose.sources.base import Frame, FrameSource, SourceError, TriggerTimeout
+from realtime_pose.sources.base import Frame, FrameSource, SourceError, TriggerTimeoutError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class Grabber:
         Called (from a grabber thread) with a dict describing each state change: ``event``
         (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``; for a triggered
         camera ``trigger_timeout`` when triggers stop and ``trigger_resumed`` when they come
-        back), ``message`` and the counters of :meth:`stats`. The pipeline forwards these to the status stream.
+        back), ``message`` and the counters of :meth:`stats`. The pipeline forwards these to
+        the status stream.
 
     Notes
     -----
@@ -292,7 +293,7 @@ class Grabber:
                     self._stall_declared = False
                 try:
                     frame = self.source.read()
-                except TriggerTimeout as exc:
+                except TriggerTimeoutError as exc:
                     with self._cond:
                         self._read_started_ns = 0
                         self._counts["trigger_timeouts"] += 1

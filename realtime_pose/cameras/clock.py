@@ -8,8 +8,8 @@ the exposure by the readout and transfer time, never before it. The model fits
     t_host = t_ref_host + slope * (t_camera - t_ref_camera) + offset
 
 over a sliding window of recent pairs: ``slope`` (1 + drift) by least squares through the
-least-delayed pair of each part of the window, ``offset`` by the *lower envelope* of the residuals (the least-delayed frames define the mapping, since delays are
-only ever added), so a mapped time is the camera time plus the smallest transfer delay seen in
+least-delayed pair of each part of the window, ``offset`` by the *lower envelope* of the
+residuals (the least-delayed frames define the mapping, since delays are only ever added), so a mapped time is the camera time plus the smallest transfer delay seen in
 the window. A clock jump (the camera restarted, its timestamp was reset) shows as residuals far
 outside the window's spread; once ``jump_confirm`` pairs in a row agree, the window restarts from
 them; a single late frame is mapped but never enters the fit.
@@ -23,6 +23,7 @@ monotonic time; Aravis's fake cameras use the host's real-time clock), no fit is
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass
 
@@ -89,7 +90,7 @@ def fit_clock(
     if x.size >= 2 * bins:
         delay = y - x
         edges = np.linspace(0, x.size, bins + 1).astype(np.intp)
-        picks = [lo + int(np.argmin(delay[lo:hi])) for lo, hi in zip(edges[:-1], edges[1:])]
+        picks = [lo + int(np.argmin(delay[lo:hi])) for lo, hi in itertools.pairwise(edges)]
         px, py = x[picks], y[picks]
         pxc = px - px.mean()
         denom = float(pxc @ pxc)

@@ -25,7 +25,7 @@ from realtime_pose.cameras.drops import CameraDrops, FrameIdGaps
 from realtime_pose.cameras.pixels import to_bgr
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import PluginOptions
-from realtime_pose.sources.base import Frame, FrameSource, SourceError, TriggerTimeout
+from realtime_pose.sources.base import Frame, FrameSource, SourceError, TriggerTimeoutError
 
 TriggerMode = Literal["off", "software", "line"]
 ClockKind = Literal["auto", "device", "host_monotonic", "host_realtime", "none"]
@@ -234,7 +234,7 @@ class MachineVisionSource(FrameSource):
             if mode == "line"
             else "a software trigger brought no frame"
         )
-        raise TriggerTimeout(f"{self.source_id}: {what} within {timeout_s:g} s")
+        raise TriggerTimeoutError(f"{self.source_id}: {what} within {timeout_s:g} s")
 
     def _frame(self, grabbed: Grabbed) -> Frame:
         t_arrival = grabbed.t_arrival_ns

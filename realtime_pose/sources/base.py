@@ -18,7 +18,7 @@ class SourceError(RuntimeError):
     """A source could not be opened or failed while reading; the message names the source."""
 
 
-class TriggerTimeout(SourceError):
+class TriggerTimeoutError(SourceError):
     """A triggered camera got no trigger (or no frame after one) in time: reported and counted
     by the grabber, which then waits for the next one without reopening the camera."""
 

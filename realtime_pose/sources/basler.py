@@ -162,21 +162,23 @@ class BaslerSource(MachineVisionSource):
         try:
             camera = pylon.InstantCamera(tl.CreateDevice(devices[0]))
         except Exception as exc:
-            raise SourceError(f"basler: cannot create {devices[0].GetFriendlyName()}: {exc}")
+            name = devices[0].GetFriendlyName()
+            raise SourceError(f"basler: cannot create {name}: {exc}") from exc
         self.camera = camera
         if self.options.exposure_end_events:
             self._register_events(pylon, camera)
         try:
             camera.Open()
         except Exception as exc:
-            raise SourceError(f"basler: cannot open {devices[0].GetFriendlyName()}: {exc}")
+            name = devices[0].GetFriendlyName()
+            raise SourceError(f"basler: cannot open {name}: {exc}") from exc
         return devices[0].GetSerialNumber()
 
     def _register_events(self, pylon: Any, camera: Any) -> None:
         source = self
 
         class ExposureEnd(pylon.CameraEventHandler):
-            def OnCameraEvent(self, cam: Any, user_id: int, node: Any) -> None:
+            def OnCameraEvent(self, cam: Any, user_id: int, node: Any) -> None:  # noqa: N802
                 try:
                     frame_id = int(cam.EventExposureEndFrameID.Value)
                     stamp = int(cam.EventExposureEndTimestamp.Value)

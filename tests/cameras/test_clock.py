@@ -42,7 +42,7 @@ def test_fit_refuses_mismatched_arrays():
 def test_online_model_tracks_drift():
     camera, true_host, arrival = synthetic(3000, drift_ppm=-120.0, seed=1)
     model = ClockModel(window=512)
-    mapped = np.array([model.update(int(c), int(a)) for c, a in zip(camera, arrival)])
+    mapped = np.array([model.update(int(c), int(a)) for c, a in zip(camera, arrival, strict=True)])
     late = slice(600, None)  # once the window is full
     error = mapped[late] - true_host[late]
     assert abs(np.median(error) - 300_000) < 60_000
@@ -56,7 +56,7 @@ def test_online_model_survives_a_clock_jump():
     camera = camera.copy()
     camera[800:] -= 3_600_000_000_000  # the camera's clock restarted an hour back
     model = ClockModel(window=256, jump_confirm=3)
-    mapped = np.array([model.update(int(c), int(a)) for c, a in zip(camera, arrival)])
+    mapped = np.array([model.update(int(c), int(a)) for c, a in zip(camera, arrival, strict=True)])
     assert model.jumps == 1
     after = slice(820, None)
     error = mapped[after] - true_host[after]
@@ -70,7 +70,7 @@ def test_one_late_frame_does_not_move_the_mapping():
     arrival = arrival.copy()
     arrival[400] += 80_000_000  # one frame stuck 80 ms in a driver queue
     model = ClockModel(window=256)
-    mapped = [model.update(int(c), int(a)) for c, a in zip(camera, arrival)]
+    mapped = [model.update(int(c), int(a)) for c, a in zip(camera, arrival, strict=True)]
     assert model.jumps == 0 and model.outliers == 1
     assert abs(mapped[400] - true_host[400]) < 2_000_000
     assert abs(mapped[599] - true_host[599]) < 1_000_000

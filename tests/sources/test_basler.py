@@ -13,7 +13,7 @@ pytest.importorskip("pypylon", reason="the basler extra (pypylon) is not install
 from realtime_pose.cameras.limits import CameraOptionError
 from realtime_pose.grabber import Grabber
 from realtime_pose.sources import make_source
-from realtime_pose.sources.base import TriggerTimeout
+from realtime_pose.sources.base import TriggerTimeoutError
 
 EMU = {"device_class": "BaslerCamEmu"}
 
@@ -119,7 +119,7 @@ def test_a_hardware_trigger_that_never_comes_is_reported_not_fatal():
     assert "trigger_timeout" in kinds and "reopened" not in kinds
     assert "no trigger on Line1 within 0.2 s" in events[0]["message"]
     assert source.counters()["camera_drops"]["trigger_timeout"] >= 2
-    with source, pytest.raises(TriggerTimeout):
+    with source, pytest.raises(TriggerTimeoutError):
         source.read()
 
 
