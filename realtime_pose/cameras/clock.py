@@ -9,8 +9,8 @@ the exposure by the readout and transfer time, never before it. The model fits
 
 over a sliding window of recent pairs: ``slope`` (1 + drift) by least squares through the
 least-delayed pair of each part of the window, ``offset`` by the *lower envelope* of the
-residuals (the least-delayed frames define the mapping, since delays are only ever added), so a mapped time is the camera time plus the smallest transfer delay seen in
-the window. A clock jump (the camera restarted, its timestamp was reset) shows as residuals far
+residuals (the least-delayed frames define the mapping, since delays are only ever added), so
+a mapped time is the camera time plus the smallest transfer delay seen in the window. A clock jump (the camera restarted, its timestamp was reset) shows as residuals far
 outside the window's spread; once ``jump_confirm`` pairs in a row agree, the window restarts from
 them; a single late frame is mapped but never enters the fit.
 
