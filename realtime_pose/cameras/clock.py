@@ -7,12 +7,13 @@ the exposure by the readout and transfer time, never before it. The model fits
 
     t_host = t_ref_host + slope * (t_camera - t_ref_camera) + offset
 
-over a sliding window of recent pairs: ``slope`` (1 + drift) by least squares through the
-least-delayed pair of each part of the window, ``offset`` by the *lower envelope* of the
-residuals (the least-delayed frames define the mapping, since delays are only ever added), so
-a mapped time is the camera time plus the smallest transfer delay seen in the window. A clock jump (the camera restarted, its timestamp was reset) shows as residuals far
-outside the window's spread; once ``jump_confirm`` pairs in a row agree, the window restarts from
-them; a single late frame is mapped but never enters the fit.
+over a sliding window of recent pairs: ``slope`` (1 + drift) by least squares through the least-
+delayed pair of each part of the window, ``offset`` by the *lower envelope* of the residuals (the
+least-delayed frames define the mapping, since delays are only ever added), so a mapped time is the
+camera time plus the smallest transfer delay seen in the window. A clock jump (the camera restarted,
+its timestamp was reset) shows as residuals far outside the window's spread; once ``jump_confirm``
+pairs in a row agree, the window restarts from them; a single late frame is mapped but never enters
+the fit.
 
 Where the camera's clock is already a host clock (pylon's emulator stamps events with the host's
 monotonic time; Aravis's fake cameras use the host's real-time clock), no fit is needed:
