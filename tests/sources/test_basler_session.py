@@ -16,16 +16,16 @@ from tests.sources.camera_fixtures import openfield_frames, openfield_paths
 
 pytest.importorskip("pypylon", reason="the basler extra (pypylon) is not installed")
 
-from realtime_pose.analyze import analyze_video  # noqa: E402
-from realtime_pose.bundle import load_bundle  # noqa: E402
-from realtime_pose.config import load_config  # noqa: E402
-from realtime_pose.engines import open_engine  # noqa: E402
-from realtime_pose.estimator import PoseEstimator  # noqa: E402
-from realtime_pose.geometry import Size  # noqa: E402
-from realtime_pose.paths import DEMO_BUNDLE  # noqa: E402
-from realtime_pose.recording import read_log  # noqa: E402
-from realtime_pose.session import LiveSession  # noqa: E402
-from realtime_pose.stream import messages  # noqa: E402
+from realtime_pose.analyze import analyze_video
+from realtime_pose.bundle import load_bundle
+from realtime_pose.config import load_config
+from realtime_pose.engines import open_engine
+from realtime_pose.estimator import PoseEstimator
+from realtime_pose.geometry import Size
+from realtime_pose.paths import DEMO_BUNDLE
+from realtime_pose.recording import read_log
+from realtime_pose.session import LiveSession
+from realtime_pose.stream import messages
 
 INPUT = [320, 240]
 
