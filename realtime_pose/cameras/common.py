@@ -205,8 +205,9 @@ class MachineVisionSource(FrameSource):
             grabbed = self._grab(max(remaining, 0.0)) if remaining > 0 else None
             if grabbed is None:
                 return self._no_frame(mode, timeout_s)
-            if grabbed.frame_id is not None:
-                self.drops.add("skipped", self._gaps.gap(grabbed.frame_id))
+            frame_id = grabbed.frame_id
+            if frame_id is not None and not (frame_id == 0 and self.frame_id_skips_zero):
+                self.drops.add("skipped", self._gaps.gap(frame_id))  # 0: no valid id
             if grabbed.status != "ok":
                 self.drops.add(grabbed.status)
                 if mode == "software":

@@ -44,19 +44,31 @@ class FrameIdGaps:
         """Counter restarts (a jump back, or forward by more than ``max_gap``)."""
 
     def gap(self, frame_id: int) -> int:
-        """Record ``frame_id``; return how many ids were missed just before it."""
-        last, self.last = self.last, frame_id
+        """Record ``frame_id``; return how many ids were missed just before it, or ``-1`` for a
+        late frame (an id behind the last one, already counted as missed: a transport that
+        completes a frame with missing packets after the next one)."""
+        last = self.last
         if last is None:
+            self.last = frame_id
             return 0
-        step = (frame_id - last) % self.modulus
-        if self.skip_zero and frame_id < last:
-            step -= 1  # the wrap passed over the reserved id 0
+        back = self._steps(frame_id, last)
+        if 0 < back <= self.max_gap and self.missing > 0:
+            self.missing -= 1
+            return -1
+        self.last = frame_id
+        step = self._steps(last, frame_id)
         if step == 0 or step > self.max_gap:
             self.restarts += 1
             return 0
         missed = step - 1
         self.missing += missed
         return missed
+
+    def _steps(self, earlier: int, later: int) -> int:
+        step = (later - earlier) % self.modulus
+        if self.skip_zero and later < earlier:
+            step -= 1  # the wrap passed over the reserved id 0
+        return step
 
     def reset(self) -> None:
         """Forget the last id (acquisition restarts; the next id starts a new sequence)."""
@@ -71,7 +83,8 @@ class CameraDrops:
         self._counts = dict.fromkeys(CAUSES, 0)
 
     def add(self, cause: str, n: int = 1) -> None:
-        """Count ``n`` drops of ``cause`` (one of :data:`CAUSES`)."""
+        """Count ``n`` drops of ``cause`` (one of :data:`CAUSES`); a negative ``n`` takes back
+        a ``skipped`` frame that arrived late after all."""
         if cause not in self._counts:
             raise ValueError(f"unknown drop cause {cause!r}; known: {', '.join(CAUSES)}")
         if n:

@@ -48,3 +48,10 @@ def test_counts_by_cause():
     assert drops.snapshot()["skipped"] == 3 and drops.snapshot()["trigger_timeout"] == 1
     with pytest.raises(ValueError, match="unknown drop cause"):
         drops.add("gremlins")
+
+
+def test_a_late_frame_takes_back_its_skip():
+    gaps = FrameIdGaps(bits=16, skip_zero=True)
+    assert [gaps.gap(i) for i in (10, 12, 11, 13)] == [0, 1, -1, 0]
+    assert gaps.missing == 0 and gaps.restarts == 0 and gaps.last == 13
+    assert [gaps.gap(i) for i in (65535, 2, 1, 3)] == [0, 1, -1, 0]  # across the wrap
