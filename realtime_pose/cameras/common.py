@@ -129,6 +129,7 @@ class MachineVisionSource(FrameSource):
         self._gaps = FrameIdGaps(self.frame_id_bits, self.frame_id_skips_zero)
         self._clock: ClockModel | KnownClock | None = None
         self._next_trigger_ns = 0
+        self._failed_since_good = 0
 
     # -- what a backend implements ------------------------------------------------------------
     @abc.abstractmethod
@@ -173,6 +174,7 @@ class MachineVisionSource(FrameSource):
             self._size, self._fps = self._configure()
             self._clock = self._make_clock()
             self._gaps.reset()
+            self._failed_since_good = 0
             self._start()
         except BaseException:
             self._release()
@@ -205,14 +207,21 @@ class MachineVisionSource(FrameSource):
             grabbed = self._grab(max(remaining, 0.0)) if remaining > 0 else None
             if grabbed is None:
                 return self._no_frame(mode, timeout_s)
-            frame_id = grabbed.frame_id
-            if frame_id is not None and not (frame_id == 0 and self.frame_id_skips_zero):
-                self.drops.add("skipped", self._gaps.gap(frame_id))  # 0: no valid id
             if grabbed.status != "ok":
+                # a failed buffer's id may be stale (a reused buffer that never got a new
+                # leader): it is counted by its cause, and taken out of the next id gap
                 self.drops.add(grabbed.status)
+                self._failed_since_good += 1
                 if mode == "software":
                     self._pace_and_trigger()  # the failed frame used up its trigger
                 continue
+            frame_id = grabbed.frame_id
+            if frame_id is not None and not (frame_id == 0 and self.frame_id_skips_zero):
+                gap = self._gaps.gap(frame_id)  # 0 is no valid id where the counter skips it
+                if gap > 0:
+                    gap = max(0, gap - self._failed_since_good)
+                self.drops.add("skipped", gap)
+            self._failed_since_good = 0
             return self._frame(grabbed)
 
     def _pace_and_trigger(self) -> None:
