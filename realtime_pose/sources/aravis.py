@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.limits import NodeLimits, check, pick_entry
+from realtime_pose.cameras.limits import CameraOptionError, NodeLimits, check, pick_entry
 from realtime_pose.cameras.pixels import channels
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
@@ -165,7 +165,7 @@ class AravisSource(MachineVisionSource):
     def _set(self, option: str, value: Any, *names: str, unit: str = "") -> None:
         feature = self._feature(*names)
         if feature is None:
-            raise SourceError(
+            raise CameraOptionError(
                 f"{self.source_id}: option {option!r} cannot be set: the camera has no "
                 f"{' / '.join(names)}"
             )

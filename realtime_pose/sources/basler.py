@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.limits import NodeLimits, check, pick_entry
+from realtime_pose.cameras.limits import CameraOptionError, NodeLimits, check, pick_entry
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
 from realtime_pose.sources.base import SourceError
@@ -212,7 +212,7 @@ class BaslerSource(MachineVisionSource):
     def _set(self, option: str, value: Any, *names: str, unit: str = "") -> None:
         found = self._node(*names)
         if found is None:
-            raise SourceError(
+            raise CameraOptionError(
                 f"{self.source_id}: option {option!r} cannot be set: the camera has no writable "
                 f"{' / '.join(names)}"
             )

@@ -1,0 +1,272 @@
+"""Any GenICam GenTL camera (FLIR, Allied Vision, IDS, Basler, ...) through harvesters and the
+vendor's GenTL producer (``.cti``) (``pip install 'realtime-pose[genicam]'``).
+
+The ``genicam`` package ships ``viky.cti``, a virtual GenTL camera (three devices, 1-200 FPS,
+Mono8/RGBa8, no trigger, no timestamps) that the tests use: ``cti: viky`` names it. A real
+producer gives frame ids and, for most cameras, buffer timestamps (ns on the camera's clock).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
+from realtime_pose.cameras.limits import CameraOptionError, NodeLimits, check, pick_entry
+from realtime_pose.cameras.pixels import channels
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import SOURCES
+from realtime_pose.sources.base import SourceError
+
+log = logging.getLogger(__name__)
+
+VIKY = "viky"
+
+
+class GenicamOptions(CameraOptions):
+    """``source: {kind: genicam, cti: [...], ...}``."""
+
+    cti: list[str] = Field(
+        default_factory=lambda: [VIKY],
+        min_length=1,
+        description="GenTL producer files (.cti); 'viky' is the genicam package's virtual camera",
+    )
+
+
+def _resolve_cti(names: list[str]) -> list[str]:
+    out = []
+    for name in names:
+        if name == VIKY:
+            try:
+                import genicam
+            except ImportError as exc:
+                raise SourceError(
+                    "cti 'viky' needs the genicam package: pip install 'realtime-pose[genicam]'"
+                ) from exc
+            path = Path(genicam.__file__).parent / "viky.cti"
+        else:
+            path = Path(name)
+        if not path.is_file():
+            raise SourceError(f"genicam: GenTL producer {path} does not exist")
+        out.append(str(path))
+    return out
+
+
+def _harvester(cti: list[str]) -> Any:
+    try:
+        from harvesters.core import Harvester
+    except ImportError as exc:
+        raise SourceError(
+            "the genicam source needs harvesters: pip install 'realtime-pose[genicam]'"
+        ) from exc
+    harvester = Harvester()
+    for path in _resolve_cti(cti):
+        harvester.add_file(path)
+    harvester.update()
+    return harvester
+
+
+def _limits(node: Any, feature: str, unit: str = "") -> NodeLimits:
+    if hasattr(node, "symbolics"):
+        return NodeLimits(feature, entries=tuple(node.symbolics))
+    inc = getattr(node, "inc", None) if type(node).__name__ == "IInteger" else None
+    return NodeLimits(feature, node.min, node.max, inc, unit=unit)
+
+
+@SOURCES.register("genicam")
+class GenicamSource(MachineVisionSource):
+    """A GenTL camera through harvesters; options are :class:`GenicamOptions`.
+
+    ``acquirer`` is the open ``harvesters.core.ImageAcquirer``.
+    """
+
+    Options = GenicamOptions
+    backend = "genicam"
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.harvester: Any = None
+        self.acquirer: Any = None
+        self._pixel_format = "Mono8"
+
+    @classmethod
+    def discover(cls, options: GenicamOptions) -> list[dict[str, Any]]:
+        """The devices the producers in ``options.cti`` offer, with their key limits."""
+        harvester = _harvester(options.cti)
+        found = []
+        try:
+            for i, info in enumerate(harvester.device_info_list):
+                entry: dict[str, Any] = {
+                    "backend": "genicam",
+                    "model": info.model,
+                    "serial": info.serial_number,
+                    "interface": info.tl_type,
+                    "vendor": info.vendor,
+                    "device": info.id_,
+                }
+                try:
+                    acquirer = harvester.create(i)
+                    try:
+                        entry["limits"] = _key_limits(acquirer.remote_device.node_map)
+                    finally:
+                        acquirer.destroy()
+                except Exception as exc:
+                    entry["limits_error"] = str(exc)
+                found.append(entry)
+        finally:
+            harvester.reset()
+        return found
+
+    def _open_camera(self) -> str:
+        self.harvester = _harvester(self.options.cti)
+        infos = self.harvester.device_info_list
+        wanted = self.options.device
+        index = next(
+            (
+                i
+                for i, d in enumerate(infos)
+                if wanted is None or wanted in (d.serial_number, d.id_)
+            ),
+            None,
+        )
+        if index is None:
+            raise SourceError(
+                f"genicam: no camera {wanted or ''} among {[d.id_ for d in infos]} "
+                f"(producers {self.options.cti})"
+            )
+        try:
+            self.acquirer = self.harvester.create(index)
+        except Exception as exc:
+            raise SourceError(f"genicam: cannot open {infos[index].id_}: {exc}") from exc
+        return str(infos[index].serial_number or infos[index].id_)
+
+    def _node(self, *names: str) -> tuple[str, Any] | None:
+        nodemap = self.acquirer.remote_device.node_map
+        for name in names:
+            if nodemap.has_node(name):
+                return name, getattr(nodemap, name)
+        return None
+
+    def _set(self, option: str, value: Any, *names: str, unit: str = "") -> None:
+        found = self._node(*names)
+        if found is None:
+            raise CameraOptionError(
+                f"{self.source_id}: option {option!r} cannot be set: the camera has no "
+                f"{' / '.join(names)}"
+            )
+        name, node = found
+        limits = _limits(node, name, unit)
+        if limits.entries is not None:
+            value = pick_entry(limits.entries, [str(value), f"{value}Packed"]) or value
+        check(self.source_id, option, value, limits)
+        node.value = int(value) if limits.increment is not None else value
+
+    def _configure(self) -> tuple[Size, float]:
+        o = self.options
+        if o.pixel_format is not None:
+            self._set("pixel_format", o.pixel_format, "PixelFormat")
+        if o.binning is not None:
+            self._set("binning", o.binning, "BinningHorizontal")
+            self._set("binning", o.binning, "BinningVertical")
+        for name in ("OffsetX", "OffsetY"):
+            if (o.width is not None or o.height is not None) and self._node(name):
+                self._node(name)[1].value = 0  # type: ignore[index]
+        for option, feature in (
+            ("width", "Width"),
+            ("height", "Height"),
+            ("offset_x", "OffsetX"),
+            ("offset_y", "OffsetY"),
+        ):
+            value = getattr(o, option)
+            if value is not None:
+                self._set(option, value, feature, unit="px")
+        if o.exposure_us is not None:
+            self._set("exposure_us", o.exposure_us, "ExposureTime", "ExposureTimeAbs", unit="µs")
+        if o.gain is not None:
+            self._set("gain", o.gain, "Gain", unit="dB")
+        if o.trigger == "off":
+            if o.fps is not None:
+                if self._node("AcquisitionFrameRateEnable"):
+                    self._node("AcquisitionFrameRateEnable")[1].value = True  # type: ignore[index]
+                self._set("fps", o.fps, "AcquisitionFrameRate", "AcquisitionFrameRateAbs")
+            if self._node("TriggerMode"):
+                self._node("TriggerMode")[1].value = "Off"  # type: ignore[index]
+        else:
+            self._set("trigger", "FrameStart", "TriggerSelector")
+            self._set("trigger", "On", "TriggerMode")
+            source = "Software" if o.trigger == "software" else o.trigger_line
+            self._set("trigger_line" if o.trigger == "line" else "trigger", source, "TriggerSource")
+            if o.trigger == "line" and self._node("TriggerActivation"):
+                self._set("trigger_activation", o.trigger_activation, "TriggerActivation")
+        if o.strobe_line is not None:
+            self._set("strobe_line", o.strobe_line, "LineSelector")
+            self._set("strobe_line", "Output", "LineMode")
+            self._set("strobe_line", "ExposureActive", "LineSource")
+        nodemap = self.acquirer.remote_device.node_map
+        self._pixel_format = str(nodemap.PixelFormat.value)
+        self.acquirer.num_buffers = o.buffers
+        fps = 0.0
+        if o.trigger == "off" and self._node("AcquisitionFrameRate"):
+            fps = float(nodemap.AcquisitionFrameRate.value)
+        elif o.trigger == "software":
+            fps = o.fps or 0.0
+        return Size(int(nodemap.Width.value), int(nodemap.Height.value)), fps
+
+    def _start(self) -> None:
+        self.acquirer.start()
+
+    def _software_trigger(self) -> None:
+        self.acquirer.remote_device.node_map.TriggerSoftware.execute()
+
+    def _grab(self, timeout_s: float) -> Grabbed | None:
+        buffer = self.acquirer.try_fetch(timeout=max(timeout_s, 0.001))
+        t_arrival = time.monotonic_ns()
+        if buffer is None:
+            return None
+        try:
+            module = buffer.module
+            frame_id = int(module.frame_id)
+            if not module.is_complete():
+                return Grabbed("incomplete", t_arrival, frame_id=frame_id)
+            component = buffer.payload.components[0]
+            n = channels(component.data_format)
+            shape = (component.height, component.width) + ((n,) if n > 1 else ())
+            image = np.array(component.data, copy=True).reshape(shape)
+            return Grabbed(
+                "ok", t_arrival, image, component.data_format, frame_id, buffer.timestamp or None
+            )
+        finally:
+            buffer.queue()
+
+    def _stop(self) -> None:
+        if self.acquirer is not None:
+            self.acquirer.stop()
+
+    def _close_camera(self) -> None:
+        acquirer, self.acquirer = self.acquirer, None
+        if acquirer is not None:
+            acquirer.destroy()
+        harvester, self.harvester = self.harvester, None
+        if harvester is not None:
+            harvester.reset()
+
+
+def _key_limits(nodemap: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, name in {
+        "width": "Width",
+        "height": "Height",
+        "exposure_us": "ExposureTime",
+        "gain": "Gain",
+        "fps": "AcquisitionFrameRate",
+        "pixel_format": "PixelFormat",
+    }.items():
+        if nodemap.has_node(name):
+            limits = _limits(getattr(nodemap, name), name)
+            out[key] = list(limits.entries or ()) or [limits.minimum, limits.maximum]
+    return out
