@@ -132,8 +132,16 @@ class AravisSource(MachineVisionSource):
     def _open_camera(self) -> str:
         aravis = _aravis()
         _select_interfaces(aravis, self.options.interfaces)
+        device = self.options.device
+        if device is None:  # the first camera the chosen interfaces see
+            aravis.update_device_list()
+            if aravis.get_n_devices() == 0:
+                raise SourceError(
+                    f"aravis: no camera found (interfaces {self.options.interfaces or 'default'})"
+                )
+            device = aravis.get_device_id(0)
         try:
-            self.camera = aravis.Camera.new(self.options.device)
+            self.camera = aravis.Camera.new(device)
         except Exception as exc:
             raise SourceError(
                 f"aravis: cannot open {self.options.device or 'the first camera'} "
@@ -314,7 +322,7 @@ class AravisSource(MachineVisionSource):
 def _key_limits(camera: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     width, height = camera.get_sensor_size()
-    out["sensor"] = [width, height]
+    out["sensor"] = f"{width}x{height}"
     if camera.is_exposure_time_available():
         out["exposure_us"] = list(camera.get_exposure_time_bounds())
     if camera.is_gain_available():

@@ -94,8 +94,7 @@ def test_discover_the_fake_camera_only():
     found = AravisSource.discover(AravisOptions(interfaces=["Fake"]))
     assert [(c["model"], c["serial"], c["interface"]) for c in found] == [("Fake", "1", "Fake")]
     assert (
-        found[0]["limits"]["sensor"] == [2048, 2048]
-        and "Software" in found[0]["limits"]["triggers"]
+        found[0]["limits"]["sensor"] == "2048x2048" and "Software" in found[0]["limits"]["triggers"]
     )
 
 
