@@ -4,7 +4,19 @@ the CLI's parser, the live loop's modules or the hardware adapters."""
 import subprocess
 import sys
 
-HEAVY = ("tensorflow", "keras", "tf2onnx", "onnx", "tensorrt", "pycuda", "nidaqmx")
+HEAVY = (
+    "tensorflow",
+    "keras",
+    "tf2onnx",
+    "onnx",
+    "tensorrt",
+    "pycuda",
+    "nidaqmx",
+    "pypylon",
+    "harvesters",
+    "genicam",
+    "gi",
+)
 
 
 def test_runtime_imports_no_training_or_gpu_stack():
