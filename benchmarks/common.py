@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import time
 from collections.abc import Iterable
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime_pose.machine import machine_description
+from realtime_pose.safe_write import write_text
 from realtime_pose.stats import Summary
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -20,15 +22,27 @@ def summarize_ns(samples_ns: Iterable[int] | np.ndarray, unit: str = "us") -> di
     return Summary.of(samples_ns, unit).to_dict(suffix=True, mean=True, n=True)  # type: ignore
 
 
-def write_result(name: str, payload: dict, path: Path | None = None) -> Path:
-    """Write ``payload`` plus the machine description and a timestamp as JSON."""
+def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
+    """``--overwrite``: let :func:`write_result` replace an existing result file."""
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the result JSON if it exists"
+    )
+
+
+def write_result(
+    name: str, payload: dict, path: Path | None = None, *, overwrite: bool = False
+) -> Path:
+    """Write ``payload`` plus the machine description and a timestamp as JSON.
+
+    The default path is ``benchmarks/results/<name>.json``; an existing file is kept (and
+    :class:`~realtime_pose.safe_write.OutputExistsError` raised before the run's result is lost:
+    call this only after the measurement, and pass ``overwrite`` to replace it).
+    """
     path = path or RESULTS_DIR / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": name,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_description(),
         **payload,
     }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    return path
+    return write_text(path, json.dumps(doc, indent=2) + "\n", overwrite)

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.analyze import video_frames
 from realtime_pose.bundle import load_bundle
 from realtime_pose.crop import CropWindow, DynamicCropper
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video-bundle", type=Path)
     parser.add_argument("--video-crop", nargs=2, type=int, default=(256, 256))
     parser.add_argument("--json", type=Path)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     results = {}
     scene = SyntheticScene(*args.size, seed=7)
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             **compare(vb, video_images, Size(*args.video_crop), args.threads),
         }
         print("video:", results["video"]["speedup_p50"], "x;", results["video"]["crop_vs_full_px"])
-    path = write_result("cropping", results, args.json)
+    path = write_result("cropping", results, args.json, overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.geometry import Size
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spinning", choices=["on", "off", "both"], default="both")
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     bundle = load_bundle(args.bundle)
     spin = {"on": [True], "off": [False], "both": [True, False]}[args.spinning]
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": rows,
         },
         args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     return 0

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.grabber import Grabber
 from realtime_pose.sources.base import Frame, FrameSource
 
@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per scenario")
     parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     scenarios = {
         "waiting_100fps": run(100.0, args.seconds, 0.0),
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "scenarios": scenarios,
         },
         args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     return 0

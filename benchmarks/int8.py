@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.bundle import Bundle, load_bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.estimator import PoseEstimator
@@ -129,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         "--calibration", choices=["minmax", "percentile", "entropy"], default="minmax"
     )
     parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
 
     if args.bundle is None:
@@ -212,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             "accuracy": acc,
         },
         args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     if tmp is not None:

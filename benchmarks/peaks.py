@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.peaks import find_multi_peaks, find_peaks, find_peaks_reference
 
 CASES = [(4, 60, 80), (20, 120, 160), (4, 30, 40), (20, 60, 80)]
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5000)
     parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     rows = []
@@ -83,7 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     path = write_result(
-        "peaks", {"targets": targets, "runtime_nchw": best, "results": rows}, args.json
+        "peaks",
+        {"targets": targets, "runtime_nchw": best, "results": rows},
+        args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     return 0

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.benchmark import run_benchmark
 from realtime_pose.bundle import load_bundle
 from realtime_pose.config import parse_config
@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     scene = SyntheticScene(320, 240, seed=1)
     frames = [scene.frame(i)[0] for i in range(200)]
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
         args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     return 0

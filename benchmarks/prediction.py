@@ -36,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.predict import ForwardPredictor
 
 DATASET = Path("/work/shared/datasets/openfield-Pranav-2018-10-30")
@@ -233,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=float, help="override the frame rate")
     parser.add_argument("--note", default=None, help="how the pose file was made (into the JSON)")
     parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
 
     import cv2
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         "cost_per_frame_update_plus_predict": cost,
     }
     name = "prediction" if args.poses is not None else "prediction_tracker"
-    path = write_result(name, payload, args.json)
+    path = write_result(name, payload, args.json, overwrite=args.overwrite)
     print(f"\nwrote {path}")
     return 0
 

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.rules import RuleEngine, parse_rules
 
 KEYPOINTS = ["snout", "leftear", "rightear", "neck", "spine", "tailbase", "leftpaw", "rightpaw"]
@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=20_000)
     parser.add_argument("--out", type=Path, default=None)
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
 
     engine = RuleEngine(parse_rules(RULES), KEYPOINTS)
@@ -139,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             "evaluate_us": stats,
         },
         args.out,
+        overwrite=args.overwrite,
     )
     print(stats, f"-> {path}")
     return 0

@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.hardware.dispatcher import OutputDispatcher
 from realtime_pose.hardware.serial import SerialDevice
 from realtime_pose.hardware.testing.emulator import read_log, start_emulator_process
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pulses", type=int, default=2000)
     parser.add_argument("--gap-ms", type=float, default=2.0, help="time between actions")
     parser.add_argument("--json", type=Path, help="output file (default: benchmarks/results/)")
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     n, gap_s = args.pulses, args.gap_ms / 1000
 
@@ -238,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             "results": results,
         },
         args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     return 0

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.recording import PoseRecorder
 from realtime_pose.stream import PosePublisher, PoseSubscriber, messages
 
@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keypoints", type=int, default=20)
     parser.add_argument("--transport", choices=["tcp", "ipc"], default="tcp")
     parser.add_argument("--json", type=Path, help="output file (default: benchmarks/results/)")
+    add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     if args.role == "subscriber":
         return subscriber_main(args.address, args.count)
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             "recorder_write_pose": recorder,
         },
         args.json,
+        overwrite=args.overwrite,
     )
     print(f"wrote {path}")
     return 0

@@ -29,7 +29,7 @@ from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 from realtime_pose.exporters.frames import synthetic_frames
 from realtime_pose.exporters.parity import NetworkFn, ort_network, require_parity
 from realtime_pose.exporters.provenance import tool_versions
-from realtime_pose.exporters.staging import staged_folder
+from realtime_pose.exporters.staging import check_target, staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ def import_dlc(
     tolerance_px: float = 0.01,
     raw_tolerance: float = 1e-3,
     name: str | None = None,
+    overwrite: bool = False,
 ) -> Bundle:
     """Convert a DeepLabCut exported model to a bundle, after a TF parity check.
 
@@ -204,6 +205,8 @@ def import_dlc(
         Limits of the parity check (keypoints in network pixels, raw outputs).
     name
         Bundle name (default the export folder's name).
+    overwrite
+        Replace an existing bundle at ``output_dir`` (else refused before any work).
 
     Raises
     ------
@@ -212,15 +215,12 @@ def import_dlc(
     ParityError
         When ONNX Runtime disagrees with TensorFlow beyond tolerance (nothing is written).
     """
-    from realtime_pose.exporters.keras_onnx import (
-        MAX_OPSET,
-        MIN_OPSET,
-        import_tensorflow,
-        load_frames,
-    )
+    from realtime_pose.exporters.frames import load_frames
+    from realtime_pose.exporters.keras_onnx import MAX_OPSET, MIN_OPSET, import_tensorflow
 
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
+    check_target(output_dir, overwrite)
     dlc = read_dlc_export(export_dir)
     cfg = dlc.config
     if cfg.num_outputs > 1:
@@ -345,6 +345,6 @@ def import_dlc(
             "parity": parity,
         },
     }
-    with staged_folder(output_dir) as tmp:
+    with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)

@@ -26,7 +26,7 @@ from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 from realtime_pose.exporters.frames import load_frames
 from realtime_pose.exporters.parity import check_parity, ort_network
 from realtime_pose.exporters.provenance import tool_versions
-from realtime_pose.exporters.staging import staged_folder
+from realtime_pose.exporters.staging import check_target, staged_folder
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +163,15 @@ def quantize_bundle(
     per_channel: bool = True,
     method: CalibrationMethod = "minmax",
     keep_heads_fp32: bool = True,
+    overwrite: bool = False,
 ) -> Bundle:
     """Write an int8 variant of a bundle that outputs maps (not in-graph keypoints).
 
     The variant's ``provenance.quantization`` records how it was calibrated and how far its
     keypoints moved from the fp32 bundle's on ``parity_images`` (default: the calibration
-    frames).
+    frames). An existing bundle at ``output_dir`` is refused unless ``overwrite``.
     """
-
+    check_target(output_dir, overwrite)
     if bundle.meta.outputs.keypoints is not None:
         raise ValueError(
             f"{bundle.root}: quantise the map-output bundle, then add in-graph peaks; this one "
@@ -196,7 +197,7 @@ def quantize_bundle(
     meta = bundle.meta.model_dump()
     meta["name"] = f"{bundle.meta.name}-int8"
     meta["provenance"] = {**meta["provenance"], "quantization": quantization}
-    with staged_folder(output_dir) as tmp:
+    with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, quantised, meta)
     return load_bundle(output_dir)
 

@@ -31,7 +31,7 @@ from realtime_pose.exporters.parity import (
     require_parity,
 )
 from realtime_pose.exporters.provenance import tool_versions
-from realtime_pose.exporters.staging import staged_folder
+from realtime_pose.exporters.staging import check_target, staged_folder
 from realtime_pose.exporters.train_output import TrainOutput, TrainOutputError, read_train_output
 
 log = logging.getLogger(__name__)
@@ -163,6 +163,7 @@ def export_bundle(
     max_parity_frames: int = 32,
     max_calibration_frames: int = 64,
     name: str | None = None,
+    overwrite: bool = False,
 ) -> Bundle:
     """Export a training-output folder to a bundle, after a TF-vs-ONNX Runtime parity check.
 
@@ -172,7 +173,7 @@ def export_bundle(
         Folder with ``model.keras``, ``train_config.json`` and (optionally) ``split.json``.
     output_dir
         The bundle folder to write. It appears only when everything passed; an existing bundle
-        there is replaced.
+        there is refused before any work, or replaced with ``overwrite``.
     opset
         ONNX opset, 13–18.
     in_graph_peaks
@@ -192,6 +193,8 @@ def export_bundle(
         How many project frames to use at most.
     name
         Bundle name (default ``<project>-<net>``).
+    overwrite
+        Replace an existing bundle at ``output_dir`` (a folder that is not a bundle never is).
 
     Returns
     -------
@@ -207,6 +210,7 @@ def export_bundle(
     """
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
+    check_target(output_dir, overwrite)
     train = read_train_output(train_dir)
     cfg = train.config
     k = len(cfg.keypoints)
@@ -309,7 +313,7 @@ def export_bundle(
         "outputs": outputs,
         "provenance": provenance,
     }
-    with staged_folder(output_dir) as tmp:
+    with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)
 

@@ -38,6 +38,7 @@ from realtime_pose.hardware.base import (
     OutputOptions,
 )
 from realtime_pose.plugins import OUTPUTS
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,7 @@ class DaqDevice(OutputDevice):
         self._levels = [False] * len(self._names)
         self._drive_all_low()
         self._connected = True
-        self._writer = threading.Thread(target=self._run, name=f"{self.name}-writer", daemon=True)
+        self._writer = SupervisedThread(self._run, f"{self.name}-writer")
         self._writer.start()
 
     def _close(self) -> None:

@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from realtime_pose.supervision import SupervisedThread
+
 log = logging.getLogger(__name__)
 
 
@@ -25,7 +27,7 @@ class DeadlineTimer:
         self._counter = itertools.count()
         self._cond = threading.Condition()
         self._stopping = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread = SupervisedThread(self._run, name, should_stop=lambda: self._stopping)
         self._thread.start()
 
     def schedule(self, deadline_ns: int, callback: Callable[..., Any], *args: Any) -> None:

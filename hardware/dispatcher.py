@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError, OutputDevice, OutputOptions
 from realtime_pose.plugins import OUTPUTS, Choice
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,8 @@ class OutputDispatcher:
         self._previous_handlers: dict[int, Any] = {}
         self._watchdog: threading.Thread | None = None
         if stall_timeout_s is not None:
-            self._watchdog = threading.Thread(
-                target=self._watch, name="output-watchdog", daemon=True
+            self._watchdog = SupervisedThread(
+                self._watch, "output-watchdog", should_stop=self._wake.is_set
             )
             self._watchdog.start()
         self._atexit_ref: Any = None

@@ -41,6 +41,7 @@ from realtime_pose.hardware.base import (
     OutputOptions,
 )
 from realtime_pose.plugins import OUTPUTS
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +224,9 @@ class SerialDevice(OutputDevice):
         with self._cond:
             self._port = port
             self._lost = None
-        self._writer = threading.Thread(target=self._write_loop, name=f"{self.name}-writer")
-        self._reader = threading.Thread(target=self._read_loop, name=f"{self.name}-reader")
-        self._writer.daemon = self._reader.daemon = True
+        stop = self._stopping.is_set
+        self._writer = SupervisedThread(self._write_loop, f"{self.name}-writer", should_stop=stop)
+        self._reader = SupervisedThread(self._read_loop, f"{self.name}-reader", should_stop=stop)
         self._reader.start()
         self._writer.start()
         self._record("connected", port=self.port)

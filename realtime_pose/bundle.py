@@ -237,7 +237,7 @@ def read_meta(path: str | Path) -> BundleMeta:
         raw = json.loads(path.read_text())
     except FileNotFoundError as exc:
         raise BundleError(f"{path}: missing; a bundle needs {META_FILENAME}") from exc
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from exc
     if not isinstance(raw, dict):
         raise BundleError(f"{path}: expected a JSON object at the top level")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime_pose.safe_write import writing_all
+
 H5_KEY = "df_with_missing"
 DEFAULT_SCORER = "realtime-pose"
 
@@ -40,20 +42,33 @@ def pose_table(
     return pd.DataFrame(poses.reshape(len(poses), -1), columns=columns, index=index)
 
 
+def table_paths(stem: str | Path) -> tuple[Path, Path]:
+    """``<stem>.h5`` and ``<stem>.csv``: the suffix is appended, never substituted, so a stem
+    holding dots (``…mobilenet_v2_0.35-20261202-180015``) keeps all of itself."""
+    stem = Path(stem)
+    return stem.with_name(stem.name + ".h5"), stem.with_name(stem.name + ".csv")
+
+
 def write_pose_tables(
     stem: str | Path,
     poses: np.ndarray,
     keypoints: Sequence[str],
     scorer: str = DEFAULT_SCORER,
     frame_indices: Sequence[int] | np.ndarray | None = None,
+    *,
+    overwrite: bool = False,
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.h5`` and ``<stem>.csv``; return both paths."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``<stem>.h5`` and ``<stem>.csv``; return both paths.
+
+    Both are written to temporary names and renamed when complete
+    (:mod:`realtime_pose.safe_write`); an existing table is refused with
+    :class:`~realtime_pose.safe_write.OutputExistsError` unless ``overwrite``.
+    """
     df = pose_table(poses, keypoints, scorer, frame_indices)
-    h5_path, csv_path = stem.with_suffix(".h5"), stem.with_suffix(".csv")
-    df.to_hdf(h5_path, key=H5_KEY, mode="w", format="table")
-    df.to_csv(csv_path)
+    h5_path, csv_path = table_paths(stem)
+    with writing_all([h5_path, csv_path], overwrite) as (h5_tmp, csv_tmp):
+        df.to_hdf(h5_tmp, key=H5_KEY, mode="w", format="table")
+        df.to_csv(csv_tmp)
     return h5_path, csv_path
 
 

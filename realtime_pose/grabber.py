@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from realtime_pose.sources.base import Frame, FrameSource, SourceError, TriggerTimeoutError
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,11 @@ class Grabber:
             raise RuntimeError("this Grabber was already started; create a new one")
         self.source.open()
         self._state = "running"
-        self._reader = threading.Thread(
-            target=self._read_loop, name=f"grabber-{self.source.source_id}", daemon=True
-        )
-        self._watchdog = threading.Thread(
-            target=self._watch, name=f"grabber-watchdog-{self.source.source_id}", daemon=True
+        stop = self._stop.is_set
+        source_id = self.source.source_id
+        self._reader = SupervisedThread(self._read_loop, f"grabber-{source_id}", should_stop=stop)
+        self._watchdog = SupervisedThread(
+            self._watch, f"grabber-watchdog-{source_id}", should_stop=stop
         )
         self._reader.start()
         self._watchdog.start()

@@ -51,6 +51,7 @@ from realtime_pose.sources.base import Frame
 from realtime_pose.stats import StageStats
 from realtime_pose.stats import warm_up as warm_up_statistics
 from realtime_pose.stream import messages
+from realtime_pose.supervision import REGISTRY as THREADS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ GIL_SWITCH_INTERVAL_S = 0.0002
 #: capture and the loop picking the frame up; ``total`` is capture → publish.
 STAGES = ("grab", *ESTIMATOR_STAGES, "predict", "process", "publish", "record", "total")
 _PUBLISHED_STAGES = STAGES[:6]  # the stages known when the pose is published
+
+
+class RecordingStateError(ValueError):
+    """A recording request that does not fit the state: already recording, not recording, or
+    recording not configured for this run."""
 
 
 class Pipeline:
@@ -129,6 +135,8 @@ class Pipeline:
         self.events = 0
         self.recorder: PoseRecorderPort | None = None
         self.video_recorder: FrameRecorderPort | None = None
+        self.recording_error: str | None = None
+        """Why the last recording stopped on its own (disk full...), or ``None``."""
         self.last_status: dict[str, Any] = {}
         self._predicted = np.zeros((k, 3), np.float32)
         self._stamps = np.zeros(3, np.int64)
@@ -136,6 +144,7 @@ class Pipeline:
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
         self._loop_thread: int | None = None
         self._grabber: Grabber | None = None
+        self._thread_deaths_seen = THREADS.death_count
         self._status_frames = 0
         self._status_mark = 0
         self._status_t_ns = time.monotonic_ns()
@@ -186,16 +195,17 @@ class Pipeline:
         t_after_publish = time.monotonic_ns()
         s[6] = t_after_publish - t_processed
         if self.recorder is not None:
-            self.recorder.write_pose(
+            if not self.recorder.write_pose(
                 self.seq, frame.frame_index, t_capture, pose, predicted, camera
-            )
-            if self.video_recorder is not None:
+            ):
+                self._recording_failed(frame.frame_index)
+            elif self.video_recorder is not None:
                 self.video_recorder.write(frame.image, frame.frame_index, t_capture, camera)
         for tap in self.frame_taps:
             tap.offer(frame, self.seq, pose, predicted)
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
-        self.stats.record(s)
+        self.stats.record(s, frame.frame_index)
         self.seq += 1
         self.frames += 1
         return pose
@@ -323,6 +333,7 @@ class Pipeline:
             "events": self.events,
             "processor_errors": self.processors.errors if self.processors else 0,
             "recording": str(self.recorder.path) if self.recorder is not None else None,
+            "recording_error": self.recording_error,
         }
         if "camera_drops" in grab:
             extra["camera_dropped"] = int(grab.get("camera_dropped", 0))
@@ -330,6 +341,16 @@ class Pipeline:
             extra["trigger_timeouts"] = int(grab.get("trigger_timeouts", 0))
         if self.lead is not None:
             extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
+        threads = THREADS.report()
+        if threads:
+            extra["threads"] = threads  # supervised threads that died (and were restarted)
+        for death in THREADS.deaths_since(self._thread_deaths_seen):
+            self._thread_deaths_seen += 1
+            self.emit_event(
+                messages.event_payload(
+                    "thread", death.name, self.frames, error=death.last_error, deaths=death.deaths
+                )
+            )
         if self.publisher is not None:
             extra["stream_dropped"] = int(self.publisher.dropped)
         if self.dispatcher is not None:
@@ -369,12 +390,29 @@ class Pipeline:
     def start_recording(self, path: Path | None = None, video: bool = False) -> Path:
         """Start the crash-safe pose log (and raw video); return the log path."""
         if self.recorder_factory is None:
-            raise RuntimeError("recording is not configured for this run")
+            raise RecordingStateError("recording is not configured for this run")
         if self.recorder is not None:
-            raise RuntimeError(f"already recording to {self.recorder.path}")
+            raise RecordingStateError(f"already recording to {self.recorder.path}")
         self.recorder, self.video_recorder = self.recorder_factory(path, video)
+        self.recording_error = None
         log.info("recording to %s", self.recorder.path)
         return Path(self.recorder.path)
+
+    def _recording_failed(self, frame_index: int) -> None:
+        """A pose could not be written (disk full, disk gone): stop recording, keep the loop and
+        the outputs going, say so in the status and an event; what was written stays intact."""
+        recorder, video = self.detach_recording()
+        error = recorder.last_error or "write failed"
+        self.recording_error = f"{recorder.path}: {error}"
+        log.error("recording stopped at frame %d: %s", frame_index, self.recording_error)
+        self.emit_event(
+            messages.event_payload(
+                "recording", str(recorder.path), frame_index, state="failed", error=error
+            )
+        )
+        threading.Thread(  # closing fsyncs: not on the loop thread
+            target=finish_recording, args=(recorder, video, False), name="recording-close"
+        ).start()
 
     def detach_recording(self) -> tuple[PoseRecorderPort, FrameRecorderPort | None]:
         """Stop writing to the recording (cheap; call in the loop) and hand its recorders over.
@@ -382,7 +420,7 @@ class Pipeline:
         Closing and converting them (:func:`finish_recording`) is slow and belongs elsewhere.
         """
         if self.recorder is None:
-            raise RuntimeError("not recording")
+            raise RecordingStateError("not recording")
         recorders = self.recorder, self.video_recorder
         self.recorder = self.video_recorder = None
         return recorders

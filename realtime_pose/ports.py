@@ -78,6 +78,7 @@ class PoseRecorderPort(Protocol):
     """Appends poses and events to a crash-safe log."""
 
     path: Path
+    last_error: str | None
 
     def write_pose(
         self,

@@ -272,7 +272,9 @@ class LiveSession:
             return {"meta": self.meta}
 
         def record_start(req: messages.RecordStartRequest) -> dict:
-            path = Path(req.path) if req.path else None
+            path = None
+            if req.path:  # relative to the recording folder, never to the working directory
+                path = self.config.recording.directory / req.path
             started = pipe.call_in_loop(lambda: pipe.start_recording(path, req.video))
             return {"path": str(started)}
 

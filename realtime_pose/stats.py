@@ -110,13 +110,23 @@ class StageStats:
         self.stages = tuple(stages)
         self._index = {name: i for i, name in enumerate(self.stages)}
         self._buf = np.zeros((len(self.stages), window), dtype=np.int64)
+        self._keys = np.full(window, -1, dtype=np.int64)
         self._window = window
         self._count = 0
 
-    def record(self, values_ns: Sequence[int] | np.ndarray) -> None:
-        """Store one frame's latencies, in the order of :attr:`stages`."""
-        self._buf[:, self._count % self._window] = values_ns
+    def record(self, values_ns: Sequence[int] | np.ndarray, key: int = -1) -> None:
+        """Store one frame's latencies, in the order of :attr:`stages`, under ``key`` (the
+        frame index, for :meth:`by_key`)."""
+        slot = self._count % self._window
+        self._buf[:, slot] = values_ns
+        self._keys[slot] = key
         self._count += 1
+
+    def by_key(self, stage: str) -> dict[int, int]:
+        """``{key: latency ns}`` of one stage over the window (the frames still held)."""
+        n = min(self._count, self._window)
+        row = self._buf[self._index[stage]]
+        return {int(k): int(v) for k, v in zip(self._keys[:n], row[:n], strict=True) if k >= 0}
 
     @property
     def count(self) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from realtime_pose.peaks import find_peaks_reference
+from realtime_pose.safe_write import check_free, write_text, writing
 from realtime_pose.trainers.project import Project, ProjectError, load_project, read_split
 from realtime_pose.trainers.targets import LOCREF_STDEV, STRIDE
 
@@ -141,6 +142,7 @@ def plot_predictions(
     predictions: np.ndarray,
     path: str | Path,
     pcutoff: float,
+    overwrite: bool = False,
     max_images: int = 12,
 ) -> Path:
     """A PNG grid of frames with labels (circles) and predictions (crosses; faded below pcutoff)."""
@@ -173,8 +175,8 @@ def plot_predictions(
     fig.suptitle("labels (o) vs predictions (x; faded below pcutoff)", fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
+    with writing(path, overwrite) as tmp:
+        fig.savefig(tmp, dpi=80, format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     return path
 
@@ -216,6 +218,7 @@ def evaluate(
     pcutoff: float | None = None,
     json_path: str | Path | None = None,
     plot_path: str | Path | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a training-output folder or a bundle on a DeepLabCut project.
 
@@ -230,6 +233,9 @@ def evaluate(
         training output's ``split.json``, else the bundle's provenance.
     pcutoff
         Likelihood threshold (default: the project's ``pcutoff``).
+    json_path, plot_path
+        Where to write the metrics and a picture of the predictions (refused when they exist,
+        unless ``overwrite``; checked before the evaluation runs).
 
     Returns
     -------
@@ -239,6 +245,9 @@ def evaluate(
     if split not in ("train", "test", "all"):
         raise ValueError(f"split must be train, test or all, got {split!r}")
     model_path = Path(model_path).expanduser()
+    for out in (json_path, plot_path):
+        if out:
+            check_free(out, overwrite)
     project = load_project(project_path)
     split_lists = read_split(Path(split_file)) if split_file else None
     if (model_path / "model.keras").is_file():
@@ -269,10 +278,9 @@ def evaluate(
         images=[project.images[i] for i in indices],
     )
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text(json_path, json.dumps(metrics, indent=2) + "\n", overwrite)
     if plot_path:
-        plot_predictions(project, indices, predictions, plot_path, cutoff)
+        plot_predictions(project, indices, predictions, plot_path, cutoff, overwrite)
     return metrics
 
 

@@ -28,16 +28,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu")
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (0 = all)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace outputs that exist (default: refuse)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Analyse each video; a video that fails is reported and the others go on."""
-    from realtime_pose.analyze import analyze_video
+    from realtime_pose.analyze import analyze_video, default_scorer, output_paths
     from realtime_pose.bundle import BundleError, load_bundle
     from realtime_pose.engines import EngineError, open_engine
     from realtime_pose.estimator import PoseEstimator
     from realtime_pose.geometry import Size
+    from realtime_pose.safe_write import OutputExistsError
     from realtime_pose.sources import SourceError
 
     if args.max_frames is not None and args.max_frames <= 0:
@@ -53,7 +57,21 @@ def run(args: argparse.Namespace) -> int:
         return 2
     estimator = PoseEstimator(bundle, engine, input_size)
     failed = 0
+    claimed: dict = {}  # output path -> the video that writes it in this run
     for video in args.videos:
+        paths = output_paths(video, args.output_dir, default_scorer(bundle), args.labeled_video)
+        clash = next((claimed[p] for p in paths if p in claimed), None)
+        if clash is not None:
+            log.error(
+                "%s: not analysed: its outputs (%s) would replace those of %s from this run; "
+                "give the videos different names or separate --output-dir runs",
+                video,
+                paths[0],
+                clash,
+            )
+            failed += 1
+            continue
+        claimed.update(dict.fromkeys(paths, video))
         try:
             result = analyze_video(
                 video,
@@ -63,8 +81,9 @@ def run(args: argparse.Namespace) -> int:
                 max_frames=args.max_frames,
                 labeled_video=args.labeled_video,
                 pcutoff=args.pcutoff,
+                overwrite=args.overwrite,
             )
-        except SourceError as exc:
+        except (SourceError, OutputExistsError) as exc:
             log.error("%s", exc)
             failed += 1
             continue

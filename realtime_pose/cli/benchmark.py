@@ -33,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-spinning", action="store_true")
     p.add_argument("--json", type=Path, help="write results here")
+    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     p.set_defaults(func=run)
 
 
@@ -43,12 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from realtime_pose.bundle import BundleError, load_bundle
     from realtime_pose.engines import EngineError
     from realtime_pose.machine import machine_description
+    from realtime_pose.safe_write import OutputExistsError, check_free, write_text
     from realtime_pose.sources import SourceError
 
     try:
+        if args.json:
+            check_free(args.json, args.overwrite)  # before the run, not after it
         bundle = load_bundle(args.bundle)
         frames = [frame.image for frame in video_frames(args.video, args.decode)]
-    except (BundleError, SourceError) as exc:
+    except (BundleError, SourceError, OutputExistsError) as exc:
         log.error("%s", exc)
         return 2
     config = dict(provider=args.provider, threads=args.threads, spinning=not args.no_spinning)
@@ -76,7 +80,6 @@ def run(args: argparse.Namespace) -> int:
             "machine": machine_description(),
             "results": results,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        write_text(args.json, json.dumps(doc, indent=2) + "\n", args.overwrite)
         log.info("wrote %s", args.json)
     return 0

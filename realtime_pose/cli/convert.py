@@ -17,34 +17,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "*_predicted tables when the log holds forward predictions."
         ),
     )
-    parser.add_argument("log", help="the .poselog file")
+    parser.add_argument("logs", nargs="+", metavar="LOG", help="one or more .poselog files")
     parser.add_argument("--output-dir", help="folder for the tables (default: beside the log)")
     parser.add_argument("--scorer", default="realtime-pose", help="scorer level (%(default)s)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace tables that exist (default: refuse)"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert one log; exit 1 with a message if it cannot be read."""
+    """Convert each log; exit 1 if any could not be read or would have replaced a table."""
     from pathlib import Path
 
     from realtime_pose.recording.convert import convert_log
     from realtime_pose.recording.log_format import LogFormatError, read_log
+    from realtime_pose.safe_write import OutputExistsError
 
-    path = Path(args.log)
-    if not path.is_file():
-        print(f"error: {path} does not exist or is not a file", file=sys.stderr)
-        return 1
-    try:
-        pose_log = read_log(path)
-    except LogFormatError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    written = convert_log(path, args.output_dir, scorer=args.scorer, pose_log=pose_log)
-    state = "closed cleanly" if pose_log.closed_cleanly else "not closed (interrupted)"
-    print(
-        f"{path}: {len(pose_log.poses)} poses, {len(pose_log.events)} events, {state}"
-        + (f", {pose_log.torn_bytes} torn bytes ignored" if pose_log.torn_bytes else "")
-    )
-    for p in written:
-        print(p)
-    return 0
+    failed = 0
+    for name in args.logs:
+        path = Path(name)
+        if not path.is_file():
+            print(f"error: {path} does not exist or is not a file", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            pose_log = read_log(path)
+            written = convert_log(
+                path,
+                args.output_dir,
+                scorer=args.scorer,
+                pose_log=pose_log,
+                overwrite=args.overwrite,
+            )
+        except (LogFormatError, OutputExistsError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        state = "closed cleanly" if pose_log.closed_cleanly else "not closed (interrupted)"
+        print(
+            f"{path}: {len(pose_log.poses)} poses, {len(pose_log.events)} events, {state}"
+            + (f", {pose_log.torn_bytes} torn bytes ignored" if pose_log.torn_bytes else "")
+        )
+        for p in written:
+            print(p)
+    return 1 if failed else 0

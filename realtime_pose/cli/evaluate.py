@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--pcutoff", type=float, help="likelihood threshold (default: the project's pcutoff)"
     )
     parser.add_argument("--plot", metavar="PNG", help="draw predictions vs labels")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --json/--plot files that exist"
+    )
     parser.set_defaults(func=run)
 
 
@@ -44,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
             pcutoff=args.pcutoff,
             json_path=args.json_path,
             plot_path=args.plot,
+            overwrite=args.overwrite,
         )
     except (ImportError, ProjectError, BundleError, ValueError, FileNotFoundError) as exc:
         print(f"realtime-pose evaluate: {exc}", file=sys.stderr)

@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="largest keypoint difference TF vs ONNX allowed, network pixels (default 0.01)",
     )
     parser.add_argument("--name", help="bundle name (default <project>-<net>)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a bundle that exists at --output"
+    )
     parser.set_defaults(func=run)
 
 
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             tolerance_px=args.tolerance_px,
             max_calibration_frames=args.calibration_frames,
             name=args.name,
+            overwrite=args.overwrite,
         )
     except ImportError as exc:
         print(f"realtime-pose export: {exc}", file=sys.stderr)

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tolerance-px", type=float, default=0.01, help="keypoint tolerance, network pixels"
     )
     parser.add_argument("--name", help="bundle name (default the export folder's name)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a bundle that exists at --output"
+    )
     parser.set_defaults(func=run)
 
 
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             parity_images=args.images,
             tolerance_px=args.tolerance_px,
             name=args.name,
+            overwrite=args.overwrite,
         )
     except ImportError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)

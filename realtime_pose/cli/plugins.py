@@ -1,4 +1,4 @@
-"""``realtime-pose plugins [KIND [NAME]]``: the sources, engines and output devices installed here."""
+"""``realtime-pose plugins [KIND [NAME]]``: the sources, engines and output devices here."""
 
 from __future__ import annotations
 

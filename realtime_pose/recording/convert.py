@@ -7,14 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_pose.dlc_output import DEFAULT_SCORER, write_pose_tables
+from realtime_pose.dlc_output import DEFAULT_SCORER, table_paths, write_pose_tables
 from realtime_pose.recording.log_format import PoseLog, read_log
+from realtime_pose.safe_write import check_free
 
 log = logging.getLogger(__name__)
 
 
 def table_stems(log_path: Path, output_dir: Path, n_animals: int) -> list[Path]:
-    """Output stems: ``<dir>/<log stem>`` for one animal, ``..._animal<i>`` for several."""
+    """Output stems: ``<dir>/<log stem>`` for one animal, ``..._animal<i>`` for several; the
+    whole stem of the log is kept, so every log has tables of its own."""
     base = output_dir / log_path.stem
     if n_animals == 1:
         return [base]
@@ -27,6 +29,7 @@ def convert_log(
     *,
     scorer: str = DEFAULT_SCORER,
     pose_log: PoseLog | None = None,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Write DeepLabCut-layout tables for every animal (and the predictions, if any).
 
@@ -40,6 +43,9 @@ def convert_log(
         The ``scorer`` level of the column MultiIndex.
     pose_log
         An already-read log, to avoid reading it twice.
+    overwrite
+        Replace tables that exist (else :class:`~realtime_pose.safe_write.OutputExistsError`
+        names the first one, and nothing is written).
 
     Returns
     -------
@@ -55,23 +61,32 @@ def convert_log(
             log_path,
             pose_log.torn_bytes,
         )
+    if pose_log.bad_records:
+        log.warning(
+            "%s: skipped %d records whose content no recorder writes (the file was altered?)",
+            log_path,
+            pose_log.bad_records,
+        )
     if len(pose_log.poses) == 0:
         log.warning("%s holds no poses; no tables written", log_path)
         return []
     out_dir = Path(output_dir) if output_dir is not None else log_path.parent
     n_animals = pose_log.poses.shape[1]
-    written: list[Path] = []
+    tables = []  # (stem, poses, frame indices), checked before anything is written
     for animal, stem in enumerate(table_stems(log_path, out_dir, n_animals)):
-        written += write_pose_tables(
-            stem, pose_log.poses[:, animal], pose_log.keypoints, scorer, pose_log.frame_indices
-        )
+        tables.append((stem, pose_log.poses[:, animal], pose_log.frame_indices))
         if pose_log.predicted is not None:
             has = pose_log.t_target_ns >= 0  # type: ignore[operator]
-            written += write_pose_tables(
-                stem.with_name(stem.name + "_predicted"),
-                pose_log.predicted[has, animal],
-                pose_log.keypoints,
-                scorer,
-                np.asarray(pose_log.frame_indices)[has],
+            indices = np.asarray(pose_log.frame_indices)[has]
+            tables.append(
+                (stem.with_name(stem.name + "_predicted"), pose_log.predicted[has, animal], indices)
             )
+    for stem, _, _ in tables:
+        for path in table_paths(stem):
+            check_free(path, overwrite)
+    written: list[Path] = []
+    for stem, poses, indices in tables:
+        written += write_pose_tables(
+            stem, poses, pose_log.keypoints, scorer, indices, overwrite=overwrite
+        )
     return written

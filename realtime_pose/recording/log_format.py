@@ -82,6 +82,8 @@ class PoseLog:
         Whether the log ends with a ``close`` record (``False`` after a crash).
     torn_bytes
         Bytes at the end that did not form a valid record (ignored).
+    bad_records
+        Well-framed records whose content no recorder writes (skipped, counted here).
     """
 
     path: Path
@@ -100,6 +102,7 @@ class PoseLog:
     events: list[dict[str, Any]] = field(default_factory=list)
     closed_cleanly: bool = False
     torn_bytes: int = 0
+    bad_records: int = 0
 
     @property
     def keypoints(self) -> list[str]:
@@ -156,13 +159,18 @@ def read_log(path: str | Path) -> PoseLog:
     if not records or records[0].get("r") != "header":
         raise LogFormatError(f"{path} has no readable header record; the file is damaged")
     header = records[0]
-    n_keypoints = len(header["keypoints"])
-    poses = [r for r in records[1:] if r.get("r") == "pose"]
+    names = header.get("keypoints")
+    if not isinstance(names, list) or not names or not all(isinstance(k, str) for k in names):
+        raise LogFormatError(f"{path}: the header names no keypoints; the file is damaged")
+    n_keypoints = len(names)
+    poses = [r for r in records[1:] if r.get("r") == "pose" and _usable_pose(r, n_keypoints)]
     events = [
         {"frame_index": r["frame_index"], "t_ns": r["t_ns"], "event": r["event"]}
         for r in records[1:]
-        if r.get("r") == "event"
+        if r.get("r") == "event" and _usable_event(r)
     ]
+    known = sum(r.get("r") in ("close", "header") for r in records[1:])
+    bad = len(records) - 1 - len(poses) - len(events) - known
     n = len(poses)
     n_animals = max((int(r["shape"][0]) for r in poses), default=1)
     out = np.full((n, n_animals, n_keypoints, 3), np.nan)
@@ -198,4 +206,41 @@ def read_log(path: str | Path) -> PoseLog:
         events=events,
         closed_cleanly=records[-1].get("r") == "close",
         torn_bytes=torn,
+        bad_records=bad,
+    )
+
+
+def _int64(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
+
+
+def _usable_pose(record: dict[str, Any], n_keypoints: int) -> bool:
+    """Whether a pose record holds what :class:`~realtime_pose.recording.PoseRecorder` writes."""
+    if not all(
+        _int64(record.get(k)) for k in ("seq", "frame_index", "t_capture_ns", "t_record_ns")
+    ):
+        return False
+    shape = record.get("shape")
+    if not (isinstance(shape, list | tuple) and len(shape) == 2 and all(map(_int64, shape))):
+        return False
+    animals, k = shape
+    if k != n_keypoints or not 1 <= animals <= 10_000:
+        return False
+    keypoints = record.get("keypoints")
+    if not isinstance(keypoints, bytes) or len(keypoints) != animals * k * 24:
+        return False
+    if "predicted" in record:
+        predicted = record["predicted"]
+        if not isinstance(predicted, bytes) or not _int64(record.get("t_target_ns")):
+            return False
+        if len(predicted) % (k * 24) or len(predicted) > animals * k * 24:
+            return False
+    return True
+
+
+def _usable_event(record: dict[str, Any]) -> bool:
+    return (
+        _int64(record.get("frame_index"))
+        and _int64(record.get("t_ns"))
+        and isinstance(record.get("event"), dict)
     )

@@ -33,6 +33,7 @@ from realtime_pose.recording.log_format import (
     MAGIC,
     frame_record,
 )
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -132,12 +133,16 @@ class PoseRecorder:
         """Event records written."""
         self.errors = 0
         """Writes that failed (disk full, ...)."""
+        self.last_error: str | None = None
+        """The most recent write failure, as text."""
         self._closed = False
         self._stop = threading.Event()
         self._syncer: threading.Thread | None = None
         if not self._fsync_every_record:
-            self._syncer = threading.Thread(
-                target=self._sync_loop, args=(fsync_interval_s,), name="pose-log-fsync", daemon=True
+            self._syncer = SupervisedThread(
+                lambda: self._sync_loop(fsync_interval_s),
+                "pose-log-fsync",
+                should_stop=self._stop.is_set,
             )
             self._syncer.start()
 
@@ -156,6 +161,7 @@ class PoseRecorder:
                 self._fail(exc)
 
     def _fail(self, exc: OSError) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
         if self.errors == 0:
             log.error(
                 "recording to %s failed: %s (further errors are only counted)", self.path, exc

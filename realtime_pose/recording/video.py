@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class VideoRecorder:
         self.written = 0
         """Frames encoded into the file."""
         self._closed = False
-        self._thread = threading.Thread(target=self._run, name="video-recorder", daemon=True)
+        self._thread = SupervisedThread(self._run, "video-recorder")
         self._thread.start()
 
     def write(

@@ -27,6 +27,7 @@ from realtime_pose.stream.security import (
     secure_server_socket,
     wants_ipv6,
 )
+from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,9 @@ class ControlServer:
         self.errors = 0
         """Requests answered with ``ok: false``."""
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="control-server", daemon=True)
+        self._thread = SupervisedThread(
+            self._serve, "control-server", should_stop=self._stop.is_set
+        )
         self._thread.start()
 
     def set_handler(self, cmd: str, handler: Handler) -> None:
@@ -181,6 +184,9 @@ class ControlServer:
             return messages.error_reply(f"{cmd!r} is not available in this session", request_id)
         try:
             result = handler(request)
+        except ValueError as exc:  # the request cannot be carried out here: a refusal
+            log.info("control %r refused: %s", cmd, exc)
+            return messages.error_reply(f"{cmd} failed: {type(exc).__name__}: {exc}", request_id)
         except Exception as exc:
             log.exception("control handler for %r failed", cmd)
             return messages.error_reply(f"{cmd} failed: {type(exc).__name__}: {exc}", request_id)

@@ -243,7 +243,11 @@ class RecordStartRequest(_Request):
     """Start recording poses (and events) to a crash-safe log."""
 
     cmd: Literal["record_start"]
-    path: str | None = Field(default=None, max_length=4096, description="log path; default: auto")
+    path: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="log path, relative to the session's recording folder; default: a new name",
+    )
     video: bool = Field(default=False, description="also record the raw video")
 
 

@@ -19,6 +19,8 @@ from realtime_pose.stats import Summary
 from realtime_pose.stream import messages
 from realtime_pose.stream.security import CurveClientKeys, wants_ipv6
 
+_INT64 = 2**63
+
 
 @dataclass(frozen=True)
 class LatencySummary:
@@ -178,10 +180,12 @@ class PoseSubscriber:
             self._last_seq = seq
         t_pub, t_cap = payload.get("t_publish_ns"), payload.get("t_capture_ns")
         if isinstance(t_pub, int) and isinstance(t_cap, int):
-            i = self._n_lat % len(self._publish_lat)
-            self._publish_lat[i] = t_receive_ns - t_pub
-            self._capture_lat[i] = t_receive_ns - t_cap
-            self._n_lat += 1
+            publish_ns, capture_ns = t_receive_ns - t_pub, t_receive_ns - t_cap
+            if abs(publish_ns) < _INT64 and abs(capture_ns) < _INT64:  # else not our clock
+                i = self._n_lat % len(self._publish_lat)
+                self._publish_lat[i] = publish_ns
+                self._capture_lat[i] = capture_ns
+                self._n_lat += 1
 
     def stats(self) -> SubscriberStats:
         """Counts, gaps and latency percentiles so far."""

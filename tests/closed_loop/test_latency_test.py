@@ -47,3 +47,8 @@ def test_latency_test_measures_every_firing(tmp_path):
     assert set(legs) == set(PATH_SEGMENTS) and all(v.size == summary["n"] for v in legs.values())
     assert all((v >= 0).all() for v in legs.values())
     np.testing.assert_array_equal(sum(legs.values()), result.latencies_ns)  # legs add up
+    # the part that is ours: each firing minus its own frame's inference time
+    beyond = result.beyond_engine_ns
+    assert beyond.size == summary["n"] and (beyond > 0).all()
+    assert (beyond < result.latencies_ns).all()
+    assert summary["beyond_engine_ms"]["p50"] is not None

@@ -114,3 +114,40 @@ def test_analyze_the_openfield_video(tmp_path, bundle_dir):
     assert rc == 0
     df = pd.read_hdf(next(out.glob("*.h5")))
     assert df.columns.names == ["scorer", "bodyparts", "coords"] and len(df) == 300
+
+
+def test_same_stem_videos_into_one_folder_keep_every_output(tmp_path, bundle_dir, caplog):
+    for day in ("day1", "day2"):
+        (tmp_path / day).mkdir()
+    first = write_marker_video(tmp_path / "day1" / "mouse.avi", 4)
+    second = write_marker_video(tmp_path / "day2" / "mouse.avi", 6)
+    out = tmp_path / "out"
+    args = ["analyze", str(first), str(second), "--bundle", str(bundle_dir), "--output-dir"]
+    with caplog.at_level("ERROR"):
+        assert main([*args, str(out)]) == 1
+    (h5,) = out.glob("*.h5")
+    assert len(pd.read_hdf(h5, key="df_with_missing")) == 4  # the first video's, kept
+    refusals = [r.getMessage() for r in caplog.records if "not analysed" in r.getMessage()]
+    assert len(refusals) == 1 and str(second) in refusals[0] and str(first) in refusals[0]
+    # a second run does not replace the first one's tables unasked, and says so in one line
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert main([*args[:2], *args[3:], str(out)]) == 1
+    assert any(f"{h5} exists; not replaced" in r.getMessage() for r in caplog.records)
+    assert len(pd.read_hdf(h5, key="df_with_missing")) == 4
+    assert (
+        main(
+            [
+                "analyze",
+                str(second),
+                "--bundle",
+                str(bundle_dir),
+                "--output-dir",
+                str(out),
+                "--overwrite",
+            ]
+        )
+        == 0
+    )
+    assert len(pd.read_hdf(h5, key="df_with_missing")) == 6
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []

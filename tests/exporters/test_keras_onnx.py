@@ -14,6 +14,7 @@ from realtime_pose.bundle import load_bundle
 from realtime_pose.exporters.frames import read_rgb, synthetic_frames
 from realtime_pose.exporters.parity import check_parity, ort_network
 from realtime_pose.peaks import find_peaks_reference
+from realtime_pose.safe_write import OutputExistsError
 
 from .conftest import KEYPOINTS, LOCREF_STDEV, STRIDE
 
@@ -164,13 +165,16 @@ def test_existing_foreign_folder_is_not_overwritten(tiny_train_dir, tmp_path):
     assert (target / "notes.txt").read_text() == "keep me"
 
 
-def test_reexport_replaces_bundle(tiny_bundle, tiny_train_dir):
+def test_reexport_replaces_a_bundle_only_when_asked(tiny_bundle, tiny_train_dir):
     from realtime_pose.exporters.keras_onnx import export_bundle
 
     stale = tiny_bundle.engine_cache_dir / "stale.engine"
     stale.parent.mkdir(exist_ok=True)
     stale.write_bytes(b"old")
-    again = export_bundle(tiny_train_dir, tiny_bundle.root, name="renamed")
+    with pytest.raises(OutputExistsError, match=rf"{tiny_bundle.root} exists; not replaced"):
+        export_bundle(tiny_train_dir, tiny_bundle.root, name="renamed")
+    assert stale.exists() and load_bundle(tiny_bundle.root).meta.name != "renamed"
+    again = export_bundle(tiny_train_dir, tiny_bundle.root, name="renamed", overwrite=True)
     assert again.meta.name == "renamed" and not stale.exists()
     assert load_bundle(tiny_bundle.root).meta.name == "renamed"
 

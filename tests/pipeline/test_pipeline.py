@@ -183,3 +183,31 @@ def test_rule_output_must_be_declared(marker_bundle, tmp_path):
     ]
     with pytest.raises(ConfigError, match="laser"):
         parse_config(data, "rig.yaml")
+
+
+def test_two_recordings_in_one_folder_keep_their_own_tables(marker_bundle, tmp_path, caplog):
+    import json
+
+    meta_path = marker_bundle / "bundle.json"
+    meta = json.loads(meta_path.read_text())
+    meta["name"] = "demo-synthetic-mobilenet_v2_0.35"  # a dot in the name once cut the stem
+    meta_path.write_text(json.dumps(meta))
+    source = {"kind": "synthetic", "width": 80, "height": 64, "max_frames": 20, "realtime": False}
+    config = parse_config(base_config(marker_bundle, tmp_path, source), "test")
+    logs = []
+    with caplog.at_level("INFO", logger="realtime_pose.pipeline"):
+        for _ in range(2):  # within one second: the same time stamp
+            with LiveSession(config) as session:
+                session.run(duration_s=20)
+                logs.append(session.pipeline.recorder.path)
+    assert logs[0] != logs[1] and all(p.exists() for p in logs)
+    for log_path in logs:
+        for suffix in (".h5", ".csv", "_predicted.h5", "_predicted.csv"):
+            assert (log_path.parent / f"{log_path.stem}{suffix}").is_file(), suffix
+    tables = sorted(p.name for p in (tmp_path / "rec").iterdir() if p.suffix != ".poselog")
+    assert len(tables) == 8
+    stopped = [r.getMessage() for r in caplog.records if "recording stopped" in r.getMessage()]
+    assert len(stopped) == 2
+    for line, log_path in zip(stopped, logs, strict=True):
+        listed = [name for name in tables if name in line]
+        assert len(listed) == 4 and all(log_path.stem in name for name in listed)

@@ -118,3 +118,79 @@ def test_failed_conversion_keeps_the_log(tmp_path):
     assert result.tables == () and result.conversion_error
     assert result.as_reply()["conversion_error"] == result.conversion_error
     assert len(read_log(result.log_path).poses) == 1
+
+
+def _record(path, n, offset=0.0):
+    with PoseRecorder(path, KEYPOINTS) as rec:
+        for i in range(n):
+            rec.write_pose(i, i, i, pose_for(i) + offset)
+    return path
+
+
+def _convert(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "realtime_pose", "convert", *map(str, args)],
+        cwd=REPO,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_logs_of_a_day_each_keep_their_tables_and_nothing_is_replaced_unasked(tmp_path):
+    # session names hold dots (the bundle's name); the tables keep the whole stem
+    logs = [
+        _record(tmp_path / f"demo-mobilenet_v2_0.35-20261202-1800{s}.poselog", 5 + k, k)
+        for k, s in enumerate(("15", "24", "31"))
+    ]
+    out = tmp_path / "tables"
+    done = _convert(*logs, "--output-dir", out)
+    assert done.returncode == 0, done.stderr
+    for k, log_path in enumerate(logs):
+        expected = np.stack([pose_for(i)[0] + k for i in range(5 + k)])
+        _check_table(out / f"{log_path.stem}.h5", np.arange(5 + k), expected)
+        assert (out / f"{log_path.stem}.csv").is_file()
+    listed = [line for line in done.stdout.splitlines() if line.startswith(str(out))]
+    assert len(listed) == len(set(listed)) == 6  # each table once
+    # again: refused, naming the table, and the tables are untouched
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    again = _convert(logs[1], "--output-dir", out)
+    assert again.returncode == 1
+    assert f"{out / logs[1].stem}.h5 exists; not replaced (pass --overwrite" in again.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert _convert(logs[1], "--output-dir", out, "--overwrite").returncode == 0
+
+
+KILL_CONVERT = """
+import sys
+from realtime_pose.recording.convert import convert_log
+while True:
+    convert_log(sys.argv[1], sys.argv[2], overwrite=True)
+"""
+
+
+def test_sigkill_during_conversion_leaves_a_complete_table_or_none(tmp_path):
+    import os
+    import random
+    import signal
+    import time
+
+    n = 20_000
+    log_path = _record(tmp_path / "long.poselog", n)
+    out = tmp_path / "out"
+    rng = random.Random(0)
+    for _ in range(5):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", KILL_CONVERT, str(log_path), str(out)], cwd=REPO, env=child_env()
+        )
+        time.sleep(rng.uniform(2.0, 6.0))  # start-up (~2 s), then inside a conversion (~1.5 s)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        h5, csv = out / "long.h5", out / "long.csv"
+        if h5.exists():
+            assert len(pd.read_hdf(h5)) == n
+        if csv.exists():
+            assert len(pd.read_csv(csv, header=[0, 1, 2], index_col=0)) == n
+    convert_log(log_path, out, overwrite=True)  # and a conversion left alone completes
+    assert len(pd.read_hdf(out / "long.h5")) == n
