@@ -9,6 +9,7 @@ camera's timestamp (or the frame's arrival) to the frame in the loop's hands.
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,10 +42,13 @@ class CameraReport:
     camera_timestamps: int
     """Frames that carried a camera timestamp."""
     extra: dict[str, Any] = field(default_factory=dict)
+    timing: np.ndarray | None = field(default=None, repr=False)
+    """``[N, 4]`` int64 per frame taken: ``t_camera_ns`` (-1: none), ``t_arrival_ns``,
+    ``t_capture_ns``, host time the loop took it (not in :meth:`as_dict`)."""
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return dict(self.__dict__)
+        """A JSON-ready dict (without :attr:`timing`)."""
+        return {k: v for k, v in self.__dict__.items() if k != "timing"}
 
     def lines(self) -> list[str]:
         """The report as a few lines of text."""
@@ -77,10 +81,15 @@ def check_camera(
     """Grab ``frames`` frames through a grabber; return the report and the last frame.
 
     The source is opened and closed here. Stops early (and reports what it got) when no frame
-    comes for ``timeout_s``.
+    comes for ``timeout_s``. Python's GIL switch interval is the live loop's while it runs
+    (:data:`realtime_pose.pipeline.GIL_SWITCH_INTERVAL_S`), so the hand-off is the loop's.
     """
+    from realtime_pose.pipeline import GIL_SWITCH_INTERVAL_S
+
     taken: list[tuple[Frame, int]] = []
     grabber = Grabber(source, stall_timeout_s=max(timeout_s, 1.0))
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     grabber.start()
     try:
         while len(taken) < frames:
@@ -91,6 +100,7 @@ def check_camera(
         stats = grabber.stats()
     finally:
         grabber.stop()
+        sys.setswitchinterval(previous_interval)
     capture = np.array([f.t_capture_ns for f, _ in taken], np.int64)
     arrival = np.array(
         [f.t_arrival_ns if f.t_arrival_ns >= 0 else f.t_capture_ns for f, _ in taken]
@@ -115,5 +125,12 @@ def check_camera(
         arrival_to_loop_us=_summary(loop - arrival),
         camera_timestamps=sum(f.t_camera_ns >= 0 for f, _ in taken),
         extra={k: v for k, v in stats.items() if k.startswith(("clock_", "stream_", "trigger"))},
+        timing=np.array(
+            [
+                (f.t_camera_ns, a, f.t_capture_ns, t)
+                for (f, t), a in zip(taken, arrival, strict=True)
+            ],
+            np.int64,
+        ).reshape(-1, 4),
     )
     return report, (taken[-1][0] if taken else None)

@@ -54,7 +54,11 @@ class ClockFit:
 
 
 def fit_clock(
-    camera_ns: np.ndarray, host_ns: np.ndarray, bins: int = 8, max_drift_ppm: float = 1000.0
+    camera_ns: np.ndarray,
+    host_ns: np.ndarray,
+    bins: int = 8,
+    max_drift_ppm: float = 200.0,
+    min_span_ns: int = 1_000_000_000,
 ) -> ClockFit:
     """Fit the lower-envelope line through (camera, host) pairs.
 
@@ -67,7 +71,9 @@ def fit_clock(
         The pairs are cut into this many consecutive groups; the least-delayed pair of each
         group is an envelope point. The slope is fitted through those points by least squares
         (delays have a sharp lower edge and a long upper tail, so the envelope points are far
-        less noisy than all pairs). Fewer than ``2 * bins`` pairs: slope 1.
+        less noisy than all pairs). Fewer than ``2 * bins`` pairs, or pairs spanning less than
+        ``min_span_ns`` of camera time: slope 1 (over a short span, delay noise swamps any
+        real drift, which is tens of ppm: 50 µs per second).
     max_drift_ppm
         The slope is clamped to ``1 ± max_drift_ppm`` (crystal clocks drift by tens of ppm).
 
@@ -88,7 +94,7 @@ def fit_clock(
     x = (camera_ns - camera_ref).astype(np.float64)
     y = (host_ns - host_ref).astype(np.float64)
     slope = 1.0
-    if x.size >= 2 * bins:
+    if x.size >= 2 * bins and x[-1] - x[0] >= min_span_ns:
         delay = y - x
         edges = np.linspace(0, x.size, bins + 1).astype(np.intp)
         picks = [lo + int(np.argmin(delay[lo:hi])) for lo, hi in itertools.pairwise(edges)]
