@@ -143,3 +143,21 @@ def test_gige_packet_loss_is_counted_as_missing_packets():
     assert np.all(steps >= 1)
     between = result["camera_dropped"][-1] - result["camera_dropped"][0]
     assert int((steps - 1).sum()) <= between <= int((steps - 1).sum()) + 2
+
+
+def test_device_clock_model_on_real_buffers_stays_near_the_exact_mapping():
+    """The fake's clock is the host's real-time clock, so the exact mapping is known: a
+    device-mode clock model fitted to the same buffers lands within the transfer delay."""
+    import time
+
+    source = make_source(
+        "aravis", **FAKE, width=64, height=48, fps=400, exposure_us=1000, timestamp_clock="device"
+    )
+    with source:
+        offset = time.monotonic_ns() - time.time_ns()
+        frames = [source.read() for _ in range(300)]
+        assert source.counters()["clock"] == "device"
+    error = np.array([f.t_capture_ns - (f.t_camera_ns + offset) for f in frames[50:]])
+    assert np.all(error >= -1_000_000)  # never earlier than the exposure (1 ms slack: µs stamps)
+    assert np.median(error) < 10_000_000  # the smallest transfer delay, a few ms at most
+    assert all(f.t_capture_ns <= f.t_arrival_ns for f in frames)
