@@ -58,6 +58,8 @@ def check(source: str, option: str, value: float | str, limits: NodeLimits) -> N
         ``"basler 0815-0000: option 'exposure_us' = 5 is outside the camera's ExposureTimeAbs:
         100 .. 3000000 µs"``.
     """
+    if limits.entries is None and limits.minimum is None and limits.maximum is None:
+        return  # a string or boolean feature: no limits to check
     if limits.entries is not None:
         if str(value) not in limits.entries:
             raise _refuse(source, option, value, limits, "is not available on")

@@ -22,7 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.limits import CameraOptionError, NodeLimits, check, pick_entry
+from realtime_pose.cameras.features import apply_camera_options
+from realtime_pose.cameras.limits import NodeLimits
 from realtime_pose.cameras.pixels import channels
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
@@ -76,6 +77,45 @@ def _select_interfaces(aravis: Any, interfaces: list[str] | None) -> None:
         raise SourceError(f"aravis: unknown interface(s) {unknown}; known: {list(INTERFACES)}")
     for name in INTERFACES:
         (aravis.enable_interface if name in interfaces else aravis.disable_interface)(name)
+
+
+class _AravisFeatures:
+    """:class:`~realtime_pose.cameras.features.FeatureAccess` over an ``Aravis.Camera``."""
+
+    def __init__(self, camera: Any) -> None:
+        self.camera = camera
+
+    def _kind(self, name: str) -> str:
+        return type(self.camera.get_device().get_feature(name)).__name__
+
+    def available(self, name: str) -> bool:
+        return bool(self.camera.is_feature_available(name))
+
+    def limits(self, name: str, unit: str = "") -> NodeLimits:
+        cam, kind = self.camera, self._kind(name)
+        if "Enumeration" in kind:
+            return NodeLimits(name, entries=tuple(cam.dup_available_enumerations_as_strings(name)))
+        if "Float" in kind or ("Converter" in kind and "Int" not in kind):
+            low, high = cam.get_float_bounds(name)
+            return NodeLimits(name, low, high, None, unit=unit)
+        if "Integer" in kind or "Int" in kind:
+            low, high = cam.get_integer_bounds(name)
+            return NodeLimits(name, low, high, cam.get_integer_increment(name), unit=unit)
+        return NodeLimits(name)  # a boolean or string: nothing to check
+
+    def write(self, name: str, value: Any) -> None:
+        cam, kind = self.camera, self._kind(name)
+        try:
+            if isinstance(value, str):
+                cam.set_string(name, value)
+            elif isinstance(value, bool) or "Boolean" in kind:
+                cam.set_boolean(name, bool(value))
+            elif "Float" in kind or ("Converter" in kind and "Int" not in kind):
+                cam.set_float(name, float(value))
+            else:
+                cam.set_integer(name, int(value))
+        except Exception as exc:
+            raise SourceError(f"aravis: setting {name} = {value} failed: {exc}") from exc
 
 
 @SOURCES.register("aravis")
@@ -150,83 +190,9 @@ class AravisSource(MachineVisionSource):
         self._protocol = "gige" if self.camera.is_gv_device() else "other"
         return str(self.camera.get_device_serial_number() or self.camera.get_device_id())
 
-    def _limits(self, feature: str, unit: str = "") -> NodeLimits:
-        cam = self.camera
-        node = cam.get_device().get_feature(feature)
-        kind = type(node).__name__
-        if "Enumeration" in kind:
-            return NodeLimits(
-                feature, entries=tuple(cam.dup_available_enumerations_as_strings(feature))
-            )
-        if "Float" in kind or ("Converter" in kind and "Int" not in kind):
-            low, high = cam.get_float_bounds(feature)
-            return NodeLimits(feature, low, high, None, unit=unit)
-        low, high = cam.get_integer_bounds(feature)
-        return NodeLimits(feature, low, high, cam.get_integer_increment(feature), unit=unit)
-
-    def _feature(self, *names: str) -> str | None:
-        for name in names:
-            if self.camera.is_feature_available(name):
-                return name
-        return None
-
-    def _set(self, option: str, value: Any, *names: str, unit: str = "") -> None:
-        feature = self._feature(*names)
-        if feature is None:
-            raise CameraOptionError(
-                f"{self.source_id}: option {option!r} cannot be set: the camera has no "
-                f"{' / '.join(names)}"
-            )
-        limits = self._limits(feature, unit if feature in names[:1] else "")
-        if limits.entries is not None:
-            value = pick_entry(limits.entries, [str(value), f"{value}Packed"]) or value
-        check(self.source_id, option, value, limits)
-        try:
-            if limits.entries is not None:
-                self.camera.set_string(feature, str(value))
-            elif limits.increment is not None:
-                self.camera.set_integer(feature, int(value))
-            else:
-                self.camera.set_float(feature, float(value))
-        except Exception as exc:
-            raise SourceError(
-                f"{self.source_id}: setting {feature} = {value} failed: {exc}"
-            ) from exc
-
     def _configure(self) -> tuple[Size, float]:
         o, cam = self.options, self.camera
-        if o.pixel_format is not None:
-            self._set("pixel_format", o.pixel_format, "PixelFormat")
-        if o.binning is not None:
-            self._set("binning", o.binning, "BinningHorizontal")
-            self._set("binning", o.binning, "BinningVertical")
-        if o.width is not None or o.height is not None:
-            for name in ("OffsetX", "OffsetY"):
-                if self._feature(name):
-                    cam.set_integer(name, 0)
-            for option, feature in (
-                ("width", "Width"),
-                ("height", "Height"),
-                ("offset_x", "OffsetX"),
-                ("offset_y", "OffsetY"),
-            ):
-                value = getattr(o, option)
-                if value is not None:
-                    self._set(option, value, feature, unit="px")
-        if o.exposure_us is not None:
-            if self._feature("ExposureAuto"):
-                cam.set_string("ExposureAuto", "Off")
-            self._set("exposure_us", o.exposure_us, "ExposureTime", "ExposureTimeAbs", unit="µs")
-        if o.gain is not None:
-            if self._feature("GainAuto"):
-                cam.set_string("GainAuto", "Off")
-            self._set("gain", o.gain, "Gain", "GainRaw")
-        self._configure_trigger()
-        if o.strobe_line is not None:
-            self._set("strobe_line", o.strobe_line, "LineSelector")
-            if self._feature("LineMode"):
-                cam.set_string("LineMode", "Output")
-            self._set("strobe_line", "ExposureActive", "LineSource")
+        apply_camera_options(_AravisFeatures(cam), self.source_id, o)
         self._pixel_format = cam.get_pixel_format_as_string()
         _, _, width, height = cam.get_region()
         n = channels(self._pixel_format)
@@ -238,29 +204,6 @@ class AravisSource(MachineVisionSource):
         elif o.trigger == "software":
             fps = o.fps or 0.0
         return Size(width, height), fps
-
-    def _configure_trigger(self) -> None:
-        o, cam = self.options, self.camera
-        if o.trigger == "off":
-            if o.fps is not None:
-                if self._feature("AcquisitionFrameRateEnable"):
-                    cam.set_boolean("AcquisitionFrameRateEnable", True)
-                self._set(
-                    "fps", o.fps, "AcquisitionFrameRate", "AcquisitionFrameRateAbs", unit="Hz"
-                )
-            if self._feature("TriggerMode"):
-                cam.clear_triggers()
-            return
-        source = "Software" if o.trigger == "software" else o.trigger_line
-        option = "trigger_line" if o.trigger == "line" else "trigger"
-        if self._feature("TriggerSource"):
-            check(self.source_id, option, source, self._limits("TriggerSource"))
-        try:
-            cam.set_trigger(source)
-        except Exception as exc:
-            raise SourceError(f"{self.source_id}: trigger on {source} failed: {exc}") from exc
-        if o.trigger == "line" and self._feature("TriggerActivation"):
-            self._set("trigger_activation", o.trigger_activation, "TriggerActivation")
 
     def _start(self) -> None:
         aravis = _aravis()

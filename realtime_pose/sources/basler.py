@@ -25,7 +25,8 @@ from typing import Any
 from pydantic import Field
 
 from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.limits import CameraOptionError, NodeLimits, check, pick_entry
+from realtime_pose.cameras.features import apply_camera_options, set_feature
+from realtime_pose.cameras.limits import NodeLimits
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
 from realtime_pose.sources.base import SourceError
@@ -86,6 +87,46 @@ def _limits(node: Any, feature: str, unit: str = "") -> NodeLimits:
     has_inc = hasattr(node, "GetInc") and (not hasattr(node, "HasInc") or node.HasInc())
     inc = node.GetInc() if has_inc else None
     return NodeLimits(feature, node.GetMin(), node.GetMax(), inc, unit=unit)
+
+
+class _PylonFeatures:
+    """:class:`~realtime_pose.cameras.features.FeatureAccess` over a pylon node map."""
+
+    def __init__(self, nodemap: Any) -> None:
+        self.nodemap = nodemap
+
+    def available(self, name: str) -> bool:
+        from pypylon import genicam
+
+        node = self.nodemap.GetNode(name)
+        return node is not None and genicam.IsWritable(node)
+
+    def limits(self, name: str, unit: str = "") -> NodeLimits:
+        node = self.nodemap.GetNode(name)
+        if not hasattr(node, "GetMin") and not hasattr(node, "GetEntries"):
+            return NodeLimits(name, entries=None)  # a string or boolean: nothing to check
+        return _limits(node, name, unit)
+
+    def write(self, name: str, value: Any) -> None:
+        node = self.nodemap.GetNode(name)
+        if isinstance(value, str):
+            node.FromString(value)
+        elif isinstance(value, bool) or type(node).__name__ == "BooleanParameter":
+            node.SetValue(bool(value))
+        elif type(node).__name__ == "IntegerParameter":
+            node.SetValue(int(value))
+        else:
+            node.SetValue(float(value))
+
+    def read(self, *names: str) -> Any:
+        """The first readable of ``names`` (``None`` if none)."""
+        from pypylon import genicam
+
+        for name in names:
+            node = self.nodemap.GetNode(name)
+            if node is not None and genicam.IsReadable(node):
+                return node.GetValue()
+        return None
 
 
 @SOURCES.register("basler")
@@ -199,118 +240,28 @@ class BaslerSource(MachineVisionSource):
             pylon.Cleanup_None,
         )
 
-    def _node(self, *names: str) -> tuple[str, Any] | None:
-        from pypylon import genicam
-
-        nodemap = self.camera.GetNodeMap()
-        for name in names:
-            node = nodemap.GetNode(name)
-            if node is not None and genicam.IsWritable(node):
-                return name, node
-        return None
-
-    def _set(self, option: str, value: Any, *names: str, unit: str = "") -> None:
-        found = self._node(*names)
-        if found is None:
-            raise CameraOptionError(
-                f"{self.source_id}: option {option!r} cannot be set: the camera has no writable "
-                f"{' / '.join(names)}"
-            )
-        name, node = found
-        if hasattr(node, "GetEntries") and option == "pixel_format":
-            entries = _limits(node, name).entries or ()
-            value = pick_entry(entries, [value, f"{value}Packed"]) or value
-        if not hasattr(node, "GetEntries") and not hasattr(node, "GetMin"):
-            node.FromString(str(value))  # a string feature: no limits to check
-            return
-        limits = _limits(node, name, unit)
-        check(self.source_id, option, value, limits)
-        if isinstance(value, str):
-            node.FromString(value)
-        elif isinstance(limits.minimum, int):
-            node.SetValue(int(value))
-        else:
-            node.SetValue(float(value))
-
-    def _read(self, *names: str) -> Any:
-        from pypylon import genicam
-
-        nodemap = self.camera.GetNodeMap()
-        for name in names:
-            node = nodemap.GetNode(name)
-            if node is not None and genicam.IsReadable(node):
-                return node.GetValue()
-        return None
-
     def _configure(self) -> tuple[Size, float]:
         o, cam = self.options, self.camera
+        features = _PylonFeatures(cam.GetNodeMap())
         if o.image_folder is not None:
-            self._use_image_folder(o.image_folder)
+            self._use_image_folder(features, o.image_folder)
         if o.test_image is not None:
-            self._set("test_image", o.test_image, "TestImageSelector")
-        if o.pixel_format is not None:
-            self._set("pixel_format", o.pixel_format, "PixelFormat")
-        if o.binning is not None:
-            self._set("binning", o.binning, "BinningHorizontal")
-            self._set("binning", o.binning, "BinningVertical")
-        if o.width is not None or o.height is not None:
-            for name in ("OffsetX", "OffsetY"):
-                if self._node(name) is not None:
-                    getattr(cam, name).Value = 0
-            if o.width is not None:
-                self._set("width", o.width, "Width", unit="px")
-            if o.height is not None:
-                self._set("height", o.height, "Height", unit="px")
-            if o.offset_x is not None:
-                self._set("offset_x", o.offset_x, "OffsetX", unit="px")
-            if o.offset_y is not None:
-                self._set("offset_y", o.offset_y, "OffsetY", unit="px")
-        if o.exposure_us is not None:
-            if self._node("ExposureAuto") is not None:
-                cam.ExposureAuto.Value = "Off"
-            self._set("exposure_us", o.exposure_us, "ExposureTime", "ExposureTimeAbs", unit="µs")
-        if o.gain is not None:
-            if self._node("GainAuto") is not None:
-                cam.GainAuto.Value = "Off"
-            self._set("gain", o.gain, "Gain", unit="dB")
-        self._configure_trigger()
-        if o.strobe_line is not None:
-            self._set("strobe_line", o.strobe_line, "LineSelector")
-            if self._node("LineMode") is not None:
-                cam.LineMode.Value = "Output"
-            self._set("strobe_line", "ExposureActive", "LineSource")
+            set_feature(features, self.source_id, "test_image", o.test_image, "TestImageSelector")
+        apply_camera_options(features, self.source_id, o)
         self._enable_events()
-        tick_hz = self._read("GevTimestampTickFrequency")
+        tick_hz = features.read("GevTimestampTickFrequency")
         self._tick_ns = 1e9 / tick_hz if tick_hz else 1.0
         self._pixel_format = str(cam.PixelFormat.Value)
-        self.camera.MaxNumBuffer.Value = o.buffers
+        cam.MaxNumBuffer.Value = o.buffers
         fps = 0.0
         if o.trigger == "software":
             fps = o.fps or 0.0
         elif o.trigger == "off":
-            fps = float(self._read("ResultingFrameRate", "ResultingFrameRateAbs") or o.fps or 0)
+            fps = float(features.read("ResultingFrameRate", "ResultingFrameRateAbs") or o.fps or 0)
         return Size(int(cam.Width.Value), int(cam.Height.Value)), fps
 
-    def _configure_trigger(self) -> None:
-        o, cam = self.options, self.camera
-        if o.trigger == "off" and o.fps is not None:
-            if self._node("AcquisitionFrameRateEnable") is not None:
-                cam.AcquisitionFrameRateEnable.Value = True
-            self._set("fps", o.fps, "AcquisitionFrameRate", "AcquisitionFrameRateAbs", unit="Hz")
-        if self._node("TriggerSelector") is not None:
-            self._set("trigger", "FrameStart", "TriggerSelector")
-        if o.trigger == "off":
-            if self._node("TriggerMode") is not None:
-                cam.TriggerMode.Value = "Off"
-            return
-        source = "Software" if o.trigger == "software" else o.trigger_line
-        self._set("trigger", "On", "TriggerMode")
-        self._set("trigger_line" if o.trigger == "line" else "trigger", source, "TriggerSource")
-        if o.trigger == "line" and self._node("TriggerActivation") is not None:
-            self._set("trigger_activation", o.trigger_activation, "TriggerActivation")
-
     def _enable_events(self) -> None:
-        if not self.options.exposure_end_events or self._node("EventSelector") is None:
+        if not self.options.exposure_end_events:
             return
         cam = self.camera
         try:
@@ -319,7 +270,7 @@ class BaslerSource(MachineVisionSource):
         except Exception as exc:  # a camera without the event: the grab result's stamp
             log.info("%s: no ExposureEnd events (%s)", self.source_id, exc)
 
-    def _use_image_folder(self, folder: Path) -> None:
+    def _use_image_folder(self, features: _PylonFeatures, folder: Path) -> None:
         """Point the emulator at a folder holding only the images (it reads every file)."""
         folder = Path(folder)
         images = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
@@ -328,9 +279,9 @@ class BaslerSource(MachineVisionSource):
         self._image_dir = tempfile.mkdtemp(prefix="basler-images-")
         for i, path in enumerate(images):
             os.symlink(path.resolve(), Path(self._image_dir) / f"{i:06d}{path.suffix.lower()}")
-        self._set("test_image", "Off", "TestImageSelector")
-        self._set("image_folder", self._image_dir, "ImageFilename")
-        self._set("image_folder", "On", "ImageFileMode")
+        set_feature(features, self.source_id, "test_image", "Off", "TestImageSelector")
+        set_feature(features, self.source_id, "image_folder", self._image_dir, "ImageFilename")
+        set_feature(features, self.source_id, "image_folder", "On", "ImageFileMode")
 
     def _start(self) -> None:
         pylon = _pylon()

@@ -21,7 +21,8 @@ import numpy as np
 from pydantic import Field
 
 from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.limits import CameraOptionError, NodeLimits, check, pick_entry
+from realtime_pose.cameras.features import apply_camera_options
+from realtime_pose.cameras.limits import NodeLimits
 from realtime_pose.cameras.pixels import channels
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
@@ -87,6 +88,26 @@ def _limits(node: Any, feature: str, unit: str = "") -> NodeLimits:
         return NodeLimits(feature, entries=tuple(node.symbolics))
     inc = getattr(node, "inc", None) if type(node).__name__ == "IInteger" else None
     return NodeLimits(feature, node.min, node.max, inc, unit=unit)
+
+
+class _HarvesterFeatures:
+    """:class:`~realtime_pose.cameras.features.FeatureAccess` over a harvesters node map."""
+
+    def __init__(self, nodemap: Any) -> None:
+        self.nodemap = nodemap
+
+    def available(self, name: str) -> bool:
+        return bool(self.nodemap.has_node(name))
+
+    def limits(self, name: str, unit: str = "") -> NodeLimits:
+        node = getattr(self.nodemap, name)
+        if not hasattr(node, "symbolics") and not hasattr(node, "min"):
+            return NodeLimits(name)  # a boolean or string: nothing to check
+        return _limits(node, name, unit)
+
+    def write(self, name: str, value: Any) -> None:
+        node = getattr(self.nodemap, name)
+        node.value = int(value) if type(node).__name__ == "IInteger" else value
 
 
 @SOURCES.register("genicam")
@@ -156,73 +177,14 @@ class GenicamSource(MachineVisionSource):
             raise SourceError(f"genicam: cannot open {infos[index].id_}: {exc}") from exc
         return str(infos[index].serial_number or infos[index].id_)
 
-    def _node(self, *names: str) -> tuple[str, Any] | None:
-        nodemap = self.acquirer.remote_device.node_map
-        for name in names:
-            if nodemap.has_node(name):
-                return name, getattr(nodemap, name)
-        return None
-
-    def _set(self, option: str, value: Any, *names: str, unit: str = "") -> None:
-        found = self._node(*names)
-        if found is None:
-            raise CameraOptionError(
-                f"{self.source_id}: option {option!r} cannot be set: the camera has no "
-                f"{' / '.join(names)}"
-            )
-        name, node = found
-        limits = _limits(node, name, unit)
-        if limits.entries is not None:
-            value = pick_entry(limits.entries, [str(value), f"{value}Packed"]) or value
-        check(self.source_id, option, value, limits)
-        node.value = int(value) if limits.increment is not None else value
-
     def _configure(self) -> tuple[Size, float]:
         o = self.options
-        if o.pixel_format is not None:
-            self._set("pixel_format", o.pixel_format, "PixelFormat")
-        if o.binning is not None:
-            self._set("binning", o.binning, "BinningHorizontal")
-            self._set("binning", o.binning, "BinningVertical")
-        for name in ("OffsetX", "OffsetY"):
-            if (o.width is not None or o.height is not None) and self._node(name):
-                self._node(name)[1].value = 0  # type: ignore[index]
-        for option, feature in (
-            ("width", "Width"),
-            ("height", "Height"),
-            ("offset_x", "OffsetX"),
-            ("offset_y", "OffsetY"),
-        ):
-            value = getattr(o, option)
-            if value is not None:
-                self._set(option, value, feature, unit="px")
-        if o.exposure_us is not None:
-            self._set("exposure_us", o.exposure_us, "ExposureTime", "ExposureTimeAbs", unit="µs")
-        if o.gain is not None:
-            self._set("gain", o.gain, "Gain", unit="dB")
-        if o.trigger == "off":
-            if o.fps is not None:
-                if self._node("AcquisitionFrameRateEnable"):
-                    self._node("AcquisitionFrameRateEnable")[1].value = True  # type: ignore[index]
-                self._set("fps", o.fps, "AcquisitionFrameRate", "AcquisitionFrameRateAbs")
-            if self._node("TriggerMode"):
-                self._node("TriggerMode")[1].value = "Off"  # type: ignore[index]
-        else:
-            self._set("trigger", "FrameStart", "TriggerSelector")
-            self._set("trigger", "On", "TriggerMode")
-            source = "Software" if o.trigger == "software" else o.trigger_line
-            self._set("trigger_line" if o.trigger == "line" else "trigger", source, "TriggerSource")
-            if o.trigger == "line" and self._node("TriggerActivation"):
-                self._set("trigger_activation", o.trigger_activation, "TriggerActivation")
-        if o.strobe_line is not None:
-            self._set("strobe_line", o.strobe_line, "LineSelector")
-            self._set("strobe_line", "Output", "LineMode")
-            self._set("strobe_line", "ExposureActive", "LineSource")
         nodemap = self.acquirer.remote_device.node_map
+        apply_camera_options(_HarvesterFeatures(nodemap), self.source_id, o)
         self._pixel_format = str(nodemap.PixelFormat.value)
         self.acquirer.num_buffers = o.buffers
         fps = 0.0
-        if o.trigger == "off" and self._node("AcquisitionFrameRate"):
+        if o.trigger == "off" and nodemap.has_node("AcquisitionFrameRate"):
             fps = float(nodemap.AcquisitionFrameRate.value)
         elif o.trigger == "software":
             fps = o.fps or 0.0

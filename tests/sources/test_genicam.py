@@ -42,8 +42,12 @@ def test_colour_frames_are_converted_to_bgr():
         ("width", 5000, r"'width' = 5000 is outside the camera's Width: 100 \.\. 800"),
         ("pixel_format", "BGR8", r"'pixel_format' = BGR8 is not available .*RGBa8, Mono8"),
         ("fps", 500, r"'fps' = 500 is outside the camera's AcquisitionFrameRate: 1 \.\. 200"),
-        ("trigger", "software", r"'trigger' cannot be set: the camera has no TriggerSelector"),
-        ("exposure_us", 100, r"'exposure_us' cannot be set: the camera has no ExposureTime"),
+        ("trigger", "software", r"'trigger' cannot be set: the camera has no writable TriggerMode"),
+        (
+            "exposure_us",
+            100,
+            r"'exposure_us' cannot be set: the camera has no writable ExposureTime",
+        ),
     ],
 )
 def test_refuses_a_bad_option_naming_the_limit(option, value, message):
