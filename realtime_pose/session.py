@@ -104,6 +104,9 @@ class LiveSession:
             source=self.source.source_id,
             prediction=predictor is not None,
         )
+        describe = getattr(self.source, "describe", None)
+        if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
+            self.meta["camera"] = describe()
         self.publisher = None
         if config.stream.enabled:
             from realtime_pose.stream import PosePublisher

@@ -279,6 +279,19 @@ class MachineVisionSource(FrameSource):
             return KnownClock(time.monotonic_ns() - time.time_ns())
         return None
 
+    def describe(self) -> dict[str, object]:
+        """The camera as the session's ``meta`` (and the recording's header) records it."""
+        o = self.options
+        return {
+            "backend": self.backend,
+            "serial": self._serial,
+            "clock": getattr(self, "clock_kind", o.timestamp_clock),
+            "trigger": o.trigger if o.trigger != "line" else f"line:{o.trigger_line}",
+            "strobe_line": o.strobe_line,
+            "fps": self._fps,
+            "frame_id_bits": self.frame_id_bits,
+        }
+
     def counters(self) -> dict[str, object]:
         clock = self._clock
         out: dict[str, object] = {

@@ -96,6 +96,8 @@ def test_live_session_through_the_emulator_matches_analyze(tmp_path):
     rec = read_log(next((tmp_path / "rec").glob("*.poselog")))
     assert len(rec.poses) >= 40
     assert rec.header["meta"]["source"] == "basler:0815-0000"
+    camera = rec.header["meta"]["camera"]
+    assert camera["clock"] == "host_monotonic" and camera["trigger"] == "off"
     # every pose carries the camera's frame id and exposure-end time; gaps in frame_indices
     # are grabber drops, gaps in camera_frame_id camera drops (none here)
     assert np.all(rec.camera_frame_id >= 0) and np.all(rec.camera_dropped == 0)
