@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from realtime_pose.cameras.clock import CLOCKS, ClockModel, KnownClock
 from realtime_pose.cameras.drops import CameraDrops, FrameIdGaps
@@ -83,6 +83,11 @@ class CameraOptions(PluginOptions):
         default=2.0, gt=0, description="free-running: no frame for this long is an error"
     )
     buffers: int = Field(default=8, ge=2, le=256, description="driver buffers")
+
+    @field_validator("trigger", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
 
     @model_validator(mode="after")
     def _region(self) -> CameraOptions:

@@ -61,3 +61,12 @@ def test_camera_check_reports_and_saves_a_preview(tmp_path, capsys):
     # outputs are never replaced unasked
     assert main(args) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def test_a_bare_yaml_off_is_the_free_running_trigger():
+    from realtime_pose.cameras.sections import parse_source
+
+    choice = parse_source("{kind: genicam, trigger: off}")  # YAML 1.1 reads `off` as false
+    assert choice.options.trigger == "off"
+    with pytest.raises(ValueError, match="trigger"):
+        parse_source("{kind: genicam, trigger: sometimes}")
