@@ -111,3 +111,17 @@ def test_live_session_through_the_emulator_matches_analyze(tmp_path):
     assert received and all("camera_frame_id" in m and "t_camera_ns" in m for m in received)
     assert statuses and statuses[-1]["camera_dropped"] == 0
     assert statuses[-1]["camera_drops"]["incomplete"] == 0
+
+
+def test_run_refuses_an_option_outside_the_cameras_limits_at_start(tmp_path, caplog):
+    from realtime_pose.cli import main
+
+    config = {
+        "source": {"kind": "basler", "device_class": "BaslerCamEmu", "exposure_us": 20_000_000},
+        "bundle": str(DEMO_BUNDLE),
+        "stream": {"enabled": False},
+    }
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", str(path), "--seconds", "1", "--quiet"]) == 2
+    assert "option 'exposure_us' = 20000000 is outside the camera's ExposureTime" in caplog.text
