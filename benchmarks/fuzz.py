@@ -15,7 +15,7 @@ control thread's deaths are read from the supervision registry.
 from __future__ import annotations
 
 import argparse
-import os
+import multiprocessing
 import random
 import shutil
 import sys
@@ -95,6 +95,30 @@ GENERATORS = {
 }
 
 
+def _fuzz_client(address: str, n: int, seed: int, timeout_ms: int) -> tuple[dict, list[int]]:
+    """Send ``n`` generated requests; count answers by generator; reply latencies (ns)."""
+    client = ControlClient(address, timeout_ms=timeout_ms)
+    rng = random.Random(seed)
+    names = list(GENERATORS)
+    counts = {name: {"sent": 0, "ok": 0, "refused": 0, "silent": 0} for name in names}
+    latencies = []
+    for i in range(n):
+        name = names[i % len(names)]
+        data = GENERATORS[name](rng)
+        row = counts[name]
+        row["sent"] += 1
+        t_send = time.monotonic_ns()
+        try:
+            reply = client.request_bytes(data)
+        except ControlTimeoutError:
+            row["silent"] += 1
+            continue
+        latencies.append(time.monotonic_ns() - t_send)
+        row["ok" if reply.get("ok") is True else "refused"] += 1
+    client.close()
+    return counts, latencies
+
+
 def _frames_per_s(session: LiveSession, seconds: float) -> tuple[float, int]:
     frames0, dropped0 = session.pipeline.frames, session.grabber.stats()["dropped"]
     time.sleep(seconds)
@@ -110,10 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
-    # record_start requests carry fuzzed paths: recordings land in a folder of their own
-    args.json = args.json.resolve() if args.json else None
+    # record_start requests carry fuzzed paths, relative to the recording folder: a temporary one
     workdir = Path(tempfile.mkdtemp(prefix="rp-fuzz-"))
-    os.chdir(workdir)
     config = parse_config(
         {
             "source": {"kind": "synthetic", "width": 320, "height": 240, "fps": 100},
@@ -130,29 +152,18 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(2.0)  # warm
     quiet_fps, quiet_drops = _frames_per_s(session, 5.0)
     deaths_before = REGISTRY.death_count
-    client = ControlClient(session.control.bound_address, timeout_ms=args.timeout_ms)
-    rng = random.Random(args.seed)
-    names = list(GENERATORS)
-    counts = {name: {"sent": 0, "ok": 0, "refused": 0, "silent": 0} for name in names}
-    latencies = []
     frames0, dropped0 = session.pipeline.frames, session.grabber.stats()["dropped"]
     t0 = time.monotonic()
-    for i in range(args.requests):
-        name = names[i % len(names)]
-        data = GENERATORS[name](rng)
-        row = counts[name]
-        row["sent"] += 1
-        t_send = time.monotonic_ns()
-        try:
-            reply = client.request_bytes(data)
-        except ControlTimeoutError:
-            row["silent"] += 1
-            continue
-        latencies.append(time.monotonic_ns() - t_send)
-        row["ok" if reply.get("ok") is True else "refused"] += 1
+    # the client is another process, as a user's program would be: its own CPU time and GIL
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        counts, latencies = pool.apply(
+            _fuzz_client,
+            (session.control.bound_address, args.requests, args.seed, args.timeout_ms),
+        )
     fuzz_s = time.monotonic() - t0
     fuzz_fps = (session.pipeline.frames - frames0) / fuzz_s
     fuzz_drops = session.grabber.stats()["dropped"] - dropped0
+    client = ControlClient(session.control.bound_address, timeout_ms=args.timeout_ms)
     ping = client.request("ping")
     after_fps, after_drops = _frames_per_s(session, 5.0)
     client.close()

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, Choice
 from realtime_pose.processors import ProcessorConfig
-from realtime_pose.rules import RuleList
+from realtime_pose.rules import RuleConfig, RuleList, parse_rules
 from realtime_pose.validation import format_validation_error
 
 SourceSection = SOURCES.section_type()
@@ -79,6 +79,45 @@ class StreamConfig(_Section):
     token: str | None = Field(default=None, description="shared secret for control requests")
 
 
+class ViewConfig(_Section):
+    """``view:``: the live page in the browser and the JPEG previews it shows.
+
+    The page is served by a child process (``realtime-pose view``, the ``view`` extra) that
+    reads the session's stream and sends the page's actions to its control socket, so the
+    stream and its control socket must be on. Previews go on the stream's ``frame`` topic
+    (docs/protocol.md), encoded off the loop thread, at most ``frame_fps`` a second.
+    """
+
+    enabled: bool = Field(default=False, description="serve the live page while the session runs")
+    address: str = Field(
+        default="http://127.0.0.1:8080",
+        description="where the page is served; beyond loopback it needs stream.token",
+    )
+    publish_frames: bool = Field(
+        default=False,
+        description="publish previews on the stream even without serving the page here (for "
+        "`realtime-pose view --stream` on another computer)",
+    )
+    frame_fps: float = Field(default=30.0, gt=0, le=120, description="previews per second, at most")
+    jpeg_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality of previews")
+    max_width: int = Field(
+        default=640, ge=64, description="previews wider than this are scaled down (px)"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _http_address(cls, v: str) -> str:
+        from realtime_pose.view.access import HttpAddress
+
+        HttpAddress.parse(v)
+        return v
+
+    @property
+    def frames_on(self) -> bool:
+        """Whether the session publishes previews."""
+        return self.enabled or self.publish_frames
+
+
 class RecordingConfig(_Section):
     """``recording:``: the crash-safe pose log (and optional raw video)."""
 
@@ -94,7 +133,10 @@ class RunConfig(_Section):
 
     source: SourceSection = Field(default_factory=SOURCES.default_choice)
     bundle: Path
-    engine: EngineSection = Field(default_factory=ENGINES.default_choice)
+    engine: EngineSection = Field(
+        default_factory=lambda: ENGINES.choose({"backend": "auto"}),
+        description="the engine and its options; none: what `realtime-pose tune` chose here",
+    )
     input_size: Size | None = Field(
         default=None, description="network input [width, height]; null = frame (or crop) size"
     )
@@ -105,6 +147,12 @@ class RunConfig(_Section):
     processors: list[ProcessorConfig] = Field(default_factory=list)
     outputs: dict[str, OutputSection] = Field(default_factory=dict)
     rules: RuleList = Field(default_factory=list)
+    rules_file: Path | None = Field(
+        default=None,
+        description="the YAML file the rules were read from (write `rules: FILE` to read them "
+        "from one); the live view saves zone edits there",
+    )
+    view: ViewConfig = Field(default_factory=ViewConfig)
     status_interval_s: float = Field(default=1.0, gt=0)
     watchdog_timeout_s: float = Field(
         default=0.5, gt=0, description="all outputs off when no frame is processed this long"
@@ -141,6 +189,20 @@ class RunConfig(_Section):
         return v
 
     @model_validator(mode="after")
+    def _view_needs_stream(self) -> RunConfig:
+        if not self.view.enabled:
+            return self
+        if not (self.stream.enabled and self.stream.control_address):
+            raise ValueError(
+                "view.enabled: the live view reads the stream and drives the session through "
+                "its control socket; turn on stream.enabled and set stream.control_address"
+            )
+        from realtime_pose.view.access import HttpAddress, check_bind
+
+        check_bind(HttpAddress.parse(self.view.address), self.stream.token)
+        return self
+
+    @model_validator(mode="after")
     def _rule_outputs_exist(self) -> RunConfig:
         for i, rule in enumerate(self.rules):
             for j, action in enumerate(rule.actions):
@@ -161,6 +223,8 @@ class RunConfig(_Section):
             update["recording"] = self.recording.model_copy(
                 update={"directory": base / self.recording.directory}
             )
+        if self.rules_file is not None and not self.rules_file.is_absolute():
+            update["rules_file"] = base / self.rules_file
         update["source"] = _resolve_choice(self.source, base)
         update["engine"] = _resolve_choice(self.engine, base)
         update["outputs"] = {k: _resolve_choice(v, base) for k, v in self.outputs.items()}
@@ -182,11 +246,45 @@ def parse_config(data: Any, where: str = "config", base: Path | None = None) -> 
         raise ConfigError(
             f"{where}: expected a mapping at the top level, got {type(data).__name__}"
         )
+    if isinstance(data.get("rules"), str):
+        data = {**data, **read_rules_file(data["rules"], where, base)}
     try:
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where)) from exc
     return config.resolve_paths(base) if base is not None else config
+
+
+def read_rules_file(name: str, where: str, base: Path | None) -> dict[str, Any]:
+    """``rules: FILE`` in a run config: the rules read from ``FILE`` (a YAML list, or a mapping
+    with a ``rules:`` list), validated there so errors name that file; returns the
+    ``rules`` and ``rules_file`` fields."""
+    path = Path(name)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    try:
+        rules = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{where}: field 'rules': no such rules file {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if isinstance(rules, dict) and set(rules) == {"rules"}:
+        rules = rules["rules"]
+    try:
+        parse_rules(rules)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from exc
+    return {"rules": rules, "rules_file": str(path)}
+
+
+def dump_rules(rules: list[RuleConfig]) -> str:
+    """The YAML a rules file holds for ``rules`` (the fields each rule was given, so a file
+    read and written back keeps its shape; :func:`read_rules_file` reads it)."""
+    return yaml.safe_dump(
+        [rule.model_dump(mode="json", exclude_unset=True) for rule in rules],
+        sort_keys=False,
+        default_flow_style=None,
+    )
 
 
 def load_config(path: str | Path) -> RunConfig:

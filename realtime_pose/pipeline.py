@@ -96,6 +96,8 @@ class Pipeline:
         How often a ``status`` message is published (and ``on_status`` called).
     meta
         The ``meta`` payload (keypoints, skeleton, model).
+    status_fields
+        Called for each status message; its fields are added to it (free disk, outputs on).
     """
 
     def __init__(
@@ -113,6 +115,7 @@ class Pipeline:
         frame_taps: Sequence[FrameTap] = (),
         status_interval_s: float = 1.0,
         meta: dict[str, Any] | None = None,
+        status_fields: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.estimator = estimator
         self.keypoints = estimator.keypoints
@@ -128,6 +131,7 @@ class Pipeline:
         self.frame_taps = tuple(frame_taps)
         self.status_interval_s = status_interval_s
         self.meta = meta or {}
+        self.status_fields = status_fields
         self.stats = StageStats(STAGES)
         warm_up_statistics()
         self.seq = 0
@@ -142,6 +146,7 @@ class Pipeline:
         self._stamps = np.zeros(3, np.int64)
         self._stage_ns = np.zeros(len(STAGES), np.int64)
         self._commands: queue.SimpleQueue = queue.SimpleQueue()
+        self._posted_events: queue.SimpleQueue = queue.SimpleQueue()
         self._loop_thread: int | None = None
         self._grabber: Grabber | None = None
         self._thread_deaths_seen = THREADS.death_count
@@ -249,8 +254,18 @@ class Pipeline:
                     )
                 )
 
+    def post_event(self, event: dict[str, Any]) -> None:
+        """:meth:`emit_event` from any thread: while the loop runs, the event is published and
+        recorded by the loop thread between frames (the stream socket and the log belong to
+        it; ZeroMQ sockets must not be shared between threads)."""
+        if self._loop_thread is None or self._loop_thread == threading.get_ident():
+            self.emit_event(event)
+        else:
+            self._posted_events.put(event)
+
     def emit_event(self, event: dict[str, Any]) -> None:
-        """Publish an ``event`` payload (``messages.event_payload``) and record it."""
+        """Publish an ``event`` payload (``messages.event_payload``) and record it; on the loop
+        thread (or while the loop is not running): elsewhere use :meth:`post_event`."""
         if self.publisher is not None:
             self.publisher.publish_event(event)
         if self.recorder is not None:
@@ -302,6 +317,8 @@ class Pipeline:
                     self.dispatcher.kick()  # idle is not a stall: the loop is alive
                 if not self._commands.empty():
                     self._drain_commands()
+                if not self._posted_events.empty():
+                    self._drain_posted_events()
                 now = time.monotonic()
                 if now >= next_status:
                     next_status = now + self.status_interval_s
@@ -316,6 +333,7 @@ class Pipeline:
                 set_thread_cpus(previous_cpus)
             self._loop_thread = None
             self._drain_commands()
+            self._drain_posted_events()
             grabber.stop()
 
     def publish_status(self) -> dict[str, Any]:
@@ -358,6 +376,11 @@ class Pipeline:
                 extra["outputs"] = self.dispatcher.health()
             except Exception:  # health is diagnostics only
                 log.debug("dispatcher health failed", exc_info=True)
+        if self.status_fields is not None:
+            try:
+                extra.update(self.status_fields())
+            except Exception:  # diagnostics only
+                log.debug("status fields failed", exc_info=True)
         status = messages.status_payload(
             fps, self.frames, int(grab.get("dropped", 0)), samples, **extra
         )
@@ -374,6 +397,14 @@ class Pipeline:
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._commands.put((fn, future))
         return future.result(timeout=timeout_s)
+
+    def _drain_posted_events(self) -> None:
+        while True:
+            try:
+                event = self._posted_events.get_nowait()
+            except queue.Empty:
+                return
+            self.emit_event(event)
 
     def _drain_commands(self) -> None:
         while True:

@@ -11,6 +11,7 @@ the stream, the engine.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import threading
 import time
@@ -31,15 +32,26 @@ from realtime_pose.pipeline import Pipeline, finish_recording
 from realtime_pose.ports import FrameRecorderPort, FrameTap, OutputPort, PoseRecorderPort
 from realtime_pose.predict import ForwardPredictor, LeadTime
 from realtime_pose.processors import ProcessorChain, load_processor
+from realtime_pose.rules import RuleConfig
 from realtime_pose.sources import FrameSource
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_ORDER = ("outputs", "control", "pipeline", "stream", "engine", "cpu affinity")
+SHUTDOWN_ORDER = (
+    "outputs",
+    "view",
+    "control",
+    "pipeline",
+    "preview",
+    "stream",
+    "engine",
+    "cpu affinity",
+)
 """The order :meth:`LiveSession.close` releases the parts in: outputs off before anything else
-can fail, no control requests while the rest goes, the recording finished (and converted) while
-the stream still reports it, the engine last."""
+can fail, the live view's process and then the control socket (no requests while the rest
+goes), the recording finished (and converted) while the stream still reports it, the preview
+encoder before the stream it feeds, the engine last."""
 
 
 class LiveSession:
@@ -62,6 +74,10 @@ class LiveSession:
         frame_taps: tuple[FrameTap, ...] = (),
     ) -> None:
         self.config = config
+        self.rule_configs: list[RuleConfig] = list(config.rules)
+        """The rules as they run now (zone edits from the live view change them)."""
+        self.previewer = None
+        self.view = None
         self.stop_event = threading.Event()
         self._closers: dict[str, Callable[[], Any]] = {}
         try:
@@ -85,6 +101,10 @@ class LiveSession:
 
             validate_rules(config.rules, meta.keypoints, list(config.outputs))
         self.source, frame_size = self._probe_source(config)
+        if config.rules:
+            from realtime_pose.rules.config import validate_zones
+
+            validate_zones(config.rules, *frame_size)
         estimator, cropper = self._open_estimator(config, frame_size)
         predictor, lead = self._make_predictor(config)
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])
@@ -103,6 +123,12 @@ class LiveSession:
             fps=self.source.fps,
             source=self.source.source_id,
             prediction=predictor is not None,
+            engine={"backend": config.engine.name, **config.engine.options.model_dump(mode="json")},
+            outputs={
+                name: {"device": choice.name, "max_on_ms": choice.options.max_on_ms}
+                for name, choice in config.outputs.items()
+            },
+            rules_file=None if config.rules_file is None else str(config.rules_file),
         )
         describe = getattr(self.source, "describe", None)
         if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
@@ -113,6 +139,15 @@ class LiveSession:
 
             self.publisher = PosePublisher(config.stream.address, config.stream.sndhwm)
             self._on_close("stream", self.publisher.close)
+        if config.view.frames_on and self.publisher is not None:
+            from realtime_pose.view.preview import FramePreviewer
+
+            v = config.view
+            self.previewer = FramePreviewer(
+                self.publisher, v.frame_fps, v.jpeg_quality, v.max_width
+            )
+            self._on_close("preview", self.previewer.close)
+            frame_taps = (*frame_taps, self.previewer)
         self.pipeline = Pipeline(
             estimator,
             predictor=predictor,
@@ -126,10 +161,13 @@ class LiveSession:
             frame_taps=frame_taps,
             status_interval_s=config.status_interval_s,
             meta=self.meta,
+            status_fields=self._status_fields,
         )
         self._on_close("pipeline", self.pipeline.close)
         self._attach_processors(processors)
         self.control = self._open_control(config)
+        if config.view.enabled:
+            self.view = self._start_view(config)
         self.grabber = Grabber(
             self.source,  # probed and closed above; the grabber reopens it
             stall_timeout_s=config.grab_timeout_s,
@@ -216,7 +254,22 @@ class LiveSession:
         for proc in processors.processors:
             attach = getattr(proc, "attach", None)  # DeepLabCut-Live processors have none
             if callable(attach):
-                attach(submit, self.pipeline.emit_event)
+                attach(submit, self.pipeline.post_event)
+
+    def _start_view(self, config: RunConfig):
+        """The live page, served by a child process that reads our stream (see
+        :mod:`realtime_pose.view`)."""
+        from realtime_pose.view.process import ViewProcess
+
+        assert self.publisher is not None and self.control is not None  # the config checks
+        view = ViewProcess(
+            self.publisher.bound_address,
+            self.control.bound_address,
+            config.view.address,
+            token=config.stream.token,
+        )
+        self._on_close("view", view.close)
+        return view
 
     def _open_control(self, config: RunConfig):
         if not (config.stream.enabled and config.stream.control_address):
@@ -252,12 +305,26 @@ class LiveSession:
             video_recorder = VideoRecorder(Path(path).with_suffix(".avi"), fps, self.source.size)
         return recorder, video_recorder
 
+    def _status_fields(self) -> dict[str, Any]:
+        """What the session adds to each status message: free disk where recordings go, and
+        which outputs are on (called on the loop thread, once per status)."""
+        fields: dict[str, Any] = {}
+        folder = self.config.recording.directory
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        with suppress(OSError):
+            fields["disk_free_bytes"] = shutil.disk_usage(folder).free
+        if self.dispatcher is not None:
+            dispatcher = self.dispatcher
+            fields["outputs_on"] = {n: dispatcher.is_on(n) for n in self.config.outputs}
+        return fields
+
     def _on_grabber_status(self, status: dict[str, Any]) -> None:
         log.warning("source %s: %s", status.get("event"), status.get("message"))
         if self.publisher is not None:
             with suppress(Exception):  # called from the grab thread: never raise there
                 fields = {k: v for k, v in status.items() if k not in ("kind", "name")}
-                self.pipeline.emit_event(
+                self.pipeline.post_event(  # from the grab thread: the loop publishes it
                     messages.event_payload(
                         "source", self.source.source_id, self.pipeline.frames, **fields
                     )
@@ -303,7 +370,110 @@ class LiveSession:
             "record_stop": record_stop,
             "rule_enable": rule_switch(True),
             "rule_disable": rule_switch(False),
+            "rules": lambda _req: self._rules_reply(),
+            "zone_set": self._zone_set,
+            "rules_save": self._rules_save,
+            "output_test": self._output_test,
+            "snapshot": self._snapshot,
         }
+
+    # -- what the live view asks for (control requests; see docs/protocol.md) ---------------
+    def _rules_reply(self) -> dict[str, Any]:
+        from realtime_pose.rules.edit import zones_of
+
+        rules = self.pipeline.rules
+        return {
+            "rules": [r.model_dump(mode="json", exclude_unset=True) for r in self.rule_configs],
+            "enabled": {r.name: rules.is_enabled(r.name) for r in self.rule_configs}
+            if rules is not None
+            else {},
+            "zones": zones_of(self.rule_configs),
+            "rules_file": None if self.config.rules_file is None else str(self.config.rules_file),
+        }
+
+    def _zone_set(self, req: messages.ZoneSetRequest) -> dict[str, Any]:
+        """Validate the edited rules as the config is, then run the new rule from the next
+        frame (:meth:`RuleEngine.replace_rule`, in the loop)."""
+        from realtime_pose.rules.edit import with_zone
+
+        pipe, engine = self.pipeline, self.pipeline.rules
+        if engine is None:
+            raise ValueError("this run has no rules")
+        edited = with_zone(
+            self.rule_configs,
+            req.rule,
+            req.path,
+            req.zone,
+            self.bundle.keypoints,
+            list(self.config.outputs),
+        )
+        rule = next(r for r in edited if r.name == req.rule)
+
+        def apply() -> None:
+            engine.replace_rule(rule)  # type: ignore[attr-defined]
+            pipe.emit_event(
+                messages.event_payload(
+                    "rule", rule.name, pipe.frames, state="zone_set", path=req.path, zone=req.zone
+                )
+            )
+
+        pipe.call_in_loop(apply)
+        self.rule_configs = edited
+        return self._rules_reply()
+
+    def _rules_save(self, _req: messages.RulesSaveRequest) -> dict[str, Any]:
+        from realtime_pose.config import dump_rules
+        from realtime_pose.safe_write import write_text
+
+        path = self.config.rules_file
+        if path is None:
+            raise ValueError(
+                "the rules were given inline in the run config, not in a rules file; put them "
+                "in a YAML file and write `rules: FILE` in the config to save them from the view"
+            )
+        # the page asked the user to confirm replacing this file: the request is the overwrite
+        write_text(path, dump_rules(self.rule_configs), overwrite=True)
+        log.info("rules saved to %s", path)
+        return {"path": str(path)}
+
+    def _output_test(self, req: messages.OutputTestRequest) -> dict[str, Any]:
+        """A manual pulse, refused beyond the output's max on-time (the device clamps too)."""
+        pipe, dispatcher = self.pipeline, self.dispatcher
+        if dispatcher is None:
+            raise ValueError("this run has no outputs")
+        choice = self.config.outputs.get(req.output)
+        if choice is None:
+            raise ValueError(
+                f"no output named {req.output!r}; outputs: {', '.join(self.config.outputs)}"
+            )
+        max_on_ms = choice.options.max_on_ms  # type: ignore[attr-defined]
+        if req.duration_ms > max_on_ms:
+            raise ValueError(
+                f"{req.duration_ms:g} ms is longer than output {req.output!r} may be on "
+                f"(max_on_ms {max_on_ms:g})"
+            )
+
+        def act() -> None:
+            dispatcher.submit(req.output, "pulse", req.duration_ms / 1e3, frame_index=pipe.frames)
+            pipe.emit_event(
+                messages.event_payload(
+                    "output",
+                    req.output,
+                    pipe.frames,
+                    action="pulse",
+                    duration_s=req.duration_ms / 1e3,
+                    rule=None,
+                    source="manual test",
+                )
+            )
+
+        pipe.call_in_loop(act)
+        return {"output": req.output, "duration_ms": req.duration_ms, "max_on_ms": max_on_ms}
+
+    def _snapshot(self, _req: messages.SnapshotRequest) -> dict[str, Any]:
+        if self.previewer is None:
+            raise ValueError("snapshots need previews: set view.enabled or view.publish_frames")
+        return self.previewer.snapshot(self.config.recording.directory)
 
     # -- running --------------------------------------------------------------------------
     def run(self, duration_s: float | None = None, on_status=None) -> None:

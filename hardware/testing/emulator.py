@@ -332,7 +332,7 @@ def start_emulator_process(
     ]
     if log_path is not None:
         cmd += ["--log", os.fspath(log_path)]
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the repository (or site-packages) root
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
     proc = subprocess.Popen(

@@ -32,8 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--no-spinning", action="store_true")
-    p.add_argument("--json", type=Path, help="write results here")
-    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
+    p.add_argument(
+        "--json", type=Path, help="write results here, and a per-stage latency plot beside (.png)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --json (and .png) if they exist"
+    )
     p.set_defaults(func=run)
 
 
@@ -50,19 +54,22 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.json:
             check_free(args.json, args.overwrite)  # before the run, not after it
+            check_free(args.json.with_suffix(".png"), args.overwrite)
         bundle = load_bundle(args.bundle)
         frames = [frame.image for frame in video_frames(args.video, args.decode)]
     except (BundleError, SourceError, OutputExistsError) as exc:
         log.error("%s", exc)
         return 2
     config = dict(provider=args.provider, threads=args.threads, spinning=not args.no_spinning)
-    results = []
+    results, runs = [], []
     for pixels in args.pixels or [None]:
         try:
-            summary = run_benchmark(bundle, frames, pixels, args.frames, config).summary()
+            run = run_benchmark(bundle, frames, pixels, args.frames, config)
         except EngineError as exc:
             log.error("%s", exc)
             return 2
+        runs.append(run)
+        summary = run.summary()
         results.append(summary)
         st = summary["stages"]
         print(
@@ -76,10 +83,29 @@ def run(args: argparse.Namespace) -> int:
             "video": str(args.video),
             "bundle": str(args.bundle),
             "model": bundle.meta.name,
-            "engine": config.model_dump(),
+            "engine": config,
             "machine": machine_description(),
             "results": results,
         }
         write_text(args.json, json.dumps(doc, indent=2) + "\n", args.overwrite)
         log.info("wrote %s", args.json)
+        plot = write_plot(args.json.with_suffix(".png"), runs, bundle.meta.name, args.overwrite)
+        if plot is not None:
+            log.info("wrote %s", plot)
     return 0
+
+
+def write_plot(path: Path, runs: list, model: str, overwrite: bool) -> Path | None:
+    """Per-stage latency CDFs, one panel per network size."""
+    from realtime_pose.benchmark import STAGES
+    from realtime_pose.plots import latency_cdf_png
+
+    shown = ("preprocess", "inference", "peaks", "predict", "overhead", "total")
+    panels = [
+        (
+            f"{run.size.width}x{run.size.height} network input",
+            {name: run.stage_ns[:, STAGES.index(name)] for name in shown},
+        )
+        for run in runs
+    ]
+    return latency_cdf_png(path, panels, f"realtime-pose benchmark: {model}", overwrite)

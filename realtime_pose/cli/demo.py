@@ -27,8 +27,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--record", type=Path, help="record poses into this folder")
     p.add_argument("--address", default="tcp://127.0.0.1:5555", help="pose stream address")
     p.add_argument("--control-address", default="tcp://127.0.0.1:5556")
+    p.add_argument(
+        "--view",
+        default="http://127.0.0.1:8080",
+        help="serve the live view here (open the printed URL in a browser); 'off' for none",
+    )
+    p.add_argument(
+        "--rules",
+        type=Path,
+        help="a rules file (YAML list); written with the demo's zone rule if it does not exist, "
+        "and where the live view saves zone edits",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
+
+
+DEMO_RULES = [
+    {
+        "name": "snout-in-zone",
+        "on": "enter",
+        "condition": {"type": "zone", "keypoint": "snout", "circle": [160, 120, 40]},
+        "refractory_s": 0.5,
+        "actions": [{"output": "laser", "action": "pulse", "duration_ms": 20}],
+    }
+]
+"""The demo's rule: a 20 ms pulse on a log-only 'laser' when the snout enters the centre."""
+
+
+def demo_rules(path: Path | None) -> list | str:
+    """The ``rules:`` value of the demo config: the rules file (written with
+    :data:`DEMO_RULES` when it does not exist yet), or the rules themselves."""
+    if path is None:
+        return DEMO_RULES
+    if not path.exists():
+        import yaml
+
+        from realtime_pose.safe_write import write_text
+
+        write_text(path, yaml.safe_dump(DEMO_RULES, sort_keys=False))
+        log.info("wrote the demo's rules to %s", path)
+    return str(path.resolve())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         "bundle": str(bundle),
         "engine": {"threads": 1, "spinning": False},
         "stream": {"address": args.address, "control_address": args.control_address},
+        "outputs": {"laser": {"device": "log", "channel": 0, "max_on_ms": 50}},
+        "rules": demo_rules(args.rules),
+        "view": {"enabled": args.view != "off", "address": args.view},
         "recording": {
             "enabled": args.record is not None,
             "directory": str(args.record or "recordings"),
@@ -61,7 +102,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = parse_config(data, "demo options", Path.cwd())
         session = LiveSession(config)
-    except (ConfigError, BundleError, EngineError, SourceError, ValueError, OSError) as exc:
+    except (
+        ConfigError,
+        BundleError,
+        EngineError,
+        SourceError,
+        ValueError,
+        OSError,
+        RuntimeError,
+    ) as exc:
         log.error("%s", exc)
         if not Path(bundle).exists():
             log.error("the demo bundle is missing at %s", bundle)
@@ -73,4 +122,6 @@ def run(args: argparse.Namespace) -> int:
         session.publisher.bound_address if session.publisher else "off",
         args.control_address,
     )
+    if session.view is not None:
+        print(f"live view: open {config.view.address}/ in a browser", flush=True)
     return run_session(session, args.seconds, args.quiet)

@@ -49,8 +49,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="US",
         help="wake the loop thread this often while it waits for a frame (0: sleep)",
     )
-    p.add_argument("--json", type=Path, help="write the result here")
-    p.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
+    p.add_argument(
+        "--json", type=Path, help="write the result here, and a latency plot beside it (.png)"
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace --json (and .png) if they exist"
+    )
     p.set_defaults(func=run)
 
 
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         try:
             check_free(args.json, args.overwrite)  # before the run, not after it
+            check_free(args.json.with_suffix(".png"), args.overwrite)
         except OutputExistsError as exc:
             log.error("%s", exc)
             return 2
@@ -111,4 +116,15 @@ def run(args: argparse.Namespace) -> int:
         document = {**summary, "machine": machine_description()}
         write_text(args.json, json.dumps(document, indent=2) + "\n", args.overwrite)
         log.info("wrote %s", args.json)
+        from realtime_pose.plots import latency_cdf_png
+
+        panels = [
+            ("frame ready -> byte at the device", {"total": result.latencies_ns}),
+            ("the firings' path in legs", dict(result.segments_ns)),
+        ]
+        plot = latency_cdf_png(
+            args.json.with_suffix(".png"), panels, "realtime-pose latency-test", args.overwrite
+        )
+        if plot is not None:
+            log.info("wrote %s", plot)
     return 0

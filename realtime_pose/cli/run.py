@@ -44,7 +44,9 @@ def status_line(status: dict) -> str:
         f"{status.get('fps', 0):7.1f} fps | latency p50 {total.get('p50', 0) / 1e3:6.2f} ms "
         f"p99 {total.get('p99', 0) / 1e3:6.2f} ms | engine p50 "
         f"{engine.get('p50', 0) / 1e3:6.2f} ms | frames {status.get('frames', 0)} "
-        f"dropped {status.get('dropped_frames', 0)} | events {status.get('events', 0)}"
+        f"dropped {status.get('dropped_frames', 0)}"
+        + (f" camera {status['camera_dropped']}" if "camera_dropped" in status else "")
+        + f" | events {status.get('events', 0)}"
     )
 
 
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     from realtime_pose.bundle import BundleError
     from realtime_pose.config import ConfigError, load_config
     from realtime_pose.engines import EngineError
+    from realtime_pose.hardware.base import DeviceUnavailableError
     from realtime_pose.session import LiveSession
     from realtime_pose.sources import SourceError
 
@@ -104,7 +107,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         for path in args.config:
             sessions.append(LiveSession(load_config(path), path.resolve().parent))
-    except (ConfigError, BundleError, EngineError, SourceError, ValueError, OSError) as exc:
+    except (
+        ConfigError,
+        BundleError,
+        EngineError,
+        SourceError,
+        DeviceUnavailableError,
+        ValueError,
+        OSError,
+    ) as exc:
         log.error("%s", exc)
         for session in sessions:
             session.close()

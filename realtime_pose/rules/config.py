@@ -389,6 +389,47 @@ def iter_keypoint_refs(
         yield f"{path}.keypoint", condition.keypoint
 
 
+def iter_zones(
+    condition: ConditionConfig, path: str = "condition"
+) -> Iterator[tuple[str, ZoneConfig]]:
+    """Yield ``(field_path, zone)`` for every zone condition in a condition tree."""
+    if isinstance(condition, (AllConfig, AnyConfig)):
+        for i, child in enumerate(condition.conditions):
+            yield from iter_zones(child, f"{path}.conditions[{i}]")
+    elif isinstance(condition, NotConfig):
+        yield from iter_zones(condition.condition, f"{path}.condition")
+    elif isinstance(condition, ZoneConfig):
+        yield path, condition
+
+
+def zone_bounds(zone: ZoneConfig) -> tuple[float, float, float, float]:
+    """The zone's bounding box ``(x0, y0, x1, y1)`` in frame pixels."""
+    if zone.rectangle is not None:
+        return zone.rectangle
+    if zone.circle is not None:
+        cx, cy, r = zone.circle
+        return cx - r, cy - r, cx + r, cy + r
+    xs, ys = zip(*zone.polygon, strict=True)  # type: ignore[arg-type]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def validate_zones(rules: Sequence[RuleConfig], frame_width: int, frame_height: int) -> None:
+    """Refuse zones that lie wholly outside the frame (a typo, or a zone drawn for another
+    camera): they could never fire. Raises ``ValueError`` naming each such rule and field."""
+    problems = []
+    for i, rule in enumerate(rules):
+        for field, zone in iter_zones(rule.condition):
+            x0, y0, x1, y1 = zone_bounds(zone)
+            if x1 < 0 or y1 < 0 or x0 > frame_width or y0 > frame_height:
+                kind = next(n for n in ("rectangle", "circle", "polygon") if getattr(zone, n))
+                problems.append(
+                    f"rules[{i}] {rule.name!r}: {field}.{kind}: lies outside the "
+                    f"{frame_width}x{frame_height} frame (bounds {x0:g}, {y0:g} to {x1:g}, {y1:g})"
+                )
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 def _unknown(kind: str, name: str, known: Collection[str]) -> str:
     close = difflib.get_close_matches(name, list(known), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -190,13 +190,19 @@ class RuleEngine:
         self._rules = tuple(
             _Rule(cfg, compile_condition(cfg.condition, index, cfg.min_likelihood)) for cfg in rules
         )
+        self._retired: list[_Rule] = []
+        self._index_rules()
+        nan = float("nan")
+        self._missing: PoseRows = [[nan, nan, 0.0] for _ in self._keypoints]
+
+    def _index_rules(self) -> None:
         self._by_name = {r.name: r for r in self._rules}
         self._any_predicted = any(r.use_predicted for r in self._rules)
         self._off_actions = {
-            a.output: Action(a.output, "off") for r in self._rules for a in r.fire_actions
+            a.output: Action(a.output, "off")
+            for r in (*self._rules, *self._retired)
+            for a in r.fire_actions
         }
-        nan = float("nan")
-        self._missing: PoseRows = [[nan, nan, 0.0] for _ in self._keypoints]
 
     @property
     def rule_names(self) -> tuple[str, ...]:
@@ -253,11 +259,52 @@ class RuleEngine:
             rule.enabled = False
             rule.release_pending = True
 
+    def replace_rule(self, config: RuleConfig) -> None:
+        """Run ``config`` in place of the rule of the same name (a zone moved, a threshold
+        changed), from the next :meth:`evaluate` on.
+
+        The new rule starts from a fresh state, keeps its place in the evaluation order and
+        whether it is enabled now (the switch of :meth:`enable`/:meth:`disable`, not
+        ``config.enabled``). Outputs the old rule held on are switched off by its ``released``
+        event on the next :meth:`evaluate`, as :meth:`disable` does; if the pose is inside
+        the new condition, the new rule fires on that frame as on a fresh start.
+
+        Raises
+        ------
+        KeyError
+            When no rule has this name.
+        ValueError
+            When the rule names a keypoint the model does not have.
+        """
+        old = self._rule(config.name)
+        validate_rules([config], self._keypoints, outputs=None)
+        index = {name: i for i, name in enumerate(self._keypoints)}
+        new = _Rule(config, compile_condition(config.condition, index, config.min_likelihood))
+        new.enabled = old.enabled
+        if old.held or (old.active and old.fired) or old.release_pending:
+            self._retired.append(old)
+        self._rules = tuple(new if r is old else r for r in self._rules)
+        self._index_rules()
+
+    def _release_retired(self, frame_index: int, t_ns: int) -> list[RuleEvent]:
+        events = []
+        for rule in self._retired:
+            if rule.held or (rule.active and rule.fired):
+                events.append(
+                    self._off_event(
+                        rule, "released", tuple(rule.held), frame_index, t_ns, "measured"
+                    )
+                )
+        self._retired.clear()
+        self._index_rules()
+        return events
+
     def reset(self) -> None:
         """Forget all state (edges, timers, held outputs); enabled flags are kept.
 
         No ``off`` is emitted: switch the outputs off through the dispatcher when needed.
         """
+        self._retired.clear()
         for rule in self._rules:
             rule.reset()
 
@@ -334,7 +381,7 @@ class RuleEngine:
         if predicted is not None and self._any_predicted:
             projected = self._rows(predicted, "predicted")
             projected_source = "predicted"
-        events: list[RuleEvent] = []
+        events = self._release_retired(frame_index, t_ns) if self._retired else []
         for rule in self._rules:
             if not rule.enabled:
                 if rule.release_pending:

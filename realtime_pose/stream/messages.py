@@ -25,7 +25,8 @@ TOPIC_POSE = b"pose"
 TOPIC_EVENT = b"event"
 TOPIC_STATUS = b"status"
 TOPIC_META = b"meta"
-TOPICS = (TOPIC_POSE, TOPIC_EVENT, TOPIC_STATUS, TOPIC_META)
+TOPIC_FRAME = b"frame"
+TOPICS = (TOPIC_POSE, TOPIC_EVENT, TOPIC_STATUS, TOPIC_META, TOPIC_FRAME)
 
 DEFAULT_PUB_ADDRESS = "tcp://127.0.0.1:5555"
 DEFAULT_CONTROL_ADDRESS = "tcp://127.0.0.1:5556"
@@ -122,6 +123,44 @@ def pose_payload(
     if camera is not None:
         payload.update(camera)
     return payload
+
+
+def frame_payload(
+    seq: int,
+    frame_index: int,
+    t_capture_ns: int,
+    jpeg: bytes,
+    size: tuple[int, int],
+    keypoints: np.ndarray,
+    predicted: tuple[int, np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Build a ``frame`` payload: a JPEG preview of one frame and the pose estimated on it.
+
+    Parameters
+    ----------
+    seq, frame_index, t_capture_ns
+        As in the ``pose`` payload of the same frame.
+    jpeg
+        The JPEG bytes (possibly scaled down from the camera's frame).
+    size
+        ``(width, height)`` of the camera frame, the coordinate system of ``keypoints``.
+    keypoints, predicted
+        As in :func:`pose_payload`.
+    """
+    return {
+        "v": SCHEMA_VERSION,
+        "seq": int(seq),
+        "frame_index": int(frame_index),
+        "t_capture_ns": int(t_capture_ns),
+        "t_encoded_ns": time.monotonic_ns(),
+        "width": int(size[0]),
+        "height": int(size[1]),
+        "jpeg": bytes(jpeg),
+        "keypoints": keypoints_as_list(keypoints),
+        "predicted": None
+        if predicted is None
+        else {"t_target_ns": int(predicted[0]), "keypoints": keypoints_as_list(predicted[1])},
+    }
 
 
 def meta_payload(
@@ -271,6 +310,55 @@ class RuleDisableRequest(_Request):
     name: str = Field(min_length=1, max_length=256)
 
 
+class RulesRequest(_Request):
+    """Ask for the rules as configured now (zones included), which are enabled, and the file
+    they are saved to."""
+
+    cmd: Literal["rules"]
+
+
+class ZoneSetRequest(_Request):
+    """Replace the shape of one zone of a rule in the running session.
+
+    The rule is re-validated exactly as the run config is (the whole ``rules:`` list against
+    the model's keypoints and the configured outputs); a refused change says why and leaves the
+    running rule as it was.
+    """
+
+    cmd: Literal["zone_set"]
+    rule: str = Field(min_length=1, max_length=256, description="the rule's name")
+    path: str = Field(
+        default="condition",
+        max_length=256,
+        description="where the zone sits in the rule: 'condition', "
+        "'condition.conditions.1', 'condition.condition', ...",
+    )
+    zone: dict[str, Any] = Field(
+        description="the new shape: exactly one of rectangle [x0, y0, x1, y1], circle "
+        "[cx, cy, r] or polygon [[x, y], ...]; the zone's other fields are kept"
+    )
+
+
+class RulesSaveRequest(_Request):
+    """Write the rules as they run now back to the rig's rules file."""
+
+    cmd: Literal["rules_save"]
+
+
+class OutputTestRequest(_Request):
+    """Pulse one output by hand (a test), at most its configured maximum on-time."""
+
+    cmd: Literal["output_test"]
+    output: str = Field(min_length=1, max_length=256)
+    duration_ms: float = Field(gt=0, le=60_000, description="pulse length")
+
+
+class SnapshotRequest(_Request):
+    """Save the newest preview frame as a PNG and its pose as JSON, on the rig."""
+
+    cmd: Literal["snapshot"]
+
+
 ControlRequest = Annotated[
     PingRequest
     | MetaRequest
@@ -278,10 +366,28 @@ ControlRequest = Annotated[
     | RecordStartRequest
     | RecordStopRequest
     | RuleEnableRequest
-    | RuleDisableRequest,
+    | RuleDisableRequest
+    | RulesRequest
+    | ZoneSetRequest
+    | RulesSaveRequest
+    | OutputTestRequest
+    | SnapshotRequest,
     Field(discriminator="cmd"),
 ]
-COMMANDS = ("ping", "meta", "status", "record_start", "record_stop", "rule_enable", "rule_disable")
+COMMANDS = (
+    "ping",
+    "meta",
+    "status",
+    "record_start",
+    "record_stop",
+    "rule_enable",
+    "rule_disable",
+    "rules",
+    "zone_set",
+    "rules_save",
+    "output_test",
+    "snapshot",
+)
 ControlRequestModel = _Request
 """The base of every validated control request (``cmd``, ``id``, ``token`` and its fields)."""
 

@@ -146,6 +146,17 @@ class PosePublisher:
         self.last_meta = payload
         return self._send(messages.TOPIC_META, payload)
 
+    def publish_encoded(self, topic: bytes, payload: bytes) -> bool:
+        """Send a payload packed elsewhere (``frame`` previews are encoded off the loop): one
+        non-blocking send that hands ``payload`` to ZeroMQ without copying it."""
+        try:
+            self._socket.send_multipart((topic, payload), flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
     def _teardown(self) -> None:
         self._socket.close()
         if self._auth is not None:

@@ -16,6 +16,14 @@ HEAVY = (
     "harvesters",
     "genicam",
     "gi",
+    "aiohttp",
+    "matplotlib",
+    "selenium",
+    "ray",
+    "pynwb",
+    "ndx_pose",
+    "hdmf",
+    "movement",
 )
 
 
@@ -27,6 +35,8 @@ def test_runtime_imports_no_training_or_gpu_stack():
         "import realtime_pose.session, realtime_pose.pipeline, realtime_pose.estimator\n"
         "import realtime_pose.engines.tensorrt, realtime_pose.hardware\n"
         "import realtime_pose.hardware.dispatcher, realtime_pose.plugins\n"
+        "import realtime_pose.config, realtime_pose.view.preview, realtime_pose.view.process\n"
+        "import realtime_pose.plots, realtime_pose.cli.view, realtime_pose.cli.benchmark\n"
         "[kind.names() for kind in realtime_pose.plugins.KINDS.values()]\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )

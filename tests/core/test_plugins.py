@@ -221,7 +221,7 @@ def test_a_run_config_of_builtins_validates_through_the_plugins(tmp_path):
     )
     config = load_config(rig)
     assert config.source.options.path == tmp_path / "clips" / "a.mp4"  # relative to the file
-    assert config.engine.name == "onnxruntime" and config.outputs["laser"].options.channel == 2
+    assert config.engine.name == "auto" and config.outputs["laser"].options.channel == 2
     rig.write_text(yaml.safe_dump({"bundle": "b", "source": {"kind": "video"}}))
     with pytest.raises(ConfigError, match=r"rig.yaml: field 'source.path': Field required"):
         load_config(rig)

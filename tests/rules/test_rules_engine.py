@@ -268,3 +268,53 @@ def test_speed_rule_on_a_trajectory():
     xs = [0, 5, 10, 30, 50, 70, 90, 110, 130, 135, 140]  # 500, 500, then 2000 px/s, then 500
     fired = [e.frame_index for e in run(engine, xs) if e.kind == "fired"]
     assert fired == [3, 8]
+
+
+def moved(engine: RuleEngine, name: str, rectangle: list[float]) -> None:
+    """Replace rule ``name`` (a LASER_ON rule) by one whose zone is ``rectangle``, as the live
+    view's zone edit does."""
+    rule = {"name": name, "condition": {**ZONE, "rectangle": rectangle}, "actions": [LASER_ON]}
+    engine.replace_rule(parse_rules([rule])[0])
+
+
+def test_replaced_zone_fires_where_the_new_zone_is_and_not_where_the_old_was():
+    engine = make_engine({"actions": [LASER_ON]}, {"actions": [PULSE]})
+    assert summary(run(engine, [OUT, OUT])) == []
+    moved(engine, "rule0", [20, 100, 80, 200])  # now x = 50 is inside
+    events = []
+    for i, x in enumerate([OUT, IN, OUT], start=2):
+        events += engine.evaluate(pose_at(x), i * DT_NS, i)
+    # fires at once (fresh state, inside the new zone), releases when the snout goes to 150
+    assert summary(events) == [
+        (2, "fired", ["laser:on"]),
+        (3, "released", ["laser:off"]),
+        (3, "fired", ["laser:pulse"]),  # rule1 kept its old zone
+        (4, "fired", ["laser:on"]),
+        (4, "released", []),
+    ]
+    assert engine.rule_names == ("rule0", "rule1")  # order kept
+
+
+def test_replacing_a_rule_that_holds_an_output_switches_it_off_first():
+    engine = make_engine({"actions": [LASER_ON]})
+    assert summary(run(engine, [IN])) == [(0, "fired", ["laser:on"])]
+    moved(engine, "rule0", [300, 300, 400, 400])  # the snout is outside the new zone
+    events = engine.evaluate(pose_at(IN), DT_NS, 1)
+    assert summary(events) == [(1, "released", ["laser:off"])]
+    assert engine.evaluate(pose_at(IN), 2 * DT_NS, 2) == []
+
+
+def test_replacing_keeps_the_enabled_switch_and_refuses_unknown_names():
+    engine = make_engine({"actions": [LASER_ON]})
+    engine.disable("rule0")
+    moved(engine, "rule0", [20, 100, 80, 200])
+    assert not engine.is_enabled("rule0")
+    assert run(engine, [OUT, OUT]) == []
+    bad = parse_rules([{"name": "nope", "condition": ZONE, "actions": [PULSE]}])[0]
+    with pytest.raises(KeyError, match="no rule named 'nope'"):
+        engine.replace_rule(bad)
+    wrong_kp = parse_rules(
+        [{"name": "rule0", "condition": {**ZONE, "keypoint": "tail"}, "actions": [PULSE]}]
+    )[0]
+    with pytest.raises(ValueError, match="keypoint 'tail' is unknown"):
+        engine.replace_rule(wrong_kp)

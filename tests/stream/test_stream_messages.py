@@ -94,7 +94,7 @@ def test_parse_invalid_requests(data, error):
 def test_unknown_cmd_error_is_short():
     with pytest.raises(messages.RequestError) as info:
         messages.parse_request(msgpack.packb({"cmd": "x" * 10_000}))
-    assert len(str(info.value)) < 200
+    assert len(str(info.value)) < 300  # the 10 000-char cmd is cut; the known list stays
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,100 @@
+"""``realtime-pose view --stream tcp://HOST:5555``: the live page for a running session."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``view`` sub-command."""
+    p = subparsers.add_parser(
+        "view",
+        help="the live page in a browser for a session running here or elsewhere",
+        description="Serve the live view (image, pose, zones, plots, actions) for the session "
+        "whose stream is at --stream. The session must publish previews (view.enabled or "
+        "view.publish_frames in its config); actions go to its control socket. Needs the view "
+        "extra: pip install 'realtime-pose[view]'.",
+    )
+    p.add_argument("--stream", default="tcp://127.0.0.1:5555", help="the session's stream address")
+    p.add_argument(
+        "--control",
+        default=None,
+        help="its control address (default: the stream's host, port + 1); 'none' only watches",
+    )
+    p.add_argument(
+        "--address",
+        default="http://127.0.0.1:8080",
+        help="where to serve the page; beyond loopback it needs the token",
+    )
+    p.add_argument(
+        "--token",
+        default=None,
+        help="the session token (stream.token); default: $REALTIME_POSE_VIEW_TOKEN",
+    )
+    p.add_argument("--client-key", type=Path, help="CURVE: this client's .key_secret file")
+    p.add_argument("--server-key", type=Path, help="CURVE: the rig's public .key file")
+    p.set_defaults(func=run)
+
+
+def default_control(stream: str) -> str:
+    """The control address beside a stream address (``tcp://h:5555`` → ``tcp://h:5556``)."""
+    base, sep, port = stream.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"cannot guess the control address of {stream!r}; give --control")
+    return f"{base}:{int(port) + 1}"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    import asyncio
+
+    from realtime_pose.stream.security import CurveClientKeys, InsecureBindError
+    from realtime_pose.view.process import READY_PREFIX, TOKEN_ENV
+
+    try:
+        from realtime_pose.view.server import ViewServer
+    except ImportError as exc:
+        log.error("the live view needs aiohttp: pip install 'realtime-pose[view]' (%s)", exc)
+        return 2
+    token = args.token or os.environ.get(TOKEN_ENV) or None
+    curve = None
+    if args.client_key or args.server_key:
+        if not (args.client_key and args.server_key):
+            log.error("CURVE needs both --client-key and --server-key")
+            return 2
+        curve = CurveClientKeys(args.client_key, args.server_key)
+    try:
+        control = args.control or default_control(args.stream)
+        server = ViewServer(
+            args.stream, None if control == "none" else control, args.address, token, curve
+        )
+    except (ValueError, InsecureBindError) as exc:
+        log.error("%s", exc)
+        return 2
+
+    async def serve() -> None:
+        try:
+            url = await server.start()
+        except OSError as exc:
+            log.error("cannot serve the live view on %s: %s", args.address, exc)
+            raise SystemExit(2) from exc
+        print(f"{READY_PREFIX}{url}", flush=True)
+        log.info("live view of %s on %s", args.stream, url)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await server.close()
+
+    asyncio.run(serve())
+    return 0
