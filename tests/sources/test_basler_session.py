@@ -44,7 +44,8 @@ def offline_poses(tmp_path) -> np.ndarray:
     )
     import pandas as pd
 
-    table = pd.read_hdf(result.h5_path)
+    [h5] = [path for path in result.files if path.suffix == ".h5"]
+    table = pd.read_hdf(h5)
     return table.to_numpy().reshape(len(table), -1, 3)
 
 
