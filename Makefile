@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= train,export,view,openvino,dev,cluster,nwb,movement
+EXTRAS ?= train,export,view,openvino,dev,cluster,nwb,movement,basler,genicam,aravis
 DEMO_SECONDS ?= 20
 
 .PHONY: setup demo test test-fast lint format bench clean
