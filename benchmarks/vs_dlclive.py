@@ -156,20 +156,25 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="rp-vs-dlclive-"))
     export = args.dlc_export or write_dlc_export(args.train_dir, tmp / "dlc-export")
     frames_bgr = video_frames(args.video, args.frames)
-    rgb = [f[:, :, ::-1].copy() for f in frames_bgr]
-    fp32 = import_dlc(export, tmp / "bundle", parity_images=rgb[:16])
-    int8 = quantize_bundle(fp32, tmp / "bundle-int8", rgb[: min(64, len(rgb))])
     engines = {
         "onnxruntime": {"backend": "onnxruntime", "threads": args.threads},
         "openvino": {"backend": "openvino", "threads": args.threads},
     }
     dlclive = DlcLive(args.dlclive_python, export)
     rows = []
+    quantization: dict[str, dict] = {}
     try:
         for size in args.sizes:
             sized = [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames_bgr]
             frames_file = tmp / f"frames-{size}.npy"
             np.save(frames_file, np.stack([f[:, :, ::-1] for f in sized]))
+            # import-dlc at the size fed: DeepLabCut's dilated convolutions become single Convs
+            sized_rgb = [f[:, :, ::-1].copy() for f in sized]
+            fp32 = import_dlc(
+                export, tmp / f"bundle-{size}", parity_images=sized_rgb[:16], input_size=size
+            )
+            int8 = quantize_bundle(fp32, tmp / f"bundle-int8-{size}", sized_rgb[:64])
+            quantization[str(size)] = int8.meta.provenance.get("quantization", {}).get("vs_fp32")
             variants = {}
             for precision, bundle in (("fp32", fp32), ("int8", load_bundle(int8.root))):
                 for name, section in engines.items():
@@ -220,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         "rounds": args.rounds,
         "our_threads": args.threads,
         "dlclive": "deeplabcut-live 1.1.0, TensorFlow runner (DLCLive.get_pose)",
-        "int8_vs_fp32_quantization": int8.meta.provenance.get("quantization", {}).get("vs_fp32"),
+        "int8_vs_fp32_quantization": quantization,
         "sizes": rows,
     }
     path = write_result("vs_dlclive", result, args.json, overwrite=args.overwrite)

@@ -45,6 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--name", help="bundle name (default the export folder's name)")
     parser.add_argument(
+        "--input-size",
+        metavar="WxH",
+        help="fix the network input to the size the rig feeds (e.g. 320x240): DeepLabCut's "
+        "dilated convolutions then convert to single Conv nodes, several times faster",
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace a bundle that exists at --output"
     )
     parser.set_defaults(func=run)
@@ -56,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from realtime_pose.exporters.dlc_import import DlcImportError, import_dlc
         from realtime_pose.exporters.parity import ParityError
+        from realtime_pose.geometry import Size
 
         bundle = import_dlc(
             args.export_dir,
@@ -66,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             tolerance_px=args.tolerance_px,
             name=args.name,
             overwrite=args.overwrite,
+            input_size=Size.parse(args.input_size) if args.input_size else None,
         )
     except ImportError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
