@@ -15,6 +15,11 @@ HEAVY = (
     "aiohttp",
     "matplotlib",
     "selenium",
+    "torch",
+    "torchvision",
+    "timm",
+    "deeplabcut",
+    "dlclive",
 )
 
 
