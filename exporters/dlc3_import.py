@@ -11,10 +11,11 @@ refinement as NCHW maps.
 Decoding is DeepLabCut's ``HeatmapPredictor``: ``x = ix*stride + stride/2 + locref_std*dx``
 (locref channels interleaved x, y), which is our pose math with the model's stride; the training
 targets of ``HeatmapGaussianGenerator`` sit on that same grid over the map the network produces,
-so the maps being one cell larger than ``input/stride`` (a 3×3 stride-2 transposed convolution
-without padding: 31×41 for 240×320 at stride 8) changes nothing. The stride is DeepLabCut's
-own ``PoseModel.get_stride`` of the built network, checked against the map sizes the graph
-produces at import; with ``clip_scores`` the likelihood is clipped to [0, 1] after the argmax
+so the maps being a cell or two larger than ``input/stride`` (a 3×3 stride-2 transposed
+convolution without padding, stages that round up: 31×41 for 240×320 at stride 8, 17×21 at
+stride 16) changes nothing. The stride is DeepLabCut's own ``PoseModel.get_stride`` of the built
+network, checked against the map sizes the graph produces at import (:func:`map_sizes`); with
+``clip_scores`` the likelihood is clipped to [0, 1] after the argmax
 (``likelihood_clip`` in ``bundle.json``).
 
 Parity at import: the same frames through DeepLabCut's network and predictor in PyTorch
@@ -42,7 +43,7 @@ from realtime_pose.exporters.dlc3_source import (
     Dlc3Model,
     read_dlc3_model,
 )
-from realtime_pose.exporters.frames import ImagesArg, load_frames, read_rgb_frames, synthetic_frames
+from realtime_pose.exporters.frames import ImagesArg, load_frames, read_rgb_frames
 from realtime_pose.exporters.parity import NetworkFn, ParityReport, ort_network, require_parity
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MIN_OPSET, MAX_OPSET = 13, 18
+#: how far (cells) a score map's side may be from the network input's side over the stride
+MAP_SLACK_CELLS = 3
 #: frames of the project used for the parity check when no images are given
 PROJECT_FRAMES = 8
 
@@ -185,7 +188,7 @@ def _mismatch_summary(message: str) -> str:
     """PyTorch's multi-line ``load_state_dict`` error, in one line."""
     parts = []
     for label in ("Missing key(s)", "Unexpected key(s)"):
-        match = re.search(label + r" in state_dict: ([^\n]*)", message)
+        match = re.search(re.escape(label) + r" in state_dict: ([^\n]*)", message)
         if match:
             keys = [k.strip().strip('"') for k in match.group(1).rstrip(". ").split(",")]
             shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
@@ -212,7 +215,7 @@ def decoding_for(model: Dlc3Model, net: Any) -> Decoding:
 def bundle_graph(net: Any, pre: Preprocessing, dec: Decoding) -> Any:
     """A ``torch.nn.Module``: uint8 RGB ``[N, H, W, 3]`` → ``scmap`` (and ``locref``), NCHW."""
     import torch
-    import torch.nn.functional as F
+    from torch.nn import functional
 
     class BundleGraph(torch.nn.Module):
         def __init__(self) -> None:
@@ -226,7 +229,8 @@ def bundle_graph(net: Any, pre: Preprocessing, dec: Decoding) -> Any:
             if pre.pad_divisor is not None:
                 dh, dw = pre.pad_divisor
                 height, width = x.shape[2], x.shape[3]
-                x = F.pad(x, (0, (dw - width % dw) % dw, 0, (dh - height % dh) % dh), "reflect")
+                pads = (0, (dw - width % dw) % dw, 0, (dh - height % dh) % dh)
+                x = functional.pad(x, pads, "reflect")
             if pre.normalize:
                 x = (x - self.mean) / self.std
             out = self.net(x)[HEAD]
@@ -311,9 +315,7 @@ def project_frames(root: Path | None, limit: int = PROJECT_FRAMES) -> list[Path]
     if root is None:
         return []
     paths = sorted(
-        p
-        for p in (root / "labeled-data").glob("*/*.png")
-        if not p.parent.name.endswith("_labeled")
+        p for p in (root / "labeled-data").glob("*/*.png") if not p.parent.name.endswith("_labeled")
     )
     if len(paths) > limit:
         picks = np.linspace(0, len(paths) - 1, limit).round().astype(int)
@@ -349,9 +351,18 @@ def parity_frames(model: Dlc3Model, images: ImagesArg | None) -> tuple[list[np.n
     paths = project_frames(project_root(model))
     if paths:
         return read_rgb_frames(paths), "project labelled frames"
-    # 240x320 like a rig's network input, and one odd size that exercises the padding
-    frames = synthetic_frames(3, 240, 320, seed=16) + synthetic_frames(1, 203, 297, seed=17)
-    return frames, "synthetic"
+    return scene_frames_rgb(), "synthetic scene"
+
+
+def scene_frames_rgb() -> list[np.ndarray]:
+    """Frames of the synthetic arena (an animal seen from above: what a pose network expects;
+    random blobs drive a BatchNorm network far outside its range): three at 240x320 like a
+    rig's network input, and one of an odd size that exercises the padding."""
+    from realtime_pose.synthetic import random_sample
+
+    rng = np.random.default_rng(16)
+    sizes = [(320, 240)] * 3 + [(297, 203)]
+    return [np.ascontiguousarray(random_sample(rng, w, h)[0][:, :, ::-1]) for w, h in sizes]
 
 
 def map_sizes(
@@ -359,10 +370,17 @@ def map_sizes(
 ) -> list[dict[str, list[int]]]:
     """Score-map sizes the graph produces per distinct frame size, checked against the stride.
 
+    The maps are up to three cells larger than the input over the stride (each stride-2
+    backbone stage rounds up, less than two cells in all at the head's stride, and the 3x3
+    stride-2 transposed convolution of the head adds one: CSPNeXt-s gives 17x21 for 240x320 and
+    15x21 for 203x297 at stride 16) and DeepLabCut decodes them on the grid
+    ``i*stride + stride/2`` all the same; farther apart means the stride does not describe this
+    graph (a factor of two, say).
+
     Raises
     ------
     Dlc3ImportError
-        A map whose size is not within one cell of the padded input divided by the stride.
+        A map whose size is more than three cells from the padded input over the stride.
     """
     sizes = []
     seen: set[tuple[int, int]] = set()
@@ -376,7 +394,7 @@ def map_sizes(
             continue
         ph, pw = pre.padded_size(*hw)
         gh, gw = int(grid.shape[1]), int(grid.shape[2])
-        if abs(gh * stride - ph) > stride or abs(gw * stride - pw) > stride:
+        if abs(gh - ph / stride) > MAP_SLACK_CELLS or abs(gw - pw / stride) > MAP_SLACK_CELLS:
             raise Dlc3ImportError(
                 f"the graph's score map is {gh}x{gw} for a {ph}x{pw} network input, which does "
                 f"not fit DeepLabCut's stride {stride:g} for this model"
@@ -413,7 +431,7 @@ def import_dlc3(
         Output ``keypoints`` ``[1, K, 3]`` instead of the maps.
     parity_images
         Frames (paths or RGB uint8 arrays) for the check; default the project's labelled
-        frames when its folder is reachable, else synthetic frames.
+        frames when its folder is reachable, else frames of the synthetic arena scene.
     tolerance_px, raw_tolerance
         Limits of the parity check (keypoints in network pixels, raw outputs).
     name

@@ -12,7 +12,6 @@ instead of DeepLabCut's std-0.001 initialisation, which leaves near-tied maps), 
 from __future__ import annotations
 
 import copy
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -177,9 +176,3 @@ def make_dlc3_project(base: Path, nets: dict[str, int] = NETS) -> Dlc3Project:
         (exported,) = config.parent.glob(f"exported-models-pytorch/*shuffle-{shuffle}/*.pt")
         exports[net] = exported
     return Dlc3Project(config, snapshots, exports)
-
-
-def copy_without_project(pt: Path, target: Path) -> Path:
-    """The exported file alone, as it reaches a rig's import machine (no project beside it)."""
-    target.mkdir(parents=True, exist_ok=True)
-    return Path(shutil.copy(pt, target / pt.name))

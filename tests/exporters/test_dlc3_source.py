@@ -44,7 +44,7 @@ def test_ambiguous_or_empty_folders_are_refused_naming_what_is_there(tmp_path):
     exported = tmp_path / "exported"
     _touch(exported / "a_snapshot-5.pt")
     _touch(exported / "a_snapshot-9.pt")
-    with pytest.raises(Dlc3ImportError, match="holds 2 models .*a_snapshot-5.pt"):
+    with pytest.raises(Dlc3ImportError, match=r"holds 2 models .*a_snapshot-5\.pt"):
         pick_model_file(exported)
     train = tmp_path / "train"
     _touch(train / "pytorch_config.yaml")
