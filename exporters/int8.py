@@ -123,7 +123,13 @@ def quantize_model(
     with tempfile.TemporaryDirectory(prefix="rtpose-int8-") as tmp:
         src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(model)
-        quant_pre_process(str(src), str(pre), skip_symbolic_shape=not _has_sympy())
+        try:
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=not _has_sympy())
+        except Exception as exc:  # ORT raises a bare Exception when symbolic inference stops
+            # e.g. a DeepLabCut 3 graph whose in-graph padding depends on the input size:
+            # ONNX's own shape inference is enough for the convolutions to quantise
+            log.info("symbolic shape inference failed (%s); using ONNX shape inference", exc)
+            quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         pre_model = onnx.load(str(pre))
         input_name = pre_model.graph.input[0].name
         exclude = _head_nodes(pre_model) if keep_heads_fp32 else []
