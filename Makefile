@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= train,export,view,dev
+EXTRAS ?= train,export,view,openvino,dev,cluster,nwb,movement,basler,genicam,aravis
 DEMO_SECONDS ?= 20
 # a second environment for importing DeepLabCut 3 (PyTorch) models and checking them against
 # DeepLabCut-Live: PyTorch, DeepLabCut 3 and DeepLabCut-Live (numpy<2), ~6.8 GB

@@ -30,6 +30,7 @@ from realtime_pose.exporters.frames import synthetic_frames
 from realtime_pose.exporters.parity import NetworkFn, ort_network, require_parity
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
+from realtime_pose.geometry import Size
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,7 @@ def import_dlc(
     raw_tolerance: float = 1e-3,
     name: str | None = None,
     overwrite: bool = False,
+    input_size: Size | None = None,
 ) -> Bundle:
     """Convert a DeepLabCut exported model to a bundle, after a TF parity check.
 
@@ -207,6 +209,11 @@ def import_dlc(
         Bundle name (default the export folder's name).
     overwrite
         Replace an existing bundle at ``output_dir`` (else refused before any work).
+    input_size
+        Fix the network input to this size (the rig's ``input_size``): with a dynamic size,
+        every dilated convolution of a DeepLabCut backbone (SpaceToBatchND, convolution,
+        BatchToSpaceND) converts to dozens of shape-computing nodes; with a fixed one it is
+        one dilated ``Conv``. Crop windows are then resized to it.
 
     Raises
     ------
@@ -236,7 +243,8 @@ def import_dlc(
     wanted = ["scmap"] + (["locref"] if cfg.location_refinement else [])
     graph = tf.Graph()
     with graph.as_default():
-        image = tf.compat.v1.placeholder(tf.uint8, [1, None, None, 3], name="image")
+        shape = [1, None, None, 3] if input_size is None else [1, *Size(*input_size).shape, 3]
+        image = tf.compat.v1.placeholder(tf.uint8, shape, name="image")
         x = tf.cast(image, dlc.input_dtype)
         sources = [f"{SCOREMAP_NODE}:0"] + ([f"{LOCREF_NODE}:0"] if cfg.location_refinement else [])
         tensors = tf.compat.v1.import_graph_def(
@@ -268,6 +276,11 @@ def import_dlc(
         frames, source = load_frames(parity_images), "given images"
     else:
         frames, source = synthetic_frames(4, 240, 320, seed=4), "synthetic"
+    if input_size is not None:
+        import cv2
+
+        fixed = Size(*input_size)
+        frames = [cv2.resize(f, fixed, interpolation=cv2.INTER_AREA) for f in frames]
     pose = {"stride": cfg.stride, "locref_stdev": cfg.locref_stdev}
     tolerances = {"raw_tolerance": raw_tolerance, "tolerance_px": tolerance_px, "source": source}
     report = require_parity(
@@ -329,7 +342,13 @@ def import_dlc(
         "skeleton": [],
         "stride": cfg.stride,
         "locref_stdev": cfg.locref_stdev,
-        "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+        "input": {
+            "name": "image",
+            "layout": "HWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            **({} if input_size is None else {"width": input_size[0], "height": input_size[1]}),
+        },
         "outputs": outputs,
         "provenance": {
             "exported_from": "deeplabcut",

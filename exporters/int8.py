@@ -125,10 +125,8 @@ def quantize_model(
         src.write_bytes(model)
         try:
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=not _has_sympy())
-        except Exception as exc:  # ORT raises a bare Exception when symbolic inference stops
-            # e.g. a DeepLabCut 3 graph whose in-graph padding depends on the input size:
-            # ONNX's own shape inference is enough for the convolutions to quantise
-            log.info("symbolic shape inference failed (%s); using ONNX shape inference", exc)
+        except Exception as exc:  # ORT's symbolic shape inference gives up on some graphs
+            log.info("symbolic shape inference failed (%s); pre-processing without it", exc)
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         pre_model = onnx.load(str(pre))
         input_name = pre_model.graph.input[0].name

@@ -19,11 +19,13 @@ from realtime_pose.bundle import META_FILENAME
 from realtime_pose.safe_write import OutputExistsError
 
 
-def _replaceable(folder: Path) -> bool:
-    return folder.is_dir() and (not any(folder.iterdir()) or (folder / META_FILENAME).is_file())
+def _replaceable(folder: Path, marker: str) -> bool:
+    return folder.is_dir() and (not any(folder.iterdir()) or (folder / marker).is_file())
 
 
-def check_target(output_dir: str | Path, overwrite: bool = False) -> Path:
+def check_target(
+    output_dir: str | Path, overwrite: bool = False, marker: str = META_FILENAME
+) -> Path:
     """The absolute bundle folder to write, if it may be written.
 
     Raises
@@ -31,13 +33,13 @@ def check_target(output_dir: str | Path, overwrite: bool = False) -> Path:
     OutputExistsError
         ``output_dir`` exists and ``overwrite`` is false.
     FileExistsError
-        ``output_dir`` exists and is neither empty nor a bundle (never replaced, even with
-        ``overwrite``: this project did not write it).
+        ``output_dir`` exists and is neither empty nor a bundle (a folder holding ``marker``;
+        never replaced, even with ``overwrite``: this project did not write it).
     """
     output_dir = Path(output_dir).expanduser().absolute()
     if not output_dir.exists():
         return output_dir
-    if not _replaceable(output_dir):
+    if not _replaceable(output_dir, marker):
         raise FileExistsError(
             f"{output_dir}: exists and is not a bundle folder; choose another --output or remove it"
         )
@@ -47,19 +49,23 @@ def check_target(output_dir: str | Path, overwrite: bool = False) -> Path:
 
 
 @contextmanager
-def staged_folder(output_dir: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def staged_folder(
+    output_dir: str | Path, overwrite: bool = False, marker: str = META_FILENAME
+) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``output_dir``; rename it into place on success.
 
     Raises as :func:`check_target` does, before the block and again before publishing.
     """
-    output_dir = check_target(output_dir, overwrite)
+    output_dir = check_target(output_dir, overwrite, marker)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(
         tempfile.mkdtemp(prefix=f".{output_dir.name}.", suffix=".partial", dir=output_dir.parent)
     )
     try:
         yield tmp
-        check_target(output_dir, overwrite)  # a folder that appeared meanwhile is left alone
+        check_target(
+            output_dir, overwrite, marker
+        )  # a folder that appeared meanwhile is left alone
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

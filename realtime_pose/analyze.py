@@ -12,20 +12,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from realtime_pose.bundle import Bundle, skeleton_indices
-from realtime_pose.dlc_output import table_paths, write_pose_tables
-from realtime_pose.drawing import draw_pose, keypoint_colors
+from realtime_pose.drawing import LabeledVideoWriter
 from realtime_pose.estimator import PoseEstimator
 from realtime_pose.grabber import Grabber
+from realtime_pose.pose_files import (
+    OutputPlan,
+    output_stem,
+    provenance,
+    units_to_write,
+    write_units,
+)
 from realtime_pose.progress import Progress
-from realtime_pose.safe_write import check_free, writing
 from realtime_pose.sources.base import Frame, SourceError
 from realtime_pose.sources.video import VideoSource
 
@@ -34,31 +38,35 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AnalysisResult:
-    """What :func:`analyze_video` wrote."""
+    """What :func:`analyze_video` did for one video."""
 
     video: Path
     frames: int
-    h5_path: Path
-    csv_path: Path
-    labeled_video: Path | None
+    files: list[Path]
     seconds: float
+    skipped: bool = False
+    """True when its outputs were already complete and nothing was done."""
 
 
-def video_frames(path: Path, max_frames: int | None = None) -> Iterator[Frame]:
-    """Every frame of a video file, in order (decoded one frame ahead on a grabber thread).
+def video_frames(
+    path: Path, max_frames: int | None = None, start_frame: int = 0
+) -> Iterator[Frame]:
+    """Every frame of a video file from ``start_frame`` on, in order (decoded one frame ahead
+    on a grabber thread); ``frame_index`` is the frame's position in the file.
 
     Raises
     ------
     SourceError
-        The file cannot be opened, holds no decodable frame, or stops decoding part-way.
+        The file cannot be opened, holds no decodable frame (from ``start_frame`` 0), or stops
+        decoding part-way.
     """
-    source = VideoSource(path, realtime=False, max_frames=max_frames)
+    source = VideoSource(path, realtime=False, max_frames=max_frames, start_frame=start_frame)
     produced = 0
     with Grabber(source, max_reopens=1) as grabber:
         for frame in grabber.frames():
             produced += 1
             yield frame
-    if produced == 0:
+    if produced == 0 and start_frame == 0:
         raise SourceError(f"{path}: no frame could be decoded")
 
 
@@ -67,25 +75,6 @@ def video_info(path: Path) -> tuple[int | None, float]:
     source = VideoSource(path, realtime=False)
     with source:
         return (source.frame_count or None), (source.fps or 30.0)
-
-
-def default_scorer(bundle: Bundle) -> str:
-    """The ``scorer`` level (and output-name suffix) of an analysis with ``bundle``."""
-    return f"realtime-pose_{bundle.meta.name}"
-
-
-def output_paths(
-    video: Path, output_dir: Path | None, scorer: str, labeled_video: bool = False
-) -> list[Path]:
-    """What :func:`analyze_video` writes for ``video``: ``<video stem>_<scorer>.h5``, ``.csv``
-    (and ``_labeled.mp4``), in ``output_dir`` or beside the video."""
-    video = Path(video)
-    folder = Path(output_dir) if output_dir else video.parent
-    stem = folder / f"{video.stem}_{scorer}"
-    paths = list(table_paths(stem))
-    if labeled_video:
-        paths.append(stem.with_name(f"{stem.name}_labeled.mp4"))
-    return paths
 
 
 def analyze_video(
@@ -98,62 +87,94 @@ def analyze_video(
     labeled_video: bool = False,
     pcutoff: float = 0.6,
     scorer: str | None = None,
-    progress: Callable[[str, int | None], Progress] | None = Progress,
+    formats: Sequence[str] = ("dlc",),
     overwrite: bool = False,
+    progress: Callable[[str, int | None], Progress] | None = Progress,
 ) -> AnalysisResult:
-    """Analyse one video; write ``<stem>.h5`` and ``<stem>.csv`` (and a labelled video).
+    """Analyse one video in this process and write its outputs (:mod:`realtime_pose.pose_files`:
+    ``<stem>.h5``/``.csv``, ``.nwb``, a labelled video); outputs already complete are skipped.
 
-    Every output goes to a temporary name and is renamed when complete; outputs that exist are
-    refused before any frame is read, unless ``overwrite``.
+    Every output goes to a temporary name and is renamed when complete; an output that exists
+    but is not this analysis is refused before any frame is read, unless ``overwrite``.
 
     Raises
     ------
     SourceError
         The video cannot be read (nothing is written then).
     OutputExistsError
-        An output exists and ``overwrite`` is false (nothing is written).
+        An output exists but is not this analysis, and ``overwrite`` is false.
     """
     video = Path(video)
+    if not video.is_file():
+        raise SourceError(f"video file {video} does not exist (check the path)")
     scorer = scorer or default_scorer(bundle)
-    paths = output_paths(video, output_dir, scorer, labeled_video)
-    for path in paths:
-        check_free(path, overwrite)
-    stem = paths[0].with_suffix("")
+    plan = OutputPlan(video, output_stem(video, output_dir, scorer), tuple(formats), labeled_video)
+    expected = provenance(video, bundle, scorer, max_frames)
+    todo = units_to_write(plan, expected, bundle.keypoints, overwrite)
+    if not todo:
+        return AnalysisResult(video, 0, [], 0.0, skipped=True)
     total, fps = video_info(video)
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
     bar = progress(video.name, total) if progress else None
     poses: list[np.ndarray] = []
-    writer = None
-    edges = skeleton_indices(bundle.meta)
-    colors = keypoint_colors(len(bundle.keypoints))
-    labeled_path = paths[2] if labeled_video else None
     t0 = time.monotonic()
     with contextlib.ExitStack() as stack:
-        labeled_tmp = (
-            stack.enter_context(writing(labeled_path, overwrite)) if labeled_path else None
-        )
-        try:
-            for frame in video_frames(video, max_frames):
-                image = frame.image
-                pose = estimator.estimate(image)
-                poses.append(pose.copy())
-                if labeled_tmp is not None:
-                    if writer is None:
-                        h, w = image.shape[:2]
-                        writer = cv2.VideoWriter(
-                            str(labeled_tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h)
-                        )
-                    writer.write(draw_pose(image, pose, edges, pcutoff, colors))
-                if bar:
-                    bar.update()
-        finally:
-            if writer is not None:
-                writer.release()
+        labeled = None
+        if "labeled" in todo:
+            labeled = stack.enter_context(
+                LabeledVideoWriter(
+                    plan.file("labeled"),
+                    fps,
+                    skeleton_indices(bundle.meta),
+                    len(bundle.keypoints),
+                    pcutoff,
+                    overwrite,
+                )
+            )
+        if bar:
+            stack.callback(bar.close)
+        for frame in video_frames(video, max_frames):
+            pose = estimator.estimate(frame.image)
+            poses.append(pose.copy())
+            if labeled is not None:
+                labeled.write(frame.image, pose)
             if bar:
-                bar.close()
+                bar.update()
         seconds = time.monotonic() - t0
-        h5_path, csv_path = write_pose_tables(
-            stem, np.stack(poses), bundle.keypoints, scorer, overwrite=overwrite
+        files = write_units(
+            plan,
+            todo,
+            np.stack(poses),
+            bundle,
+            scorer=scorer,
+            fps=fps,
+            provenance=expected,
+            overwrite=overwrite,
         )
-    return AnalysisResult(video, len(poses), h5_path, csv_path, labeled_path, seconds)
+    if labeled is not None:
+        files.append(plan.file("labeled"))
+    return AnalysisResult(video, len(poses), files, seconds)
+
+
+def write_labeled_video(
+    video: Path,
+    poses: np.ndarray,
+    bundle: Bundle,
+    path: Path,
+    fps: float,
+    pcutoff: float = 0.6,
+    overwrite: bool = False,
+) -> Path:
+    """Decode ``video`` again and write its first ``len(poses)`` frames with ``poses`` drawn
+    (the distributed path, where poses arrive from workers without their frames)."""
+    edges = skeleton_indices(bundle.meta)
+    with LabeledVideoWriter(path, fps, edges, len(bundle.keypoints), pcutoff, overwrite) as out:
+        for frame, pose in zip(video_frames(video, len(poses)), poses, strict=False):
+            out.write(frame.image, pose)
+    return path
+
+
+def default_scorer(bundle: Bundle) -> str:
+    """The DeepLabCut ``scorer`` level (and output-name suffix) for ``bundle``."""
+    return f"realtime-pose_{bundle.meta.name}"

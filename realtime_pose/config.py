@@ -133,7 +133,10 @@ class RunConfig(_Section):
 
     source: SourceSection = Field(default_factory=SOURCES.default_choice)
     bundle: Path
-    engine: EngineSection = Field(default_factory=ENGINES.default_choice)
+    engine: EngineSection = Field(
+        default_factory=lambda: ENGINES.choose({"backend": "auto"}),
+        description="the engine and its options; none: what `realtime-pose tune` chose here",
+    )
     input_size: Size | None = Field(
         default=None, description="network input [width, height]; null = frame (or crop) size"
     )

@@ -6,8 +6,10 @@ one row per frame; ``.h5`` files use the key ``df_with_missing``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,19 +59,43 @@ def write_pose_tables(
     frame_indices: Sequence[int] | np.ndarray | None = None,
     *,
     overwrite: bool = False,
+    provenance: Mapping[str, Any] | None = None,
 ) -> tuple[Path, Path]:
-    """Write ``<stem>.h5`` and ``<stem>.csv``; return both paths.
+    """Write ``<stem>.h5`` and ``<stem>.csv`` (the whole stem kept, dots included) through
+    :mod:`realtime_pose.safe_write`; return both paths.
 
-    Both are written to temporary names and renamed when complete
-    (:mod:`realtime_pose.safe_write`); an existing table is refused with
-    :class:`~realtime_pose.safe_write.OutputExistsError` unless ``overwrite``.
+    ``provenance`` (JSON-serialisable) is stored as the ``.h5`` table's attribute
+    ``realtime_pose`` (:func:`read_provenance`); readers of DeepLabCut files ignore it.
+
+    Raises
+    ------
+    OutputExistsError
+        Either file exists and ``overwrite`` is false (nothing is written then).
     """
+    import pandas as pd
+
+    stem = Path(stem)
     df = pose_table(poses, keypoints, scorer, frame_indices)
     h5_path, csv_path = table_paths(stem)
     with writing_all([h5_path, csv_path], overwrite) as (h5_tmp, csv_tmp):
         df.to_hdf(h5_tmp, key=H5_KEY, mode="w", format="table")
+        if provenance is not None:
+            with pd.HDFStore(h5_tmp, mode="a") as store:
+                store.get_storer(H5_KEY).attrs.realtime_pose = json.dumps(
+                    dict(provenance), sort_keys=True
+                )
         df.to_csv(csv_tmp)
     return h5_path, csv_path
+
+
+def read_provenance(path: str | Path) -> dict[str, Any] | None:
+    """The ``provenance`` stored by :func:`write_pose_tables` in an ``.h5`` table, or ``None``."""
+    import pandas as pd
+
+    with pd.HDFStore(Path(path), mode="r") as store:
+        storer = store.get_storer(H5_KEY)
+        text = getattr(storer.attrs, "realtime_pose", None) if storer is not None else None
+    return json.loads(text) if text else None
 
 
 def read_pose_table(path: str | Path):

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
+
 import cv2
 import numpy as np
+
+from realtime_pose.safe_write import writing
 
 
 def keypoint_colors(n: int) -> np.ndarray:
@@ -36,3 +41,46 @@ def draw_pose(
             color = tuple(int(c) for c in colors[k])
             cv2.circle(frame, (int(round(x)), int(round(y))), radius, color, -1, cv2.LINE_AA)
     return frame
+
+
+class LabeledVideoWriter:
+    """Frames with their poses drawn, encoded to an ``.mp4`` through
+    :mod:`realtime_pose.safe_write` (published only when closed without an error).
+
+    Use as a context manager; :meth:`write` one frame and its ``[K, 3]`` pose at a time.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        fps: float,
+        edges: list[tuple[int, int]],
+        n_keypoints: int,
+        pcutoff: float = 0.6,
+        overwrite: bool = False,
+    ) -> None:
+        self.path, self.fps, self.edges, self.pcutoff = Path(path), fps, edges, pcutoff
+        self.overwrite = overwrite
+        self.colors = keypoint_colors(n_keypoints)
+        self.frames = 0
+        self._stack = contextlib.ExitStack()
+        self._writer: cv2.VideoWriter | None = None
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> LabeledVideoWriter:
+        self._tmp = self._stack.enter_context(writing(self.path, self.overwrite))
+        return self
+
+    def write(self, image: np.ndarray, pose: np.ndarray) -> None:
+        """Draw ``pose`` on a copy of ``image`` and encode it."""
+        if self._writer is None:
+            h, w = image.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+            self._writer = cv2.VideoWriter(str(self._tmp), fourcc, self.fps, (w, h))
+        self._writer.write(draw_pose(image.copy(), pose, self.edges, self.pcutoff, self.colors))
+        self.frames += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._writer is not None:
+            self._writer.release()
+        self._stack.__exit__(*exc_info)

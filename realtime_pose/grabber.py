@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from realtime_pose.sources.base import Frame, FrameSource, SourceError
+from realtime_pose.sources.base import Frame, FrameSource, SourceError, TriggerTimeoutError
 from realtime_pose.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,10 @@ class Grabber:
         keeps trying, as a live rig should.
     on_status
         Called (from a grabber thread) with a dict describing each state change: ``event``
-        (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``), ``message`` and the
-        counters of :meth:`stats`. The pipeline forwards these to the status stream.
+        (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``; for a triggered
+        camera ``trigger_timeout`` when triggers stop and ``trigger_resumed`` when they come
+        back), ``message`` and the counters of :meth:`stats`. The pipeline forwards these to
+        the status stream.
 
     Notes
     -----
@@ -100,7 +102,14 @@ class Grabber:
         self._source_ended = False
         self._read_started_ns = 0  # when the current read began; 0 when not inside a read
         self._stall_declared = False
-        self._counts = {"read": 0, "delivered": 0, "dropped": 0, "errors": 0, "stalls": 0}
+        self._counts = {
+            "read": 0,
+            "delivered": 0,
+            "dropped": 0,
+            "errors": 0,
+            "stalls": 0,
+            "trigger_timeouts": 0,
+        }
         self._reopens = 0
         self._last_error = ""
         self._reader: threading.Thread | None = None
@@ -183,8 +192,10 @@ class Grabber:
             return self._source_ended and self._slot is None
 
     def stats(self) -> dict[str, Any]:
-        """Counters and state: ``read``, ``delivered``, ``dropped``, ``errors``, ``stalls``,
-        ``reopens``, ``state``, ``last_error``, ``source``."""
+        """Counters and state: ``read``, ``delivered``, ``dropped`` (newest-frame drops: the
+        loop was busy), ``errors``, ``stalls``, ``trigger_timeouts``, ``reopens``, ``state``,
+        ``last_error``, ``source``, and the source's own camera counters
+        (:meth:`FrameSource.counters`: ``camera_dropped``, ``camera_drops`` by cause, ...)."""
         with self._cond:
             return self._stats_locked()
 
@@ -217,7 +228,12 @@ class Grabber:
     # -- the reader thread -----------------------------------------------------------------
 
     def _stats_locked(self) -> dict[str, Any]:
+        try:
+            camera = self.source.counters()
+        except Exception:  # diagnostics only
+            camera = {}
         return {
+            **camera,
             **self._counts,
             "reopens": self._reopens,
             "state": self._state,
@@ -245,6 +261,7 @@ class Grabber:
     def _read_loop(self) -> None:
         attempt = 0
         need_reopen = False
+        waiting_for_trigger = 0
         try:
             while not self._stop.is_set():
                 if need_reopen:
@@ -277,6 +294,16 @@ class Grabber:
                     self._stall_declared = False
                 try:
                     frame = self.source.read()
+                except TriggerTimeoutError as exc:
+                    with self._cond:
+                        self._read_started_ns = 0
+                        self._counts["trigger_timeouts"] += 1
+                        if self._state == "stalled":  # alive, only untriggered: no reopen
+                            self._state = "running"
+                    waiting_for_trigger += 1
+                    if waiting_for_trigger == 1:
+                        self._report("trigger_timeout", f"{exc}; still waiting")
+                    continue
                 except Exception as exc:
                     with self._cond:
                         self._read_started_ns = 0
@@ -303,6 +330,12 @@ class Grabber:
                 if frame is None:
                     self._report("ended", "end of stream")
                     break
+                if waiting_for_trigger:
+                    self._report(
+                        "trigger_resumed",
+                        f"triggers resumed after {waiting_for_trigger} trigger timeout(s)",
+                    )
+                    waiting_for_trigger = 0
                 if stalled:
                     need_reopen = True
                     continue

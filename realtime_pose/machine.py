@@ -17,6 +17,7 @@ _PACKAGES = (
     "pyzmq",
     "tensorflow",
     "tensorrt",
+    "openvino",
 )
 
 
@@ -28,6 +29,11 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def cpu_key() -> str:
+    """The CPU model and core count: what a speed measurement is only valid for."""
+    return f"{_cpu_model()} x{os.cpu_count()}"
 
 
 def machine_description() -> dict[str, object]:

@@ -190,21 +190,22 @@ class Pipeline:
         if self.dispatcher is not None:
             self.dispatcher.kick()  # before publish/record: their cost is not the outputs'
         t_published = t_processed
+        camera = frame.camera_fields()
         if self.publisher is not None:
             latency = {name: int(v) for name, v in zip(_PUBLISHED_STAGES, s, strict=False)}
             latency["total"] = int(t_processed - t_capture)
             t_published = self.publisher.publish_pose(
-                self.seq, frame.frame_index, t_capture, latency, pose, predicted
+                self.seq, frame.frame_index, t_capture, latency, pose, predicted, camera
             )
         t_after_publish = time.monotonic_ns()
         s[6] = t_after_publish - t_processed
         if self.recorder is not None:
             if not self.recorder.write_pose(
-                self.seq, frame.frame_index, t_capture, pose, predicted
+                self.seq, frame.frame_index, t_capture, pose, predicted, camera
             ):
                 self._recording_failed(frame.frame_index)
             elif self.video_recorder is not None:
-                self.video_recorder.write(frame.image, frame.frame_index, t_capture)
+                self.video_recorder.write(frame.image, frame.frame_index, t_capture, camera)
         for tap in self.frame_taps:
             tap.offer(frame, self.seq, pose, predicted)
         s[7] = time.monotonic_ns() - t_after_publish
@@ -352,6 +353,10 @@ class Pipeline:
             "recording": str(self.recorder.path) if self.recorder is not None else None,
             "recording_error": self.recording_error,
         }
+        if "camera_drops" in grab:
+            extra["camera_dropped"] = int(grab.get("camera_dropped", 0))
+            extra["camera_drops"] = dict(grab["camera_drops"])
+            extra["trigger_timeouts"] = int(grab.get("trigger_timeouts", 0))
         if self.lead is not None:
             extra["lead_ms"] = round(self.lead.lead_ns / 1e6, 3)
         threads = THREADS.report()

@@ -46,8 +46,10 @@ class PosePublisherPort(Protocol):
         latency_ns: Mapping[str, int],
         keypoints: np.ndarray,
         predicted: Predicted | None = None,
+        camera: Mapping[str, int] | None = None,
     ) -> int:
-        """Publish one pose; return its ``t_publish_ns``."""
+        """Publish one pose; return its ``t_publish_ns``. ``camera``: the frame's camera fields
+        (:meth:`~realtime_pose.sources.base.Frame.camera_fields`), added to the payload."""
         ...
 
     def publish_event(self, event: Mapping[str, Any]) -> bool:
@@ -85,8 +87,9 @@ class PoseRecorderPort(Protocol):
         t_capture_ns: int,
         keypoints: np.ndarray,
         predicted: Predicted | None = None,
+        camera: Mapping[str, int] | None = None,
     ) -> bool:
-        """Append one pose."""
+        """Append one pose (with the frame's camera fields, when it has them)."""
         ...
 
     def write_event(
@@ -104,8 +107,14 @@ class PoseRecorderPort(Protocol):
 class FrameRecorderPort(Protocol):
     """Appends raw frames to a video beside the pose log."""
 
-    def write(self, frame: np.ndarray, frame_index: int, t_capture_ns: int) -> bool:
-        """Append one frame."""
+    def write(
+        self,
+        frame: np.ndarray,
+        frame_index: int,
+        t_capture_ns: int,
+        camera: Mapping[str, int] | None = None,
+    ) -> bool:
+        """Append one frame (its camera fields go to the sidecar)."""
         ...
 
     def close(self) -> None:

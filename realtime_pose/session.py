@@ -130,6 +130,9 @@ class LiveSession:
             },
             rules_file=None if config.rules_file is None else str(config.rules_file),
         )
+        describe = getattr(self.source, "describe", None)
+        if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
+            self.meta["camera"] = describe()
         self.publisher = None
         if config.stream.enabled:
             from realtime_pose.stream import PosePublisher

@@ -21,19 +21,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output-dir", help="folder for the tables (default: beside the log)")
     parser.add_argument("--scorer", default="realtime-pose", help="scorer level (%(default)s)")
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace tables that exist (default: refuse)"
+        "--nwb",
+        action="store_true",
+        help="write <log>.nwb instead of the tables (a session writes those itself when "
+        "recording stops): poses at their capture times, rule and output events, the outputs' "
+        "on periods, the session video linked (pynwb + ndx-pose: the nwb extra)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace outputs that exist (default: refuse)"
     )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert each log; exit 1 if any could not be read or would have replaced a table."""
+    """Convert each log; exit 1 if any could not be read or would have replaced an output."""
     from pathlib import Path
 
-    from realtime_pose.recording.convert import convert_log
+    from realtime_pose.recording.convert import convert_log, convert_log_to_nwb
     from realtime_pose.recording.log_format import LogFormatError, read_log
     from realtime_pose.safe_write import OutputExistsError
 
+    if args.nwb:
+        from realtime_pose.nwb_output import require_nwb
+
+        try:
+            require_nwb()
+        except ImportError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     failed = 0
     for name in args.logs:
         path = Path(name)
@@ -43,13 +58,20 @@ def run(args: argparse.Namespace) -> int:
             continue
         try:
             pose_log = read_log(path)
-            written = convert_log(
-                path,
-                args.output_dir,
-                scorer=args.scorer,
-                pose_log=pose_log,
-                overwrite=args.overwrite,
-            )
+            if args.nwb:
+                written = [
+                    convert_log_to_nwb(
+                        path, args.output_dir, pose_log=pose_log, overwrite=args.overwrite
+                    )
+                ]
+            else:
+                written = convert_log(
+                    path,
+                    args.output_dir,
+                    scorer=args.scorer,
+                    pose_log=pose_log,
+                    overwrite=args.overwrite,
+                )
         except (LogFormatError, OutputExistsError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             failed += 1

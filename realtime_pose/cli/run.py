@@ -18,7 +18,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Grab frames, estimate and predict poses, stream, record and drive outputs "
         "as CONFIG says. Ctrl-C or SIGTERM stops cleanly (outputs off, files closed).",
     )
-    p.add_argument("config", type=Path, nargs="?", help="run config (YAML)")
+    p.add_argument(
+        "config",
+        type=Path,
+        nargs="*",
+        help="run config (YAML); several run side by side in one process (one session per "
+        "camera, each with its own stream and control ports)",
+    )
     p.add_argument(
         "--help-config",
         metavar="KIND:NAME",
@@ -38,7 +44,9 @@ def status_line(status: dict) -> str:
         f"{status.get('fps', 0):7.1f} fps | latency p50 {total.get('p50', 0) / 1e3:6.2f} ms "
         f"p99 {total.get('p99', 0) / 1e3:6.2f} ms | engine p50 "
         f"{engine.get('p50', 0) / 1e3:6.2f} ms | frames {status.get('frames', 0)} "
-        f"dropped {status.get('dropped_frames', 0)} | events {status.get('events', 0)}"
+        f"dropped {status.get('dropped_frames', 0)}"
+        + (f" camera {status['camera_dropped']}" if "camera_dropped" in status else "")
+        + f" | events {status.get('events', 0)}"
     )
 
 
@@ -92,12 +100,13 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         return 0
-    if args.config is None:
+    if not args.config:
         log.error("give a run config (YAML), or --help-config KIND:NAME")
         return 2
+    sessions: list[LiveSession] = []
     try:
-        config = load_config(args.config)
-        session = LiveSession(config, args.config.resolve().parent)
+        for path in args.config:
+            sessions.append(LiveSession(load_config(path), path.resolve().parent))
     except (
         ConfigError,
         BundleError,
@@ -108,5 +117,61 @@ def run(args: argparse.Namespace) -> int:
         OSError,
     ) as exc:
         log.error("%s", exc)
+        for session in sessions:
+            session.close()
         return 2
-    return run_session(session, args.seconds, args.quiet)
+    if len(sessions) == 1:
+        return run_session(sessions[0], args.seconds, args.quiet)
+    return run_side_by_side(sessions, args.seconds, args.quiet)
+
+
+def run_side_by_side(sessions: list, seconds: float | None, quiet: bool) -> int:
+    """Run several sessions at once, each loop on its own thread; Ctrl-C/SIGTERM stop all.
+
+    Each session keeps its own source, engine, stream and control sockets and recording; their
+    ``t_capture_ns`` share the host's monotonic clock, and their camera frame ids count each
+    camera's frames, so a subscriber pairs frames by time (or by frame id under a common
+    hardware trigger).
+    """
+    import signal
+    import threading
+
+    def stop_all(signum, _frame):
+        log.info("signal %d: stopping %d sessions", signum, len(sessions))
+        for session in sessions:
+            session.stop_event.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, stop_all)
+
+    def show(name: str):
+        def line(status: dict) -> None:
+            if not quiet:
+                print(f"{name}: {status_line(status)}", file=sys.stderr, flush=True)
+
+        return line
+
+    threads = [
+        threading.Thread(
+            target=session.run,
+            args=(seconds, show(session.source.source_id)),
+            name=f"session-{i}",
+        )
+        for i, session in enumerate(sessions)
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)
+    finally:
+        stop_all(0, None)
+        for thread in threads:
+            thread.join()
+        for session in sessions:
+            log.info(
+                "%s: stopped after %d frames", session.source.source_id, session.pipeline.frames
+            )
+            session.close()
+    return 0

@@ -17,12 +17,13 @@ from realtime_pose.plugins import ENGINES
 
 log = logging.getLogger(__name__)
 
-Provider = Literal["cpu", "cuda", "tensorrt"]
+Provider = Literal["cpu", "cuda", "tensorrt", "xnnpack"]
 
 _ORT_NAMES = {
     "cpu": "CPUExecutionProvider",
     "cuda": "CUDAExecutionProvider",
     "tensorrt": "TensorrtExecutionProvider",
+    "xnnpack": "XnnpackExecutionProvider",
 }
 
 
@@ -61,6 +62,8 @@ def _provider_list(
         return [cpu]
     if provider == "cuda":
         return [cuda, cpu]
+    if provider == "xnnpack":
+        return [("XnnpackExecutionProvider", {}), cpu]
     trt_opts: dict[str, object] = {
         "device_id": device_id,
         "trt_fp16_enable": fp16,
@@ -96,6 +99,10 @@ class OrtOptions(EngineOptions):
         default="fp16", description="GPU precision of the TensorRT provider"
     )
     device_id: int = Field(default=0, ge=0, description="GPU index (cuda, tensorrt)")
+    denormal_as_zero: bool = Field(
+        default=False, description="flush denormal floats to zero (faster on some CPUs)"
+    )
+    cpu_arena: bool = Field(default=True, description="ONNX Runtime's CPU memory arena")
 
 
 @ENGINES.register("onnxruntime")
@@ -124,6 +131,8 @@ class OrtEngine:
         TensorRT provider only: allow FP16 kernels.
     device_id
         GPU index for the CUDA and TensorRT providers.
+    denormal_as_zero, cpu_arena
+        CPU settings: flush denormals to zero; use ONNX Runtime's memory arena.
     cache_dir
         TensorRT provider only: where built engines and timing caches are kept.
     input_sizes
@@ -152,6 +161,8 @@ class OrtEngine:
             sequential=options.sequential,
             fp16=options.precision == "fp16",
             device_id=options.device_id,
+            denormal_as_zero=options.denormal_as_zero,
+            cpu_arena=options.cpu_arena,
             cache_dir=bundle.engine_cache_dir / "ort-trt",
             input_sizes=input_sizes,
             channels=meta.input.channels,
@@ -170,6 +181,8 @@ class OrtEngine:
         sequential: bool = True,
         fp16: bool = True,
         device_id: int = 0,
+        denormal_as_zero: bool = False,
+        cpu_arena: bool = True,
         cache_dir: str | Path | None = None,
         input_sizes: Sequence[Size] = (),
         channels: int = 3,
@@ -188,6 +201,8 @@ class OrtEngine:
             package = "onnxruntime-gpu (pip install 'realtime-pose[gpu]')"
             if provider == "tensorrt":
                 package += " and the TensorRT libraries"
+            elif provider == "xnnpack":
+                package = "an onnxruntime built with XNNPACK (the PyPI CPU wheel has none)"
             shapes = ""
             if profile:
                 shapes = f" (for input sizes {', '.join(map(str, input_sizes))})"
@@ -208,6 +223,9 @@ class OrtEngine:
                 "session.intra_op.spin_duration_us", str(max(1, int(spin_duration_us)))
             )
         opts.log_severity_level = 3
+        opts.enable_cpu_mem_arena = cpu_arena
+        if denormal_as_zero:
+            opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         providers = _provider_list(
             provider, device_id, fp16, Path(cache_dir) if cache_dir else None, profile
         )

@@ -90,3 +90,24 @@ def convert_log(
             stem, poses, pose_log.keypoints, scorer, indices, overwrite=overwrite
         )
     return written
+
+
+def convert_log_to_nwb(
+    log_path: str | Path,
+    output_dir: str | Path | None = None,
+    *,
+    pose_log: PoseLog | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``<log stem>.nwb``: the session's poses at their capture times, its rule and output
+    events, the outputs' on periods and, when it was recorded beside the log (``<stem>.avi``),
+    a link to the session video (:func:`realtime_pose.nwb_output.session_nwbfile`)."""
+    from realtime_pose.nwb_output import session_nwbfile, write_nwb
+
+    log_path = Path(log_path)
+    pose_log = pose_log if pose_log is not None else read_log(log_path)
+    out_dir = Path(output_dir) if output_dir is not None else log_path.parent
+    path = out_dir / f"{log_path.stem}.nwb"
+    video = log_path.with_suffix(".avi")
+    nwbfile = session_nwbfile(pose_log, path, video if video.is_file() else None)
+    return write_nwb(nwbfile, path, overwrite)

@@ -14,7 +14,10 @@ Record types:
 ``pose``
     ``seq``, ``frame_index``, ``t_capture_ns``, ``t_record_ns``, ``shape`` ``[A, K]``,
     ``keypoints`` (``A*K*3`` little-endian float64 bytes: ``x, y, likelihood`` per keypoint),
-    and, when prediction is on, ``t_target_ns`` and ``predicted`` (same layout).
+    and, when prediction is on, ``t_target_ns`` and ``predicted`` (same layout); from a
+    machine-vision camera also ``camera_frame_id``, ``t_camera_ns`` (the camera's raw timestamp),
+    ``t_arrival_ns`` (host time the frame reached the host) and ``camera_dropped`` (frames the
+    camera lost so far). ``t_capture_ns`` is then the camera time mapped to the host clock.
 ``event``
     ``frame_index``, ``t_ns`` and ``event`` (the map published on the ``event`` topic).
 ``close`` (last record of a log closed cleanly)
@@ -69,6 +72,10 @@ class PoseLog:
         ``[N]`` int64 target times of the predictions (``-1`` where none), or ``None``.
     frame_indices, seq, t_capture_ns, t_record_ns
         ``[N]`` int64 per pose.
+    camera_frame_id, t_camera_ns, t_arrival_ns, camera_dropped
+        ``[N]`` int64 per pose from a machine-vision camera (``-1`` where a record has none;
+        ``camera_dropped`` 0). Gaps in ``camera_frame_id`` are frames the camera lost; gaps in
+        ``frame_indices`` frames the newest-frame grabber dropped.
     events
         Event records in log order, each ``{"frame_index", "t_ns", "event"}``.
     closed_cleanly
@@ -88,6 +95,10 @@ class PoseLog:
     seq: np.ndarray
     t_capture_ns: np.ndarray
     t_record_ns: np.ndarray
+    camera_frame_id: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    t_camera_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    t_arrival_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    camera_dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     events: list[dict[str, Any]] = field(default_factory=list)
     closed_cleanly: bool = False
     torn_bytes: int = 0
@@ -174,8 +185,9 @@ def read_log(path: str | Path) -> PoseLog:
             predicted[i, :pa] = np.frombuffer(r["predicted"], dtype="<f8").reshape(pa, k, 3)
             t_target[i] = r["t_target_ns"]  # type: ignore[index]
 
-    def column(name: str) -> np.ndarray:
-        return np.fromiter((r[name] for r in poses), dtype=np.int64, count=n)
+    def column(name: str, missing: int | None = None) -> np.ndarray:
+        values = (r[name] if missing is None else r.get(name, missing) for r in poses)
+        return np.fromiter(values, dtype=np.int64, count=n)
 
     return PoseLog(
         path=path,
@@ -187,6 +199,10 @@ def read_log(path: str | Path) -> PoseLog:
         seq=column("seq"),
         t_capture_ns=column("t_capture_ns"),
         t_record_ns=column("t_record_ns"),
+        camera_frame_id=column("camera_frame_id", -1),
+        t_camera_ns=column("t_camera_ns", -1),
+        t_arrival_ns=column("t_arrival_ns", -1),
+        camera_dropped=column("camera_dropped", 0),
         events=events,
         closed_cleanly=records[-1].get("r") == "close",
         torn_bytes=torn,

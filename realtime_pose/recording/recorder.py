@@ -190,6 +190,7 @@ class PoseRecorder:
         t_capture_ns: int,
         keypoints: np.ndarray,
         predicted: tuple[int, np.ndarray] | None = None,
+        camera: Mapping[str, int] | None = None,
     ) -> bool:
         """Append one pose; return whether it was written.
 
@@ -205,6 +206,10 @@ class PoseRecorder:
             ``[A, K, 3]`` or ``[K, 3]``: ``x, y, likelihood`` in frame pixels.
         predicted
             ``(t_target_ns, keypoints)`` of the forward prediction, or ``None``.
+        camera
+            The frame's camera fields (``camera_frame_id``, ``t_camera_ns``, ``t_arrival_ns``,
+            ``camera_dropped``; :meth:`~realtime_pose.sources.base.Frame.camera_fields`), stored
+            in the record as they are.
         """
         if self._closed:
             raise RuntimeError(f"recording {self.path} is closed")
@@ -228,6 +233,8 @@ class PoseRecorder:
         if predicted is not None:
             record["t_target_ns"] = int(predicted[0])
             record["predicted"] = np.asarray(predicted[1], dtype="<f8").tobytes()
+        if camera is not None:
+            record.update(camera)
         if self._append(record):
             self.poses += 1
             return True

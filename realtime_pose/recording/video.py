@@ -2,14 +2,16 @@
 
 :meth:`VideoRecorder.write` only puts the frame into a bounded queue; a writer thread encodes it.
 When the encoder falls behind and the queue is full, the frame is dropped and counted. A CSV
-sidecar (``<video>.frames.csv``: ``video_frame,frame_index,t_capture_ns``) says which camera
-frame each video frame is, so the video aligns with the pose log even after drops.
+sidecar (``<video>.frames.csv``: ``video_frame,frame_index,t_capture_ns,camera_frame_id,
+t_camera_ns,t_arrival_ns``) says which camera frame each video frame is, so the video aligns with
+the pose log even after drops (the camera columns are ``-1`` for sources without them).
 """
 
 from __future__ import annotations
 
 import logging
 import queue
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,11 @@ log = logging.getLogger(__name__)
 
 SIDECAR_SUFFIX = ".frames.csv"
 _STOP = object()
+_NO_CAMERA = "-1,-1,-1"
+
+
+def _camera_columns(camera: Mapping[str, int]) -> str:
+    return f"{camera['camera_frame_id']},{camera['t_camera_ns']},{camera['t_arrival_ns']}"
 
 
 def sidecar_path(video_path: str | Path) -> Path:
@@ -86,7 +93,9 @@ class VideoRecorder:
             )
         self.sidecar_path = sidecar_path(self.path)
         self._sidecar = open(self.sidecar_path, "x", buffering=1 << 16)  # noqa: SIM115
-        self._sidecar.write("video_frame,frame_index,t_capture_ns\n")
+        self._sidecar.write(
+            "video_frame,frame_index,t_capture_ns,camera_frame_id,t_camera_ns,t_arrival_ns\n"
+        )
         self._copy = copy
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.submitted = 0
@@ -101,7 +110,13 @@ class VideoRecorder:
         self._thread = SupervisedThread(self._run, "video-recorder")
         self._thread.start()
 
-    def write(self, frame: np.ndarray, frame_index: int, t_capture_ns: int) -> bool:
+    def write(
+        self,
+        frame: np.ndarray,
+        frame_index: int,
+        t_capture_ns: int,
+        camera: Mapping[str, int] | None = None,
+    ) -> bool:
         """Queue one frame; return ``False`` if it was not queued. Never blocks.
 
         A frame is dropped (counted in :attr:`dropped`) when the encoder is behind, and
@@ -126,9 +141,10 @@ class VideoRecorder:
                 )
             self.rejected += 1
             return False
+        ids = _NO_CAMERA if camera is None else _camera_columns(camera)
         try:
             self._queue.put_nowait(
-                (frame.copy() if self._copy else frame, int(frame_index), int(t_capture_ns))
+                (frame.copy() if self._copy else frame, int(frame_index), int(t_capture_ns), ids)
             )
         except queue.Full:
             self.dropped += 1
@@ -140,13 +156,13 @@ class VideoRecorder:
             item = self._queue.get()
             if item is _STOP:
                 break
-            frame, frame_index, t_capture_ns = item
+            frame, frame_index, t_capture_ns, ids = item
             try:
                 self._writer.write(frame)
             except Exception:
                 log.exception("video frame %d could not be encoded", frame_index)
                 continue
-            self._sidecar.write(f"{self.written},{frame_index},{t_capture_ns}\n")
+            self._sidecar.write(f"{self.written},{frame_index},{t_capture_ns},{ids}\n")
             self.written += 1
 
     def close(self) -> None:

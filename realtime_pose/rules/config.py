@@ -373,33 +373,39 @@ def parse_rules(data: Any) -> list[RuleConfig]:
 # --------------------------------------------------------------------------------------------
 
 
+def iter_leaves(
+    condition: ConditionConfig, path: str = "condition"
+) -> Iterator[tuple[str, ConditionConfig]]:
+    """Yield ``(field_path, leaf)`` for every condition that is not ``all``/``any``/``not``;
+    paths as the config spells them (``condition.conditions.1``)."""
+    if isinstance(condition, (AllConfig, AnyConfig)):
+        for i, child in enumerate(condition.conditions):
+            yield from iter_leaves(child, f"{path}.conditions.{i}")
+    elif isinstance(condition, NotConfig):
+        yield from iter_leaves(condition.condition, f"{path}.condition")
+    else:
+        yield path, condition
+
+
 def iter_keypoint_refs(
     condition: ConditionConfig, path: str = "condition"
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(field_path, keypoint_name)`` for every keypoint a condition tree names."""
-    if isinstance(condition, (AllConfig, AnyConfig)):
-        for i, child in enumerate(condition.conditions):
-            yield from iter_keypoint_refs(child, f"{path}.conditions[{i}]")
-    elif isinstance(condition, NotConfig):
-        yield from iter_keypoint_refs(condition.condition, f"{path}.condition")
-    elif isinstance(condition, (DistanceConfig, AngleConfig)):
-        for i, name in enumerate(condition.keypoints):
-            yield f"{path}.keypoints[{i}]", name
-    else:
-        yield f"{path}.keypoint", condition.keypoint
+    for leaf_path, leaf in iter_leaves(condition, path):
+        if isinstance(leaf, (DistanceConfig, AngleConfig)):
+            for i, name in enumerate(leaf.keypoints):
+                yield f"{leaf_path}.keypoints.{i}", name
+        else:
+            yield f"{leaf_path}.keypoint", leaf.keypoint
 
 
 def iter_zones(
     condition: ConditionConfig, path: str = "condition"
 ) -> Iterator[tuple[str, ZoneConfig]]:
     """Yield ``(field_path, zone)`` for every zone condition in a condition tree."""
-    if isinstance(condition, (AllConfig, AnyConfig)):
-        for i, child in enumerate(condition.conditions):
-            yield from iter_zones(child, f"{path}.conditions[{i}]")
-    elif isinstance(condition, NotConfig):
-        yield from iter_zones(condition.condition, f"{path}.condition")
-    elif isinstance(condition, ZoneConfig):
-        yield path, condition
+    for leaf_path, leaf in iter_leaves(condition, path):
+        if isinstance(leaf, ZoneConfig):
+            yield leaf_path, leaf
 
 
 def zone_bounds(zone: ZoneConfig) -> tuple[float, float, float, float]:

@@ -9,18 +9,14 @@ refuse is refused here, with the same message.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
 
 from realtime_pose.rules.config import (
-    AllConfig,
-    AnyConfig,
-    ConditionConfig,
-    NotConfig,
     RuleConfig,
-    ZoneConfig,
+    iter_zones,
     parse_rules,
     validate_rules,
 )
@@ -28,20 +24,6 @@ from realtime_pose.validation import format_validation_error
 
 SHAPES = ("rectangle", "circle", "polygon")
 """The fields that give a zone its shape; a zone has exactly one."""
-
-
-def iter_zones(
-    condition: ConditionConfig, path: str = "condition"
-) -> Iterator[tuple[str, ZoneConfig]]:
-    """Yield ``(path, zone)`` for every zone in a condition tree, paths as
-    :func:`with_zone` takes them (``condition``, ``condition.conditions.1``, ...)."""
-    if isinstance(condition, ZoneConfig):
-        yield path, condition
-    elif isinstance(condition, (AllConfig, AnyConfig)):
-        for i, child in enumerate(condition.conditions):
-            yield from iter_zones(child, f"{path}.conditions.{i}")
-    elif isinstance(condition, NotConfig):
-        yield from iter_zones(condition.condition, f"{path}.condition")
 
 
 def zones_of(rules: Sequence[RuleConfig]) -> list[dict[str, Any]]:

@@ -1,10 +1,11 @@
 """Frame sources: cameras, video files and synthetic scenes behind one protocol.
 
-Each kind is one module of this package whose :class:`FrameSource` subclass registers itself as
-a source plug-in (:data:`realtime_pose.plugins.SOURCES`): ``camera`` (OpenCV), ``video`` and
-``synthetic``. Modules are imported on demand, so choosing a source never imports what another
-kind needs. Adding a kind is one new module here (or a package of your own registered through
-the ``realtime_pose.sources`` entry-point group).
+Each kind is one module of this package whose :class:`FrameSource` subclass registers itself as a
+source plug-in (:data:`realtime_pose.plugins.SOURCES`): ``camera`` (OpenCV), ``video``,
+``synthetic``, and the machine-vision cameras ``basler`` (pypylon), ``genicam`` (harvesters) and
+``aravis`` (shared camera logic in :mod:`realtime_pose.cameras`). Modules are imported on demand, so
+choosing a source never imports what another kind needs. Adding a kind is one new module here (or a
+package of your own registered through the ``realtime_pose.sources`` entry-point group).
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ class SourceError(RuntimeError):
     """A source could not be opened or failed while reading; the message names the source."""
 
 
+class TriggerTimeoutError(SourceError):
+    """A triggered camera got no trigger (or no frame after one) in time: reported and counted
+    by the grabber, which then waits for the next one without reopening the camera."""
+
+
 @dataclass(slots=True)
 class Frame:
     """One image and where it came from.
@@ -35,6 +40,17 @@ class Frame:
         The source's identifier (:attr:`FrameSource.source_id`).
     ground_truth
         True keypoints ``[K, 2]`` in frame pixels (synthetic sources only), else ``None``.
+    camera_frame_id
+        The camera's own frame counter (GenICam block id), ``-1`` where it gives none. Its gaps
+        are frames the camera lost; gaps in ``frame_index`` are frames the grabber dropped.
+    t_camera_ns
+        The camera's raw timestamp on its own clock, ns (``-1`` where it gives none).
+    t_arrival_ns
+        Host ``monotonic_ns`` when the frame reached the host (``-1``: not measured, the same as
+        ``t_capture_ns``).
+    camera_dropped
+        Frames the camera lost (skipped ids, failed or incomplete buffers) before this one,
+        since the source was created.
     """
 
     image: np.ndarray
@@ -42,6 +58,22 @@ class Frame:
     t_capture_ns: int
     source_id: str
     ground_truth: np.ndarray | None = None
+    camera_frame_id: int = -1
+    t_camera_ns: int = -1
+    t_arrival_ns: int = -1
+    camera_dropped: int = 0
+
+    def camera_fields(self) -> dict[str, int] | None:
+        """The camera's per-frame fields for the stream and the recording (``None`` for a
+        source without a camera frame counter)."""
+        if self.camera_frame_id < 0:
+            return None
+        return {
+            "camera_frame_id": self.camera_frame_id,
+            "t_camera_ns": self.t_camera_ns,
+            "t_arrival_ns": self.t_arrival_ns,
+            "camera_dropped": self.camera_dropped,
+        }
 
 
 class FrameSource(abc.ABC):
@@ -98,6 +130,11 @@ class FrameSource(abc.ABC):
     @abc.abstractmethod
     def source_id(self) -> str:
         """A short human-readable identifier (device, file name…) carried by every frame."""
+
+    def counters(self) -> dict[str, object]:
+        """Camera-side counters for the status stream: drops by cause (``camera_drops``), their
+        total (``camera_dropped``) and clock-model state; empty for sources without them."""
+        return {}
 
     @property
     def live(self) -> bool:

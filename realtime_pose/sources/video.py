@@ -26,6 +26,7 @@ class VideoOptions(PluginOptions):
     loop: bool = Field(default=False, description="start again at the end of the file")
     max_frames: int | None = Field(default=None, ge=0, description="stop after this many frames")
     fps: float | None = Field(default=None, gt=0, description="override the file's frame rate")
+    start_frame: int = Field(default=0, ge=0, description="first frame to read (seeks to it)")
 
 
 @SOURCES.register("video")
@@ -47,6 +48,12 @@ class VideoSource(FrameSource):
         Stop after this many frames (``None``: the whole file, or forever when looping).
     fps
         Override the frame rate stored in the file (used for pacing and reported by :attr:`fps`).
+    start_frame
+        Begin at this frame of the file (OpenCV seeks there on open); frame indices then count
+        from it. Offline analysis cuts a video into chunks this way: OpenCV's FFmpeg backend
+        seeks frame-exactly on constant-frame-rate files such as the openfield H.264 video
+        (checked frame by frame), and :mod:`realtime_pose.chunks` verifies every chunk boundary
+        against the previous chunk's last frame, so an inexact seek is caught, never merged.
 
     Notes
     -----
@@ -65,7 +72,10 @@ class VideoSource(FrameSource):
         loop: bool = False,
         max_frames: int | None = None,
         fps: float | None = None,
+        start_frame: int = 0,
     ) -> None:
+        if start_frame < 0:
+            raise ValueError(f"start_frame must be non-negative, got {start_frame}")
         if max_frames is not None and max_frames < 0:
             raise ValueError(f"max_frames must be non-negative or None, got {max_frames}")
         if fps is not None and not fps > 0:
@@ -79,8 +89,9 @@ class VideoSource(FrameSource):
         self._fps = float(fps or 0.0)
         self._size = Size(0, 0)
         self._frame_count = 0
-        self._file_position = 0  # next frame to decode within the file
-        self._delivered = 0  # frames delivered since construction (frame_index of the next one)
+        self.start_frame = start_frame
+        self._file_position = start_frame  # next frame to decode within the file
+        self._delivered = start_frame  # frame_index of the next frame delivered
         self._t_start_ns: int | None = None
         self._paced_from = 0
         self.truncated = False
@@ -120,9 +131,7 @@ class VideoSource(FrameSource):
                 "(is it complete? an .mp4 cut short loses its index; try re-encoding it)"
             )
         if self._file_position > 0 and not cap.set(cv2.CAP_PROP_POS_FRAMES, self._file_position):
-            log.warning(
-                "%s: cannot seek back to frame %d on reopen", self.path, self._file_position
-            )
+            log.warning("%s: cannot seek to frame %d", self.path, self._file_position)
         self._cap = cap
         self._fps = float(self._fps_override or cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self._size = Size(
@@ -172,7 +181,7 @@ class VideoSource(FrameSource):
     def read(self) -> Frame | None:
         if self._cap is None:
             raise SourceError(f"video file {self.path} is not open; call open() first")
-        if self.max_frames is not None and self._delivered >= self.max_frames:
+        if self.max_frames is not None and self._delivered - self.start_frame >= self.max_frames:
             return None
         try:
             image = self._decode()

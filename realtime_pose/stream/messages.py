@@ -85,6 +85,7 @@ def pose_payload(
     latency_ns: Mapping[str, int],
     keypoints: np.ndarray,
     predicted: tuple[int, np.ndarray] | None = None,
+    camera: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
     """Build a ``pose`` payload.
 
@@ -102,8 +103,12 @@ def pose_payload(
         ``[A, K, 3]`` or ``[K, 3]`` array of ``x, y, likelihood`` in frame pixels.
     predicted
         ``(t_target_ns, keypoints)`` for the forward-predicted pose, or ``None``.
+    camera
+        Machine-vision cameras: ``camera_frame_id``, ``t_camera_ns`` (the camera's raw
+        timestamp), ``t_arrival_ns`` (host time the frame reached the host) and
+        ``camera_dropped`` (frames the camera lost so far), added as they are.
     """
-    return {
+    payload = {
         "v": SCHEMA_VERSION,
         "seq": int(seq),
         "frame_index": int(frame_index),
@@ -115,6 +120,9 @@ def pose_payload(
         if predicted is None
         else {"t_target_ns": int(predicted[0]), "keypoints": keypoints_as_list(predicted[1])},
     }
+    if camera is not None:
+        payload.update(camera)
+    return payload
 
 
 def frame_payload(
@@ -193,7 +201,8 @@ def status_payload(
     frames
         Frames processed since the start.
     dropped_frames
-        Frames the grabber discarded since the start (the camera was faster than the loop).
+        Frames the grabber discarded since the start (the camera was faster than the loop);
+        frames the camera itself lost are ``camera_dropped`` (an ``extra`` field).
     stage_latency_ns
         Per stage, the latency samples (ns) of the last interval; summarised as
         ``{"p50", "p99", "max"}`` in microseconds under ``latency_us``.

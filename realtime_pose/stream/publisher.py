@@ -103,6 +103,7 @@ class PosePublisher:
         latency_ns: Mapping[str, int],
         keypoints: np.ndarray,
         predicted: tuple[int, np.ndarray] | None = None,
+        camera: Mapping[str, int] | None = None,
     ) -> int:
         """Publish one pose; return its ``t_publish_ns`` (``time.monotonic_ns()``).
 
@@ -120,10 +121,13 @@ class PosePublisher:
             ``[A, K, 3]`` or ``[K, 3]``: ``x, y, likelihood`` in frame pixels.
         predicted
             ``(t_target_ns, keypoints)`` of the forward prediction, or ``None``.
+        camera
+            The frame's camera fields (``camera_frame_id``, ``t_camera_ns``, ``t_arrival_ns``,
+            ``camera_dropped``), added to the payload; ``None`` for sources without them.
         """
         t_publish_ns = time.monotonic_ns()
         payload = messages.pose_payload(
-            seq, frame_index, t_capture_ns, t_publish_ns, latency_ns, keypoints, predicted
+            seq, frame_index, t_capture_ns, t_publish_ns, latency_ns, keypoints, predicted, camera
         )
         self._send(messages.TOPIC_POSE, payload)
         return t_publish_ns

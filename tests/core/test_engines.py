@@ -90,3 +90,65 @@ def test_native_tensorrt_engine_matches_cpu(bundle, tmp_path):
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     for a, b in zip(open_engine(bundle).run(frame), engine.run(frame), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def _marker_frames():
+    rng = np.random.default_rng(3)
+    yield draw_markers(48, 64, [(1, 1), (2, 3), (7, 5)])[:, :, ::-1].copy()
+    yield rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
+
+
+def test_openvino_engine_matches_onnxruntime(bundle):
+    pytest.importorskip("openvino", reason="needs the openvino extra")
+    reference = open_engine(bundle)
+    engine = open_engine(bundle, {"backend": "openvino", "threads": 1}, [Size(64, 48)])
+    assert isinstance(engine, Engine)
+    for frame in _marker_frames():  # a size compiled up front and one compiled on first sight
+        for got, want in zip(engine.run(frame), reference.run(frame), strict=True):
+            np.testing.assert_allclose(got, want, atol=1e-5)
+    engine.warmup(Size(32, 24), runs=1)
+    engine.close()
+
+
+def test_openvino_options_are_validated(bundle):
+    with pytest.raises(ValueError, match=r"hint\n +Input should be 'LATENCY' or 'THROUGHPUT'"):
+        open_engine(bundle, {"backend": "openvino", "hint": "FAST"})
+
+
+def test_tune_stores_the_fastest_and_auto_uses_it_on_this_cpu_only(bundle, caplog):
+    import json
+
+    from realtime_pose.engines.onnxruntime import OrtEngine
+    from realtime_pose.engines.tuning import save_tuning, tune, tuned_engine
+    from realtime_pose.machine import cpu_key
+
+    sections = [{"backend": "onnxruntime", "threads": 1}, {"backend": "nope"}]
+    with pytest.raises(ValueError, match="unknown engine 'nope'"):
+        tune(bundle, Size(64, 48), sections, runs=5)
+    result = tune(bundle, Size(64, 48), sections[:1] * 2, runs=10, block=5)
+    assert result.chosen == sections[0] and result.cpu == cpu_key()
+    save_tuning(bundle, result)
+    stored = json.loads((bundle.engine_cache_dir / "tuned.json").read_text())
+    assert stored[cpu_key()]["chosen"] == sections[0] and len(stored[cpu_key()]["rows"]) == 2
+    # a stored choice is used by the auto engine (the default without an engine: section)
+    chosen = {"backend": "openvino", "threads": 1} if _has_openvino() else sections[0]
+    stored[cpu_key()]["chosen"] = chosen
+    stored["Some Other CPU x64"] = {"chosen": {"backend": "onnxruntime", "threads": 7}}
+    (bundle.engine_cache_dir / "tuned.json").write_text(json.dumps(stored))
+    assert tuned_engine(bundle).dump()["backend"] == chosen["backend"]
+    engine = open_engine(bundle, {"backend": "auto"}, [Size(64, 48)])
+    assert type(engine).__name__ == ("OpenVinoEngine" if _has_openvino() else "OrtEngine")
+    # ... and ignored on another CPU model
+    del stored[cpu_key()]
+    (bundle.engine_cache_dir / "tuned.json").write_text(json.dumps(stored))
+    with caplog.at_level("INFO"):
+        assert isinstance(open_engine(bundle, {"backend": "auto"}), OrtEngine)
+    assert "not tuned for this CPU" in caplog.text
+
+
+def _has_openvino() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -12,6 +12,10 @@ HEAVY = (
     "tensorrt",
     "pycuda",
     "nidaqmx",
+    "pypylon",
+    "harvesters",
+    "genicam",
+    "gi",
     "aiohttp",
     "matplotlib",
     "selenium",
@@ -20,6 +24,11 @@ HEAVY = (
     "timm",
     "deeplabcut",
     "dlclive",
+    "ray",
+    "pynwb",
+    "ndx_pose",
+    "hdmf",
+    "movement",
 )
 
 

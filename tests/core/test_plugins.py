@@ -68,7 +68,7 @@ def lab_site(tmp_path) -> Path:
 def _rig(tmp_path: Path, **changes) -> Path:
     bundle = write_marker_bundle(tmp_path / "bundle")
     config = {
-        "source": {"kind": "lab-markers", "frames": 40, "fps": 100},
+        "source": {"kind": "lab-markers", "frames": 40, "fps": 50},
         "bundle": str(bundle),
         "engine": {"backend": "plain-ort", "intra_threads": 1, "warmup_runs": 1},
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": "tcp://127.0.0.1:*"},
@@ -111,7 +111,7 @@ def test_a_labs_source_engine_and_device_run_a_live_session(tmp_path, lab_site):
     assert done.returncode == 0, done.stderr
     (log_path,) = (tmp_path / "rec").glob("*.poselog")
     rec = read_log(log_path)
-    assert len(rec.poses) == 40
+    assert 20 <= len(rec.poses) <= 40  # a paced camera: a loaded machine may drop a few
     for pose, i in zip(rec.poses[:, 0], rec.frame_indices, strict=True):
         cells = [(1 + i % 8, 2), (4, 1 + i % 5), (9 - i % 6, 6)]
         want = [[ix * 8 + 4 + 7.2801 * 0.25, iy * 8 + 4 + 7.2801 * 0.25] for ix, iy in cells]
@@ -221,7 +221,7 @@ def test_a_run_config_of_builtins_validates_through_the_plugins(tmp_path):
     )
     config = load_config(rig)
     assert config.source.options.path == tmp_path / "clips" / "a.mp4"  # relative to the file
-    assert config.engine.name == "onnxruntime" and config.outputs["laser"].options.channel == 2
+    assert config.engine.name == "auto" and config.outputs["laser"].options.channel == 2
     rig.write_text(yaml.safe_dump({"bundle": "b", "source": {"kind": "video"}}))
     with pytest.raises(ConfigError, match=r"rig.yaml: field 'source.path': Field required"):
         load_config(rig)

@@ -177,3 +177,24 @@ def test_cli_import_dlc(dlc_exports, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "parity tf_vs_onnx" in proc.stdout
     assert load_bundle(tmp_path / "cli").meta.name == "openfield-dlc"
+
+
+def test_import_at_a_fixed_size_folds_the_shape_arithmetic(dlc_exports, tmp_path):
+    """A fixed input size gives a smaller graph (no shape computations), the same keypoints."""
+    import onnx
+
+    from realtime_pose.exporters.dlc_import import import_dlc
+    from realtime_pose.geometry import Size
+
+    frames = synthetic_frames(2, 96, 128, seed=13)
+    dynamic = import_dlc(dlc_exports["maps"], tmp_path / "dynamic", parity_images=frames)
+    fixed = import_dlc(
+        dlc_exports["maps"], tmp_path / "fixed", parity_images=frames, input_size=Size(128, 96)
+    )
+    assert fixed.meta.input.fixed_size == Size(128, 96) and dynamic.meta.input.fixed_size is None
+    assert fixed.meta.provenance["parity"]["tf_vs_onnx"]["passed"]
+    nodes = [len(onnx.load(str(b.model_path)).graph.node) for b in (fixed, dynamic)]
+    assert nodes[0] <= nodes[1]
+    for frame in frames:
+        a, b = _ort(fixed, frame), _ort(dynamic, frame)
+        np.testing.assert_allclose(a["scmap"], b["scmap"], atol=1e-5)

@@ -20,11 +20,12 @@ LIMITED_SESSION = textwrap.dedent(
     from realtime_pose.config import load_config
     from realtime_pose.session import LiveSession
 
-    # files this process writes may not grow past 48 KiB: the disk is "full" (Python ignores
-    # SIGXFSZ, so the write fails with EFBIG instead of killing the process)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
     statuses = []
     with LiveSession(load_config(sys.argv[1])) as session:
+        # from now on no file this process writes may grow past 48 KiB: the disk is "full"
+        # (Python ignores SIGXFSZ, so the write fails with EFBIG instead of killing the process);
+        # set after building, so Numba's cache and the like are written first
+        resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, 48 * 1024))
         session.run(duration_s=4.0, on_status=statuses.append)
     print(json.dumps({"frames": session.pipeline.frames, "last": statuses[-1]}))
     """

@@ -205,3 +205,15 @@ def test_sigkill_mid_run_keeps_every_written_pose(tmp_path):
         np.testing.assert_array_equal(log.poses[i, 0], pose_for(i)[0])
     assert [e["frame_index"] for e in log.events] == list(range(0, n, 7))[: len(log.events)]
     assert len(log.events) >= (n - 1) // 7
+
+
+def test_camera_fields_round_trip_and_default_where_absent(tmp_path):
+    path = tmp_path / "cam.poselog"
+    with PoseRecorder(path, KEYPOINTS) as rec:
+        rec.write_pose(0, 0, 100, pose_for(0))
+        camera = {"camera_frame_id": 3, "t_camera_ns": 90, "t_arrival_ns": 150, "camera_dropped": 1}
+        rec.write_pose(1, 1, 110, pose_for(1), None, camera)
+    log = read_log(path)
+    assert log.camera_frame_id.tolist() == [-1, 3]
+    assert log.t_camera_ns.tolist() == [-1, 90] and log.t_arrival_ns.tolist() == [-1, 150]
+    assert log.camera_dropped.tolist() == [0, 1]

@@ -76,3 +76,15 @@ def test_refusals(tmp_path, caplog):
     assert _sidecar_rows(tmp_path / "gray.avi") == [(0, 2, 0)]
     with pytest.raises(RuntimeError, match="closed"):
         video.write(np.zeros((48, 64), np.uint8), 1, 1)
+
+
+def test_sidecar_keeps_the_camera_ids_and_times(tmp_path):
+    path = tmp_path / "cam.avi"
+    with VideoRecorder(path, fps=30, size=(64, 48)) as video:
+        video.write(_frame(0), 0, 1000)  # a source without camera fields
+        camera = {"camera_frame_id": 65535, "t_camera_ns": 7, "t_arrival_ns": 1200}
+        video.write(_frame(1), 1, 1100, {**camera, "camera_dropped": 2})
+    with open(sidecar_path(path)) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["camera_frame_id"] for r in rows] == ["-1", "65535"]
+    assert rows[1]["t_camera_ns"] == "7" and rows[1]["t_arrival_ns"] == "1200"

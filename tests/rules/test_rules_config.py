@@ -179,7 +179,7 @@ def test_unknown_keypoint_names_rule_field_and_suggestion():
         validate_rules(parse_rules([data]), KEYPOINTS, OUTPUTS)
     message = str(excinfo.value)
     assert "rules[0] 'laser_in_zone'" in message
-    assert "condition.conditions[1].keypoints[0]" in message
+    assert "condition.conditions.1.keypoints.0" in message
     assert "'snot'" in message and "did you mean 'snout'" in message
 
 

@@ -102,7 +102,9 @@ def test_make_source_builds_each_kind(tmp_path):
 
 
 def test_make_source_refuses_unknown_kinds_and_options():
-    with pytest.raises(ValueError, match=r"unknown source 'webcam'; available: camera"):
+    with pytest.raises(
+        ValueError, match=r"unknown source 'webcam'; available: aravis, basler, camera"
+    ):
         make_source("webcam")
     with pytest.raises(ValueError, match=r"colour\n +Extra inputs are not permitted"):
         make_source("synthetic", colour="red")

@@ -1,0 +1,79 @@
+"""Every engine and setting at every size, batch 1: the matrix behind ``realtime-pose tune``.
+
+    python benchmarks/engine_matrix.py [--bundle DIR] [--sizes 160x120 320x240 640x480]
+                                       [--runs 200] [--json FILE] [--overwrite]
+
+ONNX Runtime (1/2 threads; spinning on/off; denormals flushed; no memory arena), its XNNPACK
+provider where the build has it, and OpenVINO (1/2 threads; f32 and bf16 where the CPU has it),
+timed in alternating blocks per size (:func:`realtime_pose.engines.tuning.tune`), with what the
+tuner would choose at each size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import add_overwrite_argument, write_result
+from realtime_pose.bundle import load_bundle
+from realtime_pose.engines.tuning import tune
+from realtime_pose.geometry import Size
+from realtime_pose.paths import DEMO_BUNDLE
+
+SECTIONS = [
+    *(
+        {"backend": "onnxruntime", "threads": t, "spinning": s}
+        for t in (1, 2)
+        for s in (True, False)
+    ),
+    {"backend": "onnxruntime", "threads": 2, "denormal_as_zero": True},
+    {"backend": "onnxruntime", "threads": 2, "cpu_arena": False},
+    {"backend": "onnxruntime", "threads": 2, "provider": "xnnpack"},
+    {"backend": "openvino", "threads": 1},
+    {"backend": "openvino", "threads": 2},
+    {"backend": "openvino", "threads": 2, "precision": "bf16"},
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, default=DEMO_BUNDLE)
+    parser.add_argument(
+        "--sizes",
+        nargs="+",
+        type=Size.parse,
+        default=[Size(160, 120), Size(320, 240), Size(640, 480)],
+    )
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--json", type=Path, default=None)
+    add_overwrite_argument(parser)
+    args = parser.parse_args(argv)
+    bundle = load_bundle(args.bundle)
+    results = []
+    for size in args.sizes:
+        result = tune(bundle, size, SECTIONS, runs=args.runs)
+        results.append(result.to_dict())
+        print(f"{size}:")
+        for row in result.rows:
+            name = ", ".join(f"{k}={v}" for k, v in row["engine"].items() if k != "backend")
+            label = f"{row['engine']['backend']:11s} {name}"
+            if "error" in row:
+                print(f"  {label:55s} unavailable: {row['error'][:70]}")
+            else:
+                print(f"  {label:55s} p50 {row['p50_ms']:7.3f}  p99 {row['p99_ms']:7.3f} ms")
+        print(f"  tuner's choice: {result.chosen}")
+    path = write_result(
+        "engine_matrix",
+        {"bundle": str(args.bundle), "sizes": results},
+        args.json,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Starting Ray on this machine, or joining a Ray cluster a lab already runs.
+
+Without an address Ray starts *embedded*: a one-machine Ray whose processes listen on
+127.0.0.1 only (Ray otherwise binds every interface; a single machine needs no routable
+address), with no dashboard and no usage reporting. With ``auto``, ``HOST:PORT`` (the head's
+GCS port, 6379 by default) or ``ray://HOST:10001`` (Ray Client) it joins a cluster started with
+Ray's own launchers (``ray start``, ``ray up``, KubeRay, SLURM scripts; see docs/scale-out.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'realtime-pose[cluster]'"
+EMBEDDED_OBJECT_STORE_BYTES = 256 * 1024 * 1024
+"""Chunk results are pose arrays (kilobytes): a small object store is plenty."""
+
+
+class ClusterError(RuntimeError):
+    """Ray is missing or the cluster cannot be reached; the message says what to do."""
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or :class:`ClusterError` with the install hint."""
+    try:
+        import ray
+    except ImportError:
+        raise ClusterError(f"distributed analysis needs Ray: {INSTALL_HINT}") from None
+    return ray
+
+
+def ray_available() -> bool:
+    """Whether Ray can be imported here (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def _embedded_environment() -> None:
+    # Read by Ray at import: a one-node Ray keeps its node address on the loopback interface,
+    # and Ray's servers then listen on 127.0.0.1 alone. Set before the first `import ray`.
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+
+@contextmanager
+def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
+    """Connect to Ray for the duration of the block and yield the ``ray`` module.
+
+    Parameters
+    ----------
+    address
+        ``None``: start Ray embedded on this machine (loopback only); else a cluster address.
+    num_cpus
+        CPUs the embedded Ray may use (default: all of this machine's).
+
+    Raises
+    ------
+    ClusterError
+        Ray is not installed, or the cluster at ``address`` cannot be reached.
+    """
+    if address is None:
+        if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
+            log.warning("Ray was imported before it was set to listen on 127.0.0.1 only")
+        _embedded_environment()
+    else:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray = import_ray()
+    options: dict[str, Any] = {"logging_level": logging.WARNING}
+    if address is None:
+        options.update(
+            num_cpus=num_cpus,
+            object_store_memory=EMBEDDED_OBJECT_STORE_BYTES,
+            include_dashboard=False,
+            log_to_driver=False,
+        )
+    elif address.startswith("ray://"):
+        options.update(address=address)  # Ray Client: the server side owns the rest
+    else:
+        options.update(address=address, log_to_driver=False)
+    try:
+        ray.init(**options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = "embedded Ray" if address is None else f"the Ray cluster at {address}"
+        raise ClusterError(f"cannot start or reach {where}: {exc}") from exc
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def workers_that_fit(ray: Any, cpus_per_worker: float, gpus_per_worker: float) -> int:
+    """How many workers of this size the connected cluster's resources hold (at least 1)."""
+    resources = ray.cluster_resources()
+    fit = int(resources.get("CPU", 0.0) // cpus_per_worker)
+    if gpus_per_worker > 0:
+        fit = min(fit, int(resources.get("GPU", 0.0) // gpus_per_worker))
+    return max(1, fit)

@@ -1,0 +1,48 @@
+"""The ``auto`` engine: what ``realtime-pose tune`` found fastest for this bundle on this CPU.
+
+It is the engine a run config gets when it has no ``engine:`` section. Without a stored tuning
+for this CPU model (see :mod:`realtime_pose.engines.tuning`), it is ONNX Runtime with its
+defaults, and says so once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from realtime_pose.bundle import Bundle
+from realtime_pose.engines.base import Engine, EngineOptions
+from realtime_pose.geometry import Size
+from realtime_pose.plugins import ENGINES
+
+log = logging.getLogger(__name__)
+
+
+class AutoOptions(EngineOptions):
+    """``engine: {backend: auto}``: no options of its own but the warm-up."""
+
+
+@ENGINES.register("auto")
+class AutoEngine:
+    """Not an engine itself: :meth:`for_bundle` returns the tuned one (or ONNX Runtime)."""
+
+    Options = AutoOptions
+
+    @classmethod
+    def for_bundle(
+        cls, bundle: Bundle, options: AutoOptions, input_sizes: Sequence[Size]
+    ) -> Engine:
+        """The engine stored by ``realtime-pose tune`` for this CPU, else ONNX Runtime."""
+        from realtime_pose.engines.tuning import tuned_engine
+
+        choice = tuned_engine(bundle)
+        if choice is None:
+            log.info(
+                "%s: not tuned for this CPU (realtime-pose tune %s); using ONNX Runtime",
+                bundle.meta.name,
+                bundle.root,
+            )
+            choice = ENGINES.choose({"backend": "onnxruntime"})
+        else:
+            log.info("%s: tuned engine %s", bundle.meta.name, choice.dump())
+        return choice.cls.for_bundle(bundle, choice.options, input_sizes)

@@ -1,0 +1,137 @@
+"""Which engine and settings are fastest for a bundle on this CPU: measured, stored, reused.
+
+``realtime-pose tune BUNDLE`` times every candidate (:func:`candidates`: ONNX Runtime with 1 and
+2 threads, spinning on and off; OpenVINO with 1 and 2 threads where it is installed) at the
+size the rig feeds, in alternating blocks so a noisy spell hits all of them alike, and stores
+the fastest (lowest p50, then p99) in ``BUNDLE/engines/tuned.json`` under this machine's CPU
+model and core count. The ``auto`` engine (:mod:`realtime_pose.engines.auto`, the default when a
+run config has no ``engine:`` section) loads that choice, and ignores it on another CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from realtime_pose.bundle import Bundle
+from realtime_pose.engines.base import EngineError
+from realtime_pose.geometry import Size
+from realtime_pose.machine import cpu_key
+from realtime_pose.plugins import ENGINES, Choice
+from realtime_pose.safe_write import write_text
+from realtime_pose.stats import Summary
+
+log = logging.getLogger(__name__)
+
+TUNED_FILENAME = "tuned.json"
+
+
+def candidates() -> list[dict[str, Any]]:
+    """The engine sections :func:`tune` compares (those whose backend is installed)."""
+    sections: list[dict[str, Any]] = [
+        {"backend": "onnxruntime", "threads": t, "spinning": s}
+        for t in (1, 2)
+        for s in (True, False)
+    ]
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        log.info("openvino is not installed: tuning ONNX Runtime only")
+    else:
+        sections += [{"backend": "openvino", "threads": t} for t in (1, 2)]
+    return sections
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Every candidate's timing and the one chosen."""
+
+    size: Size
+    cpu: str
+    rows: list[dict[str, Any]]
+    chosen: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "cpu": self.cpu, "chosen": self.chosen, "rows": self.rows}
+
+
+def tune(
+    bundle: Bundle,
+    size: Size,
+    sections: Sequence[dict[str, Any]] | None = None,
+    runs: int = 200,
+    block: int = 20,
+) -> TuneResult:
+    """Time each candidate engine on ``bundle`` at ``size``; return the timings and the fastest.
+
+    A candidate that cannot be created here (missing package or device) is listed with its
+    error and never chosen.
+    """
+    sections = list(sections) if sections is not None else candidates()
+    from realtime_pose.engines import open_engine
+
+    engines, rows = {}, []
+    for i, section in enumerate(sections):
+        try:
+            engine = open_engine(bundle, section, [size])
+            engine.warmup(size, runs=10)
+            engines[i] = engine
+        except EngineError as exc:
+            rows.append({"engine": section, "error": str(exc)})
+    if not engines:
+        raise EngineError(f"{bundle.root}: no engine could run here: {rows}")
+    image = np.random.default_rng(0).integers(0, 255, (*size.shape, 3), dtype=np.uint8)
+    samples: dict[int, list[int]] = {i: [] for i in engines}
+    while min(len(s) for s in samples.values()) < runs:
+        for i, engine in engines.items():
+            engine.run(image)  # the previous candidate's threads go quiet first
+            for _ in range(block):
+                t0 = time.perf_counter_ns()
+                engine.run(image)
+                samples[i].append(time.perf_counter_ns() - t0)
+    for engine in engines.values():
+        engine.close()
+    timed = []
+    for i, values in samples.items():
+        summary = Summary.of(values)
+        timed.append({"engine": sections[i], **summary.to_dict(suffix=True), "n": summary.n})
+    timed.sort(key=lambda r: (r["p50_ms"], r["p99_ms"]))
+    return TuneResult(size, cpu_key(), timed + rows, timed[0]["engine"])
+
+
+def save_tuning(bundle: Bundle, result: TuneResult) -> None:
+    """Store ``result`` for this CPU in the bundle's engine cache (other CPUs' entries kept)."""
+    path = bundle.engine_cache_dir / TUNED_FILENAME
+    stored = _read(bundle)
+    stored[result.cpu] = result.to_dict()
+    write_text(path, json.dumps(stored, indent=2) + "\n", overwrite=True)
+
+
+def tuned_engine(bundle: Bundle) -> Choice | None:
+    """The engine :func:`tune` chose for this bundle on this CPU model, or ``None``."""
+    entry = _read(bundle).get(cpu_key())
+    if not entry:
+        return None
+    try:
+        return ENGINES.choose(entry["chosen"])
+    except (ValueError, KeyError, TypeError) as exc:
+        log.warning("%s: ignoring the stored tuning (%s)", bundle.engine_cache_dir, exc)
+        return None
+
+
+def _read(bundle: Bundle) -> dict[str, Any]:
+    path = bundle.engine_cache_dir / TUNED_FILENAME
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); tune again", path, exc)
+        return {}
+    return data if isinstance(data, dict) else {}
