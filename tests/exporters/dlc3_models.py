@@ -42,26 +42,32 @@ class Dlc3Project:
         return self.config.parent
 
 
-def scene_frames(count: int, height: int = HEIGHT, width: int = WIDTH, seed: int = 0) -> list:
-    """BGR frames of the synthetic arena (with their keypoints dropped)."""
+def scene_samples(
+    count: int, height: int = HEIGHT, width: int = WIDTH, seed: int = 0
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BGR frames of the synthetic arena with their exact keypoints ``[K, 2]``."""
     from realtime_pose.synthetic import random_sample
 
     rng = np.random.default_rng([seed, 0xD1C3])
-    return [random_sample(rng, width, height)[0] for _ in range(count)]
+    return [random_sample(rng, width, height) for _ in range(count)]
 
 
-def _write_labels(project: Path, frames: list) -> None:
+def scene_frames(count: int, height: int = HEIGHT, width: int = WIDTH, seed: int = 0) -> list:
+    """BGR frames of the synthetic arena."""
+    return [frame for frame, _ in scene_samples(count, height, width, seed)]
+
+
+def _write_labels(project: Path, samples: list) -> None:
     import pandas as pd
 
     folder = project / "labeled-data" / VIDEO
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(3)
     rows, coords = [], []
-    for i, frame in enumerate(frames):
+    for i, (frame, keypoints) in enumerate(samples):
         name = f"img{i:04d}.png"
         cv2.imwrite(str(folder / name), frame)
         rows.append(("labeled-data", VIDEO, name))
-        coords.append(rng.uniform(8, min(HEIGHT, WIDTH) - 8, 2 * len(KEYPOINTS)))
+        coords.append(np.asarray(keypoints, np.float64).reshape(-1))
     columns = pd.MultiIndex.from_product(
         [[SCORER], list(KEYPOINTS), ["x", "y"]], names=["scorer", "bodyparts", "coords"]
     )
@@ -76,7 +82,8 @@ def make_project(base: Path, nets: dict[str, int], n_frames: int = 6) -> Path:
     from deeplabcut.utils import auxiliaryfunctions
 
     base.mkdir(parents=True, exist_ok=True)
-    frames = scene_frames(n_frames, seed=1)
+    samples = scene_samples(n_frames, seed=1)
+    frames = [frame for frame, _ in samples]
     video = base / f"{VIDEO}.mp4"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 10, (WIDTH, HEIGHT))
     for frame in frames:
@@ -91,7 +98,7 @@ def make_project(base: Path, nets: dict[str, int], n_frames: int = 6) -> Path:
     cfg["bodyparts"] = list(KEYPOINTS)
     cfg["skeleton"] = [list(edge) for edge in SKELETON]
     auxiliaryfunctions.write_config(config, cfg)
-    _write_labels(config.parent, frames)
+    _write_labels(config.parent, samples)
     for net, shuffle in nets.items():
         deeplabcut.create_training_dataset(
             str(config), Shuffles=[shuffle], net_type=net, engine=Engine.PYTORCH

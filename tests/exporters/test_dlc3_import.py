@@ -171,6 +171,34 @@ def test_unsupported_heads_are_refused_in_one_line(net, expected, project, tmp_p
     assert not (tmp_path / "b").exists()
 
 
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (
+            lambda c: c["model"]["heads"]["bodypart"]["predictor"].update(
+                type="PartAffinityFieldPredictor"
+            ),
+            "HeatmapHead with a PartAffinityFieldPredictor",
+        ),
+        (
+            lambda c: c["model"]["heads"].update(unique_bodypart=c["model"]["heads"]["bodypart"]),
+            r"heads \['bodypart', 'unique_bodypart'\]",
+        ),
+    ],
+    ids=["paf-multi-animal", "unique-bodyparts"],
+)
+def test_other_head_configurations_are_refused(edit, expected, project, tmp_path):
+    import torch
+
+    data = torch.load(project.exports["cspnext_s"], weights_only=True)
+    edit(data["config"])
+    pt = tmp_path / "edited.pt"
+    torch.save(data, pt)
+    with pytest.raises(Dlc3ImportError, match=expected):
+        import_dlc3(pt, tmp_path / "b")
+    assert not (tmp_path / "b").exists()
+
+
 def test_corrupt_and_foreign_pt_files_are_refused(project, tmp_path):
     import torch
 
