@@ -5,8 +5,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EXTRAS ?= train,export,view,openvino,dev,cluster,nwb,movement,basler,genicam,aravis
 DEMO_SECONDS ?= 20
+# a second environment for importing DeepLabCut 3 (PyTorch) models and checking them against
+# DeepLabCut-Live: PyTorch, DeepLabCut 3 and DeepLabCut-Live (numpy<2), ~6.8 GB
+DLC3_VENV ?= .venv-dlc3
+DLC3_STAMP := $(DLC3_VENV)/.installed-stamp
+DLC3_TESTS := tests/exporters/test_dlc3_import.py tests/exporters/test_dlc3_source.py \
+	tests/core/test_light_install.py tests/core/test_bundle.py tests/core/test_peaks.py
 
-.PHONY: setup demo test test-fast lint format bench clean
+.PHONY: setup demo test test-fast test-dlc3 dlc3-env lint format bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +30,19 @@ demo: $(STAMP)
 ## test: the whole test suite (GPU tests skip where there is no GPU)
 test: $(STAMP)
 	$(PY) -m pytest
+
+$(DLC3_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(DLC3_VENV)
+	$(DLC3_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(DLC3_VENV)/bin/python -m pip install --quiet -e ".[export,dev,dlc3,dlc3-check]"
+	touch $(DLC3_STAMP)
+
+## dlc3-env: the DeepLabCut 3 environment (.venv-dlc3: the dlc3 and dlc3-check extras)
+dlc3-env: $(DLC3_STAMP)
+
+## test-dlc3: the DeepLabCut 3 import tests, cross-checked against DeepLabCut-Live, in .venv-dlc3
+test-dlc3: $(DLC3_STAMP)
+	$(DLC3_VENV)/bin/python -m pytest -p no:cacheprovider $(DLC3_TESTS)
 
 ## test-fast: everything but the TensorFlow tests
 test-fast: $(STAMP)
@@ -43,4 +62,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/engine_latency.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DLC3_VENV) build *.egg-info .pytest_cache .ruff_cache

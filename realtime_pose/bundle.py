@@ -131,6 +131,14 @@ class BundleMeta(_Strict):
     skeleton: list[tuple[str, str]] = Field(default_factory=list)
     stride: float = Field(gt=0, description="network input pixels per score-map cell")
     locref_stdev: float = Field(default=7.2801, gt=0)
+    likelihood_clip: tuple[float, float] | None = Field(
+        default=None,
+        description=(
+            "clip each keypoint's likelihood (the score at its peak) to [low, high] after the "
+            "peak is found; the peak search runs on the unclipped map (DeepLabCut 3 heads with "
+            "clip_scores, whose maps are not squashed by a sigmoid)"
+        ),
+    )
     input: InputSpec = Field(default_factory=InputSpec)
     outputs: OutputsSpec
     provenance: dict[str, Any] = Field(default_factory=dict)
@@ -151,6 +159,13 @@ class BundleMeta(_Strict):
         if dupes:
             raise ValueError(f"keypoint names must be unique; repeated: {dupes}")
         return names
+
+    @field_validator("likelihood_clip")
+    @classmethod
+    def _ordered_clip(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not v[0] < v[1]:
+            raise ValueError(f"likelihood_clip must be [low, high] with low < high, got {list(v)}")
+        return v
 
     @model_validator(mode="after")
     def _skeleton_uses_keypoints(self) -> BundleMeta:

@@ -123,6 +123,7 @@ class PoseEstimator:
         self._in_graph = meta.outputs.keypoints is not None
         self._layout = meta.outputs.scoremap.layout if meta.outputs.scoremap else "NCHW"
         self._has_locref = meta.outputs.locref is not None
+        self._likelihood_clip = meta.likelihood_clip
         self._color = meta.input.color
         self._float_input = meta.input.dtype == "float32"
         self._pose = np.zeros((len(self.keypoints), 3), dtype=np.float32)
@@ -200,6 +201,8 @@ class PoseEstimator:
         else:
             locref = outputs[1] if self._has_locref else None
             find_peaks(outputs[0], locref, self._stride, self._locref_stdev, self._layout, out)
+        if self._likelihood_clip is not None:
+            np.clip(out[:, 2], *self._likelihood_clip, out=out[:, 2])
         if not transform.is_identity:
             transform.to_frame(out, out=out)
         return out

@@ -297,6 +297,7 @@ def find_peaks_reference(
     locref_stdev: float,
     layout: str = "NCHW",
     dtype: type = np.float32,
+    likelihood_clip: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """DeepLabCut's single-animal pose math in plain NumPy: the one reference decode.
 
@@ -311,6 +312,9 @@ def find_peaks_reference(
         ``locref_stdev``) or ``None``.
     stride, locref_stdev
         Network-input pixels per cell and the locref scale.
+    likelihood_clip
+        ``(low, high)``: clip the likelihoods after the peak search (a bundle's
+        ``likelihood_clip``, DeepLabCut 3's ``clip_scores``); ``None`` keeps them as found.
 
     Returns
     -------
@@ -333,4 +337,6 @@ def find_peaks_reference(
         x = x + locref_stdev * locref[2 * kk, iy, ix].astype(np.float64)
         y = y + locref_stdev * locref[2 * kk + 1, iy, ix].astype(np.float64)
     scores = scmap[np.arange(k), iy, ix].astype(np.float64)
+    if likelihood_clip is not None:
+        scores = np.clip(scores, *likelihood_clip)
     return np.stack([x, y, scores], axis=1).astype(dtype)

@@ -50,6 +50,8 @@ def _write(tmp_path, meta, model=None):
         ({"keypoints": ["a", "b"], "skeleton": []}, "3 channels"),
         ({"input": {"name": "frames"}}, "input.name"),
         ({"unexpected": 1}, "unexpected"),
+        ({"likelihood_clip": [1.0, 0.0]}, "likelihood_clip"),
+        ({"likelihood_clip": [0.0]}, "likelihood_clip"),
     ],
 )
 def test_bad_meta_is_refused_naming_the_field(tmp_path, change, expected):

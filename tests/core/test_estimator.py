@@ -38,6 +38,17 @@ def test_full_frame_keypoints_land_on_markers(tmp_path, kw):
     assert (np.diff(stamps) >= 0).all() and stamps[0] > 0
 
 
+def test_likelihood_clip_bounds_the_likelihood_not_the_peak(tmp_path):
+    from realtime_pose.bundle import write_bundle
+    from tests.builders import marker_meta, marker_model
+
+    bundle = write_bundle(tmp_path / "b", marker_model(), marker_meta(likelihood_clip=[0.0, 0.5]))
+    est = PoseEstimator(bundle, open_engine(bundle))
+    pose = est.estimate(draw_markers(64, 80, CELLS))
+    np.testing.assert_allclose(pose[:, :2], _expected(CELLS), atol=1e-4)
+    np.testing.assert_allclose(pose[:, 2], 0.5)
+
+
 def test_resize_maps_back_to_frame_pixels(tmp_path):
     # 160x128 frame with 16-px markers, network at half size: keypoints land on marker centres
     est = _estimator(tmp_path, input_size=(80, 64), with_locref=False)

@@ -20,6 +20,15 @@ def test_hand_computed_single_peak_with_locref():
     np.testing.assert_allclose(nhwc, pose)
 
 
+def test_reference_clips_likelihoods_after_the_peak_search():
+    s = np.zeros((1, 2, 3, 4), np.float32)
+    s[0, 0, 1, 2], s[0, 0, 2, 0] = 1.7, 1.2  # above 1: the larger wins, then is clipped
+    s[0, 1] = -0.5
+    s[0, 1, 0, 3] = -0.25
+    pose = find_peaks_reference(s, None, 8, 7.2801, likelihood_clip=(0.0, 1.0))
+    np.testing.assert_allclose(pose, [[20.0, 12.0, 1.0], [28.0, 4.0, 0.0]])
+
+
 def test_ties_pick_first_in_raster_order_like_argmax():
     s = np.zeros((1, 1, 4, 4), np.float32)
     s[0, 0, 2, 1] = s[0, 0, 1, 3] = 1.0  # (iy=1, ix=3) comes first
