@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime_pose.machine import machine_description
-from realtime_pose.safe_write import write_text
+from realtime_pose.safe_write import free_name, write_text
 from realtime_pose.stats import Summary
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -25,7 +26,9 @@ def summarize_ns(samples_ns: Iterable[int] | np.ndarray, unit: str = "us") -> di
 def add_overwrite_argument(parser: argparse.ArgumentParser) -> None:
     """``--overwrite``: let :func:`write_result` replace an existing result file."""
     parser.add_argument(
-        "--overwrite", action="store_true", help="replace the result JSON if it exists"
+        "--overwrite",
+        action="store_true",
+        help="replace the result JSON if it exists (else the result goes to <name>-N.json)",
     )
 
 
@@ -34,11 +37,14 @@ def write_result(
 ) -> Path:
     """Write ``payload`` plus the machine description and a timestamp as JSON.
 
-    The default path is ``benchmarks/results/<name>.json``; an existing file is kept (and
-    :class:`~realtime_pose.safe_write.OutputExistsError` raised before the run's result is lost:
-    call this only after the measurement, and pass ``overwrite`` to replace it).
+    The default path is ``benchmarks/results/<name>.json``. An existing file is never replaced
+    unless ``overwrite``: the result then goes to the first free ``<stem>-N.json`` beside it and
+    one line on stderr says so, so a long measurement is never lost to a name clash.
     """
-    path = path or RESULTS_DIR / f"{name}.json"
+    path = Path(path or RESULTS_DIR / f"{name}.json")
+    if path.exists() and not overwrite:
+        taken, path = path, free_name(path)
+        print(f"{taken} exists: result written to {path} (--overwrite replaces)", file=sys.stderr)
     doc = {
         "benchmark": name,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

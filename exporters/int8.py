@@ -14,6 +14,7 @@ step is already a sizeable fraction of a pixel).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -124,7 +125,10 @@ def quantize_model(
         src, pre, dst = Path(tmp, "fp32.onnx"), Path(tmp, "pre.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(model)
         try:
-            quant_pre_process(str(src), str(pre), skip_symbolic_shape=not _has_sympy())
+            # when it gives up, ORT's symbolic shape inference saves its partial model (and a
+            # uuid-named .data file) into the working folder: make that our temporary one
+            with contextlib.chdir(tmp):
+                quant_pre_process(str(src), str(pre), skip_symbolic_shape=not _has_sympy())
         except Exception as exc:  # ORT's symbolic shape inference gives up on some graphs
             log.info("symbolic shape inference failed (%s); pre-processing without it", exc)
             quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)

@@ -27,6 +27,7 @@ import numpy as np
 from realtime_pose.bundle import Bundle
 from realtime_pose.exporters.frames import bundle_frames
 from realtime_pose.geometry import Size
+from realtime_pose.safe_write import write_text
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ def build_engine(
     if check:
         frames, _ = bundle_frames(bundle, "test", 4)
         info["vs_onnxruntime"] = _engine_parity(bundle, path, size, frames)
-    path.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
+    # the engine's description goes with the engine it describes (a rebuilt cache entry)
+    write_text(path.with_suffix(".json"), json.dumps(info, indent=2) + "\n", overwrite=True)
     log.info("built %s in %.1f s", path, build_s)
     return EngineBuild(path, precision, size, gpu_name, trt.__version__, build_s, info)

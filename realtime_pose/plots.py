@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from realtime_pose.safe_write import writing
+from realtime_pose.stats import Summary
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ def latency_cdf_png(
             if ms.size == 0:
                 continue
             q = np.arange(1, ms.size + 1) / ms.size
-            p50, p99 = np.percentile(ms, [50, 99])
+            summary = Summary.of(samples_ns)
+            p50, p99 = summary.p50, summary.p99
             (line,) = ax.plot(ms, q, lw=1.4, label=f"{name}: p50 {p50:.3f}, p99 {p99:.3f} ms")
             ax.plot([p50], [0.5], "o", color=line.get_color(), ms=5)
             ax.plot([p99], [0.99], "x", color=line.get_color(), ms=7, mew=2)

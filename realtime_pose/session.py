@@ -38,6 +38,21 @@ from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
 
+
+def inside_folder(folder: Path, requested: str) -> Path:
+    """``requested`` (a control request's path) joined to ``folder``; refused if it leaves it.
+
+    A control request names a file relative to the session's recording folder; an absolute path
+    or ``..`` that points elsewhere would let any client write anywhere the rig's user can.
+    """
+    path = folder / requested
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise ValueError(
+            f"field 'path': {requested!r} is outside the recording folder {folder.resolve()}"
+        )
+    return path
+
+
 SHUTDOWN_ORDER = (
     "outputs",
     "view",
@@ -344,7 +359,7 @@ class LiveSession:
         def record_start(req: messages.RecordStartRequest) -> dict:
             path = None
             if req.path:  # relative to the recording folder, never to the working directory
-                path = self.config.recording.directory / req.path
+                path = inside_folder(self.config.recording.directory, req.path)
             started = pipe.call_in_loop(lambda: pipe.start_recording(path, req.video))
             return {"path": str(started)}
 

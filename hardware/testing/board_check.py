@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from realtime_pose.hardware import protocol
+from realtime_pose.safe_write import OutputExistsError, check_free, write_text
 
 #: Timing tolerances: generous, the host may be a loaded PC and the link a 1 ms USB frame.
 EARLY_S = 0.05
@@ -333,7 +334,14 @@ def main(argv: list[str] | None = None) -> int:
         help="seconds a max on-time cut or watchdog trip may be late and still pass",
     )
     parser.add_argument("--json", help="also write the report as JSON here")
+    parser.add_argument("--overwrite", action="store_true", help="replace --json if it exists")
     args = parser.parse_args(argv)
+    if args.json:
+        try:  # before the check, not after it: a refusal then loses nothing
+            check_free(args.json, args.overwrite)
+        except OutputExistsError as err:
+            print(err, file=sys.stderr)
+            return 2
     try:
         report = check_board(
             args.port,
@@ -355,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'PASS' if c.ok else 'FAIL'}  {c.name:<14} {c.detail}")
     print(f"{report.port}: {'all checks passed' if report.ok else 'FAILED'}")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(report.to_dict(), fh, indent=2)
+        write_text(args.json, json.dumps(report.to_dict(), indent=2) + "\n", args.overwrite)
     return 0 if report.ok else 1
 
 

@@ -285,7 +285,10 @@ class RecordStartRequest(_Request):
     path: str | None = Field(
         default=None,
         max_length=4096,
-        description="log path, relative to the session's recording folder; default: a new name",
+        description=(
+            "log path inside the session's recording folder (relative to it; a path that leaves "
+            "it is refused); default: a new name"
+        ),
     )
     video: bool = Field(default=False, description="also record the raw video")
 

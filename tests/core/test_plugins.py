@@ -225,3 +225,13 @@ def test_a_run_config_of_builtins_validates_through_the_plugins(tmp_path):
     rig.write_text(yaml.safe_dump({"bundle": "b", "source": {"kind": "video"}}))
     with pytest.raises(ConfigError, match=r"rig.yaml: field 'source.path': Field required"):
         load_config(rig)
+
+
+def test_help_config_prints_a_kinds_options_from_its_model(capsys):
+    from realtime_pose.cli import main
+
+    assert main(["run", "--help-config", "output:serial"]) == 0
+    described = capsys.readouterr().out
+    assert "baudrate" in described and "UART adapters only" in described
+    assert main(["run", "--help-config", "output:no-such-device"]) == 2
+    assert main(["run", "--help-config", "camera"]) == 2

@@ -99,3 +99,15 @@ def test_sigkill_mid_write_leaves_the_complete_file_or_none(tmp_path):
         assert not path.exists() or path.read_text().endswith("end\n")
     subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path)], check=True)
     assert path.read_text().endswith("end\n")
+
+
+def test_a_benchmark_result_never_replaces_an_earlier_one(tmp_path, capsys):
+    from benchmarks.common import write_result
+
+    first = write_result("t", {"run": 1}, tmp_path / "t.json")
+    second = write_result("t", {"run": 2}, tmp_path / "t.json")
+    assert (first.name, second.name) == ("t.json", "t-1.json")
+    assert "t.json exists: result written to" in capsys.readouterr().err
+    assert '"run": 1' in first.read_text() and '"run": 2' in second.read_text()
+    replaced = write_result("t", {"run": 3}, tmp_path / "t.json", overwrite=True)
+    assert replaced == first and '"run": 3' in first.read_text()

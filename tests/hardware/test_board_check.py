@@ -125,3 +125,11 @@ def test_command_line_names_a_missing_port(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "cannot open" in result.stderr and "no-such-port" in result.stderr
+
+
+def test_an_existing_json_report_is_refused_before_the_check(tmp_path: Path, capsys) -> None:
+    report = tmp_path / "report.json"
+    report.write_text("kept")
+    assert main([str(tmp_path / "no-such-port"), "--json", str(report)]) == 2
+    assert "report.json exists; not replaced" in capsys.readouterr().err
+    assert report.read_text() == "kept"

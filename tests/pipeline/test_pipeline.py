@@ -53,7 +53,8 @@ def test_dynamic_cropping_reports_full_frame_pixels(marker_bundle, marker_video,
 
 def test_control_survives_garbage_while_poses_flow(marker_bundle, tmp_path):
     source = {"kind": "synthetic", "width": 80, "height": 64, "fps": 100}
-    session = _session(marker_bundle, tmp_path, source, recording={"enabled": False})
+    recording = {"enabled": False, "directory": str(tmp_path)}
+    session = _session(marker_bundle, tmp_path, source, recording=recording)
     thread = threading.Thread(target=session.run, kwargs={"duration_s": 20})
     thread.start()
     try:
@@ -70,7 +71,11 @@ def test_control_survives_garbage_while_poses_flow(marker_bundle, tmp_path):
             assert no_rules["ok"] is False and "no rules" in no_rules["error"]
             status = client.request("status")
             assert status["ok"] and "latency_us" in status["status"]
-            started = client.request("record_start", path=str(tmp_path / "ctl.poselog"))
+            for outside in ("../escaped.poselog", str(tmp_path.parent / "escaped.poselog")):
+                refused = client.request("record_start", path=outside)
+                assert refused["ok"] is False and "outside the recording folder" in refused["error"]
+            assert not (tmp_path.parent / "escaped.poselog").exists()
+            started = client.request("record_start", path="ctl.poselog")
             assert started["ok"], started
             time.sleep(0.3)
             stopped = client.request("record_stop")
