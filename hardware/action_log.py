@@ -21,10 +21,11 @@ class ActionLog:
     path
         Optional JSONL file (opened for append).
     maxlen
-        How many records the in-memory ring keeps.
+        How many records the in-memory ring keeps: at 20 firings a second (3 records each) the
+        default holds the last ~3 minutes in ~4 MB; the JSONL file keeps everything.
     """
 
-    def __init__(self, path: str | Path | None = None, maxlen: int = 100_000) -> None:
+    def __init__(self, path: str | Path | None = None, maxlen: int = 10_000) -> None:
         self._records: collections.deque[dict[str, Any]] = collections.deque(maxlen=maxlen)
         self._lock = threading.Lock()
         self.path = Path(path) if path is not None else None
@@ -41,6 +42,11 @@ class ActionLog:
                 self._file.write(json.dumps(rec, default=str) + "\n")
                 self._file.flush()
         return rec
+
+    def keep(self, maxlen: int) -> None:
+        """From now on keep the last ``maxlen`` records in memory (those held stay)."""
+        with self._lock:
+            self._records = collections.deque(self._records, maxlen=maxlen)
 
     def records(self, event: str | None = None, device: str | None = None) -> list[dict]:
         """A copy of the in-memory records, optionally filtered by event and device name."""

@@ -133,6 +133,8 @@ def run_latency_test(
         session = LiveSession(parse_config(config, "latency-test"))
         # keep every frame's stage times, so each firing finds its own frame's inference time
         session.pipeline.stats = StageStats(STAGES, window=int(seconds * fps * 1.5) + 1000)
+        # and every firing's records (a few per firing, at most one firing per frame)
+        session.dispatcher.action_log.keep(int(seconds * fps * 1.5) * 6 + 1000)
         reader = None
         try:
             # started once the session is built: with loop_cpus the child inherits the CPUs

@@ -14,6 +14,7 @@ image y axis pointing down) and ``tailbase`` (where the tail leaves the body).
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -194,6 +195,7 @@ class SyntheticScene:
     keypoints: tuple[str, ...] = KEYPOINTS
     skeleton: tuple[tuple[str, str], ...] = SKELETON
     _CHUNK = 1024
+    _KEEP_CHUNKS = 4
 
     def __init__(self, width: int = 320, height: int = 240, seed: int = 0, fps: float = 100.0):
         if width < 32 or height < 32:
@@ -218,13 +220,36 @@ class SyntheticScene:
                 0.0,  # tail curl
             ]
         )
-        self._track = np.empty((0, 5))  # x, y, heading, head_yaw, tail_curl per frame
+        # the trajectory is made in chunks of _CHUNK frames, always from the start, so a frame
+        # does not depend on the order frames are asked for; what is kept is the walk's state
+        # at each chunk's start (a few hundred bytes) and the last few chunks, not the whole
+        # track: a camera running for hours neither grows nor copies an ever longer array
+        self._chunk_starts: list[tuple[np.ndarray, dict]] = [self._walk_checkpoint()]
+        self._chunks: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
 
-    def _extend(self, n_frames: int) -> None:
-        """Grow the cached trajectory to at least ``n_frames`` frames (always from the start, so
-        it does not depend on the order frames are asked for)."""
-        while len(self._track) < n_frames:
-            self._track = np.concatenate([self._track, self._walk(self._CHUNK)])
+    def _walk_checkpoint(self) -> tuple[np.ndarray, dict]:
+        return self._state.copy(), self._walk_rng.bit_generator.state
+
+    def _chunk(self, c: int) -> np.ndarray:
+        """Chunk ``c`` of the trajectory: ``[_CHUNK, 5]`` x, y, heading, head yaw, tail curl."""
+        if c in self._chunks:
+            self._chunks.move_to_end(c)
+            return self._chunks[c]
+        k = min(c, len(self._chunk_starts) - 1)
+        while True:
+            state, rng_state = self._chunk_starts[k]
+            self._state = state.copy()
+            self._walk_rng.bit_generator.state = rng_state
+            track = self._walk(self._CHUNK)
+            if k + 1 == len(self._chunk_starts):
+                self._chunk_starts.append(self._walk_checkpoint())
+            if k == c:
+                break
+            k += 1
+        self._chunks[c] = track
+        while len(self._chunks) > self._KEEP_CHUNKS:
+            self._chunks.popitem(last=False)
+        return track
 
     def _walk(self, n: int) -> np.ndarray:
         """A steering random walk: Ornstein-Uhlenbeck turn rate and speed (with pauses), steering
@@ -269,8 +294,7 @@ class SyntheticScene:
         """The animal's pose at frame ``index``."""
         if index < 0:
             raise ValueError(f"frame index must be >= 0, got {index}")
-        self._extend(index + 1)
-        x, y, heading, yaw, curl = self._track[index]
+        x, y, heading, yaw, curl = self._chunk(index // self._CHUNK)[index % self._CHUNK]
         return AnimalPose(x, y, heading, yaw, self._scale, curl, self._body_bgr, self._ear_bgr)
 
     def frame(self, index: int) -> tuple[np.ndarray, np.ndarray]:

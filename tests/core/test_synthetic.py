@@ -21,6 +21,15 @@ def test_same_seed_and_index_give_identical_frames_in_any_order():
     assert not np.array_equal(other[0], img0)
 
 
+def test_a_camera_running_for_hours_keeps_a_bounded_trajectory():
+    scene = SyntheticScene(64, 48, seed=1)
+    poses = {i: scene.pose(i) for i in range(0, 40 * scene._CHUNK, 97)}
+    assert len(scene._chunks) <= scene._KEEP_CHUNKS  # the last few chunks, not the whole track
+    again = SyntheticScene(64, 48, seed=1)
+    for i in sorted(poses, reverse=True)[::40]:  # backwards, across long gaps
+        assert again.pose(i) == poses[i]
+
+
 def test_trajectory_is_smooth_and_stays_in_the_arena():
     scene = SyntheticScene(320, 240, seed=0, fps=100.0)
     kps = np.stack([scene.frame(i)[1] for i in range(0, 3000)])

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from realtime_pose.hardware import build_dispatcher
+from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError
 from realtime_pose.hardware.dispatcher import OutputDispatcher
 from realtime_pose.hardware.log_only import LogOnlyDevice
@@ -223,3 +224,16 @@ def test_build_dispatcher_reports_an_unopenable_port_with_the_output_name():
     config = {"laser": {"device": "serial", "port": "/dev/does-not-exist-rpio", "channel": 0}}
     with pytest.raises(DeviceUnavailableError, match=r"outputs\.laser: cannot open serial port"):
         build_dispatcher(config, register_atexit=False)
+
+
+def test_the_action_log_keeps_a_bounded_ring_in_memory_and_everything_on_disk(tmp_path):
+    log = ActionLog(tmp_path / "actions.jsonl", maxlen=5)
+    for i in range(12):
+        log.record("pulse", device="laser", i=i)
+    assert [r["i"] for r in log.records()] == [7, 8, 9, 10, 11]
+    log.keep(8)
+    for i in range(12, 15):
+        log.record("pulse", device="laser", i=i)
+    assert [r["i"] for r in log.records()] == list(range(7, 15))
+    log.close()
+    assert len((tmp_path / "actions.jsonl").read_text().splitlines()) == 15
