@@ -136,6 +136,23 @@ def predict_frames(predict: Predictor, project: Project, indices: Iterable[int])
     return np.stack([predict(project.load_image(i)) for i in indices]).astype(np.float64)
 
 
+def frame_errors(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Mean keypoint error (px) of each frame over its labelled keypoints; NaN where none is."""
+    predictions = np.asarray(predictions, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    visible = np.isfinite(labels).all(axis=2)
+    errors = np.where(visible, np.linalg.norm(predictions[..., :2] - labels, axis=2), 0.0)
+    counts = visible.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, errors.sum(axis=1) / counts, np.nan)
+
+
+def worst_first(predictions: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Frame positions ordered by :func:`frame_errors`, worst first; unlabelled frames last."""
+    errors = frame_errors(predictions, labels)
+    return np.argsort(-np.nan_to_num(errors, nan=-np.inf), kind="stable")
+
+
 def plot_predictions(
     project: Project,
     indices: Sequence[int],
@@ -144,14 +161,17 @@ def plot_predictions(
     pcutoff: float,
     overwrite: bool = False,
     max_images: int = 12,
+    title: str = "labels (o) vs predictions (x; faded below pcutoff)",
 ) -> Path:
-    """A PNG grid of frames with labels (circles) and predictions (crosses; faded below pcutoff)."""
+    """A PNG grid of frames with labels (circles) and predictions (crosses; faded below pcutoff),
+    each titled with its image name and mean error, in the order given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     shown = list(indices)[:max_images]
+    errors = frame_errors(predictions[: len(shown)], project.keypoints[shown])
     cols = min(4, max(1, len(shown)))
     rows = max(1, -(-len(shown) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.2 * rows), squeeze=False)
@@ -166,13 +186,14 @@ def plot_predictions(
                 ax.plot(lx, ly, "o", mfc="none", mec=colours[j], ms=8, mew=1.5)
             px, py, p = predictions[n, j]
             ax.plot(px, py, "x", color=colours[j], ms=7, mew=2, alpha=1.0 if p >= pcutoff else 0.3)
-        ax.set_title(Path(project.images[i]).name, fontsize=8)
+        error = "no labels" if np.isnan(errors[n]) else f"{errors[n]:.1f} px"
+        ax.set_title(f"{Path(project.images[i]).name}: {error}", fontsize=8)
     handles = [
         plt.Line2D([], [], marker="o", ls="", mfc="none", mec=colours[j], label=name)
         for j, name in enumerate(project.bodyparts)
     ]
     fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=8)
-    fig.suptitle("labels (o) vs predictions (x; faded below pcutoff)", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     path = Path(path)
     with writing(path, overwrite) as tmp:
@@ -280,8 +301,35 @@ def evaluate(
     if json_path:
         write_text(json_path, json.dumps(metrics, indent=2) + "\n", overwrite)
     if plot_path:
-        plot_predictions(project, indices, predictions, plot_path, cutoff, overwrite)
+        plot_worst(project, indices, predictions, plot_path, cutoff, split, overwrite)
     return metrics
+
+
+def plot_worst(
+    project: Project,
+    indices: Sequence[int],
+    predictions: np.ndarray,
+    path: str | Path,
+    pcutoff: float,
+    split: str,
+    overwrite: bool = False,
+    max_images: int = 12,
+) -> Path:
+    """:func:`plot_predictions` of the frames with the largest mean error, worst first: where
+    a model fails is what a user needs to see (a mislabelled frame, a pose it never learned)."""
+    order = worst_first(predictions, project.keypoints[list(indices)])
+    shown = min(max_images, len(order))
+    return plot_predictions(
+        project,
+        [indices[o] for o in order],
+        predictions[order],
+        path,
+        pcutoff,
+        overwrite,
+        max_images,
+        title=f"the {shown} worst of {len(order)} {split} frames by mean error: labels (o) vs "
+        "predictions (x; faded below pcutoff)",
+    )
 
 
 def _check_keypoints(model_keypoints: Any, project: Project, where: Path) -> None:
@@ -317,9 +365,12 @@ __all__: Sequence[str] = (
     "bundle_predictor",
     "evaluate",
     "format_metrics",
+    "frame_errors",
     "keras_predictor",
     "plot_predictions",
+    "plot_worst",
     "pose_metrics",
     "predict_frames",
     "select_frames",
+    "worst_first",
 )

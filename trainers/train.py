@@ -29,7 +29,13 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from realtime_pose.trainers.augment import AugmentConfig, augment, flip_permutation
-from realtime_pose.trainers.evaluate import keras_predictor, pose_metrics, predict_frames
+from realtime_pose.trainers.evaluate import (
+    format_metrics,
+    keras_predictor,
+    plot_worst,
+    pose_metrics,
+    predict_frames,
+)
 from realtime_pose.trainers.networks import NETS, STRIDE, build_model, parse_net
 from realtime_pose.trainers.project import (
     Project,
@@ -500,9 +506,11 @@ def train(settings: TrainSettings) -> dict[str, Any]:
 
     predict = keras_predictor(model)
     by_split: dict[str, Any] = {}
+    predicted: dict[str, tuple[list[int], np.ndarray]] = {}
     for name, idx in (("test", test_idx), ("train", train_idx[:50])):
         if idx:
             preds = predict_frames(predict, project, idx)
+            predicted[name] = (list(idx), preds)
             by_split[name] = pose_metrics(
                 preds, project.keypoints[idx], project.bodyparts, project.pcutoff
             )
@@ -514,6 +522,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     if "train" in by_split:
         evaluation["train"] = by_split["train"]
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
+    _report_evaluation(out, project, by_split, predicted)
     config = {
         "net": settings.net,
         "keypoints": list(project.bodyparts),
@@ -566,3 +575,26 @@ __all__: Sequence[str] = (
     "reestimate_batchnorm",
     "train",
 )
+
+
+def _report_evaluation(
+    out: Path,
+    project: Project,
+    by_split: dict[str, Any],
+    predicted: dict[str, tuple[list[int], np.ndarray]],
+) -> None:
+    """Log the per-keypoint table of the held-out frames (else the training frames) and draw
+    the worst of them to ``evaluation.png`` beside ``evaluation.json``."""
+    name = "test" if "test" in by_split else "train" if "train" in by_split else None
+    if name is None:
+        return
+    log.info("evaluation on the %s frames:\n%s", name, format_metrics(by_split[name]))
+    indices, preds = predicted[name]
+    try:
+        path = plot_worst(
+            project, indices, preds, out / "evaluation.png", project.pcutoff, name, overwrite=True
+        )
+    except ImportError:  # matplotlib comes with the train extra; a bare install may lack it
+        log.info("matplotlib is not installed: no evaluation.png (pip install '.[train]')")
+        return
+    log.info("the worst %s frames, labels vs predictions: %s", name, path)

@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pcutoff", type=float, help="likelihood threshold (default: the project's pcutoff)"
     )
-    parser.add_argument("--plot", metavar="PNG", help="draw predictions vs labels")
+    parser.add_argument(
+        "--plot", metavar="PNG", help="draw the worst frames (by mean error): predictions vs labels"
+    )
     parser.add_argument(
         "--overwrite", action="store_true", help="replace --json/--plot files that exist"
     )

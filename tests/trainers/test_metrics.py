@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime_pose.trainers.evaluate import pose_metrics
+from realtime_pose.trainers.evaluate import frame_errors, pose_metrics, worst_first
 
 
 def test_metrics_on_hand_made_predictions():
@@ -42,3 +42,22 @@ def test_no_confident_predictions_gives_none_not_nan():
 def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="do not match"):
         pose_metrics(np.zeros((2, 3, 3)), np.zeros((2, 2, 2)), ["a", "b"])
+
+
+def test_frames_are_ordered_worst_first_and_unlabelled_ones_last():
+    labels = np.array(
+        [
+            [[0.0, 0.0], [10.0, 10.0]],
+            [[np.nan, np.nan], [np.nan, np.nan]],  # nothing labelled
+            [[0.0, 0.0], [np.nan, np.nan]],  # one keypoint labelled
+            [[5.0, 5.0], [5.0, 5.0]],
+        ]
+    )
+    predictions = np.zeros((4, 2, 3))
+    predictions[0, :, :2] = [[3.0, 4.0], [10.0, 10.0]]  # errors 5 and 0: mean 2.5
+    predictions[2, 0, :2] = [0.0, 9.0]  # 9 on its one labelled keypoint
+    predictions[3, :, :2] = [[5.0, 5.0], [5.0, 5.0]]  # exact
+    errors = frame_errors(predictions, labels)
+    np.testing.assert_allclose(errors[[0, 2, 3]], [2.5, 9.0, 0.0])
+    assert np.isnan(errors[1])
+    assert worst_first(predictions, labels).tolist() == [2, 0, 3, 1]

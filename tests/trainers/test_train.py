@@ -56,6 +56,7 @@ def test_training_writes_the_exporter_contract(trained: tuple[Path, Path]):
     assert evaluation["split"] == "test" and evaluation["n_images"] == 2
     assert evaluation["mean_error_px"] == pytest.approx(config["test_error_px"])
     assert evaluation["train"]["n_images"] == 8
+    assert (out / "evaluation.png").stat().st_size > 5_000  # the worst held-out frames, drawn
 
     model = keras.models.load_model(out / "model.keras", compile=False)
     assert model.inputs[0].dtype == "uint8" and model.inputs[0].shape[1:3] == (None, None)
