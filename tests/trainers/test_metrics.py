@@ -61,3 +61,17 @@ def test_frames_are_ordered_worst_first_and_unlabelled_ones_last():
     np.testing.assert_allclose(errors[[0, 2, 3]], [2.5, 9.0, 0.0])
     assert np.isnan(errors[1])
     assert worst_first(predictions, labels).tolist() == [2, 0, 3, 1]
+
+
+def test_a_time_budget_that_reaches_too_few_steps_says_what_would_do():
+    from realtime_pose.trainers.train import budget_advice, steps_needed
+
+    assert steps_needed(8) == 10_000 and steps_needed(16) == 5_000
+    # the case: 1.25 s/step, 15 minutes: ~720 steps, far short
+    projected, advice = budget_advice(1.25, 15 * 60, 60.0, 40, 8)
+    assert projected == 40 + int(840 / 1.25)
+    assert advice is not None and f"≈ {projected} steps in 15 minutes" in advice
+    assert "needs about 10000" in advice and "--minutes 209" in advice
+    # openfield's: 0.12 s/step for 30 minutes reaches ~15k: no warning
+    projected, advice = budget_advice(0.12, 30 * 60, 30.0, 250, 8)
+    assert projected > 10_000 and advice is None

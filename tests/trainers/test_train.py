@@ -47,6 +47,7 @@ def test_training_writes_the_exporter_contract(trained: tuple[Path, Path]):
     assert config["keypoints"] == list(KEYPOINTS)
     assert config["stride"] == 8 and config["locref_stdev"] == pytest.approx(7.2801)
     assert config["steps"] == 3 and config["net"] == "mobilenet_v2_0.35"
+    assert config["steps_needed"] == 40_000 and config["steps_projected_at_start"] is None
     assert len(config["data_hash"]) == 64 and config["project"] == str(project.resolve())
     assert isinstance(config["test_error_px"], float)
     split = json.loads((out / "split.json").read_text())
@@ -93,3 +94,28 @@ def test_evaluate_cli_on_a_training_output(trained: tuple[Path, Path], tmp_path:
         assert key in metrics
     assert metrics["n_images"] == 2 and set(metrics["per_keypoint"]) == set(KEYPOINTS)
     assert "mean error" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # another graph compilation
+def test_a_time_budget_is_judged_after_a_short_calibration(trained, tmp_path, caplog):
+    from realtime_pose.trainers.train import TrainSettings, train
+
+    project, _ = trained
+    settings = TrainSettings(
+        project=project,
+        output=tmp_path / "out",
+        minutes=0.05,
+        budget_check_s=1.0,
+        batch_size=2,
+        crop_size=64,
+        bn_batches=1,
+        seed=1,
+    )
+    with caplog.at_level("INFO", logger="realtime_pose.trainers.train"):
+        train(settings)
+    config = json.loads((tmp_path / "out" / "train_config.json").read_text())
+    projected = config["steps_projected_at_start"]
+    assert isinstance(projected, int) and projected >= 1
+    messages = [r.getMessage() for r in caplog.records]
+    advice = [m for m in messages if "this project needs about" in m]
+    assert advice and f"≈ {projected} steps in 0.05 minutes" in advice[0]
