@@ -206,8 +206,9 @@ def build_model(
     num_keypoints
         K.
     weights
-        Optional local ``.h5`` of the matching ``keras.applications`` backbone (e.g. ImageNet
-        weights copied to this machine), loaded layer by layer by name.
+        ``"imagenet"`` (:func:`load_imagenet_weights`: fetched by Keras, or from scratch with a
+        warning where they cannot be had), a local ``.h5`` of the matching
+        ``keras.applications`` backbone (loaded layer by layer by name), or None (from scratch).
     logits
         Also return a training model whose first output is the score logits.
 
@@ -240,37 +241,33 @@ def build_model(
     scmap = layers.Activation("sigmoid", name="scmap", dtype="float32")(score_logits)
     name = f"pose_{net.replace('.', '')}"
     model = keras.Model(image, [scmap, locref], name=name)
-    if weights is not None:
+    if weights == IMAGENET:
+        load_imagenet_weights(model, net)
+    elif weights is not None:
         load_backbone_weights(model, net, weights)
     if logits:
         return model, keras.Model(image, [score_logits, locref], name=name + "_train")
     return model
 
 
-def load_backbone_weights(model: Any, net: str, weights: str | Path) -> int:
-    """Copy a ``keras.applications`` backbone's weights from a local ``.h5`` into ``model``.
+IMAGENET = "imagenet"
+"""``weights=IMAGENET``: keras.applications' ImageNet backbone, fetched once by Keras itself."""
 
-    Returns the number of layers loaded; raises ``ValueError`` when none matches.
-    """
-    keras = _keras()
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ValueError(f"--weights {path}: no such file")
+
+def _application(keras: Any, net: str, weights: str) -> Any:
+    """keras.applications' backbone of ``net`` without its top, with ``weights``."""
     family, alpha = parse_net(net)
-    try:
-        if family == "mobilenet_v2":
-            reference = keras.applications.MobileNetV2(
-                input_shape=(224, 224, 3), alpha=alpha, include_top=False, weights=str(path)
-            )
-        else:
-            reference = keras.applications.ResNet50(
-                input_shape=(224, 224, 3), include_top=False, weights=str(path)
-            )
-    except Exception as exc:  # Keras raises ValueError/OSError with varied messages
-        raise ValueError(
-            f"--weights {path}: cannot be loaded into keras.applications' {net} backbone without "
-            f"its top ({exc}); use the matching '..._no_top.h5' file"
-        ) from exc
+    if family == "mobilenet_v2":
+        return keras.applications.MobileNetV2(
+            input_shape=(224, 224, 3), alpha=alpha, include_top=False, weights=weights
+        )
+    return keras.applications.ResNet50(
+        input_shape=(224, 224, 3), include_top=False, weights=weights
+    )
+
+
+def _copy_layers(model: Any, reference: Any) -> int:
+    """Copy every layer of ``reference`` into the layer of ``model`` with its name and shapes."""
     ours = {layer.name: layer for layer in model.layers}
     loaded = 0
     for layer in reference.layers:
@@ -282,17 +279,61 @@ def load_backbone_weights(model: Any, net: str, weights: str | Path) -> int:
             continue
         target.set_weights(values)
         loaded += 1
+    return loaded
+
+
+def load_backbone_weights(model: Any, net: str, weights: str | Path) -> int:
+    """Copy a ``keras.applications`` backbone's weights from a local ``.h5`` into ``model``.
+
+    Returns the number of layers loaded; raises ``ValueError`` when none matches.
+    """
+    keras = _keras()
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ValueError(f"--weights {path}: no such file")
+    try:
+        reference = _application(keras, net, str(path))
+    except Exception as exc:  # Keras raises ValueError/OSError with varied messages
+        raise ValueError(
+            f"--weights {path}: cannot be loaded into keras.applications' {net} backbone without "
+            f"its top ({exc}); use the matching '..._no_top.h5' file"
+        ) from exc
+    loaded = _copy_layers(model, reference)
     if loaded == 0:
         raise ValueError(f"--weights {path}: no layer matched the {net} backbone")
     log.info("loaded %d backbone layers from %s", loaded, path)
     return loaded
 
 
+def load_imagenet_weights(model: Any, net: str) -> int:
+    """Start ``model``'s backbone from ImageNet: keras.applications' weights, which Keras fetches
+    once into its cache (``~/.keras/models``, or ``$KERAS_HOME/models``) and reads from there
+    after. Where they cannot be had (no network, a proxy that refuses), one line says so and the
+    backbone keeps its random initialisation. Returns the number of layers loaded (0: none)."""
+    keras = _keras()
+    try:
+        reference = _application(keras, net, IMAGENET)
+    except Exception as exc:  # URL fetch failure, a partial download, a bad cache entry
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning(
+            "ImageNet weights for %s cannot be had (%s): training from scratch; --weights FILE "
+            "takes a local copy of keras.applications' '..._no_top.h5'",
+            net,
+            reason,
+        )
+        return 0
+    loaded = _copy_layers(model, reference)
+    log.info("started the backbone from ImageNet (%d layers, keras.applications)", loaded)
+    return loaded
+
+
 __all__: Sequence[str] = (
     "BN_MOMENTUM",
+    "IMAGENET",
     "NETS",
     "STRIDE",
     "build_model",
     "load_backbone_weights",
+    "load_imagenet_weights",
     "parse_net",
 )

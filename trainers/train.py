@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,7 +36,14 @@ from realtime_pose.trainers.evaluate import (
     pose_metrics,
     predict_frames,
 )
-from realtime_pose.trainers.networks import NETS, STRIDE, build_model, parse_net
+from realtime_pose.trainers.networks import (
+    IMAGENET,
+    NETS,
+    STRIDE,
+    build_model,
+    load_imagenet_weights,
+    parse_net,
+)
 from realtime_pose.trainers.project import (
     Project,
     ProjectError,
@@ -106,7 +113,14 @@ class TrainSettings(BaseModel):
         default=None, gt=0, description="peak Adam rate; None: DEFAULT_LEARNING_RATE of the net"
     )
     warmup_steps: int = Field(default=300, ge=0)
-    weights: Path | None = None
+    weights: Literal["imagenet"] | Path | None = Field(
+        default=None,
+        description=(
+            "backbone start: 'imagenet' (fetched by Keras; from scratch with a warning where it "
+            "cannot be had), a local keras.applications '..._no_top.h5', or None (from scratch; "
+            "`realtime-pose train` asks for 'imagenet' unless told otherwise)"
+        ),
+    )
     resume: bool = False
     checkpoint_minutes: float = Field(default=5.0, gt=0)
     log_every_s: float = Field(default=30.0, gt=0)
@@ -417,9 +431,18 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     store = _ImageStore(project, train_idx)
 
     keras.utils.set_random_seed(settings.seed)
+    from_file = settings.weights if isinstance(settings.weights, Path) else None
     model, train_model = build_model(
-        settings.net, project.num_keypoints, weights=settings.weights, logits=True
+        settings.net, project.num_keypoints, weights=from_file, logits=True
     )
+    backbone = f"file {from_file}" if from_file else "scratch"
+    if settings.resume:
+        backbone = "the checkpoint (resumed)"
+    elif settings.weights == IMAGENET:
+        if load_imagenet_weights(model, settings.net):
+            backbone = "imagenet"
+        else:
+            backbone = "scratch (ImageNet weights could not be had)"
     peak_lr = settings.peak_learning_rate
     optimizer = keras.optimizers.Adam(learning_rate=peak_lr)
     variables = train_model.trainable_variables
@@ -596,6 +619,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "augment": dataclasses.asdict(aug_config),
         "steps": step,
         "steps_needed": steps_needed(settings.batch_size),
+        "backbone_start": backbone,
         "steps_projected_at_start": projected,
         "train_wall_time_s": round(train_s, 1),
         "total_wall_time_s": round(time.monotonic() - t_start, 1),

@@ -48,7 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="peak Adam rate (default 2e-3 for MobileNetV2, 1e-3 for ResNet-50)",
     )
     parser.add_argument(
-        "--weights", type=Path, help="local keras.applications backbone weights (.h5, no top)"
+        "--weights",
+        default="imagenet",
+        metavar="imagenet|none|FILE",
+        help=(
+            "where the backbone starts: 'imagenet' (default; Keras fetches keras.applications' "
+            "weights once into its cache, and where they cannot be had training starts from "
+            "scratch with a warning), 'none' (from scratch), or a local '..._no_top.h5'"
+        ),
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue from OUTPUT/checkpoint to the same budget"
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
             train_fraction=args.train_fraction,
             seed=args.seed,
             learning_rate=args.learning_rate,
-            weights=args.weights,
+            weights=_weights(args.weights),
             resume=args.resume,
             flip=False if args.no_flip else None,
             target_kind=args.targets,
@@ -107,3 +114,10 @@ def run(args: argparse.Namespace) -> int:
         + f"; output in {args.output}"
     )
     return 0
+
+
+def _weights(value: str) -> str | Path | None:
+    """``--weights``: 'imagenet', 'none' (None) or a file."""
+    if value.lower() == "none":
+        return None
+    return "imagenet" if value.lower() == "imagenet" else Path(value)

@@ -63,3 +63,73 @@ def test_unknown_net_is_refused():
 
     with pytest.raises(ValueError, match="unknown net 'vgg16'"):
         parse_net("vgg16")
+
+
+_IN_NAMESPACE = """
+import json, logging, sys
+import h5py, keras, numpy as np
+from keras.src.legacy.saving import legacy_h5_format
+from realtime_pose.trainers.networks import build_model
+
+logging.basicConfig(level=logging.INFO)
+cache = sys.argv[1]
+if cache != "-":  # ImageNet weights as Keras caches them: the name it looks for, its h5 layout
+    reference = keras.applications.MobileNetV2(
+        input_shape=(224, 224, 3), alpha=0.35, include_top=False, weights=None
+    )
+    with h5py.File(cache, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, reference)
+    expected = reference.get_layer("Conv1").get_weights()[0]
+model = build_model("mobilenet_v2_0.35", 3, weights="imagenet")
+got = model.get_layer("Conv1").get_weights()[0]
+print(json.dumps({"same": bool(cache != "-" and np.array_equal(got, expected))}))
+"""
+
+
+def _imagenet_in_a_namespace(tmp_path: Path, with_cache: bool):
+    """Build a model with ImageNet weights in a network namespace of its own (no interface but
+    a down loopback: nothing can be fetched), Keras' home in ``tmp_path``."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    probe = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a network namespace here: {probe.stderr.strip()}")
+    models = tmp_path / "keras" / "models"
+    models.mkdir(parents=True)
+    cache = models / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+    repo = Path(__file__).resolve().parents[2]
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "PYTHONPATH": str(repo),
+        "KERAS_HOME": str(tmp_path / "keras"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    arg = str(cache) if with_cache else "-"
+    return subprocess.run(
+        ["unshare", "-n", sys.executable, "-c", _IN_NAMESPACE, arg],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=repo,
+        env=env,
+    )
+
+
+def test_imagenet_weights_come_from_keras_cache_without_a_network(tmp_path: Path):
+    out = _imagenet_in_a_namespace(tmp_path, with_cache=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert '"same": true' in out.stdout.splitlines()[-1]
+    assert "started the backbone from ImageNet" in out.stderr
+    assert "cannot be had" not in out.stderr
+
+
+def test_without_a_network_imagenet_falls_back_to_scratch_in_one_line(tmp_path: Path):
+    out = _imagenet_in_a_namespace(tmp_path, with_cache=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    warnings = [line for line in out.stderr.splitlines() if "cannot be had" in line]
+    assert len(warnings) == 1 and "training from scratch" in warnings[0]
+    assert "--weights FILE" in warnings[0]
