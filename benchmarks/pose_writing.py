@@ -1,11 +1,12 @@
 """Writing the poses of one long video: DeepLabCut tables (.h5 + .csv) and NWB (ndx-pose).
 
-    python benchmarks/pose_writing.py [--frames 108000] [--keypoints 4] [--repeats 3]
+    python benchmarks/pose_writing.py [--frames 108000] [--repeats 3]
 
-The default is one hour at 30 FPS with openfield's four keypoints: what the driver of a
+The default is one hour at 30 FPS with the demo bundle's four keypoints: what the driver of a
 distributed analysis (``realtime-pose analyze --workers N``) writes on its one writer thread for
 each video it completes, so its time bounds how many nodes that driver can keep busy
-(docs/scale-out.md). The writers are the ones ``analyze`` uses (``pose_files.write_units``).
+(docs/scale-out.md). It calls ``analyze``'s own writer, ``pose_files.write_units``, once per
+unit, with the provenance ``analyze`` stores.
 """
 
 from __future__ import annotations
@@ -23,15 +24,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, write_result
-from realtime_pose.dlc_output import write_pose_tables
-from realtime_pose.nwb_output import analysis_nwbfile, write_nwb
+from realtime_pose.bundle import load_bundle
+from realtime_pose.paths import DEMO_BUNDLE
+from realtime_pose.pose_files import OutputPlan, provenance, write_units
 
-SKELETON = (("snout", "leftear"), ("snout", "rightear"), ("snout", "tailbase"))
-
-
-def _keypoints(k: int) -> list[str]:
-    names = ["snout", "leftear", "rightear", "tailbase"]
-    return names[:k] if k <= len(names) else names + [f"part{i}" for i in range(len(names), k)]
+UNITS = {"dlc": "dlc_h5_csv", "nwb": "nwb"}
+"""``write_units`` unit → the name its times are reported under."""
 
 
 def _poses(frames: int, k: int, seed: int = 0) -> np.ndarray:
@@ -54,42 +52,29 @@ def _video(path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=108_000)
-    parser.add_argument("--keypoints", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None)
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
-    keypoints = _keypoints(args.keypoints)
-    skeleton = [pair for pair in SKELETON if set(pair) <= set(keypoints)]
-    poses = _poses(args.frames, args.keypoints)
-    times: dict[str, list[float]] = {"dlc_h5_csv": [], "nwb": []}
+    bundle = load_bundle(DEMO_BUNDLE)
+    poses = _poses(args.frames, len(bundle.keypoints))
+    times: dict[str, list[float]] = {name: [] for name in UNITS.values()}
     sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="rp-write-") as tmp:
         video = _video(Path(tmp, "video.avi"))
-        record = {"video": video.name, "frames": args.frames}
+        record = provenance(video, bundle, "benchmark", None)
         for r in range(args.repeats):
-            t0 = time.perf_counter()
-            h5, csv = write_pose_tables(Path(tmp, f"dlc{r}"), poses, keypoints, provenance=record)
-            times["dlc_h5_csv"].append(time.perf_counter() - t0)
-            sizes["h5_bytes"], sizes["csv_bytes"] = h5.stat().st_size, csv.stat().st_size
-            path = Path(tmp, f"poses{r}.nwb")
-            t0 = time.perf_counter()
-            nwbfile = analysis_nwbfile(
-                poses,
-                keypoints,
-                skeleton,
-                fps=30.0,
-                video=video,
-                nwb_path=path,
-                scorer="benchmark",
-                provenance=record,
-            )
-            write_nwb(nwbfile, path)
-            times["nwb"].append(time.perf_counter() - t0)
-            sizes["nwb_bytes"] = path.stat().st_size
+            plan = OutputPlan(video, Path(tmp, f"poses{r}"), formats=tuple(UNITS))
+            for unit, name in UNITS.items():
+                t0 = time.perf_counter()
+                written = write_units(
+                    plan, [unit], poses, bundle, scorer="benchmark", fps=30.0, provenance=record
+                )
+                times[name].append(time.perf_counter() - t0)
+                sizes.update({f"{f.suffix.lstrip('.')}_bytes": f.stat().st_size for f in written})
     result = {
         "frames": args.frames,
-        "keypoints": args.keypoints,
+        "keypoints": len(bundle.keypoints),
         "repeats": args.repeats,
         "seconds": {name: [round(t, 3) for t in ts] for name, ts in times.items()},
         "median_s": {name: round(statistics.median(ts), 3) for name, ts in times.items()},
