@@ -19,6 +19,10 @@ pytestmark = [
 ]
 
 
+SMALL_RUN = dict(batch_size=2, crop_size=64, bn_batches=1, seed=1)
+"""What every training here shares: a tiny run on a 96x64 synthetic project."""
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     from realtime_pose.trainers.train import TrainSettings, train
@@ -26,14 +30,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("train")
     project = write_synthetic_project(root / "project", 10, width=96, height=64, seed=5)
     settings = TrainSettings(
-        project=project,
-        output=root / "out",
-        steps=3,
-        batch_size=2,
-        crop_size=64,
-        train_fraction=0.8,
-        bn_batches=1,
-        seed=1,
+        project=project, output=root / "out", steps=3, train_fraction=0.8, **SMALL_RUN
     )
     train(settings)
     return project, root / "out"
@@ -73,7 +70,7 @@ def test_resume_continues_to_the_new_budget(trained: tuple[Path, Path]):
     from realtime_pose.trainers.train import TrainSettings, train
 
     project, out = trained
-    base = dict(project=project, output=out, batch_size=2, crop_size=64, bn_batches=1, seed=1)
+    base = dict(project=project, output=out, **SMALL_RUN)
     with pytest.raises(ProjectError, match="already holds a trained model"):
         train(TrainSettings(**base, steps=5))
     config = train(TrainSettings(**base, steps=5, resume=True, train_fraction=0.8))
@@ -102,14 +99,7 @@ def test_a_time_budget_is_judged_after_a_short_calibration(trained, tmp_path, ca
 
     project, _ = trained
     settings = TrainSettings(
-        project=project,
-        output=tmp_path / "out",
-        minutes=0.05,
-        budget_check_s=1.0,
-        batch_size=2,
-        crop_size=64,
-        bn_batches=1,
-        seed=1,
+        project=project, output=tmp_path / "out", minutes=0.05, budget_check_s=1.0, **SMALL_RUN
     )
     with caplog.at_level("INFO", logger="realtime_pose.trainers.train"):
         train(settings)
