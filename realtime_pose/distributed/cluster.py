@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 INSTALL_HINT = "pip install 'realtime-pose[cluster]'"
 EMBEDDED_OBJECT_STORE_BYTES = 256 * 1024 * 1024
 """Chunk results are pose arrays (kilobytes): a small object store is plenty."""
+CLIENT_ATTEMPTS = 3
+"""Ray Client connections tried before giving up; see :func:`_init_ray`."""
 
 
 class ClusterError(RuntimeError):
@@ -86,7 +88,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
     else:
         options.update(address=address, log_to_driver=False)
     try:
-        ray.init(**options)
+        _init_ray(ray, options)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = "embedded Ray" if address is None else f"the Ray cluster at {address}"
         raise ClusterError(f"cannot start or reach {where}: {exc}") from exc
@@ -94,6 +96,34 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         yield ray
     finally:
         ray.shutdown()
+
+
+def _init_ray(ray: Any, options: dict[str, Any]) -> None:
+    """``ray.init``, tried again when a Ray Client head fails to start this client's server.
+
+    Ray's client proxy starts one server process per client; now and then (about one connection
+    in six on a busy 2-core machine, Ray 2.60) that process dies before it logs anything, and
+    the head answers "Initialization failure from server" (Ray raises
+    ``ConnectionAbortedError``). A new connection gets a new server process, so the attempt is
+    repeated, saying so, before giving up. A head that cannot be reached at all is not retried
+    (Ray has already waited for it).
+    """
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            ray.init(**options)
+            return
+        except ConnectionAbortedError:
+            if not str(options.get("address", "")).startswith("ray://"):
+                raise
+            if attempt == CLIENT_ATTEMPTS:
+                raise
+            log.warning(
+                "the Ray Client head could not start a server for this connection "
+                "(attempt %d of %d); connecting again",
+                attempt,
+                CLIENT_ATTEMPTS,
+            )
+            ray.shutdown()
 
 
 def workers_that_fit(ray: Any, cpus_per_worker: float, gpus_per_worker: float) -> int:

@@ -80,7 +80,7 @@ def test_two_nodes_a_killed_worker_and_a_resumed_run(tmp_path, ray_env):
     assert "3 already complete" in second["stdout"] and "0 analysed" in second["stdout"]
 
     client = result["client"]  # the same cluster through Ray Client (ray://HOST:10001)
-    assert client["rc"] == 0, client["stderr"][-3000:]
+    assert client["rc"] == 0, client["stderr"][-3000:] + json.dumps(client.get("logs"), indent=1)
     name = f"{clips[-1].stem}_realtime-pose_marker.h5"
     pd.testing.assert_frame_equal(
         pd.read_hdf(tmp_path / "client" / name), pd.read_hdf(tmp_path / "seq" / name)

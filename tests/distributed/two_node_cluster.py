@@ -132,6 +132,11 @@ def main(spec_path: str, result_path: str) -> None:
         client = analyze(spec, "ray://127.0.0.1:10001", spec["videos"][-1:], spec["client_dir"])
         out, err = client.communicate(timeout=300)
         result["client"] = {"rc": client.returncode, "stdout": out, "stderr": err}
+        if client.returncode != 0:  # Ray Client's own server logs say why it could not start
+            result["client"]["logs"] = {
+                path.name: path.read_text(errors="replace")[-3000:]
+                for path in sorted(logs.rglob("ray_client_server*"))
+            }
     finally:
         for process in started:
             process.send_signal(signal.SIGTERM)

@@ -1,0 +1,257 @@
+"""Online identity tracking: the animals detected in each frame, matched to tracks that persist.
+
+Every frame brings ``N`` detections (``[N, K, 3]``: x, y, likelihood per keypoint, frame pixels),
+in no particular order, and optionally an identity score per detection and name (``[N, C]``, the
+identity head's vote). :class:`IdentityTracker` keeps one track per animal, each with its own
+:class:`~realtime_pose.predict.ForwardPredictor` (the single-animal Kalman filter), and every
+frame
+
+1. predicts each track's pose at the frame's capture time,
+2. scores each (detection, track) pair by the mean distance between the detection's visible
+   keypoints and the track's predicted ones (:func:`pose_distance_px`), plus, where identity
+   scores are given and the tracks have names, ``identity_weight_px × (1 − score)``,
+3. assigns detections to tracks with the Hungarian method
+   (``scipy.optimize.linear_sum_assignment``), dropping pairs costlier than ``max_distance_px``,
+4. updates matched tracks, lets unmatched tracks coast on their prediction (reported with
+   ``detected=False``) until ``max_missed_s`` has passed, and opens tracks for unmatched
+   detections while fewer than ``max_animals`` exist.
+
+Tracks keep their ``track_id`` and name for as long as they live, so a rule written for
+``animal: female`` follows the same fly through crossings and missed frames.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from realtime_pose.predict import ForwardPredictor
+
+UNASSIGNABLE = 1e9
+"""Cost given to pairs that must not be matched (beyond the gate, nothing in common)."""
+
+
+def pose_distance_px(detection: np.ndarray, predicted: np.ndarray, min_likelihood: float) -> float:
+    """Mean distance (px) between the keypoints two poses both show; ``inf`` if none.
+
+    ``detection`` and ``predicted`` are ``[K, 3]`` (x, y, likelihood or confidence); a keypoint
+    counts where the detection's likelihood is at least ``min_likelihood`` and the prediction's
+    confidence is above 0 and its position finite.
+    """
+    both = (
+        (detection[:, 2] >= min_likelihood)
+        & (predicted[:, 2] > 0)
+        & np.isfinite(predicted[:, 0])
+        & np.isfinite(detection[:, 0])
+    )
+    if not both.any():
+        return math.inf
+    d = detection[both, :2] - predicted[both, :2]
+    return float(np.mean(np.hypot(d[:, 0], d[:, 1])))
+
+
+@dataclass(frozen=True)
+class TrackedAnimal:
+    """One animal in one frame, as the tracker reports it.
+
+    Attributes
+    ----------
+    track_id
+        Stable integer for as long as the track lives (never reused within a session).
+    name
+        The identity name (``female``) where the tracker was given names, else ``animal<id>``.
+    keypoints
+        ``[K, 3]`` x, y, likelihood: the matched detection, or the track's prediction while it
+        coasts (then the prediction's confidence).
+    detected
+        Whether a detection was matched to the track in this frame.
+    """
+
+    track_id: int
+    name: str
+    keypoints: np.ndarray
+    detected: bool
+
+
+class _Track:
+    def __init__(self, track_id: int, name: str, predictor: ForwardPredictor, t_ns: int) -> None:
+        self.track_id = track_id
+        self.name = name
+        self.predictor = predictor
+        self.last_seen_ns = t_ns
+
+
+class IdentityTracker:
+    """Match each frame's detections to persistent, named animal tracks.
+
+    Parameters
+    ----------
+    num_keypoints
+        ``K`` keypoints per animal.
+    max_animals
+        At most this many tracks exist at once (from the config or the bundle).
+    names
+        Identity names (``["female", "male"]``): a new track takes the free name its detection
+        scores highest (or the first free one without identity scores). ``None``: tracks are
+        named ``animal<track_id>``.
+    max_distance_px
+        A detection farther than this (mean keypoint distance) from a track's prediction is not
+        matched to it.
+    identity_weight_px
+        How many pixels of distance a full identity vote is worth.
+    max_missed_s
+        A track unmatched for longer than this is closed (its name becomes free again).
+    min_likelihood
+        Keypoints below this likelihood do not count towards distances.
+    predictor_options
+        Keyword arguments for each track's :class:`ForwardPredictor`.
+    """
+
+    def __init__(
+        self,
+        num_keypoints: int,
+        max_animals: int,
+        names: Sequence[str] | None = None,
+        max_distance_px: float = 100.0,
+        identity_weight_px: float = 50.0,
+        max_missed_s: float = 1.0,
+        min_likelihood: float = 0.5,
+        predictor_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        if num_keypoints < 1:
+            raise ValueError(f"num_keypoints must be at least 1, got {num_keypoints}")
+        if max_animals < 1:
+            raise ValueError(f"max_animals must be at least 1, got {max_animals}")
+        if names is not None:
+            names = list(names)
+            if len(set(names)) != len(names) or not all(names):
+                raise ValueError(f"names must be distinct and non-empty, got {names}")
+            if len(names) < max_animals:
+                raise ValueError(
+                    f"{max_animals} animals need as many names, got {len(names)}: {names}"
+                )
+        for label, value in (
+            ("max_distance_px", max_distance_px),
+            ("max_missed_s", max_missed_s),
+        ):
+            if not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"{label} must be a positive number, got {value}")
+        if not (identity_weight_px >= 0 and math.isfinite(identity_weight_px)):
+            raise ValueError(f"identity_weight_px must be >= 0, got {identity_weight_px}")
+        self.num_keypoints = int(num_keypoints)
+        self.max_animals = int(max_animals)
+        self.names = names
+        self.max_distance_px = float(max_distance_px)
+        self.identity_weight_px = float(identity_weight_px)
+        self.max_missed_ns = int(max_missed_s * 1e9)
+        self.min_likelihood = float(min_likelihood)
+        self._predictor_options = {"min_likelihood": min_likelihood, **(predictor_options or {})}
+        self._tracks: list[_Track] = []
+        self._next_id = 0
+        self._predicted = np.empty((self.num_keypoints, 3))
+        self.tracks_opened = 0
+        """Tracks opened so far (more than ``max_animals`` means animals were lost and found)."""
+
+    def reset(self) -> None:
+        """Close every track (a new session)."""
+        self._tracks.clear()
+
+    def _name_for(self, scores: np.ndarray | None) -> str:
+        if self.names is None:
+            return f"animal{self._next_id}"
+        taken = {t.name for t in self._tracks}
+        free = [i for i, name in enumerate(self.names) if name not in taken]
+        if scores is not None:
+            free.sort(key=lambda i: -scores[i])
+        return self.names[free[0]]
+
+    def _cost(
+        self, detections: np.ndarray, identity: np.ndarray | None, t_ns: int
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
+        predictions = [t.predictor.predict(t_ns) for t in self._tracks]
+        cost = np.full((len(detections), len(self._tracks)), UNASSIGNABLE)
+        for j, (track, predicted) in enumerate(zip(self._tracks, predictions, strict=True)):
+            vote = None
+            if identity is not None and self.names is not None:
+                vote = identity[:, self.names.index(track.name)]
+            for i, detection in enumerate(detections):
+                d = pose_distance_px(detection, predicted, self.min_likelihood)
+                if d > self.max_distance_px:
+                    continue
+                if vote is not None:
+                    d += self.identity_weight_px * (1.0 - float(vote[i]))
+                cost[i, j] = d
+        return cost, predictions
+
+    def update(
+        self, detections: np.ndarray, t_ns: int, identity: np.ndarray | None = None
+    ) -> list[TrackedAnimal]:
+        """Fold in one frame's detections and return every live track, sorted by ``track_id``.
+
+        Parameters
+        ----------
+        detections
+            ``[N, K, 3]`` x, y, likelihood in frame pixels (``N`` may be 0); a detection with no
+            keypoint at ``min_likelihood`` is ignored.
+        t_ns
+            Capture time (must not go backwards).
+        identity
+            Optional ``[N, C]`` identity scores over ``names`` (each row a probability vector).
+        """
+        detections = np.asarray(detections, dtype=np.float64).reshape(-1, self.num_keypoints, 3)
+        visible = (detections[:, :, 2] >= self.min_likelihood).any(axis=1)
+        detections = detections[visible]
+        if identity is not None:
+            identity = np.asarray(identity, dtype=np.float64)[visible]
+            if self.names is None or identity.shape[1] != len(self.names):
+                raise ValueError(
+                    f"identity scores must have one column per name ({self.names}), "
+                    f"got shape {identity.shape}"
+                )
+        matched_tracks: dict[int, int] = {}
+        predictions: list[np.ndarray] = []
+        if self._tracks and len(detections):
+            cost, predictions = self._cost(detections, identity, t_ns)
+            rows, cols = linear_sum_assignment(cost)
+            matched_tracks = {
+                int(j): int(i) for i, j in zip(rows, cols, strict=True) if cost[i, j] < UNASSIGNABLE
+            }
+        elif self._tracks:
+            predictions = [t.predictor.predict(t_ns) for t in self._tracks]
+
+        reported: list[TrackedAnimal] = []
+        survivors: list[_Track] = []
+        for j, track in enumerate(self._tracks):
+            if j in matched_tracks:
+                pose = detections[matched_tracks[j]]
+                track.predictor.update(pose, t_ns)
+                track.last_seen_ns = t_ns
+                reported.append(TrackedAnimal(track.track_id, track.name, pose.copy(), True))
+            elif t_ns - track.last_seen_ns > self.max_missed_ns:
+                continue  # closed: its name is free again
+            else:
+                reported.append(
+                    TrackedAnimal(track.track_id, track.name, predictions[j].copy(), False)
+                )
+            survivors.append(track)
+        self._tracks = survivors
+
+        used = set(matched_tracks.values())
+        for i, detection in enumerate(detections):
+            if i in used or len(self._tracks) >= self.max_animals:
+                continue
+            scores = identity[i] if identity is not None else None
+            predictor = ForwardPredictor(self.num_keypoints, **self._predictor_options)
+            track = _Track(self._next_id, self._name_for(scores), predictor, t_ns)
+            self._next_id += 1
+            self.tracks_opened += 1
+            predictor.update(detection, t_ns)
+            self._tracks.append(track)
+            reported.append(TrackedAnimal(track.track_id, track.name, detection.copy(), True))
+        reported.sort(key=lambda a: a.track_id)
+        return reported

@@ -1,0 +1,105 @@
+"""Multi-animal labels: SLEAP .slp (sleap-io) and DeepLabCut multi-animal tables, one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from trainers.animal_labels import (
+    LabelsError,
+    load_animal_labels,
+    split_identity_name,
+)
+
+FLIES = (
+    Path(__file__).resolve().parents[3] / "shared" / "datasets" / "sleap-flies-clip" / "clip.slp"
+)
+
+
+def write_madlc(folder: Path, suffix: str, single: bool = False) -> tuple[Path, np.ndarray]:
+    """A DeepLabCut multi-animal CollectedData table: 3 frames, 2 mice, 2 bodyparts."""
+    rng = np.random.default_rng(0)
+    individuals = ["mouse1", "mouse2"] + (["single"] if single else [])
+    columns = pd.MultiIndex.from_tuples(
+        [("me", ind, bp, c) for ind in individuals for bp in ("nose", "tail") for c in ("x", "y")],
+        names=["scorer", "individuals", "bodyparts", "coords"],
+    )
+    values = rng.uniform(0, 640, (3, len(columns)))
+    values[1, 4:6] = np.nan  # mouse2's nose not labelled in frame 1
+    index = pd.MultiIndex.from_tuples(
+        [("labeled-data", "vid", f"img{i:03d}.png") for i in range(3)]
+    )
+    df = pd.DataFrame(values, index=index, columns=columns)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"CollectedData_me{suffix}"
+    if suffix == ".h5":
+        df.to_hdf(path, key="df_with_missing")
+    else:
+        df.to_csv(path)
+    return path, values[:, :8].reshape(3, 2, 2, 2)
+
+
+@pytest.mark.skipif(not FLIES.is_file(), reason=f"dataset absent: {FLIES}")
+def test_the_flies_slp_reads_into_frames_animals_keypoints_with_identities():
+    labels = load_animal_labels(FLIES)
+    assert labels.animals == ("female", "male") and labels.identities_known
+    assert labels.keypoints.shape == (1200, 2, 13, 2)
+    assert labels.bodyparts[:3] == ("head", "thorax", "abdomen")
+    assert ("thorax", "head") in labels.skeleton and len(labels.skeleton) == 12
+    assert labels.video.name == "clip.mp4" and labels.video.is_file()
+    assert labels.frame_indices[0] == 0 and labels.frame_indices[-1] == 1199
+    # frame 0: the male's head as SLEAP's own API reads it
+    assert labels.keypoints[0, 1, 0].tolist() == [335.25, 444.75]
+    assert 0.005 < np.isnan(labels.keypoints).mean() < 0.03  # README: ~1.6 % missing
+    train, held = labels.frames_between(0, 959), labels.frames_between(960, 1199)
+    assert (train.num_frames, held.num_frames) == (960, 240)
+    names, flat = labels.identity_keypoints()
+    assert names[0] == "female/head" and names[13] == "male/head" and flat.shape == (1200, 26, 2)
+    np.testing.assert_array_equal(flat[:, 13:], labels.keypoints[:, 1])
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".csv"])
+def test_a_multi_animal_deeplabcut_table_reads_into_the_same_model(tmp_path, suffix):
+    path, expected = write_madlc(tmp_path / "proj" / "labeled-data" / "vid", suffix)
+    labels = load_animal_labels(path)
+    assert labels.animals == ("mouse1", "mouse2") and labels.bodyparts == ("nose", "tail")
+    np.testing.assert_allclose(labels.keypoints, expected)
+    assert np.isnan(labels.keypoints[1, 1, 0]).all()
+    assert labels.images[2].name == "img002.png" and labels.video is None
+
+
+def test_deeplabcut_unique_bodyparts_are_left_out_with_a_warning(tmp_path, caplog):
+    path, expected = write_madlc(tmp_path / "labeled-data" / "vid", ".h5", single=True)
+    labels = load_animal_labels(path)
+    assert labels.animals == ("mouse1", "mouse2")
+    np.testing.assert_allclose(labels.keypoints, expected)
+    assert "'single'" in caplog.text
+
+
+def test_single_animal_tables_and_unknown_files_are_refused_naming_the_file(tmp_path):
+    single = tmp_path / "CollectedData_me.h5"
+    columns = pd.MultiIndex.from_tuples(
+        [("me", "nose", "x"), ("me", "nose", "y")], names=["scorer", "bodyparts", "coords"]
+    )
+    pd.DataFrame([[1.0, 2.0]], columns=columns).to_hdf(single, key="df_with_missing")
+    with pytest.raises(LabelsError, match=r"CollectedData_me\.h5: no 'individuals'"):
+        load_animal_labels(single)
+    other = tmp_path / "labels.json"
+    other.write_text("{}")
+    with pytest.raises(LabelsError, match=r"labels\.json: unknown labels format"):
+        load_animal_labels(other)
+    broken = tmp_path / "broken.slp"
+    broken.write_bytes(b"not hdf5")
+    with pytest.raises(LabelsError, match=r"broken\.slp: cannot be read as SLEAP labels"):
+        load_animal_labels(broken)
+    with pytest.raises(LabelsError, match="no such labels file"):
+        load_animal_labels(tmp_path / "missing.slp")
+
+
+def test_identity_names_split_and_refuse_plain_bodyparts():
+    assert split_identity_name("female/head") == ("female", "head")
+    with pytest.raises(ValueError, match="not an animal/bodypart"):
+        split_identity_name("head")
