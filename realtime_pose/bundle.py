@@ -120,6 +120,43 @@ class OutputsSpec(_Strict):
         return names
 
 
+class AnimalsSpec(_Strict):
+    """Several animals in one network (``animals`` in ``bundle.json``; absent: one animal).
+
+    ``decoding: identity_channels``: every (animal, bodypart) has its own score map, named
+    ``animal/bodypart`` in ``keypoints`` (all of the first animal's bodyparts, then the
+    second's, ...). Each animal's keypoints are then found exactly like a single animal's, so the
+    engine, the peak search, forward prediction and the rules work unchanged; the animals are
+    the identities the labels named (``female``, ``male``), which a network can tell apart only
+    where they look different (sex, size, markings).
+    """
+
+    decoding: Literal["identity_channels"] = "identity_channels"
+    names: list[str] = Field(min_length=1, description="the animals' identities")
+    bodyparts: list[str] = Field(min_length=1, description="each animal's keypoints")
+
+    @field_validator("names", "bodyparts")
+    @classmethod
+    def _distinct_plain_names(cls, names: list[str]) -> list[str]:
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"names must be unique; repeated: {dupes}")
+        slashed = [n for n in names if "/" in n or not n]
+        if slashed:
+            raise ValueError(f"names must be non-empty and contain no '/': {slashed}")
+        return names
+
+    def keypoint_names(self) -> list[str]:
+        """``animal/bodypart`` for every animal and bodypart, in channel order."""
+        return [f"{a}/{b}" for a in self.names for b in self.bodyparts]
+
+    def rows_of(self, animal: str) -> slice:
+        """The pose rows of ``animal``."""
+        k = len(self.bodyparts)
+        start = self.names.index(animal) * k
+        return slice(start, start + k)
+
+
 class BundleMeta(_Strict):
     """Everything in ``bundle.json``."""
 
@@ -141,6 +178,9 @@ class BundleMeta(_Strict):
     )
     input: InputSpec = Field(default_factory=InputSpec)
     outputs: OutputsSpec
+    animals: AnimalsSpec | None = Field(
+        default=None, description="several animals in one network; absent: one animal"
+    )
     provenance: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("schema_version")
@@ -174,9 +214,19 @@ class BundleMeta(_Strict):
             raise ValueError(f"skeleton names keypoints that are not in 'keypoints': {unknown}")
         return self
 
+    @model_validator(mode="after")
+    def _animals_match_keypoints(self) -> BundleMeta:
+        if self.animals is not None and self.keypoints != self.animals.keypoint_names():
+            expected = self.animals.keypoint_names()
+            raise ValueError(
+                "with 'animals', 'keypoints' must be animal/bodypart for every animal and "
+                f"bodypart in order ({expected[:3]}...), got {self.keypoints[:3]}..."
+            )
+        return self
+
     @property
     def num_keypoints(self) -> int:
-        """K, the number of keypoints per animal."""
+        """The number of keypoint rows in a pose (all animals' together)."""
         return len(self.keypoints)
 
 

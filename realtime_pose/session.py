@@ -145,6 +145,8 @@ class LiveSession:
             },
             rules_file=None if config.rules_file is None else str(config.rules_file),
         )
+        if meta.animals is not None:  # several animals: how subscribers split the rows
+            self.meta["animals"] = meta.animals.model_dump(mode="json")
         describe = getattr(self.source, "describe", None)
         if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
             self.meta["camera"] = describe()

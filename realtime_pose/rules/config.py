@@ -294,10 +294,17 @@ class RuleConfig(_Strict):
         ``on: enter`` + ``action: on`` means "on while the condition holds").
     actions
         What to do when the rule fires.
+    animal
+        Several animals (a model whose keypoints are ``animal/bodypart``): which animal a bare
+        bodypart name in ``condition`` means: an animal's name (``female``), ``any`` (the
+        condition holds for at least one animal) or ``all`` (for every animal). Names written
+        in full (``male/thorax``) keep their animal, so ``animal: female`` with
+        ``distance: {keypoints: [thorax, male/thorax], below: 30}`` is a social condition.
     """
 
     name: str = Field(min_length=1)
     enabled: bool = True
+    animal: str | None = Field(default=None, min_length=1)
     source: Literal["measured", "predicted"] = "measured"
     condition: ConditionConfig
     on: Literal["enter", "exit", "while"] = "enter"
@@ -399,6 +406,58 @@ def iter_keypoint_refs(
             yield f"{leaf_path}.keypoint", leaf.keypoint
 
 
+def animals_of(keypoints: Sequence[str]) -> list[str]:
+    """The animals of a multi-animal model's ``animal/bodypart`` keypoints, in order (none for
+    a single-animal model)."""
+    return list(dict.fromkeys(k.split("/", 1)[0] for k in keypoints if "/" in k))
+
+
+def qualify_condition(condition: ConditionConfig, animal: str) -> ConditionConfig:
+    """``condition`` with every bare keypoint name ``b`` replaced by ``animal/b``."""
+
+    def name(n: str) -> str:
+        return n if "/" in n else f"{animal}/{n}"
+
+    if isinstance(condition, (AllConfig, AnyConfig)):
+        children = [qualify_condition(c, animal) for c in condition.conditions]
+        return condition.model_copy(update={"conditions": children})
+    if isinstance(condition, NotConfig):
+        return condition.model_copy(
+            update={"condition": qualify_condition(condition.condition, animal)}
+        )
+    if isinstance(condition, (DistanceConfig, AngleConfig)):
+        names = [name(n) for n in condition.keypoints]
+        keypoints = tuple(names) if isinstance(condition, DistanceConfig) else names
+        return condition.model_copy(update={"keypoints": keypoints})
+    return condition.model_copy(update={"keypoint": name(condition.keypoint)})
+
+
+def scoped_condition(rule: RuleConfig, keypoints: Sequence[str]) -> ConditionConfig:
+    """The rule's condition with its ``animal`` scope applied (see :class:`RuleConfig`).
+
+    Raises
+    ------
+    ValueError
+        ``animal`` is set on a single-animal model, or names no animal of the model.
+    """
+    if rule.animal is None:
+        return rule.condition
+    animals = animals_of(keypoints)
+    if not animals:
+        raise ValueError(
+            f"animal: {rule.animal!r} is set but the model tracks one animal "
+            "(its keypoints are not animal/bodypart)"
+        )
+    if rule.animal in ("any", "all"):
+        copies = [qualify_condition(rule.condition, a) for a in animals]
+        return (
+            AnyConfig(conditions=copies) if rule.animal == "any" else AllConfig(conditions=copies)
+        )
+    if rule.animal not in animals:
+        raise ValueError(_unknown("animal", rule.animal, [*animals, "any", "all"]))
+    return qualify_condition(rule.condition, rule.animal)
+
+
 def iter_zones(
     condition: ConditionConfig, path: str = "condition"
 ) -> Iterator[tuple[str, ZoneConfig]]:
@@ -472,9 +531,21 @@ def validate_rules(
         if rule.name in seen:
             problems.append(f"{where}: name: repeated; rule names must be unique")
         seen.add(rule.name)
+        try:
+            condition = scoped_condition(rule, keypoints)
+        except ValueError as exc:
+            problems.append(f"{where}: animal: {exc}")
+            continue
         for field, name in iter_keypoint_refs(rule.condition):
+            if rule.animal is not None and "/" not in name:
+                continue  # a bodypart of the scoped animal(s): checked below, once qualified
             if name not in known_kp:
                 problems.append(f"{where}: {field}: {_unknown('keypoint', name, known_kp)}")
+        if rule.animal is not None:
+            for field, name in iter_keypoint_refs(condition):
+                if name not in known_kp:
+                    msg = _unknown("keypoint", name, known_kp)
+                    problems.append(f"{where}: {field} (animal {rule.animal!r}): {msg}")
         if outputs is not None:
             for j, action in enumerate(rule.actions):
                 if action.output not in outputs:

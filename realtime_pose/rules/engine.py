@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from realtime_pose.rules.conditions import Condition, PoseRows, compile_condition
-from realtime_pose.rules.config import RuleConfig, validate_rules
+from realtime_pose.rules.config import RuleConfig, scoped_condition, validate_rules
 
 EventKind = Literal["fired", "released", "max_on_cut"]
 
@@ -188,7 +188,10 @@ class RuleEngine:
         index = {name: i for i, name in enumerate(keypoints)}
         self._keypoints = tuple(keypoints)
         self._rules = tuple(
-            _Rule(cfg, compile_condition(cfg.condition, index, cfg.min_likelihood)) for cfg in rules
+            _Rule(
+                cfg, compile_condition(scoped_condition(cfg, keypoints), index, cfg.min_likelihood)
+            )
+            for cfg in rules
         )
         self._retired: list[_Rule] = []
         self._index_rules()
@@ -279,7 +282,8 @@ class RuleEngine:
         old = self._rule(config.name)
         validate_rules([config], self._keypoints, outputs=None)
         index = {name: i for i, name in enumerate(self._keypoints)}
-        new = _Rule(config, compile_condition(config.condition, index, config.min_likelihood))
+        condition = scoped_condition(config, self._keypoints)
+        new = _Rule(config, compile_condition(condition, index, config.min_likelihood))
         new.enabled = old.enabled
         if old.held or (old.active and old.fired) or old.release_pending:
             self._retired.append(old)
