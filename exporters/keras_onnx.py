@@ -313,6 +313,8 @@ def export_bundle(
         "outputs": outputs,
         "provenance": provenance,
     }
+    if cfg.animals is not None:  # several animals as identity channels
+        meta["animals"] = cfg.animals
     with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)

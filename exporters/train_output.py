@@ -51,6 +51,7 @@ class TrainConfig(BaseModel):
         default=None, validation_alias=AliasChoices("test_error_px", "test_error")
     )
     train_fraction: float | None = None
+    animals: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

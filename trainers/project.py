@@ -43,6 +43,9 @@ class Project:
         float64 ``[N, K, 2]`` frame-pixel ``x, y``; NaN where not visible.
     label_files
         The label files read (for hashing and error messages).
+    animals
+        Several animals, one score map each per bodypart (``config.yaml`` ``animals``), or
+        ``None``.
     """
 
     root: Path
@@ -56,6 +59,9 @@ class Project:
     label_files: tuple[Path, ...] = field(default=())
     config_path: Path | None = None
     flip_pairs: tuple[tuple[str, str], ...] | None = None
+    animals: dict | None = None
+    """Several animals as identity channels: ``{"names": [...], "bodyparts": [...]}`` from
+    ``config.yaml`` (``bodyparts`` are then ``animal/bodypart``; see trainers/animal_labels.py)."""
 
     @property
     def num_keypoints(self) -> int:
@@ -85,6 +91,7 @@ class Project:
             label_files=self.label_files,
             config_path=self.config_path,
             flip_pairs=self.flip_pairs,
+            animals=self.animals,
         )
 
     def indices_of(self, images: Sequence[str], where: str = "split") -> list[int]:
@@ -146,6 +153,26 @@ def _config_bodyparts(config: dict, path: Path) -> tuple[str, ...]:
     if dupes:
         raise ProjectError(f"{path}: field 'bodyparts' repeats {dupes}")
     return tuple(parts)
+
+
+def _config_animals(config: dict, bodyparts: Sequence[str], path: Path) -> dict | None:
+    """``animals: {names: [...], bodyparts: [...]}``: identity channels, checked against
+    ``bodyparts`` (which must be ``animal/bodypart`` for every animal and bodypart, in order)."""
+    raw = config.get("animals")
+    if raw is None:
+        return None
+    names, parts = (raw.get(k) if isinstance(raw, dict) else None for k in ("names", "bodyparts"))
+    if not (isinstance(names, list) and names and isinstance(parts, list) and parts):
+        raise ProjectError(
+            f"{path}: field 'animals' must be a mapping with lists 'names' and 'bodyparts'"
+        )
+    expected = [f"{a}/{b}" for a in names for b in parts]
+    if list(bodyparts) != expected:
+        raise ProjectError(
+            f"{path}: field 'bodyparts' must be animal/bodypart for every entry of "
+            f"'animals' ({expected[:2]}...), got {list(bodyparts)[:2]}..."
+        )
+    return {"names": [str(n) for n in names], "bodyparts": [str(b) for b in parts]}
 
 
 def _config_skeleton(config: dict, bodyparts: Sequence[str], path: Path) -> tuple:
@@ -315,6 +342,7 @@ def load_project(path: str | Path, train_fraction: float | None = None) -> Proje
     bodyparts = _config_bodyparts(config, config_path)
     skeleton = _config_skeleton(config, bodyparts, config_path)
     flip_pairs = _config_flip_pairs(config, bodyparts, config_path)
+    animals = _config_animals(config, bodyparts, config_path)
     scorer = str(config.get("scorer") or "")
     pcutoff = float(config.get("pcutoff") or 0.6)
     if train_fraction is None:
@@ -370,6 +398,7 @@ def load_project(path: str | Path, train_fraction: float | None = None) -> Proje
         label_files=tuple(files),
         config_path=config_path,
         flip_pairs=flip_pairs,
+        animals=animals,
     )
 
 

@@ -108,6 +108,11 @@ class TrainSettings(BaseModel):
     batch_size: int = Field(default=8, gt=0)
     crop_size: int | None = Field(default=None, ge=32, description="square crop side, px")
     train_fraction: float | None = Field(default=None, gt=0, le=1)
+    split: Path | None = Field(
+        default=None,
+        description="a split file ({'train': [...], 'test': [...]} of image paths) to use "
+        "instead of a random split by train_fraction (e.g. a split by time)",
+    )
     seed: int = 0
     learning_rate: float | None = Field(
         default=None, gt=0, description="peak Adam rate; None: DEFAULT_LEARNING_RATE of the net"
@@ -369,12 +374,16 @@ def reestimate_batchnorm(model: Any, batches: Iterator[Any], n_batches: int) -> 
 
 def _prepare_split(settings: TrainSettings, project: Project) -> tuple[list[int], list[int]]:
     split_path = settings.output / "split.json"
-    if settings.resume and split_path.is_file():
-        saved = read_split(split_path)
-        return (
-            project.indices_of(saved["train"], where=str(split_path)),
-            project.indices_of(saved["test"], where=str(split_path)),
-        )
+    given = split_path if settings.resume and split_path.is_file() else settings.split
+    if given is not None:
+        saved = read_split(given)
+        if not saved["train"]:
+            raise ProjectError(f"{given}: the split names no training frames")
+        train_idx = project.indices_of(saved["train"], where=str(given))
+        test_idx = project.indices_of(saved["test"], where=str(given))
+        if given != split_path:
+            write_split(split_path, project, train_idx, test_idx)
+        return train_idx, test_idx
     train_idx, test_idx = split_indices(len(project.images), project.train_fraction, settings.seed)
     write_split(split_path, project, train_idx, test_idx)
     return train_idx, test_idx
@@ -608,6 +617,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "net": settings.net,
         "keypoints": list(project.bodyparts),
         "skeleton": [list(e) for e in project.skeleton],
+        "animals": project.animals,
         "stride": STRIDE,
         "locref_stdev": LOCREF_STDEV,
         "pos_dist_thresh": POS_DIST_THRESH,

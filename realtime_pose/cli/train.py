@@ -1,4 +1,5 @@
-"""``realtime-pose train``: train a pose network on a DeepLabCut project (needs TensorFlow)."""
+"""``realtime-pose train``: train a pose network on a DeepLabCut project or on multi-animal
+labels (SLEAP ``.slp``, multi-animal DeepLabCut tables; needs TensorFlow)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "checkpoints; export the result with 'realtime-pose export OUTPUT --output BUNDLE'."
         ),
     )
-    parser.add_argument("project", metavar="PROJECT_DIR", help="DeepLabCut project folder")
+    parser.add_argument(
+        "project",
+        metavar="PROJECT",
+        help=(
+            "a DeepLabCut project folder, or a multi-animal labels file with identities (SLEAP "
+            ".slp, DeepLabCut CollectedData_*.h5/.csv with individuals): it is converted into "
+            "OUTPUT/project, one score map per animal and bodypart"
+        ),
+    )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
     parser.add_argument("--net", default="mobilenet_v2_0.35", choices=_NETS, help="backbone")
     budget = parser.add_mutually_exclusive_group(required=True)
@@ -39,6 +48,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--train-fraction",
         type=float,
         help="fraction of labelled frames to train on (default: config.yaml TrainingFraction)",
+    )
+    parser.add_argument(
+        "--split", metavar="FILE", help='a split file {"train": [...], "test": [...]} of images'
+    )
+    parser.add_argument(
+        "--train-frames",
+        metavar="FIRST-LAST",
+        help="labels on a video: train on these video frames (a split by time)",
+    )
+    parser.add_argument(
+        "--test-frames", metavar="FIRST-LAST", help="labels on a video: hold out these frames"
     )
     parser.add_argument("--seed", type=int, default=0, help="split, initialisation, augmentation")
     parser.add_argument(
@@ -81,8 +101,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         from realtime_pose.trainers.train import TrainSettings, train
 
+        project, split = _project_and_split(args)
         settings = TrainSettings(
-            project=Path(args.project),
+            project=project,
+            split=split,
             output=Path(args.output),
             net=args.net,
             steps=args.steps,
@@ -114,6 +136,50 @@ def run(args: argparse.Namespace) -> int:
         + f"; output in {args.output}"
     )
     return 0
+
+
+def _frame_range(value: str | None, option: str) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    first, sep, last = value.partition("-")
+    try:
+        lo, hi = int(first), int(last)
+    except ValueError:
+        raise ValueError(f"{option}: expected FIRST-LAST frame numbers, got {value!r}") from None
+    if not sep or lo < 0 or hi < lo:
+        raise ValueError(f"{option}: expected FIRST-LAST with 0 <= FIRST <= LAST, got {value!r}")
+    return lo, hi
+
+
+def _project_and_split(args: argparse.Namespace) -> tuple[Path, Path | None]:
+    """The project folder to train on and the split file, converting a labels file first."""
+    source = Path(args.project)
+    split = None if args.split is None else Path(args.split)
+    train_frames = _frame_range(args.train_frames, "--train-frames")
+    test_frames = _frame_range(args.test_frames, "--test-frames")
+    if not source.is_file():
+        if train_frames or test_frames:
+            raise ValueError("--train-frames/--test-frames split labels on a video (a labels file)")
+        return source, split
+    from realtime_pose.trainers.animal_labels import load_animal_labels
+    from realtime_pose.trainers.identity_project import write_identity_project, write_time_split
+
+    labels = load_animal_labels(source)
+    project = Path(args.output) / "project"
+    if not (project / "config.yaml").is_file():
+        log.info(
+            "%s: writing %d labelled frames as a project in %s", source, labels.num_frames, project
+        )
+        write_identity_project(labels, project)
+    if train_frames is not None:
+        if split is not None:
+            raise ValueError("give either --split or --train-frames, not both")
+        last = int(labels.frame_indices.max()) if labels.frame_indices is not None else 0
+        test = test_frames or (train_frames[1] + 1, max(last, train_frames[1] + 1))
+        split = write_time_split(
+            Path(args.output) / "time_split.json", labels.frame_indices, train_frames, test
+        )
+    return project, split
 
 
 def _weights(value: str) -> str | Path | None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from trainers.animal_labels import (
+from realtime_pose.trainers.animal_labels import (
     LabelsError,
     load_animal_labels,
     split_identity_name,
@@ -103,3 +104,60 @@ def test_identity_names_split_and_refuse_plain_bodyparts():
     assert split_identity_name("female/head") == ("female", "head")
     with pytest.raises(ValueError, match="not an animal/bodypart"):
         split_identity_name("head")
+
+
+def test_sided_pairs_cover_both_naming_habits():
+    from realtime_pose.trainers.identity_project import sided_pairs
+
+    parts = ["head", "wingL", "wingR", "forelegL4", "forelegR4", "leftear", "rightear", "Lonely"]
+    assert sorted(sided_pairs(parts)) == sorted(
+        [("wingL", "wingR"), ("forelegL4", "forelegR4"), ("leftear", "rightear")]
+    )
+
+
+def test_a_synthetic_two_animal_clip_becomes_an_identity_project_with_a_time_split(tmp_path):
+    from realtime_pose.trainers.identity_project import write_identity_project, write_time_split
+    from realtime_pose.trainers.project import load_project
+    from realtime_pose.trainers.synthetic_project import write_two_animal_clip
+
+    labels = load_animal_labels(write_two_animal_clip(tmp_path / "clip", 12, 96, 64))
+    project = load_project(write_identity_project(labels, tmp_path / "project"))
+    assert project.animals == {"names": ["dark", "light"], "bodyparts": list(labels.bodyparts)}
+    assert project.bodyparts[4] == "light/snout" and project.keypoints.shape == (12, 8, 2)
+    np.testing.assert_allclose(project.keypoints, labels.keypoints.reshape(12, 8, 2))
+    assert project.load_image(0).shape == (64, 96, 3)
+    split = write_time_split(tmp_path / "split.json", labels.frame_indices, (0, 7), (8, 11))
+    chosen = json.loads(split.read_text())
+    assert len(chosen["train"]) == 8 and chosen["test"][0].endswith("img000008.png")
+    with pytest.raises(LabelsError, match="no labelled frames in the training range"):
+        write_time_split(tmp_path / "none.json", labels.frame_indices, (50, 60), (61, 70))
+
+
+def test_labels_without_identities_are_refused_for_identity_channels(tmp_path):
+    import sleap_io as sio
+
+    from realtime_pose.trainers.identity_project import write_identity_project
+
+    skeleton = sio.Skeleton(nodes=["a", "b"])
+    video = sio.Video(filename=str(tmp_path / "v.avi"))
+    frame = sio.LabeledFrame(
+        video=video,
+        frame_idx=0,
+        instances=[sio.Instance.from_numpy(np.ones((2, 2)) * i, skeleton) for i in (1, 2)],
+    )
+    slp = tmp_path / "untracked.slp"
+    sio.save_slp(sio.Labels(labeled_frames=[frame], videos=[video], skeletons=[skeleton]), str(slp))
+    labels = load_animal_labels(slp)
+    assert labels.animals == ("animal0", "animal1") and not labels.identities_known
+    with pytest.raises(LabelsError, match="carry no identities"):
+        write_identity_project(labels, tmp_path / "project")
+
+
+def test_train_refuses_frame_ranges_it_cannot_use(tmp_path, capsys):
+    from realtime_pose.cli import main
+
+    args = ["train", str(tmp_path), "-o", str(tmp_path / "out"), "--steps", "1"]
+    assert main([*args, "--train-frames", "0-9"]) == 2
+    assert "split labels on a video" in capsys.readouterr().err
+    assert main([*args, "--train-frames", "9-3"]) == 2
+    assert "--train-frames: expected FIRST-LAST with 0 <= FIRST <= LAST" in capsys.readouterr().err
