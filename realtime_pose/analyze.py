@@ -127,7 +127,7 @@ def analyze_video(
                     plan.file("labeled"),
                     fps,
                     skeleton_indices(bundle.meta),
-                    len(bundle.keypoints),
+                    bundle.keypoints,
                     pcutoff,
                     overwrite,
                 )
@@ -169,7 +169,7 @@ def write_labeled_video(
     """Decode ``video`` again and write its first ``len(poses)`` frames with ``poses`` drawn
     (the distributed path, where poses arrive from workers without their frames)."""
     edges = skeleton_indices(bundle.meta)
-    with LabeledVideoWriter(path, fps, edges, len(bundle.keypoints), pcutoff, overwrite) as out:
+    with LabeledVideoWriter(path, fps, edges, bundle.keypoints, pcutoff, overwrite) as out:
         for frame, pose in zip(video_frames(video, len(poses)), poses, strict=False):
             out.write(frame.image, pose)
     return path

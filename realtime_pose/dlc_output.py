@@ -1,7 +1,9 @@
 """Pose tables in DeepLabCut's layout, so DLC's own tools, movement and SimBA read them.
 
 Columns are a pandas MultiIndex ``scorer / bodyparts / coords`` with coords ``x, y, likelihood``;
-one row per frame; ``.h5`` files use the key ``df_with_missing``.
+one row per frame; ``.h5`` files use the key ``df_with_missing``. A multi-animal model (keypoints
+named ``animal/bodypart``) gets DeepLabCut's multi-animal layout, ``scorer / individuals /
+bodyparts / coords``, one individual per animal.
 """
 
 from __future__ import annotations
@@ -40,8 +42,24 @@ def pose_table(
         [[scorer], list(keypoints), ["x", "y", "likelihood"]],
         names=["scorer", "bodyparts", "coords"],
     )
+    if all("/" in k for k in keypoints):  # several animals: DeepLabCut's multi-animal layout
+        columns = pd.MultiIndex.from_tuples(
+            [(scorer, *k.split("/", 1), c) for k in keypoints for c in ("x", "y", "likelihood")],
+            names=["scorer", "individuals", "bodyparts", "coords"],
+        )
     index = np.arange(len(poses)) if frame_indices is None else np.asarray(frame_indices)
     return pd.DataFrame(poses.reshape(len(poses), -1), columns=columns, index=index)
+
+
+def table_keypoints(table) -> list[str]:
+    """The keypoint names of a pose table: ``bodypart``, or ``individual/bodypart`` for the
+    multi-animal layout (in column order)."""
+    names = table.columns.names
+    parts = table.columns.get_level_values("bodyparts")
+    if "individuals" in names:
+        who = table.columns.get_level_values("individuals")
+        return list(dict.fromkeys(f"{a}/{b}" for a, b in zip(who, parts, strict=True)))
+    return list(dict.fromkeys(parts))
 
 
 def table_paths(stem: str | Path) -> tuple[Path, Path]:
@@ -105,4 +123,6 @@ def read_pose_table(path: str | Path):
     path = Path(path)
     if path.suffix == ".h5":
         return pd.read_hdf(path, key=H5_KEY)
-    return pd.read_csv(path, header=[0, 1, 2], index_col=0)
+    second = pd.read_csv(path, header=None, nrows=2, usecols=[0]).iat[1, 0]
+    header = [0, 1, 2, 3] if second == "individuals" else [0, 1, 2]
+    return pd.read_csv(path, header=header, index_col=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -16,6 +17,16 @@ def keypoint_colors(n: int) -> np.ndarray:
     hues = np.linspace(0, 179, n, endpoint=False).astype(np.uint8)
     hsv = np.stack([hues, np.full(n, 255, np.uint8), np.full(n, 255, np.uint8)], 1)[None]
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0]
+
+
+def pose_colors(keypoints: Sequence[str]) -> np.ndarray:
+    """A BGR colour per keypoint ``[K, 3]``: one per keypoint, or, for a multi-animal model
+    (``animal/bodypart`` names), one per animal, so each animal is drawn in its own colour."""
+    if keypoints and all("/" in k for k in keypoints):
+        animals = list(dict.fromkeys(k.split("/", 1)[0] for k in keypoints))
+        wheel = keypoint_colors(len(animals))
+        return np.stack([wheel[animals.index(k.split("/", 1)[0])] for k in keypoints])
+    return keypoint_colors(len(keypoints))
 
 
 def draw_pose(
@@ -48,6 +59,7 @@ class LabeledVideoWriter:
     :mod:`realtime_pose.safe_write` (published only when closed without an error).
 
     Use as a context manager; :meth:`write` one frame and its ``[K, 3]`` pose at a time.
+    ``keypoints``: the names (colours by :func:`pose_colors`) or just their number.
     """
 
     def __init__(
@@ -55,13 +67,16 @@ class LabeledVideoWriter:
         path: Path,
         fps: float,
         edges: list[tuple[int, int]],
-        n_keypoints: int,
+        keypoints: int | Sequence[str],
         pcutoff: float = 0.6,
         overwrite: bool = False,
     ) -> None:
         self.path, self.fps, self.edges, self.pcutoff = Path(path), fps, edges, pcutoff
         self.overwrite = overwrite
-        self.colors = keypoint_colors(n_keypoints)
+        if isinstance(keypoints, int):
+            self.colors = keypoint_colors(keypoints)
+        else:
+            self.colors = pose_colors(list(keypoints))
         self.frames = 0
         self._stack = contextlib.ExitStack()
         self._writer: cv2.VideoWriter | None = None

@@ -5,6 +5,7 @@ An analysis writes, per video, some of these *units* (each all-or-nothing):
 
 - ``dlc``: ``<stem>.h5`` and ``<stem>.csv`` in DeepLabCut's layout (:mod:`.dlc_output`);
 - ``nwb``: ``<stem>.nwb`` (:mod:`.nwb_output`);
+- ``slp``: ``<stem>.slp``, SLEAP predictions with one track per animal (:mod:`.slp_output`);
 - ``labeled``: ``<stem>_labeled.mp4``, the video with the poses drawn;
 
 with ``<stem>`` = ``<output dir>/<video stem>_<scorer>``. Every file goes through
@@ -26,7 +27,7 @@ import numpy as np
 
 from realtime_pose import __version__
 
-FORMATS = ("dlc", "nwb")
+FORMATS = ("dlc", "nwb", "slp")
 """Pose-table formats ``analyze --format`` accepts."""
 
 MATCH_KEYS = ("video", "video_bytes", "model_sha256", "scorer", "max_frames")
@@ -73,6 +74,8 @@ class OutputPlan:
             units["dlc"] = [named(".h5"), named(".csv")]
         if "nwb" in self.formats:
             units["nwb"] = [named(".nwb")]
+        if "slp" in self.formats:
+            units["slp"] = [named(".slp")]
         if self.labeled_video:
             units["labeled"] = [named("_labeled.mp4")]
         return units
@@ -98,7 +101,7 @@ class OutputState:
 
 
 def _check_dlc(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequence[str]) -> int:
-    from realtime_pose.dlc_output import read_pose_table, read_provenance
+    from realtime_pose.dlc_output import read_pose_table, read_provenance, table_keypoints
 
     h5, csv = paths
     stored = read_provenance(h5)
@@ -108,7 +111,7 @@ def _check_dlc(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequen
     frames = int(stored["frames"])
     for path in (h5, csv):
         table = read_pose_table(path)
-        parts = list(table.columns.get_level_values("bodyparts").unique())
+        parts = table_keypoints(table)
         if len(table) != frames or parts != list(keypoints):
             raise ValueError(
                 f"{path} has {len(table)} rows of {parts}, expected {frames} of {list(keypoints)}"
@@ -125,6 +128,18 @@ def _check_nwb(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequen
     frames = int(stored["frames"])
     if set(counts) != set(keypoints) or any(n != frames for n in counts.values()):
         raise ValueError(f"{path} holds {counts}, expected {frames} samples of {list(keypoints)}")
+    return frames
+
+
+def _check_slp(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequence[str]) -> int:
+    from realtime_pose.slp_output import read_slp_provenance
+
+    stored, frames = read_slp_provenance(paths[0])
+    if not stored:
+        raise ValueError(f"{paths[0]} holds no realtime-pose provenance")
+    _compare(paths[0], stored, expected)
+    if frames != int(stored["frames"]):
+        raise ValueError(f"{paths[0]} has {frames} frames, its provenance says {stored['frames']}")
     return frames
 
 
@@ -158,7 +173,7 @@ def inspect_outputs(
     file of it exists) or invalid (with the reason, naming the file)."""
     state = OutputState()
     units = plan.units()
-    checks = {"dlc": _check_dlc, "nwb": _check_nwb}
+    checks = {"dlc": _check_dlc, "nwb": _check_nwb, "slp": _check_slp}
     for unit in [u for u in units if u != "labeled"] + (["labeled"] if "labeled" in units else []):
         paths = units[unit]
         present = [p for p in paths if p.exists() or p.is_symlink()]
@@ -195,7 +210,7 @@ def write_units(
     provenance: Mapping[str, Any],
     overwrite: bool = False,
 ) -> list[Path]:
-    """Write the table units (``dlc``, ``nwb``) of ``units`` for ``poses`` ``[N, K, 3]``;
+    """Write the table units (``dlc``, ``nwb``, ``slp``) of ``units`` for ``poses`` ``[N, K, 3]``;
     return the files written. The labelled video is written while frames are decoded
     (:class:`realtime_pose.drawing.LabeledVideoWriter`), not here."""
     from realtime_pose.dlc_output import write_pose_tables
@@ -221,6 +236,20 @@ def write_units(
             provenance=record,
         )
         written.append(write_nwb(nwbfile, path, overwrite))
+    if "slp" in units:
+        from realtime_pose.slp_output import write_slp
+
+        written.append(
+            write_slp(
+                plan.file("slp"),
+                poses,
+                bundle.keypoints,
+                bundle.meta.skeleton,
+                plan.video,
+                provenance=record,
+                overwrite=overwrite,
+            )
+        )
     return written
 
 

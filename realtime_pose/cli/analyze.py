@@ -19,9 +19,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "analyze",
         help="analyse videos offline into DeepLabCut .h5/.csv and NWB files",
         description="Run a bundle on every frame of one or more videos and write "
-        "<stem>_<scorer>.h5/.csv (DeepLabCut's layout) and/or .nwb (ndx-pose). With Ray "
-        "installed the videos are cut into chunks analysed by parallel workers (embedded Ray "
-        "on this machine, or --cluster); a re-run skips videos whose outputs are complete.",
+        "<stem>_<scorer>.h5/.csv (DeepLabCut's layout), .nwb (ndx-pose) and/or .slp (SLEAP). "
+        "With Ray installed the videos are cut into chunks analysed by parallel workers "
+        "(embedded Ray on this machine, or --cluster); a re-run skips videos whose outputs are "
+        "complete.",
     )
     p.add_argument("videos", nargs="+", type=Path, metavar="VIDEO")
     p.add_argument("--bundle", required=True, type=Path, help="model bundle folder or .zip")
@@ -29,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--format",
         default="dlc",
-        help="comma-separated outputs: dlc (.h5 + .csv), nwb (default: %(default)s)",
+        help="comma-separated outputs: dlc (.h5 + .csv), nwb, slp (SLEAP predictions) "
+        "(default: %(default)s)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--max-frames", type=int, help="stop after N frames per video")
@@ -133,6 +135,14 @@ def run(args: argparse.Namespace) -> int:
             require_nwb()
         except ImportError as exc:
             log.error("%s", exc)
+            return 2
+    if "slp" in args.formats:
+        import importlib.util
+
+        if importlib.util.find_spec("sleap_io") is None:
+            from realtime_pose.slp_output import INSTALL_HINT
+
+            log.error("--format slp needs sleap-io: %s", INSTALL_HINT)
             return 2
     try:
         bundle = load_bundle(args.bundle)
