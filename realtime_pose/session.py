@@ -111,6 +111,12 @@ class LiveSession:
         self.cpu_plan = self._pin_cpus(config.loop_cpus)
         self.bundle = load_bundle(config.bundle)
         meta = self.bundle.meta
+        if meta.animals is not None and config.crop.enabled:
+            raise ValueError(
+                f"crop.enabled: dynamic cropping follows one animal, and {config.bundle} tracks "
+                f"{len(meta.animals.names)} ({', '.join(meta.animals.names)}); set "
+                "crop.enabled: false"
+            )
         if config.rules:
             from realtime_pose.rules import validate_rules
 

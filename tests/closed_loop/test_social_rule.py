@@ -76,3 +76,22 @@ def test_two_animals_coming_close_fire_the_social_rule(tmp_path):
     for event in fired:  # a within two cells of b
         assert a_ix(event["frame_index"]) >= 6  # 16 px from b; one cell further is 24 px
     assert len(edge_durations_ms(read_emulator_log(emu_log))) == entries
+
+
+def test_dynamic_cropping_is_refused_for_several_animals_naming_the_field(tmp_path):
+    bundle = tmp_path / "bundle"
+    meta = marker_meta(keypoints=["a/dot", "b/dot", "c/dot"], skeleton=[], animals=ANIMALS)
+    write_bundle(bundle, marker_model(), meta)
+    video = write_video(tmp_path / "social.avi", 5)
+    config = {
+        "source": {"kind": "video", "path": str(video)},
+        "bundle": str(bundle),
+        "crop": {"enabled": True},
+        "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
+    }
+    path = tmp_path / "rig.yaml"
+    path.write_text(yaml.safe_dump(config))
+    out = _run(path)
+    assert out.returncode == 2
+    assert "crop.enabled: dynamic cropping follows one animal" in out.stderr
+    assert "tracks 3 (a, b, c)" in out.stderr
