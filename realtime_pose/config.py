@@ -51,6 +51,23 @@ class CropConfig(_Section):
     lost_after_frames: int = Field(default=3, ge=1)
 
 
+class TrackingConfig(_Section):
+    """``tracking:``: keeping each animal under its name (multi-animal bundles only).
+
+    Motion matches each frame's animals to tracks; identity votes, averaged over
+    ``identity_memory_frames``, name the tracks (see :mod:`realtime_pose.tracking`).
+    """
+
+    enabled: bool = True
+    max_distance_px: float = Field(
+        default=100.0, gt=0, description="farthest an animal may be from its track's prediction"
+    )
+    identity_memory_frames: float = Field(
+        default=25.0, ge=1, description="frames of identity votes that rename a track"
+    )
+    max_missed_s: float = Field(default=1.0, gt=0, description="a track unseen this long ends")
+
+
 class PredictionConfig(_Section):
     """``prediction:``: Kalman forward prediction to ``t_capture + lead``."""
 
@@ -141,6 +158,7 @@ class RunConfig(_Section):
         default=None, description="network input [width, height]; null = frame (or crop) size"
     )
     crop: CropConfig = Field(default_factory=CropConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
     stream: StreamConfig = Field(default_factory=StreamConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)

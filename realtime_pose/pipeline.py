@@ -1,6 +1,6 @@
 """The live loop: one frame's way from the grabber to the stream, the outputs and the log.
 
-    grab ─▶ preprocess ─▶ network ─▶ peaks ─▶ forward prediction ─▶ processors + rules
+    grab ─▶ preprocess ─▶ network ─▶ peaks ─▶ [tracking] ─▶ forward prediction ─▶ processors + rules
          ─▶ outputs ─▶ publish ─▶ record
 
 :class:`Pipeline` owns the per-frame work and nothing else: the parts (estimator, predictor,
@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -53,6 +53,9 @@ from realtime_pose.stats import warm_up as warm_up_statistics
 from realtime_pose.stream import messages
 from realtime_pose.supervision import REGISTRY as THREADS
 
+if TYPE_CHECKING:  # scipy is imported only where several animals are tracked
+    from realtime_pose.tracking import IdentityChannelTracking
+
 log = logging.getLogger(__name__)
 
 #: GIL switch interval while the loop runs (seconds); CPython's default is 5 ms.
@@ -76,6 +79,10 @@ class Pipeline:
     ----------
     estimator
         Preprocess + engine + peaks + transform for the bundle.
+    tracking
+        Several animals: keeps each animal's rows under its name
+        (:class:`~realtime_pose.tracking.IdentityChannelTracking`); ``None``: one animal. Its
+        time counts in the ``predict`` stage.
     predictor, lead
         Forward prediction and how far ahead (``None``: no prediction).
     cropper
@@ -104,6 +111,7 @@ class Pipeline:
         self,
         estimator: PoseEstimator,
         *,
+        tracking: IdentityChannelTracking | None = None,
         predictor: ForwardPredictor | None = None,
         lead: LeadTime | None = None,
         cropper: DynamicCropper | None = None,
@@ -118,6 +126,7 @@ class Pipeline:
         status_fields: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.estimator = estimator
+        self.tracking = tracking
         self.keypoints = estimator.keypoints
         k = len(self.keypoints)
         self.predictor = predictor
@@ -162,6 +171,8 @@ class Pipeline:
         stamps = self._stamps
         window = self.cropper.window() if self.cropper is not None else None
         pose = self.estimator.estimate(frame.image, window, stamps)
+        if self.tracking is not None:
+            pose = self.tracking.update(pose, t_capture)
         if self.cropper is not None:
             self.cropper.update(pose)
         predicted = None

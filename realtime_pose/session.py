@@ -173,6 +173,7 @@ class LiveSession:
             frame_taps = (*frame_taps, self.previewer)
         self.pipeline = Pipeline(
             estimator,
+            tracking=self._make_tracking(config, meta),
             predictor=predictor,
             lead=lead,
             cropper=cropper,
@@ -220,6 +221,21 @@ class LiveSession:
         size = source.size
         source.close()
         return source, size
+
+    def _make_tracking(self, config: RunConfig, meta: Any) -> Any:
+        """The identity-tracking stage for a multi-animal bundle (``None``: one animal, or off)."""
+        if meta.animals is None or not config.tracking.enabled:
+            return None
+        from realtime_pose.tracking import IdentityChannelTracking
+
+        t = config.tracking
+        return IdentityChannelTracking(
+            meta.animals.names,
+            len(meta.animals.bodyparts),
+            max_distance_px=t.max_distance_px,
+            identity_memory_frames=t.identity_memory_frames,
+            max_missed_s=t.max_missed_s,
+        )
 
     def _open_estimator(
         self, config: RunConfig, frame_size: Size

@@ -14,10 +14,18 @@ frame
    (``scipy.optimize.linear_sum_assignment``), dropping pairs costlier than ``max_distance_px``,
 4. updates matched tracks, lets unmatched tracks coast on their prediction (reported with
    ``detected=False``) until ``max_missed_s`` has passed, and opens tracks for unmatched
-   detections while fewer than ``max_animals`` exist.
+   detections while fewer than ``max_animals`` exist,
+5. where identity scores are given, folds each matched detection's scores into its track's
+   *identity evidence* (an exponential average over ``identity_memory_frames``) and gives the
+   names to the tracks by that evidence (Hungarian again, one name per track).
 
-Tracks keep their ``track_id`` and name for as long as they live, so a rule written for
-``animal: female`` follows the same fly through crossings and missed frames.
+Tracks keep their ``track_id`` for as long as they live. Their names follow the accumulated
+evidence, not one frame's vote: a network that calls the male "female" for a few frames does
+not rename him, while a track that motion alone put on the wrong animal (after an occlusion) is
+renamed once the evidence has turned, about ``identity_memory_frames`` later.
+
+:class:`IdentityChannelTracking` is the live loop's stage for identity-channel bundles (every
+animal has its own score maps, so the network names each detection).
 """
 
 from __future__ import annotations
@@ -70,12 +78,15 @@ class TrackedAnimal:
         coasts (then the prediction's confidence).
     detected
         Whether a detection was matched to the track in this frame.
+    detection
+        Index of the matched detection in this frame's input (``-1`` while coasting).
     """
 
     track_id: int
     name: str
     keypoints: np.ndarray
     detected: bool
+    detection: int = -1
 
 
 class _Track:
@@ -84,6 +95,7 @@ class _Track:
         self.name = name
         self.predictor = predictor
         self.last_seen_ns = t_ns
+        self.evidence: np.ndarray | None = None
 
 
 class IdentityTracker:
@@ -106,6 +118,8 @@ class IdentityTracker:
         How many pixels of distance a full identity vote is worth.
     max_missed_s
         A track unmatched for longer than this is closed (its name becomes free again).
+    identity_memory_frames
+        Frames over which identity scores are averaged before they rename a track.
     min_likelihood
         Keypoints below this likelihood do not count towards distances.
     predictor_options
@@ -122,6 +136,7 @@ class IdentityTracker:
         max_missed_s: float = 1.0,
         min_likelihood: float = 0.5,
         predictor_options: Mapping[str, Any] | None = None,
+        identity_memory_frames: float = 25.0,
     ) -> None:
         if num_keypoints < 1:
             raise ValueError(f"num_keypoints must be at least 1, got {num_keypoints}")
@@ -143,6 +158,9 @@ class IdentityTracker:
                 raise ValueError(f"{label} must be a positive number, got {value}")
         if not (identity_weight_px >= 0 and math.isfinite(identity_weight_px)):
             raise ValueError(f"identity_weight_px must be >= 0, got {identity_weight_px}")
+        if not (identity_memory_frames >= 1 and math.isfinite(identity_memory_frames)):
+            raise ValueError(f"identity_memory_frames must be >= 1, got {identity_memory_frames}")
+        self._evidence_rate = 1.0 / float(identity_memory_frames)
         self.num_keypoints = int(num_keypoints)
         self.max_animals = int(max_animals)
         self.names = names
@@ -156,6 +174,8 @@ class IdentityTracker:
         self._predicted = np.empty((self.num_keypoints, 3))
         self.tracks_opened = 0
         """Tracks opened so far (more than ``max_animals`` means animals were lost and found)."""
+        self.renames = 0
+        """Times a track's name changed because its identity evidence turned."""
 
     def reset(self) -> None:
         """Close every track (a new session)."""
@@ -228,15 +248,18 @@ class IdentityTracker:
         survivors: list[_Track] = []
         for j, track in enumerate(self._tracks):
             if j in matched_tracks:
-                pose = detections[matched_tracks[j]]
+                i = matched_tracks[j]
+                pose = detections[i]
                 track.predictor.update(pose, t_ns)
                 track.last_seen_ns = t_ns
-                reported.append(TrackedAnimal(track.track_id, track.name, pose.copy(), True))
+                if identity is not None:
+                    self._fold_evidence(track, identity[i])
+                reported.append(TrackedAnimal(track.track_id, track.name, pose.copy(), True, i))
             elif t_ns - track.last_seen_ns > self.max_missed_ns:
                 continue  # closed: its name is free again
             else:
                 reported.append(
-                    TrackedAnimal(track.track_id, track.name, predictions[j].copy(), False)
+                    TrackedAnimal(track.track_id, track.name, predictions[j].copy(), False, -1)
                 )
             survivors.append(track)
         self._tracks = survivors
@@ -251,7 +274,106 @@ class IdentityTracker:
             self._next_id += 1
             self.tracks_opened += 1
             predictor.update(detection, t_ns)
+            if scores is not None:
+                self._fold_evidence(track, scores)
             self._tracks.append(track)
-            reported.append(TrackedAnimal(track.track_id, track.name, detection.copy(), True))
+            reported.append(TrackedAnimal(track.track_id, track.name, detection.copy(), True, i))
+        if identity is not None and self.names is not None:
+            reported = self._rename(reported)
         reported.sort(key=lambda a: a.track_id)
         return reported
+
+    def _fold_evidence(self, track: _Track, scores: np.ndarray) -> None:
+        if track.evidence is None:
+            track.evidence = np.asarray(scores, dtype=np.float64).copy()
+        else:
+            track.evidence += self._evidence_rate * (scores - track.evidence)
+
+    def _rename(self, reported: list[TrackedAnimal]) -> list[TrackedAnimal]:
+        """Give the names to the tracks by their identity evidence (one name per track)."""
+        assert self.names is not None
+        tracks = [t for t in self._tracks if t.evidence is not None]
+        if not tracks:
+            return reported
+        evidence = np.stack([t.evidence for t in tracks])  # type: ignore[misc]
+        rows, cols = linear_sum_assignment(-evidence)
+        wanted = {tracks[r].track_id: self.names[c] for r, c in zip(rows, cols, strict=True)}
+        keep = {t.name for t in self._tracks if t.track_id not in wanted}
+        if keep & set(wanted.values()):
+            return reported  # a track without evidence holds a name the others want: wait
+        for track in tracks:
+            if track.name != wanted[track.track_id]:
+                track.name = wanted[track.track_id]
+                self.renames += 1
+        names = {t.track_id: t.name for t in self._tracks}
+        return [
+            TrackedAnimal(a.track_id, names[a.track_id], a.keypoints, a.detected, a.detection)
+            for a in reported
+        ]
+
+
+class IdentityChannelTracking:
+    """The live loop's tracking stage for identity-channel bundles.
+
+    The network gives every animal its own score maps, so each frame's pose rows already name
+    their animal (``female/head`` ...). This stage treats each animal's rows as a detection that
+    votes for its own name, matches the detections to tracks by motion
+    (:class:`IdentityTracker`), names the tracks by their accumulated votes, and writes every
+    track's rows back under its name: a network that swaps the two flies for a few frames is
+    corrected, an animal missed for a frame keeps its track.
+
+    Parameters
+    ----------
+    names
+        The animals, in the bundle's order.
+    num_bodyparts
+        Keypoints per animal.
+    tracker_options
+        Keyword arguments for :class:`IdentityTracker` (``identity_weight_px`` defaults to 0:
+        motion decides the matching, the votes decide the names).
+    """
+
+    def __init__(self, names: Sequence[str], num_bodyparts: int, **tracker_options: Any) -> None:
+        self.names = list(names)
+        self.num_bodyparts = int(num_bodyparts)
+        options = {"identity_weight_px": 0.0, **tracker_options}
+        self.tracker = IdentityTracker(
+            self.num_bodyparts, len(self.names), names=self.names, **options
+        )
+        self._votes = np.eye(len(self.names))
+        self._out = np.empty((len(self.names) * self.num_bodyparts, 3))
+        self.swapped_frames = 0
+        """Frames in which some animal's rows were written under another name than the
+        network gave them."""
+
+    def reset(self) -> None:
+        """Forget every track (a new session)."""
+        self.tracker.reset()
+
+    def update(self, pose: np.ndarray, t_ns: int) -> np.ndarray:
+        """The pose ``[A·K, 3]`` with each animal's rows under its tracked name (a reused
+        buffer); rows of a name no detection was matched to keep the network's own rows."""
+        A, K = len(self.names), self.num_bodyparts
+        detections = np.asarray(pose, dtype=np.float64).reshape(A, K, 3)
+        visible = (detections[:, :, 2] >= self.tracker.min_likelihood).any(axis=1)
+        slots = np.flatnonzero(visible)
+        animals = self.tracker.update(detections, t_ns, self._votes)
+        out = self._out
+        out[:] = detections.reshape(A * K, 3)
+        swapped = False
+        for animal in animals:
+            if not animal.detected:
+                continue
+            slot = int(slots[animal.detection])
+            target = self.names.index(animal.name)
+            if slot != target:
+                out[target * K : (target + 1) * K] = detections[slot]
+                swapped = True
+        if swapped:
+            # a slot whose animal moved elsewhere and that no track took keeps nothing
+            taken = {self.names.index(a.name) for a in animals if a.detected}
+            for slot in range(A):
+                if slot not in taken:
+                    out[slot * K : (slot + 1) * K, 2] = 0.0
+            self.swapped_frames += 1
+        return out

@@ -164,3 +164,49 @@ def test_the_labelled_flies_in_shuffled_order_keep_their_identities():
             owner[a.track_id] = true
     assert switches == 0
     assert tracker.tracks_opened == 2
+
+
+def two_animal_pose(female: tuple[float, float], male: tuple[float, float]) -> np.ndarray:
+    """Identity-channel pose rows [2*K, 3]: female's K rows, then the male's."""
+    return np.concatenate([animal(*female), animal(*male)])
+
+
+def test_the_live_stage_undoes_a_short_identity_swap_by_the_network():
+    from realtime_pose.tracking import IdentityChannelTracking
+
+    stage = IdentityChannelTracking(["female", "male"], K, max_distance_px=60)
+    for frame in range(30):
+        female, male = (100 + frame, 100.0), (200 + frame, 100.0)
+        pose = two_animal_pose(female, male)
+        if 10 <= frame < 13:  # the network calls each fly by the other's name
+            pose = two_animal_pose(male, female)
+        out = stage.update(pose, frame * FRAME_NS)
+        assert out[1, 0] == pytest.approx(female[0]) and out[K + 1, 0] == pytest.approx(male[0])
+    assert stage.swapped_frames == 3 and stage.tracker.renames == 0
+
+
+def test_a_hidden_animal_is_not_drawn_twice():
+    from realtime_pose.tracking import IdentityChannelTracking
+
+    stage = IdentityChannelTracking(["female", "male"], K, max_distance_px=60)
+    stage.update(two_animal_pose((100, 100), (200, 100)), 0)
+    pose = two_animal_pose((200, 100), (0, 0))  # the female's maps found the male; no male maps
+    pose[K:, 2] = 0.0
+    out = stage.update(pose, FRAME_NS)
+    assert out[K + 1, 0] == pytest.approx(200) and out[K + 1, 2] > 0.5  # the male, named right
+    assert (out[:K, 2] == 0).all()  # the female is not seen
+
+
+def test_lasting_identity_evidence_renames_tracks_motion_put_on_the_wrong_animal():
+    tracker = IdentityTracker(K, 2, names=["female", "male"], identity_memory_frames=5)
+    wrong = np.array([[0.0, 1.0], [1.0, 0.0]])  # first frame: both votes wrong
+    right = np.eye(2)
+    poses = np.stack([animal(100, 100), animal(300, 100)])  # detection 0 is the female
+    named = tracker.update(poses, 0, wrong)
+    assert {a.detection: a.name for a in named} == {0: "male", 1: "female"}
+    history = []
+    for frame in range(1, 12):
+        named = tracker.update(poses, frame * FRAME_NS, right)
+        history.append({a.detection: a.name for a in named}[0])
+    assert history[0] == "male" and history[-1] == "female"  # renamed once the evidence turned
+    assert tracker.renames == 2 and tracker.tracks_opened == 2
