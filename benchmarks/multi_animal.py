@@ -62,7 +62,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def live_run(work: Path, bundle: Path, video: Path, name: str, rules: list, outputs: dict,
-             max_frames: int | None = None):  # fmt: skip
+             max_frames: int | None = None, tracking: bool = True):  # fmt: skip
     """``realtime-pose run`` on ``video``; return the pose log."""
     from realtime_pose.recording import read_log
 
@@ -75,6 +75,7 @@ def live_run(work: Path, bundle: Path, video: Path, name: str, rules: list, outp
         "recording": {"enabled": True, "directory": str(rec)},
         "outputs": outputs,
         "rules": rules,
+        "tracking": {"enabled": tracking},
     }
     if max_frames is not None:
         config["source"]["max_frames"] = max_frames
@@ -82,6 +83,19 @@ def live_run(work: Path, bundle: Path, video: Path, name: str, rules: list, outp
     path.write_text(yaml.safe_dump(config))
     cli("run", str(path), "--quiet")
     return read_log(max(rec.glob("*.poselog"), key=lambda p: p.stat().st_mtime))
+
+
+def matched(log, labels):
+    """Recorded poses ``[F, A, K, 3]`` on the labelled frames, their labels, frame numbers,
+    and every recorded frame number."""
+    A, K = len(labels.animals), len(labels.bodyparts)
+    poses = log.poses.reshape(len(log.poses), A, K, 3)
+    order = np.argsort(log.frame_indices)
+    frames, poses = log.frame_indices[order], poses[order]
+    by_frame = {int(f): i for i, f in enumerate(frames)}
+    labelled = [i for i, f in enumerate(labels.frame_indices) if int(f) in by_frame]
+    pred = poses[[by_frame[int(labels.frame_indices[i])] for i in labelled]]
+    return pred, labels.keypoints[labelled], labels.frame_indices[labelled], frames
 
 
 def scores(pred: np.ndarray, truth: np.ndarray, radius_px: float) -> dict:
@@ -119,11 +133,11 @@ def tracker_on_labels(truth: np.ndarray, seed: int = 1) -> dict:
         det[..., :2] = np.nan_to_num(labels[order] + rng.normal(0, 2.0, labels.shape))
         keep = np.isfinite(labels[order, :, 0]) & (rng.random(labels.shape[:2]) > 0.05)
         det[..., 2] = np.where(keep, 0.9, 0.0)
+        slots = np.flatnonzero(keep.any(axis=1))  # the tracker numbers the visible detections
         for animal in tracker.update(det, frame * 40_000_000):
             if not animal.detected:
                 continue
-            d = [np.nanmean(np.hypot(*(animal.keypoints[:, :2] - det[j, :, :2]).T)) for j in order]
-            true = int(order[int(np.argmin(d))])
+            true = int(order[slots[animal.detection]])  # det[i] holds labelled animal order[i]
             switches += owner.setdefault(animal.track_id, true) != true
             owner[animal.track_id] = true
     return {"frames": int(len(truth)), "switches": switches, "tracks_opened": tracker.tracks_opened}
@@ -136,6 +150,7 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/rtp-multi-animal"))
     parser.add_argument("--close-px", type=float, default=120.0)
     parser.add_argument("--radius-px", type=float, default=10.0)
+    parser.add_argument("--social-bodypart", default="thorax")
     parser.add_argument("--json", type=Path)
     add_overwrite_argument(parser)
     args = parser.parse_args()
@@ -153,14 +168,17 @@ def main() -> None:
         print(cli("export", str(args.train_dir), "-o", str(bundle)).stdout.strip())
     export_s = time.monotonic() - t0
 
-    social = {"type": "distance", "keypoints": ["thorax", "male/thorax"], "below": args.close_px}
+    first, second = labels.animals[:2]
+    part = args.social_bodypart
+    social = {"type": "distance", "keypoints": [part, f"{second}/{part}"], "below": args.close_px}
     rules = [
-        {"name": "close", "animal": "female", "on": "enter", "condition": social,
+        {"name": "close", "animal": first, "on": "enter", "condition": social,
          "actions": [{"output": "close", "action": "pulse", "duration_ms": 5}]},
-        {"name": "apart", "animal": "female", "on": "exit", "condition": social,
+        {"name": "apart", "animal": first, "on": "exit", "condition": social,
          "actions": [{"output": "apart", "action": "pulse", "duration_ms": 5}]},
     ]  # fmt: skip
     link, emu_log = str(work / "board"), work / "board.jsonl"
+    emu_log.unlink(missing_ok=True)
     outputs = {
         name: {"device": "serial", "port": link, "channel": ch, "max_on_ms": 50}
         for ch, name in enumerate(("close", "apart"))
@@ -169,15 +187,9 @@ def main() -> None:
         log = live_run(work, bundle, labels.video, "flies", rules, outputs)
         time.sleep(0.3)
     board = [r for r in read_emulator_log(emu_log) if r["event"] == "edge" and r["on"]]
-    A, K = len(labels.animals), len(labels.bodyparts)
-    poses = log.poses.reshape(len(log.poses), A, K, 3)
-    order = np.argsort(log.frame_indices)
-    frames, poses = log.frame_indices[order], poses[order]
-    by_frame = {int(f): i for i, f in enumerate(frames)}
-    labelled = [i for i, f in enumerate(labels.frame_indices) if int(f) in by_frame]
-    truth = labels.keypoints[labelled]
-    pred = poses[[by_frame[int(labels.frame_indices[i])] for i in labelled]]
-    lab_frames = labels.frame_indices[labelled]
+    untracked = live_run(work, bundle, labels.video, "flies-untracked", [], {}, tracking=False)
+    pred, truth, lab_frames, frames = matched(log, labels)
+    raw, _, _, _ = matched(untracked, labels)
     held = (lab_frames >= 960) & (lab_frames <= 1199)
     trained = lab_frames <= 959
 
@@ -193,11 +205,11 @@ def main() -> None:
         / latency["single_animal_4_keypoints_same_backbone"]["p50_ms"]
     )
 
-    thorax = labels.bodyparts.index("thorax")
-    label_close = np.hypot(*(truth[:, 0, thorax] - truth[:, 1, thorax]).T) < args.close_px
+    k = labels.bodyparts.index(part)
+    label_close = np.hypot(*(truth[:, 0, k] - truth[:, 1, k]).T) < args.close_px
     events = [e["event"] for e in log.events if e["event"]["kind"] == "rule"]
     fired = {
-        name: [e["frame_index"] for e in events if e["rule"] == name and e["state"] == "fired"]
+        name: [e["frame_index"] for e in events if e["name"] == name and e["state"] == "fired"]
         for name in ("close", "apart")
     }
     result = {
@@ -205,10 +217,14 @@ def main() -> None:
         "bundle": str(bundle),
         "export_s": round(export_s, 1),
         "frames_run": int(len(log.poses)),
-        "frames_dropped": int(1500 - len(set(frames.tolist()))),
+        "frames_recorded_distinct": len(set(frames.tolist())),
         "held_out_960_1199": scores(pred[held], truth[held], args.radius_px),
         "training_frames_0_959": scores(pred[trained], truth[trained], args.radius_px),
         "identity_switches_0_1199": identity_switches(pred, truth),
+        "without_tracking": {
+            "held_out_960_1199": scores(raw[held], truth[held], args.radius_px),
+            "identity_switches_0_1199": identity_switches(raw, truth),
+        },
         "latency_capture_to_recorded": latency,
         "social_rule": {
             "close_px": args.close_px,
