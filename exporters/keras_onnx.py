@@ -309,7 +309,13 @@ def export_bundle(
         "skeleton": cfg.skeleton,
         "stride": cfg.stride,
         "locref_stdev": cfg.locref_stdev,
-        "input": {"name": INPUT_NAME, "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+        "input": {
+            "name": INPUT_NAME,
+            "layout": "HWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            "scale": cfg.input_scale,
+        },
         "outputs": outputs,
         "provenance": provenance,
     }

@@ -61,6 +61,15 @@ class InputSpec(_Strict):
     color: Literal["RGB", "BGR", "GRAY"] = "RGB"
     height: int | None = Field(default=None, gt=0, description="fixed input height, or None")
     width: int | None = Field(default=None, gt=0, description="fixed input width, or None")
+    scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=4,
+        description=(
+            "frames are resized by this factor before the network (chosen at training from the "
+            "animals' size, trainers/scale.py); keypoints are reported in frame pixels"
+        ),
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> InputSpec:

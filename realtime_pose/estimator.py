@@ -59,23 +59,45 @@ class NetworkInput:
         the frame's (or crop's) own size.
     fixed
         The bundle's graph accepts only ``full_frame`` (crops are resized to it too).
+    scale
+        Without ``full_frame``: frames (and crop windows) are resized by this factor, the
+        bundle's ``input.scale`` chosen at training; full frames to a multiple of ``multiple``.
     """
 
     full_frame: Size | None = None
     fixed: bool = False
+    scale: float = 1.0
+    multiple: int = 8
 
     @classmethod
     def for_bundle(cls, meta: BundleMeta, input_size: Size | None = None) -> NetworkInput:
-        """The sizing for a bundle: its fixed size if it has one, else ``input_size``."""
+        """The sizing for a bundle: its fixed size if it has one, else ``input_size``, else its
+        training scale."""
         fixed = meta.input.fixed_size
         if fixed is not None:
             return cls(fixed, True)
-        return cls(None if input_size is None else Size(*input_size), False)
+        if input_size is not None:
+            return cls(Size(*input_size), False)
+        return cls(None, False, float(meta.input.scale), max(1, round(meta.stride)))
+
+    def scaled(self, frame: Size) -> Size:
+        """A full frame's network size at :attr:`scale` (sides a multiple of ``multiple``)."""
+        m = self.multiple
+        return Size(
+            max(m, round(frame.width * self.scale / m) * m),
+            max(m, round(frame.height * self.scale / m) * m),
+        )
 
     def resize_to(self, frame: Size, crop: CropWindow | None = None) -> Size | None:
         """The size the frame (or crop window) is resized to; ``None``: no resize."""
         if self.full_frame is None:
-            return None
+            if self.scale == 1.0:
+                return None
+            if crop is None or crop.full_frame:
+                return self.scaled(frame)
+            return Size(
+                max(1, round(crop.width * self.scale)), max(1, round(crop.height * self.scale))
+            )
         if crop is None or crop.full_frame or self.fixed:
             return self.full_frame
         sx, sy = self.full_frame.width / frame.width, self.full_frame.height / frame.height
@@ -129,6 +151,8 @@ class PoseEstimator:
         self._pose = np.zeros((len(self.keypoints), 3), dtype=np.float32)
         self._resized: np.ndarray | None = None
         self._converted: np.ndarray | None = None
+        self._scaled_for: tuple[int, ...] | None = None
+        self._scaled_size: Size | None = None
 
     # -- stages ---------------------------------------------------------------------------
     def preprocess(
@@ -141,6 +165,8 @@ class PoseEstimator:
         """
         if crop is None or crop.full_frame:
             net_size = self.sizing.full_frame  # the per-frame common case: no Size to build
+            if net_size is None and self.sizing.scale != 1.0:
+                net_size = self._scaled_full_frame(frame.shape)
         else:
             net_size = self.sizing.resize_to(Size.of(frame), crop)
         x0 = y0 = 0
@@ -168,6 +194,12 @@ class PoseEstimator:
         if self._float_input:
             image = image.astype(np.float32)
         return image, transform
+
+    def _scaled_full_frame(self, shape: tuple[int, ...]) -> Size:
+        if self._scaled_for != shape[:2]:
+            self._scaled_for = shape[:2]
+            self._scaled_size = self.sizing.scaled(Size(shape[1], shape[0]))
+        return self._scaled_size  # type: ignore[return-value]
 
     def network_size(self, frame: Size, crop: CropWindow | None = None) -> Size:
         """The size the network runs at for this frame size (and crop window)."""

@@ -94,20 +94,41 @@ def pose_metrics(
 
 
 def keras_predictor(
-    model: Any, stride: float = STRIDE, locref_stdev: float = LOCREF_STDEV
+    model: Any,
+    stride: float = STRIDE,
+    locref_stdev: float = LOCREF_STDEV,
+    input_scale: float = 1.0,
 ) -> Predictor:
-    """A predictor running a Keras pose model in inference mode (graph mode, any frame size)."""
+    """A predictor running a Keras pose model in inference mode (graph mode, any frame size).
+
+    With ``input_scale`` the frame is resized as a bundle's ``input.scale`` makes every other
+    path resize it (:class:`~realtime_pose.estimator.NetworkInput`); keypoints come back in
+    the frame's own pixels.
+    """
+    import cv2
     import tensorflow as tf
+
+    from realtime_pose.estimator import NetworkInput
+    from realtime_pose.geometry import FrameTransform, Size
+
+    sizing = NetworkInput(None, False, input_scale, max(1, round(stride)))
 
     @tf.function(reduce_retracing=True)
     def run(x: Any) -> Any:
         return model(x, training=False)
 
     def predict(image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        net = sizing.resize_to(Size(w, h))
+        if net is not None:
+            image = cv2.resize(image, net, interpolation=cv2.INTER_AREA)
         scmap, locref = run(tf.constant(image[None]))
-        return find_peaks_reference(
+        pose = find_peaks_reference(
             scmap.numpy()[0], locref.numpy()[0], stride, locref_stdev, layout="NHWC"
         )
+        if net is not None:  # the estimator's mapping (pixel centres aligned, as cv2.resize)
+            FrameTransform(0.0, 0.0, net.width / w, net.height / h).to_frame(pose, out=pose)
+        return pose
 
     return predict
 
@@ -280,7 +301,10 @@ def evaluate(
             split_lists = read_split(model_path / "split.json")
         model = keras.models.load_model(model_path / "model.keras", compile=False)
         predict = keras_predictor(
-            model, config.get("stride", STRIDE), config.get("locref_stdev", LOCREF_STDEV)
+            model,
+            config.get("stride", STRIDE),
+            config.get("locref_stdev", LOCREF_STDEV),
+            config.get("input_scale", 1.0),
         )
     else:
         predict, bundle = bundle_predictor(model_path)

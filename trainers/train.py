@@ -53,6 +53,7 @@ from realtime_pose.trainers.project import (
     split_indices,
     write_split,
 )
+from realtime_pose.trainers.scale import choose_scale
 from realtime_pose.trainers.targets import LOCREF_STDEV, POS_DIST_THRESH, make_targets
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,13 @@ class TrainSettings(BaseModel):
         default=None,
         description="a split file ({'train': [...], 'test': [...]} of image paths) to use "
         "instead of a random split by train_fraction (e.g. a split by time)",
+    )
+    scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=1,
+        description="resize frames by this factor for training and use (None: chosen from the "
+        "labels, trainers/scale.py)",
     )
     seed: int = 0
     learning_rate: float | None = Field(
@@ -421,7 +429,21 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         len(train_idx),
         len(test_idx),
     )
-    crop = settings.crop_size or auto_crop_size(project, train_idx, settings.scale_max)
+    if settings.scale is None:
+        choice = choose_scale(project.keypoints[train_idx], settings.scale_max, STRIDE)
+        input_scale, scale_reason = choice.scale, choice.as_dict()
+    else:
+        input_scale, scale_reason = settings.scale, {"scale": settings.scale, "given": True}
+    if input_scale != 1.0:
+        log.info(
+            "frames resized by %.2f for training and use (the animal spans ~%.0f px; %s)",
+            input_scale,
+            scale_reason.get("animal_extent_px") or float("nan"),
+            "--scale" if settings.scale is not None else "chosen from the labels",
+        )
+    crop = settings.crop_size or auto_crop_size(
+        project, train_idx, settings.scale_max * input_scale
+    )
     crop = int(math.ceil(crop / 16) * 16)
     flip_perm = flip_permutation(project.bodyparts, project.flip_pairs)
     if settings.flip is False:
@@ -436,7 +458,9 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             "mirroring off: --no-flip, or a bodypart names a side but has no partner (declare "
             "pairs as 'symmetric_pairs' in config.yaml to turn it on)"
         )
-    aug_config = AugmentConfig(scale_min=settings.scale_min, scale_max=settings.scale_max)
+    aug_config = AugmentConfig(
+        scale_min=settings.scale_min * input_scale, scale_max=settings.scale_max * input_scale
+    )
     store = _ImageStore(project, train_idx)
 
     keras.utils.set_random_seed(settings.seed)
@@ -594,7 +618,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     reestimate_batchnorm(model, bn_batches, settings.bn_batches)
     model.save(out / "model.keras")
 
-    predict = keras_predictor(model)
+    predict = keras_predictor(model, input_scale=input_scale)
     by_split: dict[str, Any] = {}
     predicted: dict[str, tuple[list[int], np.ndarray]] = {}
     for name, idx in (("test", test_idx), ("train", train_idx[:50])):
@@ -618,6 +642,8 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "keypoints": list(project.bodyparts),
         "skeleton": [list(e) for e in project.skeleton],
         "animals": project.animals,
+        "input_scale": input_scale,
+        "scale_choice": scale_reason,
         "stride": STRIDE,
         "locref_stdev": LOCREF_STDEV,
         "pos_dist_thresh": POS_DIST_THRESH,

@@ -50,6 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fraction of labelled frames to train on (default: config.yaml TrainingFraction)",
     )
     parser.add_argument(
+        "--scale",
+        default="auto",
+        metavar="auto|FACTOR",
+        help=(
+            "resize frames by FACTOR (<= 1) for training and every later use of the model; "
+            "'auto' (default) chooses it from the labels: the animal within a 320-px crop, "
+            "body parts at least two score-map cells apart (trainers/scale.py)"
+        ),
+    )
+    parser.add_argument(
         "--split", metavar="FILE", help='a split file {"train": [...], "test": [...]} of images'
     )
     parser.add_argument(
@@ -105,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         settings = TrainSettings(
             project=project,
             split=split,
+            scale=None if args.scale == "auto" else _factor(args.scale),
             output=Path(args.output),
             net=args.net,
             steps=args.steps,
@@ -136,6 +147,13 @@ def run(args: argparse.Namespace) -> int:
         + f"; output in {args.output}"
     )
     return 0
+
+
+def _factor(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"--scale: expected 'auto' or a number, got {value!r}") from None
 
 
 def _frame_range(value: str | None, option: str) -> tuple[int, int] | None:

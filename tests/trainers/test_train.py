@@ -109,3 +109,28 @@ def test_a_time_budget_is_judged_after_a_short_calibration(trained, tmp_path, ca
     messages = [r.getMessage() for r in caplog.records]
     advice = [m for m in messages if "this project needs about" in m]
     assert advice and f"≈ {projected} steps in 0.05 minutes" in advice[0]
+
+
+def test_the_training_scale_is_recorded_and_exported_into_the_bundle(tmp_path: Path):
+    from realtime_pose.bundle import load_bundle
+    from realtime_pose.cli import main
+
+    project = write_synthetic_project(tmp_path / "project", 6, width=96, height=64, seed=3)
+    out = tmp_path / "out"
+    args = ["train", str(project), "-o", str(out), "--steps", "2", "--batch-size", "2",
+            "--crop", "64", "--weights", "none", "--scale", "0.5", "--train-fraction", "0.7"]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["input_scale"] == 0.5 and config["scale_choice"]["given"] is True
+    assert main(["export", str(out), "-o", str(tmp_path / "bundle")]) == 0
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.meta.input.scale == 0.5
+    assert main(["train", str(project), "-o", str(tmp_path / "x"), "--steps", "1",
+                 "--scale", "half"]) == 2  # fmt: skip
+
+
+def test_an_openfield_sized_animal_trains_at_its_own_scale(trained: tuple[Path, Path]):
+    _, out = trained
+    config = json.loads((out / "train_config.json").read_text())
+    assert config["input_scale"] == 1.0
+    assert config["scale_choice"]["scale_for_crop"] == 1.0
