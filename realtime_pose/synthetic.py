@@ -316,11 +316,13 @@ class SyntheticScene:
 
 
 def random_sample(
-    rng: np.random.Generator, width: int, height: int
+    rng: np.random.Generator, width: int, height: int, animal_scale: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training image with a random arena, lighting, animal size, pose and position.
 
-    Covers what :class:`SyntheticScene` shows (any seed) and more.
+    Covers what :class:`SyntheticScene` shows (any seed) and more. ``animal_scale`` multiplies
+    the animal's usual size (about a sixth of the frame's short side); large values make a
+    project whose keypoints spread over most of the frame.
 
     Returns
     -------
@@ -331,8 +333,8 @@ def random_sample(
     """
     look = _arena(rng, width, height, n_noise=1)
     x0, y0, x1, y1 = look.floor
-    s = _default_scale(width, height) * rng.uniform(0.8, 1.2)
-    pad = 0.7 * s
+    s = _default_scale(width, height) * animal_scale * rng.uniform(0.8, 1.2)
+    pad = min(0.7 * s, 0.45 * (x1 - x0), 0.45 * (y1 - y0))
     body, ear = _animal_colours(rng)
     pose = AnimalPose(
         x=rng.uniform(x0 + pad, x1 - pad),

@@ -21,6 +21,7 @@ def write_synthetic_project(
     *,
     scorer: str = "synthetic",
     video: str = "synthetic",
+    animal_scale: float = 1.0,
 ) -> Path:
     """Write a DeepLabCut-format project of ``n_frames`` labelled random samples.
 
@@ -43,7 +44,7 @@ def write_synthetic_project(
     rng = np.random.default_rng([int(seed), 0xDA7A])
     rows, coords = [], []
     for i in range(n_frames):
-        image, kp = random_sample(rng, width, height)
+        image, kp = random_sample(rng, width, height, animal_scale)
         name = f"img{i:05d}.png"
         cv2.imwrite(str(labeled / name), image)
         rows.append(f"labeled-data/{video}/{name}")
@@ -66,7 +67,12 @@ def write_synthetic_project(
         "TrainingFraction": [0.95],
         "iteration": 0,
         "default_net_type": "mobilenet_v2_0.35",
-        "synthetic": {"width": width, "height": height, "seed": int(seed)},
+        "synthetic": {
+            "width": width,
+            "height": height,
+            "seed": int(seed),
+            "animal_scale": animal_scale,
+        },
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return folder

@@ -118,7 +118,8 @@ def test_the_training_scale_is_recorded_and_exported_into_the_bundle(tmp_path: P
     project = write_synthetic_project(tmp_path / "project", 6, width=96, height=64, seed=3)
     out = tmp_path / "out"
     args = ["train", str(project), "-o", str(out), "--steps", "2", "--batch-size", "2",
-            "--crop", "64", "--weights", "none", "--scale", "0.5", "--train-fraction", "0.7"]  # fmt: skip
+            "--crop", "64", "--weights", "none", "--scale", "0.5",
+            "--train-fraction", "0.7"]  # fmt: skip
     assert main(args) == 0
     config = json.loads((out / "train_config.json").read_text())
     assert config["input_scale"] == 0.5 and config["scale_choice"]["given"] is True
