@@ -32,6 +32,7 @@ from realtime_pose.pose_files import (
 from realtime_pose.progress import Progress
 from realtime_pose.sources.base import Frame, SourceError
 from realtime_pose.sources.video import VideoSource
+from realtime_pose.tracking import tracking_for
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,12 @@ def analyze_video(
             )
         if bar:
             stack.callback(bar.close)
-        for frame in video_frames(video, max_frames):
+        tracking = tracking_for(bundle.meta)  # several animals: kept under their names
+        step_ns = 1e9 / (fps if fps and fps > 0 else 30.0)
+        for i, frame in enumerate(video_frames(video, max_frames)):
             pose = estimator.estimate(frame.image)
+            if tracking is not None:
+                pose = tracking.update(pose, int(round(i * step_ns)))
             poses.append(pose.copy())
             if labeled is not None:
                 labeled.write(frame.image, pose)

@@ -65,6 +65,12 @@ class TrackingConfig(_Section):
     identity_memory_frames: float = Field(
         default=25.0, ge=1, description="frames of identity votes that rename a track"
     )
+    identity_weight_px: float = Field(
+        default=50.0,
+        ge=0,
+        description="pixels of motion the network's naming outweighs: rows move to another "
+        "name only on stronger motion evidence",
+    )
     max_missed_s: float = Field(default=1.0, gt=0, description="a track unseen this long ends")
 
 

@@ -234,6 +234,7 @@ class LiveSession:
             len(meta.animals.bodyparts),
             max_distance_px=t.max_distance_px,
             identity_memory_frames=t.identity_memory_frames,
+            identity_weight_px=t.identity_weight_px,
             max_missed_s=t.max_missed_s,
         )
 

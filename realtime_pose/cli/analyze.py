@@ -271,6 +271,9 @@ def _plan_jobs(args, bundle, scorer) -> tuple[list, list[Outcome]]:
         expected_frames = min(count, args.max_frames) if args.max_frames else count
 
         def write(poses, plan=plan, units=units, expected=expected, fps=fps):
+            from realtime_pose.tracking import track_sequence
+
+            poses = track_sequence(poses, bundle.meta, fps)  # as the sequential path does
             files = write_units(
                 plan,
                 [u for u in units if u != "labeled"],

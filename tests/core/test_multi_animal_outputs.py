@@ -67,3 +67,29 @@ def test_each_animal_is_drawn_in_its_own_colour():
     assert not (colors[0] == colors[2]).all()
     single = pose_colors(["head", "tail"])
     assert not (single[0] == single[1]).all()
+
+
+def test_analyze_undoes_a_short_identity_swap_the_same_way_sequential_and_chunked(tmp_path):
+    """Two animals 88 px apart walk right; in frames 6-7 the network names each by the other's
+    name (the markers' colours swap). Both analysis paths keep each animal on its track."""
+    pytest.importorskip("ray")
+    bundle = tmp_path / "bundle"
+    meta = marker_meta(keypoints=["a/dot", "b/dot", "c/dot"], skeleton=[], animals=ANIMALS)
+    write_bundle(bundle, marker_model(), meta)
+    video = tmp_path / "swap.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 128))
+    for i in range(16):
+        a, b = (2 + i, 2), (2 + i, 13)
+        if i in (6, 7):
+            a, b = b, a
+        writer.write(draw_markers(128, 160, [a, b, (18, 8)]))
+    writer.release()
+    tables = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"out{workers}"
+        args = [str(video), "--bundle", str(bundle), "--output-dir", str(out)]
+        assert main(["analyze", *args, "--workers", workers, "--chunk-frames", "5"]) == 0
+        tables.append(pd.read_hdf(out / "swap_realtime-pose_marker.h5"))
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    y_a = tables[0][("realtime-pose_marker", "a", "dot", "y")].to_numpy()
+    np.testing.assert_allclose(y_a, 2 * 8 + 4 + 7.2801 * 0.25, atol=0.01)  # never on b's row
