@@ -445,7 +445,7 @@ def scoped_condition(rule: RuleConfig, keypoints: Sequence[str]) -> ConditionCon
     animals = animals_of(keypoints)
     if not animals:
         raise ValueError(
-            f"animal: {rule.animal!r} is set but the model tracks one animal "
+            f"{rule.animal!r} is set but the model tracks one animal "
             "(its keypoints are not animal/bodypart)"
         )
     if rule.animal in ("any", "all"):

@@ -12,6 +12,7 @@ from realtime_pose.rules import Action, RuleEngine, parse_rules, validate_rules
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
 KEYPOINTS = ["snout", "leftear", "rightear", "neck", "tailbase", "leftpaw", "rightpaw"]
 OUTPUTS = ["laser", "valve", "light", "ttl", "ttl2"]
+FLIES = [f"{a}/{b}" for a in ("female", "male") for b in ("head", "thorax", "abdomen")]
 DT_NS = 10_000_000
 
 
@@ -33,8 +34,10 @@ def test_every_yaml_example_is_a_valid_rules_section():
     assert len(blocks) >= 3
     for block in blocks:
         rules = parse_rules(block["rules"])
-        validate_rules(rules, KEYPOINTS, OUTPUTS)
-        RuleEngine(rules, KEYPOINTS)
+        several = any(rule.animal for rule in rules)  # the multi-animal example: two flies
+        keypoints = FLIES if several else KEYPOINTS
+        validate_rules(rules, keypoints, OUTPUTS)
+        RuleEngine(rules, keypoints)
 
 
 def pose(part: str, x: float, y: float) -> np.ndarray:
