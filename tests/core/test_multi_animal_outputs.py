@@ -17,17 +17,23 @@ def cells(i):
     return [(1 + i % 8, 2), (4, 1 + i % 5), (9 - i % 6, 6)]
 
 
-@pytest.fixture
-def scene(tmp_path):
-    bundle = tmp_path / "bundle"
+def three_animal_scene(folder, name, frames, size=(80, 64)):
+    """A three-animal marker bundle and a video whose frame ``i`` has the markers at
+    ``frames[i]`` (cells of animals a, b, c)."""
+    bundle = folder / "bundle"
     meta = marker_meta(keypoints=["a/dot", "b/dot", "c/dot"], skeleton=[], animals=ANIMALS)
     write_bundle(bundle, marker_model(), meta)
-    video = tmp_path / "three.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (80, 64))
-    for i in range(10):
-        writer.write(draw_markers(64, 80, cells(i)))
+    video = folder / name
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, size)
+    for cells_xy in frames:
+        writer.write(draw_markers(size[1], size[0], cells_xy))
     writer.release()
     return bundle, video
+
+
+@pytest.fixture
+def scene(tmp_path):
+    return three_animal_scene(tmp_path, "three.avi", [cells(i) for i in range(10)])
 
 
 def test_analyze_writes_the_multi_animal_layout_and_sleap_tracks(tmp_path, scene, capsys):
@@ -73,17 +79,11 @@ def test_analyze_undoes_a_short_identity_swap_the_same_way_sequential_and_chunke
     """Two animals 88 px apart walk right; in frames 6-7 the network names each by the other's
     name (the markers' colours swap). Both analysis paths keep each animal on its track."""
     pytest.importorskip("ray")
-    bundle = tmp_path / "bundle"
-    meta = marker_meta(keypoints=["a/dot", "b/dot", "c/dot"], skeleton=[], animals=ANIMALS)
-    write_bundle(bundle, marker_model(), meta)
-    video = tmp_path / "swap.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, (160, 128))
+    frames = []
     for i in range(16):
         a, b = (2 + i, 2), (2 + i, 13)
-        if i in (6, 7):
-            a, b = b, a
-        writer.write(draw_markers(128, 160, [a, b, (18, 8)]))
-    writer.release()
+        frames.append([b, a, (18, 8)] if i in (6, 7) else [a, b, (18, 8)])
+    bundle, video = three_animal_scene(tmp_path, "swap.avi", frames, (160, 128))
     tables = []
     for workers in ("0", "2"):
         out = tmp_path / f"out{workers}"
