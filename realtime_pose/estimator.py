@@ -61,13 +61,13 @@ class NetworkInput:
         The bundle's graph accepts only ``full_frame`` (crops are resized to it too).
     scale
         Without ``full_frame``: frames (and crop windows) are resized by this factor, the
-        bundle's ``input.scale`` chosen at training; full frames to a multiple of ``multiple``.
+        bundle's ``input.scale`` chosen at training, each side to a multiple of ``multiple``.
     """
 
     full_frame: Size | None = None
     fixed: bool = False
     scale: float = 1.0
-    multiple: int = 8
+    multiple: int = 16
 
     @classmethod
     def for_bundle(cls, meta: BundleMeta, input_size: Size | None = None) -> NetworkInput:
@@ -78,10 +78,15 @@ class NetworkInput:
             return cls(fixed, True)
         if input_size is not None:
             return cls(Size(*input_size), False)
-        return cls(None, False, float(meta.input.scale), max(1, round(meta.stride)))
+        # stride-8 networks downsample once more and upsample (stride 16 → 8): an input side
+        # that is not a multiple of 16 gets "same" padding on both sides at that stage and
+        # shifts the maps by half a stride-16 cell (measured: 19 px in y on an 832×747
+        # project at scale 0.44, whose 328-row input was 8·41)
+        return cls(None, False, float(meta.input.scale), 2 * max(1, round(meta.stride)))
 
     def scaled(self, frame: Size) -> Size:
-        """A full frame's network size at :attr:`scale` (sides a multiple of ``multiple``)."""
+        """A frame's (or crop window's) network size at :attr:`scale`, each side a multiple of
+        ``multiple``."""
         m = self.multiple
         return Size(
             max(m, round(frame.width * self.scale / m) * m),
@@ -95,9 +100,7 @@ class NetworkInput:
                 return None
             if crop is None or crop.full_frame:
                 return self.scaled(frame)
-            return Size(
-                max(1, round(crop.width * self.scale)), max(1, round(crop.height * self.scale))
-            )
+            return self.scaled(Size(crop.width, crop.height))
         if crop is None or crop.full_frame or self.fixed:
             return self.full_frame
         sx, sy = self.full_frame.width / frame.width, self.full_frame.height / frame.height

@@ -111,7 +111,7 @@ def keras_predictor(
     from realtime_pose.estimator import NetworkInput
     from realtime_pose.geometry import FrameTransform, Size
 
-    sizing = NetworkInput(None, False, input_scale, max(1, round(stride)))
+    sizing = NetworkInput(None, False, input_scale, 2 * max(1, round(stride)))
 
     @tf.function(reduce_retracing=True)
     def run(x: Any) -> Any:

@@ -35,12 +35,12 @@ def test_parts_never_come_closer_than_two_score_map_cells():
     assert choice.scale * 20 >= 2 * 8
 
 
-def test_network_input_resizes_by_the_bundle_scale_to_a_multiple_of_the_stride():
+def test_network_input_resizes_by_the_bundle_scale_to_a_multiple_of_16():
     from realtime_pose.crop import CropWindow
 
-    sizing = NetworkInput(None, False, 0.38, 8)
-    assert sizing.resize_to(Size(832, 747)) == Size(320, 280)  # 316 -> 320, 284 -> 280
-    assert sizing.resize_to(Size(832, 747), CropWindow(0, 0, 200, 100, False)) == Size(76, 38)
+    sizing = NetworkInput(None, False, 0.38, 16)
+    assert sizing.resize_to(Size(832, 747)) == Size(320, 288)  # 316 -> 320, 284 -> 288
+    assert sizing.resize_to(Size(832, 747), CropWindow(0, 0, 200, 100, False)) == Size(80, 32)
     assert NetworkInput(None, False, 1.0).resize_to(Size(832, 747)) is None
 
 
