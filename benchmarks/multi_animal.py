@@ -133,11 +133,10 @@ def tracker_on_labels(truth: np.ndarray, seed: int = 1) -> dict:
         det[..., :2] = np.nan_to_num(labels[order] + rng.normal(0, 2.0, labels.shape))
         keep = np.isfinite(labels[order, :, 0]) & (rng.random(labels.shape[:2]) > 0.05)
         det[..., 2] = np.where(keep, 0.9, 0.0)
-        slots = np.flatnonzero(keep.any(axis=1))  # the tracker numbers the visible detections
         for animal in tracker.update(det, frame * 40_000_000):
             if not animal.detected:
                 continue
-            true = int(order[slots[animal.detection]])  # det[i] holds labelled animal order[i]
+            true = int(order[animal.detection])  # det[i] holds labelled animal order[i]
             switches += owner.setdefault(animal.track_id, true) != true
             owner[animal.track_id] = true
     return {"frames": int(len(truth)), "switches": switches, "tracks_opened": tracker.tracks_opened}

@@ -32,7 +32,7 @@ from realtime_pose.pose_files import (
 from realtime_pose.progress import Progress
 from realtime_pose.sources.base import Frame, SourceError
 from realtime_pose.sources.video import VideoSource
-from realtime_pose.tracking import tracking_for
+from realtime_pose.tracking import tracking_for, video_time_ns
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +136,10 @@ def analyze_video(
         if bar:
             stack.callback(bar.close)
         tracking = tracking_for(bundle.meta)  # several animals: kept under their names
-        step_ns = 1e9 / (fps if fps and fps > 0 else 30.0)
         for i, frame in enumerate(video_frames(video, max_frames)):
             pose = estimator.estimate(frame.image)
             if tracking is not None:
-                pose = tracking.update(pose, int(round(i * step_ns)))
+                pose = tracking.update(pose, video_time_ns(i, fps))
             poses.append(pose.copy())
             if labeled is not None:
                 labeled.write(frame.image, pose)

@@ -129,6 +129,24 @@ class OutputsSpec(_Strict):
         return names
 
 
+def animal_keypoint_names(animals: Sequence[str], bodyparts: Sequence[str]) -> list[str]:
+    """``animal/bodypart`` for every animal and bodypart: a multi-animal bundle's keypoints, in
+    channel order (all of the first animal's bodyparts, then the second's, ...)."""
+    return [f"{a}/{b}" for a in animals for b in bodyparts]
+
+
+def animal_layout(keypoints: Sequence[str]) -> tuple[list[str], list[str]] | None:
+    """The animals and bodyparts of keypoints laid out by :func:`animal_keypoint_names`, or
+    ``None`` for any other keypoints (one animal)."""
+    if not keypoints or not all("/" in k for k in keypoints):
+        return None
+    animals = list(dict.fromkeys(k.split("/", 1)[0] for k in keypoints))
+    bodyparts = list(dict.fromkeys(k.split("/", 1)[1] for k in keypoints))
+    if animal_keypoint_names(animals, bodyparts) != list(keypoints):
+        return None
+    return animals, bodyparts
+
+
 class AnimalsSpec(_Strict):
     """Several animals in one network (``animals`` in ``bundle.json``; absent: one animal).
 
@@ -157,7 +175,7 @@ class AnimalsSpec(_Strict):
 
     def keypoint_names(self) -> list[str]:
         """``animal/bodypart`` for every animal and bodypart, in channel order."""
-        return [f"{a}/{b}" for a in self.names for b in self.bodyparts]
+        return animal_keypoint_names(self.names, self.bodyparts)
 
     def rows_of(self, animal: str) -> slice:
         """The pose rows of ``animal``."""

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime_pose.bundle import animal_layout
 from realtime_pose.safe_write import writing_all
 
 H5_KEY = "df_with_missing"
@@ -42,9 +43,10 @@ def pose_table(
         [[scorer], list(keypoints), ["x", "y", "likelihood"]],
         names=["scorer", "bodyparts", "coords"],
     )
-    if all("/" in k for k in keypoints):  # several animals: DeepLabCut's multi-animal layout
-        columns = pd.MultiIndex.from_tuples(
-            [(scorer, *k.split("/", 1), c) for k in keypoints for c in ("x", "y", "likelihood")],
+    layout = animal_layout(keypoints)
+    if layout is not None:  # several animals: DeepLabCut's multi-animal layout
+        columns = pd.MultiIndex.from_product(
+            [[scorer], *layout, ["x", "y", "likelihood"]],
             names=["scorer", "individuals", "bodyparts", "coords"],
         )
     index = np.arange(len(poses)) if frame_indices is None else np.asarray(frame_indices)

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realtime_pose.bundle import animal_layout
 from realtime_pose.safe_write import writing
 
 
@@ -22,11 +23,11 @@ def keypoint_colors(n: int) -> np.ndarray:
 def pose_colors(keypoints: Sequence[str]) -> np.ndarray:
     """A BGR colour per keypoint ``[K, 3]``: one per keypoint, or, for a multi-animal model
     (``animal/bodypart`` names), one per animal, so each animal is drawn in its own colour."""
-    if keypoints and all("/" in k for k in keypoints):
-        animals = list(dict.fromkeys(k.split("/", 1)[0] for k in keypoints))
-        wheel = keypoint_colors(len(animals))
-        return np.stack([wheel[animals.index(k.split("/", 1)[0])] for k in keypoints])
-    return keypoint_colors(len(keypoints))
+    layout = animal_layout(keypoints)
+    if layout is None:
+        return keypoint_colors(len(keypoints))
+    animals, bodyparts = layout
+    return np.repeat(keypoint_colors(len(animals)), len(bodyparts), axis=0)
 
 
 def draw_pose(

@@ -226,17 +226,9 @@ class LiveSession:
         """The identity-tracking stage for a multi-animal bundle (``None``: one animal, or off)."""
         if meta.animals is None or not config.tracking.enabled:
             return None
-        from realtime_pose.tracking import IdentityChannelTracking
+        from realtime_pose.tracking import tracking_for
 
-        t = config.tracking
-        return IdentityChannelTracking(
-            meta.animals.names,
-            len(meta.animals.bodyparts),
-            max_distance_px=t.max_distance_px,
-            identity_memory_frames=t.identity_memory_frames,
-            identity_weight_px=t.identity_weight_px,
-            max_missed_s=t.max_missed_s,
-        )
+        return tracking_for(meta, **config.tracking.model_dump(exclude={"enabled"}))
 
     def _open_estimator(
         self, config: RunConfig, frame_size: Size

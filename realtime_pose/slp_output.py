@@ -15,19 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from realtime_pose.bundle import animal_layout
 from realtime_pose.safe_write import writing
 
 INSTALL_HINT = "pip install sleap-io (or 'realtime-pose[train]')"
-
-
-def _split_animals(keypoints: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Animal names and bodyparts of ``animal/bodypart`` keypoints (one ``animal`` otherwise)."""
-    if all("/" in k for k in keypoints):
-        animals = list(dict.fromkeys(k.split("/", 1)[0] for k in keypoints))
-        bodyparts = list(dict.fromkeys(k.split("/", 1)[1] for k in keypoints))
-        if [f"{a}/{b}" for a in animals for b in bodyparts] == list(keypoints):
-            return animals, bodyparts
-    return ["animal"], list(keypoints)
 
 
 def write_slp(
@@ -51,7 +42,7 @@ def write_slp(
     except ImportError:
         raise RuntimeError(f"writing SLEAP files needs sleap-io: {INSTALL_HINT}") from None
 
-    animals, bodyparts = _split_animals(keypoints)
+    animals, bodyparts = animal_layout(keypoints) or (["animal"], list(keypoints))
     edges = []
     for a, b in skeleton:
         a, b = a.split("/", 1)[-1], b.split("/", 1)[-1]

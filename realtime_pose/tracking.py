@@ -170,7 +170,6 @@ class IdentityTracker:
         self._predictor_options = {"min_likelihood": min_likelihood, **(predictor_options or {})}
         self._tracks: list[_Track] = []
         self._next_id = 0
-        self._predicted = np.empty((self.num_keypoints, 3))
         self.tracks_opened = 0
         """Tracks opened so far (more than ``max_animals`` means animals were lost and found)."""
         self.renames = 0
@@ -190,9 +189,8 @@ class IdentityTracker:
         return self.names[free[0]]
 
     def _cost(
-        self, detections: np.ndarray, identity: np.ndarray | None, t_ns: int
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        predictions = [t.predictor.predict(t_ns) for t in self._tracks]
+        self, detections: np.ndarray, identity: np.ndarray | None, predictions: list[np.ndarray]
+    ) -> np.ndarray:
         cost = np.full((len(detections), len(self._tracks)), UNASSIGNABLE)
         for j, (track, predicted) in enumerate(zip(self._tracks, predictions, strict=True)):
             vote = None
@@ -205,7 +203,7 @@ class IdentityTracker:
                 if vote is not None:
                     d += self.identity_weight_px * (1.0 - float(vote[i]))
                 cost[i, j] = d
-        return cost, predictions
+        return cost
 
     def update(
         self, detections: np.ndarray, t_ns: int, identity: np.ndarray | None = None
@@ -224,6 +222,7 @@ class IdentityTracker:
         """
         detections = np.asarray(detections, dtype=np.float64).reshape(-1, self.num_keypoints, 3)
         visible = (detections[:, :, 2] >= self.min_likelihood).any(axis=1)
+        given = np.flatnonzero(visible)  # position in the input of each detection kept
         detections = detections[visible]
         if identity is not None:
             identity = np.asarray(identity, dtype=np.float64)[visible]
@@ -233,17 +232,15 @@ class IdentityTracker:
                     f"got shape {identity.shape}"
                 )
         matched_tracks: dict[int, int] = {}
-        predictions: list[np.ndarray] = []
+        predictions = [t.predictor.predict(t_ns) for t in self._tracks]
         if self._tracks and len(detections):
             from scipy.optimize import linear_sum_assignment  # imported once, then a lookup
 
-            cost, predictions = self._cost(detections, identity, t_ns)
+            cost = self._cost(detections, identity, predictions)
             rows, cols = linear_sum_assignment(cost)
             matched_tracks = {
                 int(j): int(i) for i, j in zip(rows, cols, strict=True) if cost[i, j] < UNASSIGNABLE
             }
-        elif self._tracks:
-            predictions = [t.predictor.predict(t_ns) for t in self._tracks]
 
         reported: list[TrackedAnimal] = []
         survivors: list[_Track] = []
@@ -255,7 +252,9 @@ class IdentityTracker:
                 track.last_seen_ns = t_ns
                 if identity is not None:
                     self._fold_evidence(track, identity[i])
-                reported.append(TrackedAnimal(track.track_id, track.name, pose.copy(), True, i))
+                reported.append(
+                    TrackedAnimal(track.track_id, track.name, pose.copy(), True, int(given[i]))
+                )
             elif t_ns - track.last_seen_ns > self.max_missed_ns:
                 continue  # closed: its name is free again
             else:
@@ -278,7 +277,9 @@ class IdentityTracker:
             if scores is not None:
                 self._fold_evidence(track, scores)
             self._tracks.append(track)
-            reported.append(TrackedAnimal(track.track_id, track.name, detection.copy(), True, i))
+            reported.append(
+                TrackedAnimal(track.track_id, track.name, detection.copy(), True, int(given[i]))
+            )
         if identity is not None and self.names is not None:
             reported = self._rename(reported)
         reported.sort(key=lambda a: a.track_id)
@@ -360,8 +361,6 @@ class IdentityChannelTracking:
         buffer); rows of a name no detection was matched to keep the network's own rows."""
         A, K = len(self.names), self.num_bodyparts
         detections = np.asarray(pose, dtype=np.float64).reshape(A, K, 3)
-        visible = (detections[:, :, 2] >= self.tracker.min_likelihood).any(axis=1)
-        slots = np.flatnonzero(visible)
         animals = self.tracker.update(detections, t_ns, self._votes)
         out = self._out
         out[:] = detections.reshape(A * K, 3)
@@ -369,7 +368,7 @@ class IdentityChannelTracking:
         for animal in animals:
             if not animal.detected:
                 continue
-            slot = int(slots[animal.detection])
+            slot = animal.detection
             target = self.names.index(animal.name)
             if slot != target:
                 out[target * K : (target + 1) * K] = detections[slot]
@@ -392,6 +391,12 @@ def tracking_for(bundle_meta: Any, **options: Any) -> IdentityChannelTracking | 
     return IdentityChannelTracking(animals.names, len(animals.bodyparts), **options)
 
 
+def video_time_ns(index: int, fps: float) -> int:
+    """The time of video frame ``index`` at ``fps`` frames a second (30 where it is unknown),
+    what offline analysis gives the tracking stage for capture time."""
+    return int(round(index * 1e9 / (fps if fps and fps > 0 else 30.0)))
+
+
 def track_sequence(poses: np.ndarray, bundle_meta: Any, fps: float) -> np.ndarray:
     """A whole video's poses ``[N, A·K, 3]`` through the tracking stage, frame ``i`` at
     ``i / fps`` s; unchanged for a single-animal bundle. The stage is causal, so this gives
@@ -400,7 +405,6 @@ def track_sequence(poses: np.ndarray, bundle_meta: Any, fps: float) -> np.ndarra
     if stage is None:
         return poses
     out = np.empty_like(poses)
-    step_ns = 1e9 / (fps if fps and fps > 0 else 30.0)
     for i, pose in enumerate(poses):
-        out[i] = stage.update(pose, int(round(i * step_ns)))
+        out[i] = stage.update(pose, video_time_ns(i, fps))
     return out

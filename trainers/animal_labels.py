@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime_pose.bundle import animal_keypoint_names
+
 log = logging.getLogger(__name__)
 
 SEPARATOR = "/"
@@ -118,7 +120,7 @@ class AnimalLabels:
                 f"{self.source}: the animals carry no identities (no tracks / individuals), so "
                 "they cannot be given one score map each"
             )
-        names = tuple(f"{a}{SEPARATOR}{b}" for a in self.animals for b in self.bodyparts)
+        names = tuple(animal_keypoint_names(self.animals, self.bodyparts))
         flat = self.keypoints.reshape(self.num_frames, -1, 2)
         return names, flat
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from realtime_pose.bundle import animal_keypoint_names
+
 _COORDS = ("x", "y")
 
 
@@ -166,7 +168,7 @@ def _config_animals(config: dict, bodyparts: Sequence[str], path: Path) -> dict 
         raise ProjectError(
             f"{path}: field 'animals' must be a mapping with lists 'names' and 'bodyparts'"
         )
-    expected = [f"{a}/{b}" for a in names for b in parts]
+    expected = animal_keypoint_names(names, parts)
     if list(bodyparts) != expected:
         raise ProjectError(
             f"{path}: field 'bodyparts' must be animal/bodypart for every entry of "

@@ -53,7 +53,7 @@ from realtime_pose.trainers.project import (
     split_indices,
     write_split,
 )
-from realtime_pose.trainers.scale import choose_scale
+from realtime_pose.trainers.scale import animal_extent_px, choose_scale
 from realtime_pose.trainers.targets import LOCREF_STDEV, POS_DIST_THRESH, make_targets
 
 log = logging.getLogger(__name__)
@@ -171,13 +171,7 @@ def auto_crop_size(project: Project, indices: Sequence[int], scale_max: float = 
     steps) reached 1.87 vs 2.00 px held-out error on one held-out fifth and 2.08 vs 2.57 px on
     another (one run each).
     """
-    kp = project.keypoints[list(indices)]
-    extents = []
-    for pose in kp:
-        visible = pose[np.isfinite(pose).all(axis=1)]
-        if len(visible) >= 2:
-            extents.append(float(np.ptp(visible, axis=0).max()))
-    extent = float(np.percentile(extents, 90)) if extents else 128.0
+    extent = animal_extent_px(project.keypoints[list(indices)]) or 128.0  # 0: none labelled
     side = int(math.ceil(max(192.0, min(512.0, scale_max * extent + 32.0)) / 16) * 16)
     h, w = project.load_image(indices[0]).shape[:2]
     return min(side, int(math.ceil(max(h, w) / 16) * 16))

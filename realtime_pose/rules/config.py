@@ -42,6 +42,8 @@ from pydantic import (
     model_validator,
 )
 
+from realtime_pose.bundle import animal_layout
+
 Likelihood = Annotated[float, Field(ge=0.0, le=1.0)]
 KeypointName = Annotated[str, Field(min_length=1)]
 
@@ -409,7 +411,8 @@ def iter_keypoint_refs(
 def animals_of(keypoints: Sequence[str]) -> list[str]:
     """The animals of a multi-animal model's ``animal/bodypart`` keypoints, in order (none for
     a single-animal model)."""
-    return list(dict.fromkeys(k.split("/", 1)[0] for k in keypoints if "/" in k))
+    layout = animal_layout(keypoints)
+    return [] if layout is None else layout[0]
 
 
 def qualify_condition(condition: ConditionConfig, animal: str) -> ConditionConfig:
