@@ -25,7 +25,9 @@ monotonic time; Aravis's fake cameras use the host's real-time clock), no fit is
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,8 +208,8 @@ class ClockModel:
 class KnownClock:
     """A camera clock that *is* a host clock: ``t_host = t_camera + offset_ns`` exactly.
 
-    ``offset_ns`` is 0 for the host's monotonic clock, and ``time.monotonic_ns() -
-    time.time_ns()`` (measured when the source opens) for its real-time clock.
+    ``offset_ns`` is 0 for the host's monotonic clock; the real-time clock, whose offset moves,
+    is :class:`RealtimeClock`.
     """
 
     def __init__(self, offset_ns: int = 0) -> None:
@@ -225,3 +227,27 @@ class KnownClock:
 
     def reset(self) -> None:
         """Nothing to forget."""
+
+
+def _realtime_offset_ns() -> int:
+    """``time.monotonic_ns() - time.time_ns()`` now (the two read ~100 ns apart)."""
+    return time.monotonic_ns() - time.time_ns()
+
+
+class RealtimeClock(KnownClock):
+    """A camera stamping with the host's real-time clock: mapped with the offset of *now*.
+
+    The offset between the real-time and monotonic clocks changes while the clock is slewed or
+    stepped, so it is read at each :meth:`update` (the frame's arrival, milliseconds after its
+    stamp); a slew of even 0.5 % then moves a mapped time by nanoseconds, not milliseconds.
+    ``offset_now`` is for tests that drive a clock pair of their own.
+    """
+
+    def __init__(self, offset_now: Callable[[], int] = _realtime_offset_ns) -> None:
+        self._offset_now = offset_now
+        super().__init__(offset_now())
+
+    def update(self, t_camera_ns: int, t_host_ns: int) -> int:
+        """The camera time on the monotonic clock, with the offset read now."""
+        self.offset_ns = self._offset_now()
+        return t_camera_ns + self.offset_ns

@@ -20,7 +20,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from realtime_pose.cameras.clock import CLOCKS, ClockModel, KnownClock
+from realtime_pose.cameras.clock import CLOCKS, ClockModel, KnownClock, RealtimeClock
 from realtime_pose.cameras.drops import CameraDrops, FrameIdGaps
 from realtime_pose.cameras.pixels import to_bgr
 from realtime_pose.geometry import Size
@@ -281,7 +281,7 @@ class MachineVisionSource(FrameSource):
         if kind == "host_monotonic":
             return KnownClock(0)
         if kind == "host_realtime":
-            return KnownClock(time.monotonic_ns() - time.time_ns())
+            return RealtimeClock()
         return None
 
     def describe(self) -> dict[str, object]:

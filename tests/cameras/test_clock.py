@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from realtime_pose.cameras.clock import ClockModel, KnownClock, fit_clock
+from realtime_pose.cameras.clock import ClockModel, KnownClock, RealtimeClock, fit_clock
 
 PERIOD_NS = 5_000_000  # 200 FPS
 
@@ -79,3 +79,23 @@ def test_one_late_frame_does_not_move_the_mapping():
 def test_known_clock_is_exact():
     clock = KnownClock(offset_ns=-5)
     assert clock.update(100, 999) == 95 and clock.map(0) == -5
+
+
+def test_realtime_clock_follows_a_slewed_clock():
+    """A real-time clock slewed 5,000 ppm against the monotonic one (measured on a fresh CI VM):
+    each frame is mapped with the offset at its arrival, never with the offset at open."""
+    now = {"monotonic": 0}
+
+    def realtime(monotonic: int) -> int:  # the real-time clock running 0.5 % slow
+        return round(monotonic * 0.995) + 1_000
+
+    def offset_now() -> int:
+        return now["monotonic"] - realtime(now["monotonic"])
+
+    clock = RealtimeClock(offset_now)
+    for frame in range(400):
+        exposure = frame * 2_500_000  # 400 fps on the monotonic clock
+        stamp = realtime(exposure)  # the camera's real-time stamp
+        now["monotonic"] = exposure + 300_000  # arrives 0.3 ms later
+        mapped = clock.update(stamp, now["monotonic"])
+        assert 0 <= now["monotonic"] - mapped <= 300_000 and abs(mapped - exposure) < 2_000
