@@ -2,11 +2,13 @@
 
     python benchmarks/int8.py [--bundle DIR] [--int8-bundle DIR] [--project DIR]
                               [--size 320x240] [--threads 1 2] [--runs 300]
-                              [--calibration-frames 64] [--json FILE]
+                              [--calibration-frames 64] [--calibration minmax ...]
+                              [--first-fp32-too] [--json FILE]
 
 Without ``--int8-bundle`` the fp32 bundle is quantised here (``realtime_pose.exporters.int8``),
-calibrated on its training project's train split when the project is reachable (else synthetic
-frames).
+once per ``--calibration`` method (and each again with the first convolution in float with
+``--first-fp32-too``), calibrated on its training project's train split when the project is
+reachable (else synthetic frames).
 Latency: fp32 and int8 runs in alternating blocks, batch 1, on one test frame resized to
 ``--size``. Accuracy: keypoint distance int8 vs fp32 (frame pixels) on the test split at the
 frames' own size and at ``--size``; with the project's labels, the error of each against them.
@@ -116,6 +118,31 @@ def accuracy(
     return out
 
 
+def _variants(args: argparse.Namespace, fp32: Bundle, tmp: Path) -> list[tuple[dict, Bundle]]:
+    """The int8 bundles to compare: the given one, or one per calibration x first-layer choice."""
+    if args.int8_bundle is not None:
+        return [({"made": "given", "bundle": str(args.int8_bundle)}, load_bundle(args.int8_bundle))]
+    from realtime_pose.exporters.int8 import quantize_bundle
+
+    calib, calib_source = bundle_frames(fp32, "train", args.calibration_frames)
+    made = []
+    for method in args.calibration:
+        for first in sorted({False, args.first_fp32_too}):
+            t0 = time.perf_counter()
+            bundle = quantize_bundle(
+                fp32, tmp / f"{method}-{first}", calib, method=method, keep_first_fp32=first
+            )
+            about = {
+                "calibration": method,
+                "keep_first_fp32": first,
+                "made": f"quantised here in {time.perf_counter() - t0:.1f} s on {len(calib)} "
+                f"{calib_source} frames",
+            }
+            print(f"int8 {about}")
+            made.append((about, bundle))
+    return made
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, help="fp32 bundle (default: the demo bundle)")
@@ -126,7 +153,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=300)
     parser.add_argument("--calibration-frames", type=int, default=64)
     parser.add_argument(
-        "--calibration", choices=["minmax", "percentile", "entropy"], default="minmax"
+        "--calibration",
+        nargs="+",
+        choices=["minmax", "percentile", "entropy"],
+        default=["minmax"],
+        help="one int8 variant per method (default minmax)",
+    )
+    parser.add_argument(
+        "--first-fp32-too",
+        action="store_true",
+        help="each method also with the first convolution kept in float",
     )
     parser.add_argument("--json", type=Path, default=None)
     add_overwrite_argument(parser)
@@ -137,87 +173,74 @@ def main(argv: list[str] | None = None) -> int:
 
         args.bundle = DEMO_BUNDLE
     fp32 = load_bundle(args.bundle)
-    tmp = None
-    if args.int8_bundle is not None:
-        int8 = load_bundle(args.int8_bundle)
-        made = "given"
-    else:
-        from realtime_pose.exporters.int8 import quantize_bundle
-
-        calib, calib_source = bundle_frames(fp32, "train", args.calibration_frames)
-        tmp = tempfile.TemporaryDirectory(prefix="rtpose-int8-bench-")
-        t0 = time.perf_counter()
-        int8 = quantize_bundle(fp32, Path(tmp.name) / "int8", calib, method=args.calibration)
-        made = (
-            f"quantised here in {time.perf_counter() - t0:.1f} s on {len(calib)} "
-            f"{calib_source} frames ({args.calibration})"
+    print(f"fp32 {fp32.root}")
+    with tempfile.TemporaryDirectory(prefix="rtpose-int8-bench-") as tmp:
+        variants = _variants(args, fp32, Path(tmp))
+        test_frames, test_source = bundle_frames(fp32, "test", 64)
+        project_dir = args.project or (
+            Path(fp32.meta.provenance["project"]) if fp32.meta.provenance.get("project") else None
         )
-    print(f"fp32 {fp32.root}\nint8 {made}")
-
-    test_frames, test_source = bundle_frames(fp32, "test", 64)
-    image = _resize(test_frames[0], args.size)
-    rows = []
-    load_before = os.getloadavg()
-    for threads in args.threads:
-        stats = latency(fp32, int8, image, threads, args.runs)
-        speedup = stats["fp32"]["p50_ms"] / stats["int8"]["p50_ms"]
-        rows.append(
+        labels = None
+        test_names = (fp32.meta.provenance.get("split") or {}).get("test") or []
+        if project_dir is not None and project_dir.is_dir() and test_names:
+            # every test frame, in split order, so that the labels line up
+            test_frames = read_rgb_frames([project_dir / n for n in test_names])
+            test_source = f"project test split ({project_dir})"
+            labels = _labels_for(project_dir, test_names)
+        image = _resize(test_frames[0], args.size)
+        load_before = os.getloadavg()
+        results = []
+        for about, int8 in variants:
+            rows = []
+            for threads in args.threads:
+                stats = latency(fp32, int8, image, threads, args.runs)
+                speedup = stats["fp32"]["p50_ms"] / stats["int8"]["p50_ms"]
+                rows.append(
+                    {
+                        "width": args.size.width,
+                        "height": args.size.height,
+                        "threads": threads,
+                        **stats,
+                        "speedup_p50": round(speedup, 3),
+                    }
+                )
+                print(
+                    f"{args.size} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
+                    f"p99 {stats['fp32']['p99_ms']:.3f}; int8 p50 {stats['int8']['p50_ms']:.3f} "
+                    f"ms p99 {stats['int8']['p99_ms']:.3f}; speed-up x{speedup:.2f}"
+                )
+            acc = {"native": accuracy(fp32, int8, test_frames, None, labels)}
+            if any(Size.of(f) != args.size for f in test_frames):
+                acc[str(args.size)] = accuracy(fp32, int8, test_frames, args.size, labels)
+            for where, a in acc.items():
+                print(f"accuracy at {where} ({test_source}): {a}")
+            quantization = int8.meta.provenance.get("quantization", {})
+            results.append(
+                {
+                    **about,
+                    "quantization": {k: v for k, v in quantization.items() if k != "vs_fp32"},
+                    "latency": rows,
+                    "accuracy": acc,
+                }
+            )
+        path = write_result(
+            "int8",
             {
-                "width": args.size.width,
-                "height": args.size.height,
-                "threads": threads,
-                **stats,
-                "speedup_p50": round(speedup, 3),
-            }
-        )
-        print(
-            f"{args.size} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
-            f"p99 {stats['fp32']['p99_ms']:.3f}; int8 p50 {stats['int8']['p50_ms']:.3f} ms "
-            f"p99 {stats['int8']['p99_ms']:.3f}; speed-up x{speedup:.2f}"
-        )
-
-    project_dir = args.project or (
-        Path(fp32.meta.provenance["project"]) if fp32.meta.provenance.get("project") else None
-    )
-    labels = None
-    test_names = (fp32.meta.provenance.get("split") or {}).get("test") or []
-    if project_dir is not None and project_dir.is_dir() and test_names:
-        # every test frame, in split order, so that the labels line up
-        test_frames = read_rgb_frames([project_dir / n for n in test_names])
-        test_source = f"project test split ({project_dir})"
-        labels = _labels_for(project_dir, test_names)
-    acc = {"native": accuracy(fp32, int8, test_frames, None, labels)}
-    if any(Size.of(f) != args.size for f in test_frames):
-        acc[str(args.size)] = accuracy(fp32, int8, test_frames, args.size, labels)
-    for where, a in acc.items():
-        print(f"accuracy at {where} ({test_source}): {a}")
-    path = write_result(
-        "int8",
-        {
-            "fp32_bundle": str(fp32.root),
-            "int8_bundle": made if tmp is not None else str(int8.root),
-            "model": fp32.meta.name,
-            "net": fp32.meta.provenance.get("net"),
-            "quantization": {
-                k: v
-                for k, v in int8.meta.provenance.get("quantization", {}).items()
-                if k != "vs_fp32"
+                "fp32_bundle": str(fp32.root),
+                "model": fp32.meta.name,
+                "net": fp32.meta.provenance.get("net"),
+                "accuracy_frames": test_source,
+                # other processes on a shared machine inflate latency; ratios are interleaved
+                "loadavg_1min_before_after": [
+                    round(load_before[0], 2),
+                    round(os.getloadavg()[0], 2),
+                ],
+                "variants": results,
             },
-            "accuracy_frames": test_source,
-            # other processes on a shared machine inflate latency; ratios are interleaved
-            "loadavg_1min_before_after": [
-                round(load_before[0], 2),
-                round(os.getloadavg()[0], 2),
-            ],
-            "latency": rows,
-            "accuracy": acc,
-        },
-        args.json,
-        overwrite=args.overwrite,
-    )
+            args.json,
+            overwrite=args.overwrite,
+        )
     print(f"wrote {path}")
-    if tmp is not None:
-        tmp.cleanup()
     return 0
 
 

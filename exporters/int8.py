@@ -10,6 +10,10 @@ The input ``Cast`` (uint8 → float) and normalisation stay in float; with ``kee
 two output convolutions stay in float too, so the score maps and the location refinement are
 not rounded to 256 levels (the refinement scales by ``locref_stdev`` ≈ 7 px, where one uint8
 step is already a sizeable fraction of a pixel).
+
+:func:`held_out_change` judges an int8 graph the way a user would: both graphs as bundles,
+evaluated against the project's labelled held-out frames in original-frame pixels; the exporter
+makes int8 the bundle's model only when it loses no more than the stated tolerance.
 """
 
 from __future__ import annotations
@@ -61,6 +65,12 @@ def _has_sympy() -> bool:
     return importlib.util.find_spec("sympy") is not None
 
 
+def _first_conv(model: Any) -> list[str]:
+    """The name of the first convolution in the (topologically sorted) graph, as a list."""
+    first = next((n for n in model.graph.node if n.op_type == "Conv"), None)
+    return [first.name] if first is not None else []
+
+
 def _head_nodes(model: Any) -> list[str]:
     """Names of the nodes whose outputs feed the graph outputs through elementwise/layout ops."""
     producers = {out: node for node in model.graph.node for out in node.output}
@@ -82,6 +92,7 @@ def quantize_model(
     per_channel: bool = True,
     method: CalibrationMethod = "minmax",
     keep_heads_fp32: bool = True,
+    keep_first_fp32: bool = False,
 ) -> tuple[bytes, dict[str, Any]]:
     """Quantise an fp32 ONNX graph with uint8 RGB input to int8 (QDQ).
 
@@ -97,6 +108,8 @@ def quantize_model(
         Calibration of the activation ranges.
     keep_heads_fp32
         Leave the output convolutions in float (see the module docstring).
+    keep_first_fp32
+        Leave the first convolution (the one that reads the normalised image) in float too.
 
     Returns
     -------
@@ -135,6 +148,8 @@ def quantize_model(
         pre_model = onnx.load(str(pre))
         input_name = pre_model.graph.input[0].name
         exclude = _head_nodes(pre_model) if keep_heads_fp32 else []
+        if keep_first_fp32:
+            exclude += _first_conv(pre_model)
         quantize_static(
             str(pre),
             str(dst),
@@ -171,6 +186,7 @@ def quantize_bundle(
     per_channel: bool = True,
     method: CalibrationMethod = "minmax",
     keep_heads_fp32: bool = True,
+    keep_first_fp32: bool = False,
     overwrite: bool = False,
 ) -> Bundle:
     """Write an int8 variant of a bundle that outputs maps (not in-graph keypoints).
@@ -188,7 +204,12 @@ def quantize_bundle(
     calib = load_frames(calibration_images)
     model = bundle.model_path.read_bytes()
     quantised, quantization = quantize_model(
-        model, calib, per_channel=per_channel, method=method, keep_heads_fp32=keep_heads_fp32
+        model,
+        calib,
+        per_channel=per_channel,
+        method=method,
+        keep_heads_fp32=keep_heads_fp32,
+        keep_first_fp32=keep_first_fp32,
     )
     check_frames = load_frames(parity_images) if parity_images is not None else calib
     report = check_parity(
@@ -210,4 +231,59 @@ def quantize_bundle(
     return load_bundle(output_dir)
 
 
-__all__ = ["quantize_bundle", "quantize_model"]
+#: How much mean held-out error (original-frame px) int8 may add before the exporter refuses it.
+DEFAULT_INT8_TOLERANCE_PX = 0.1
+
+
+def held_out_change(
+    fp32_model: bytes,
+    int8_model: bytes,
+    meta: dict[str, Any],
+    project_dir: Path,
+    split_file: Path | None,
+    tolerance_px: float = DEFAULT_INT8_TOLERANCE_PX,
+) -> dict[str, Any]:
+    """Mean error of the fp32 and int8 graphs on the project's labelled test frames.
+
+    Both graphs are written as bundles with ``meta`` (maps outputs) into a temporary folder and
+    evaluated as ``realtime-pose evaluate`` would (:func:`realtime_pose.trainers.evaluate.evaluate`,
+    original-frame pixels, the bundle's input scale applied).
+
+    Returns
+    -------
+    dict
+        ``frames``, ``keypoints``, ``fp32_mean_px``, ``int8_mean_px``, their medians,
+        ``change_px`` (int8 minus fp32 mean), ``tolerance_px`` and ``accepted``
+        (``change_px <= tolerance_px``).
+
+    Raises
+    ------
+    realtime_pose.trainers.project.ProjectError
+        When the project or its test split cannot be read.
+    """
+    from realtime_pose.trainers.evaluate import evaluate
+
+    metrics = {}
+    with tempfile.TemporaryDirectory(prefix="rtpose-int8-judge-") as tmp:
+        for precision, model in (("fp32", fp32_model), ("int8", int8_model)):
+            folder = Path(tmp, precision)
+            write_bundle(folder, model, meta)
+            metrics[precision] = evaluate(folder, project_dir, split="test", split_file=split_file)
+    fp32, int8 = metrics["fp32"], metrics["int8"]
+    if fp32["mean_error_px"] is None:
+        raise ValueError(f"{project_dir}: the test split has no labelled keypoints")
+    change = int8["mean_error_px"] - fp32["mean_error_px"]
+    return {
+        "frames": fp32["n_images"],
+        "keypoints": fp32["n_keypoints"],
+        "fp32_mean_px": round(fp32["mean_error_px"], 4),
+        "int8_mean_px": round(int8["mean_error_px"], 4),
+        "fp32_median_px": round(fp32["median_error_px"], 4),
+        "int8_median_px": round(int8["median_error_px"], 4),
+        "change_px": round(change, 4),
+        "tolerance_px": tolerance_px,
+        "accepted": bool(change <= tolerance_px),
+    }
+
+
+__all__ = ["DEFAULT_INT8_TOLERANCE_PX", "held_out_change", "quantize_bundle", "quantize_model"]

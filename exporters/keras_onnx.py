@@ -22,6 +22,7 @@ from realtime_pose.exporters.frames import (
     read_rgb_frames,
     synthetic_frames,
 )
+from realtime_pose.exporters.int8 import DEFAULT_INT8_TOLERANCE_PX
 from realtime_pose.exporters.parity import (
     NetworkFn,
     ParityError,
@@ -150,6 +151,39 @@ def calibration_frames(train: TrainOutput, limit: int) -> tuple[list[np.ndarray]
     return synthetic_frames(min(limit, 16), seed=1), "synthetic"
 
 
+def _judge_int8(
+    train: TrainOutput,
+    fp32_model: bytes,
+    int8_model: bytes,
+    meta: dict[str, Any],
+    tolerance_px: float,
+) -> dict[str, Any] | None:
+    """:func:`.int8.held_out_change` on the training project, or ``None`` (with a warning) when
+    its labelled test frames cannot be reached."""
+    from realtime_pose.exporters.int8 import held_out_change
+    from realtime_pose.trainers.project import ProjectError
+
+    project = train.project_dir
+    split_file = train.root / "split.json"
+    if project is None or not train.images("test"):
+        log.warning("int8 not judged: no labelled test frame of the project is reachable from here")
+        return None
+    try:
+        held_out = held_out_change(
+            fp32_model,
+            int8_model,
+            meta,
+            project,
+            split_file if split_file.is_file() else None,
+            tolerance_px,
+        )
+    except (ProjectError, ValueError) as exc:
+        log.warning("int8 not judged on the held-out frames: %s", exc)
+        return None
+    log.info("int8 on %d held-out frames: %s", held_out["frames"], held_out)
+    return held_out
+
+
 def export_bundle(
     train_dir: str | Path,
     output_dir: str | Path,
@@ -160,6 +194,7 @@ def export_bundle(
     tolerance_px: float = 0.01,
     raw_tolerance: float = 1e-3,
     int8: bool = False,
+    int8_tolerance_px: float = DEFAULT_INT8_TOLERANCE_PX,
     max_parity_frames: int = 32,
     max_calibration_frames: int = 64,
     name: str | None = None,
@@ -188,7 +223,12 @@ def export_bundle(
         Largest absolute difference allowed in the raw outputs.
     int8
         Quantise to int8 for the CPU (see :mod:`.int8`); calibrated on training-split
-        frames. The int8 graph is compared with fp32 and the result recorded (not judged).
+        frames. The int8 graph is compared with fp32, and both are evaluated on the project's
+        labelled test frames (:func:`.int8.held_out_change`): when int8 adds more than
+        ``int8_tolerance_px`` of mean error (original-frame px), the fp32 graph is written
+        instead, with a warning; the figures are in ``provenance.quantization.held_out``
+        (``provenance.int8_refused`` when refused; ``held_out`` is ``null`` when no labelled
+        test frame is reachable: not judged, int8 kept).
     max_parity_frames, max_calibration_frames
         How many project frames to use at most.
     name
@@ -269,14 +309,67 @@ def export_bundle(
         quantization["vs_fp32"] = q_report.to_dict()
         log.info("int8 vs fp32: %s", q_report.describe())
 
+    project_name = Path(cfg.project).name if cfg.project else train.root.name
+    provenance = {
+        **train.provenance(),
+        "exported_from": "keras",
+        "opset": opset,
+        "native_dilated_convs": n_rewritten,
+        "tools": tool_versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"),
+        "parity": parity,
+    }
     outputs: dict[str, Any] = {
         "scoremap": {"name": SCOREMAP_NAME, "layout": "NCHW"},
         "locref": {"name": LOCREF_NAME, "layout": "NCHW"},
     }
+
+    def bundle_meta(outputs: dict[str, Any], precision: str) -> dict[str, Any]:
+        meta = {
+            "name": name or f"{project_name}-{cfg.net or 'net'}" + "-int8" * (precision == "int8"),
+            "keypoints": cfg.keypoints,
+            "skeleton": cfg.skeleton,
+            "stride": cfg.stride,
+            "locref_stdev": cfg.locref_stdev,
+            "input": {
+                "name": INPUT_NAME,
+                "layout": "HWC",
+                "dtype": "uint8",
+                "color": "RGB",
+                "scale": cfg.input_scale,
+            },
+            "outputs": outputs,
+            "provenance": provenance,
+        }
+        if cfg.animals is not None:  # several animals as identity channels
+            meta["animals"] = cfg.animals
+        return meta
+
+    precision = "fp32"
+    if quantization is not None:
+        held_out = _judge_int8(
+            train, maps_model, final_model, bundle_meta(outputs, "fp32"), int8_tolerance_px
+        )
+        quantization["held_out"] = held_out
+        if held_out is not None and not held_out["accepted"]:
+            provenance["int8_refused"] = quantization  # "quantization" marks an int8 graph
+            log.warning(
+                "int8 is not this bundle's model: it adds %.3g px of mean error on %d held-out "
+                "frames (fp32 %.3g px, int8 %.3g px), more than the tolerance of %.3g px; the "
+                "fp32 graph was written (a larger --int8-tolerance-px accepts it)",
+                held_out["change_px"],
+                held_out["frames"],
+                held_out["fp32_mean_px"],
+                held_out["int8_mean_px"],
+                int8_tolerance_px,
+            )
+            final_model = maps_model
+        else:
+            provenance["quantization"] = quantization
+            precision = "int8"
     if in_graph_peaks:
         from realtime_pose.exporters.in_graph_peaks import append_peaks
 
-        maps_reference = reference if not int8 else ort_network(final_model)
+        maps_reference = reference if precision == "fp32" else ort_network(final_model)
         final_model = append_peaks(
             onnx.load_from_string(final_model), num_keypoints=k, output_name=KEYPOINTS_NAME, **pose
         ).SerializeToString()
@@ -292,35 +385,7 @@ def export_bundle(
         parity["in_graph_peaks"] = peaks_report.to_dict()
         outputs = {"keypoints": {"name": KEYPOINTS_NAME}}
 
-    project_name = Path(cfg.project).name if cfg.project else train.root.name
-    provenance = {
-        **train.provenance(),
-        "exported_from": "keras",
-        "opset": opset,
-        "native_dilated_convs": n_rewritten,
-        "tools": tool_versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"),
-        "parity": parity,
-    }
-    if quantization is not None:
-        provenance["quantization"] = quantization
-    meta = {
-        "name": name or f"{project_name}-{cfg.net or 'net'}" + ("-int8" if int8 else ""),
-        "keypoints": cfg.keypoints,
-        "skeleton": cfg.skeleton,
-        "stride": cfg.stride,
-        "locref_stdev": cfg.locref_stdev,
-        "input": {
-            "name": INPUT_NAME,
-            "layout": "HWC",
-            "dtype": "uint8",
-            "color": "RGB",
-            "scale": cfg.input_scale,
-        },
-        "outputs": outputs,
-        "provenance": provenance,
-    }
-    if cfg.animals is not None:  # several animals as identity channels
-        meta["animals"] = cfg.animals
+    meta = bundle_meta(outputs, precision)
     with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)

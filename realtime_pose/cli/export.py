@@ -30,6 +30,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="quantise to int8 for the CPU, calibrated on training frames",
     )
     parser.add_argument(
+        "--int8-tolerance-px",
+        type=float,
+        default=None,
+        metavar="PX",
+        help=(
+            "most mean error int8 may add on the project's labelled test frames, original "
+            "pixels (default 0.1); beyond it the fp32 graph is written instead, with a warning"
+        ),
+    )
+    parser.add_argument(
         "--in-graph-peaks",
         action="store_true",
         help="find the peaks inside the graph: output keypoints [1, K, 3] only",
@@ -58,6 +68,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Export; exit 0 on success, 1 when the parity check fails, 2 on unusable input."""
     try:
+        from realtime_pose.exporters.int8 import DEFAULT_INT8_TOLERANCE_PX
         from realtime_pose.exporters.keras_onnx import export_bundle
         from realtime_pose.exporters.parity import ParityError
         from realtime_pose.exporters.train_output import TrainOutputError
@@ -68,6 +79,11 @@ def run(args: argparse.Namespace) -> int:
             opset=args.opset,
             in_graph_peaks=args.in_graph_peaks,
             int8=args.int8,
+            int8_tolerance_px=(
+                DEFAULT_INT8_TOLERANCE_PX
+                if args.int8_tolerance_px is None
+                else args.int8_tolerance_px
+            ),
             tolerance_px=args.tolerance_px,
             max_calibration_frames=args.calibration_frames,
             name=args.name,
@@ -90,11 +106,28 @@ def run(args: argparse.Namespace) -> int:
             f"raw max {max(report['raw_max_abs_diff'].values()):.3g} "
             f"on {report['frames']} frames ({report['source']})"
         )
-    quant = bundle.meta.provenance.get("quantization")
+    provenance = bundle.meta.provenance
+    quant = provenance.get("quantization") or provenance.get("int8_refused")
     if quant:
         vs = quant["vs_fp32"]
         print(
             f"  int8 vs fp32: keypoints mean {vs['keypoints_mean_px_diff']:.3g} px, "
             f"max {vs['keypoints_max_px_diff']:.3g} px"
         )
+        print(f"  {_held_out_line(quant.get('held_out'), refused='int8_refused' in provenance)}")
+    elif args.int8_tolerance_px is not None:
+        print("  --int8-tolerance-px has no effect without --int8")
     return 0
+
+
+def _held_out_line(held_out: dict | None, refused: bool) -> str:
+    if held_out is None:
+        return "int8 not judged: no labelled test frame of the project was reachable; int8 kept"
+    figures = (
+        f"mean error on {held_out['frames']} held-out frames fp32 {held_out['fp32_mean_px']:.3g} "
+        f"px, int8 {held_out['int8_mean_px']:.3g} px ({held_out['change_px']:+.3g} px, "
+        f"tolerance {held_out['tolerance_px']:.3g})"
+    )
+    if refused:
+        return f"int8 REFUSED, fp32 written: {figures}"
+    return f"int8 kept: {figures}"

@@ -92,19 +92,28 @@ def tiny_bundle(tiny_train_dir, tmp_path_factory):
     return export_bundle(tiny_train_dir, tmp_path_factory.mktemp("bundles") / "tiny")
 
 
-def spot_frames(count: int, height: int = 96, width: int = 128, seed: int = 0) -> list:
-    """Dark noisy frames with one red, one green and one blue Gaussian spot each."""
+def spot_samples(
+    count: int, height: int = 96, width: int = 128, seed: int = 0
+) -> tuple[list, np.ndarray]:
+    """Dark noisy frames with one red, one green and one blue Gaussian spot each, and the spots'
+    centres ``[count, 3, 2]`` (x, y px; red, green, blue)."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    frames = []
-    for _ in range(count):
+    frames, centres = [], np.zeros((count, 3, 2))
+    for i in range(count):
         img = rng.normal(20, 4, (height, width, 3)).astype(np.float32)
         for c in range(3):
             cx = 8 * rng.integers(2, width // 8 - 2) + rng.uniform(-2, 2)
             cy = 8 * rng.integers(2, height // 8 - 2) + rng.uniform(-2, 2)
             img[..., c] += 220 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 7.0**2))
+            centres[i, c] = cx, cy
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
-    return frames
+    return frames, centres
+
+
+def spot_frames(count: int, height: int = 96, width: int = 128, seed: int = 0) -> list:
+    """The frames of :func:`spot_samples`."""
+    return spot_samples(count, height, width, seed)[0]
 
 
 def build_spot_model(seed: int = 0):
@@ -151,5 +160,33 @@ def spot_train_dir(tmp_path_factory) -> Path:
         name = f"labeled-data/spots/img{i:03d}.png"
         cv2.imwrite(str(project / name), np.ascontiguousarray(frame[:, :, ::-1]))
         names.append(name)
+    split = {"train": names[:16], "test": names[16:]}
+    return write_train_dir(base / "run", build_spot_model(), project=project, split=split)
+
+
+@pytest.fixture(scope="session")
+def labelled_spot_train_dir(tmp_path_factory) -> Path:
+    """:func:`build_spot_model` with a DeepLabCut project whose labels are the spots' centres
+    (keypoint j on the colour-j spot), so held-out errors are real pixel errors."""
+    import cv2
+    import pandas as pd
+    import yaml
+
+    base = tmp_path_factory.mktemp("labelled-spots")
+    project = base / "project"
+    images = project / "labeled-data" / "spots"
+    images.mkdir(parents=True)
+    frames, centres = spot_samples(24, seed=11)
+    names = []
+    for i, frame in enumerate(frames):
+        names.append(f"labeled-data/spots/img{i:03d}.png")
+        cv2.imwrite(str(project / names[-1]), np.ascontiguousarray(frame[:, :, ::-1]))
+    columns = pd.MultiIndex.from_product(
+        [["spots"], KEYPOINTS, ["x", "y"]], names=["scorer", "bodyparts", "coords"]
+    )
+    table = pd.DataFrame(centres.reshape(len(frames), -1), index=names, columns=columns)
+    table.to_csv(images / "CollectedData_spots.csv")
+    config = {"Task": "spots", "scorer": "spots", "bodyparts": KEYPOINTS, "pcutoff": 0.6}
+    (project / "config.yaml").write_text(yaml.safe_dump(config))
     split = {"train": names[:16], "test": names[16:]}
     return write_train_dir(base / "run", build_spot_model(), project=project, split=split)

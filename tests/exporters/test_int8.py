@@ -122,6 +122,61 @@ def test_cli_export_int8_in_graph_peaks(spot_train_dir, tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "parity in_graph_peaks" in proc.stdout and "int8 vs fp32" in proc.stdout
+    assert "int8 not judged" in proc.stdout
     bundle = load_bundle(tmp_path / "cli")
     assert bundle.meta.outputs.keypoints is not None
     assert bundle.meta.provenance["quantization"]["calibration_frames"] == 4
+
+
+def test_int8_is_judged_on_the_held_out_labels_and_refused_beyond_the_tolerance(
+    labelled_spot_train_dir, tmp_path
+):
+    """Both graphs are evaluated against the project's labelled test frames; int8 is the
+    bundle's model only within the tolerance, else the fp32 graph is written and says why."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from realtime_pose.bundle import load_bundle
+    from realtime_pose.exporters.keras_onnx import export_bundle
+    from realtime_pose.trainers.evaluate import evaluate
+
+    kept = export_bundle(
+        labelled_spot_train_dir, tmp_path / "kept", int8=True, int8_tolerance_px=50.0
+    )
+    held_out = kept.meta.provenance["quantization"]["held_out"]
+    assert held_out["accepted"] and held_out["frames"] == 8 and held_out["keypoints"] == 24
+    assert "QuantizeLinear" in _op_types(kept) and kept.meta.name.endswith("-int8")
+    project = labelled_spot_train_dir.parent / "project"
+    assert evaluate(kept.root, project)["mean_error_px"] == pytest.approx(
+        held_out["int8_mean_px"], abs=1e-4
+    )
+    assert held_out["fp32_mean_px"] < 10.0  # the spot network finds its spots (random: ~50 px)
+    change = held_out["change_px"]
+    assert change == pytest.approx(held_out["int8_mean_px"] - held_out["fp32_mean_px"], abs=2e-4)
+
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "realtime_pose", "export", str(labelled_spot_train_dir),
+            "--output", str(tmp_path / "refused"), "--int8",
+            "--int8-tolerance-px", str(change - 0.01),
+        ],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=180,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "int8 REFUSED, fp32 written" in proc.stdout and "int8 is not this bundle's model" in (
+        proc.stderr
+    )
+    refused = load_bundle(tmp_path / "refused")
+    assert "QuantizeLinear" not in _op_types(refused) and not refused.meta.name.endswith("-int8")
+    assert "quantization" not in refused.meta.provenance  # TensorRT reads it as "an int8 graph"
+    judged = refused.meta.provenance["int8_refused"]["held_out"]
+    assert not judged["accepted"] and judged["int8_mean_px"] == held_out["int8_mean_px"]
+    assert evaluate(refused.root, project)["mean_error_px"] == pytest.approx(
+        held_out["fp32_mean_px"], abs=1e-4
+    )
+
+
+def test_int8_without_reachable_labels_is_kept_and_says_not_judged(spot_bundles):
+    """The spot project has frames but no labels: nothing to judge against, int8 kept."""
+    assert spot_bundles["int8"].meta.provenance["quantization"]["held_out"] is None
