@@ -18,6 +18,7 @@ from realtime_pose.engines import open_engine
 from realtime_pose.estimator import (
     ESTIMATOR_STAGES,
     STAMP_PEAKS,
+    NetworkInput,
     PoseEstimator,
     estimator_stage_ns,
     size_for_pixels,
@@ -74,7 +75,8 @@ def run_benchmark(
     """
     frame_size = Size.of(frames[0])
     size = size_for_pixels(frame_size, pixels) if pixels else frame_size
-    runner = open_engine(bundle, engine, [size])
+    sizing = NetworkInput.for_bundle(bundle.meta, size if pixels else None)
+    runner = open_engine(bundle, engine, [sizing.size(frame_size)])  # the padded size it runs at
     estimator = PoseEstimator(bundle, runner, size if pixels else None)
     predictor = ForwardPredictor(len(bundle.keypoints))
     predicted = np.zeros((len(bundle.keypoints), 3), np.float32)

@@ -62,12 +62,19 @@ class NetworkInput:
     scale
         Without ``full_frame``: frames (and crop windows) are resized by this factor, the
         bundle's ``input.scale`` chosen at training, each side to a multiple of ``multiple``.
+    pad
+        Whatever the size, the network input is padded at the bottom and right (zeros) to a
+        multiple of this, which leaves every pixel where it was: the stride-16 stage of a
+        stride-8 network gives a side that is 8 times an odd number "same" padding on both
+        sides, and shifts the maps by half a stride-16 cell (a 1920×1080 camera: 1080 = 8·135).
+        1 for a fixed-size graph (nothing to pad to).
     """
 
     full_frame: Size | None = None
     fixed: bool = False
     scale: float = 1.0
     multiple: int = 16
+    pad: int = 16
 
     @classmethod
     def for_bundle(cls, meta: BundleMeta, input_size: Size | None = None) -> NetworkInput:
@@ -75,14 +82,20 @@ class NetworkInput:
         training scale."""
         fixed = meta.input.fixed_size
         if fixed is not None:
-            return cls(fixed, True)
-        if input_size is not None:
-            return cls(Size(*input_size), False)
+            return cls(fixed, True, pad=1)
         # stride-8 networks downsample once more and upsample (stride 16 → 8): an input side
         # that is not a multiple of 16 gets "same" padding on both sides at that stage and
         # shifts the maps by half a stride-16 cell (measured: 19 px in y on an 832×747
         # project at scale 0.44, whose 328-row input was 8·41)
-        return cls(None, False, float(meta.input.scale), 2 * max(1, round(meta.stride)))
+        pad = 2 * max(1, round(meta.stride))
+        if input_size is not None:
+            return cls(Size(*input_size), False, pad=pad)
+        return cls(None, False, float(meta.input.scale), pad, pad)
+
+    def padded(self, size: Size) -> Size:
+        """``size`` padded (bottom, right) to a multiple of :attr:`pad`."""
+        p = self.pad
+        return Size(-(-size.width // p) * p, -(-size.height // p) * p)
 
     def scaled(self, frame: Size) -> Size:
         """A frame's (or crop window's) network size at :attr:`scale`, each side a multiple of
@@ -107,13 +120,13 @@ class NetworkInput:
         return Size(max(1, round(crop.width * sx)), max(1, round(crop.height * sy)))
 
     def size(self, frame: Size, crop: CropWindow | None = None) -> Size:
-        """The size the network runs at for this frame size (and crop window)."""
+        """The size the network runs at for this frame size (and crop window), padded."""
         size = self.resize_to(frame, crop)
-        if size is not None:
-            return size
-        if crop is not None and not crop.full_frame:
-            return Size(crop.width, crop.height)
-        return frame
+        if size is None:
+            size = (
+                Size(crop.width, crop.height) if crop is not None and not crop.full_frame else frame
+            )
+        return self.padded(size)
 
     def loop_sizes(self, frame: Size, crop_size: Size | None = None) -> list[Size]:
         """The distinct sizes a live loop feeds: the full frame's and the crop window's."""
@@ -193,7 +206,7 @@ class PoseEstimator:
             transform = FrameTransform(x0, y0, net_w / src_w, net_h / src_h)
         else:
             transform = FrameTransform(x0, y0, 1.0, 1.0)
-        image = self._convert_color(frame)
+        image = self._convert_color(frame, self.sizing.pad)
         if self._float_input:
             image = image.astype(np.float32)
         return image, transform
@@ -208,7 +221,10 @@ class PoseEstimator:
         """The size the network runs at for this frame size (and crop window)."""
         return self.sizing.size(frame, crop)
 
-    def _convert_color(self, frame: np.ndarray) -> np.ndarray:
+    def _convert_color(self, frame: np.ndarray, pad: int = 1) -> np.ndarray:
+        """The frame in the network's colour order, in a buffer padded (bottom, right, zeros)
+        to a multiple of ``pad`` where it is not one already (one pass: the conversion writes
+        into the padded buffer)."""
         if frame.ndim == 2:
             code = cv2.COLOR_GRAY2RGB if self._color in ("RGB", "BGR") else None
         elif self._color == "RGB":
@@ -217,14 +233,24 @@ class PoseEstimator:
             code = cv2.COLOR_BGR2GRAY
         else:
             code = None
-        if code is None:
+        h, w = frame.shape[:2]
+        net_h, net_w = -(-h // pad) * pad, -(-w // pad) * pad
+        padded = (net_h, net_w) != (h, w)
+        if code is None and not padded:
             return frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)
-        channels = 1 if code == cv2.COLOR_BGR2GRAY else 3
-        shape = frame.shape[:2] + ((channels,) if channels == 3 else ())
+        channels = frame.shape[2:] if code is None else (3,) * (code != cv2.COLOR_BGR2GRAY)
+        shape = (net_h, net_w, *channels)
         if self._converted is None or self._converted.shape != shape:
-            self._converted = np.empty(shape, dtype=np.uint8)
-        cv2.cvtColor(frame, code, dst=self._converted)
-        return self._converted
+            self._converted = np.zeros(shape, dtype=np.uint8)
+        buffer = self._converted
+        if padded:
+            buffer[h:] = 0  # a smaller crop than last time must not leave its pixels
+            buffer[:h, w:] = 0
+        if code is None:
+            np.copyto(buffer[:h, :w], frame)
+        else:
+            cv2.cvtColor(frame, code, dst=buffer[:h, :w])
+        return buffer
 
     def decode(
         self, outputs: list[np.ndarray], transform: FrameTransform, out: np.ndarray | None = None

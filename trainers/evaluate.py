@@ -111,7 +111,8 @@ def keras_predictor(
     from realtime_pose.estimator import NetworkInput
     from realtime_pose.geometry import FrameTransform, Size
 
-    sizing = NetworkInput(None, False, input_scale, 2 * max(1, round(stride)))
+    pad = 2 * max(1, round(stride))
+    sizing = NetworkInput(None, False, input_scale, pad, pad)
 
     @tf.function(reduce_retracing=True)
     def run(x: Any) -> Any:
@@ -122,6 +123,17 @@ def keras_predictor(
         net = sizing.resize_to(Size(w, h))
         if net is not None:
             image = cv2.resize(image, net, interpolation=cv2.INTER_AREA)
+        padded = sizing.padded(Size.of(image))  # as the estimator pads (bottom, right)
+        if padded != Size.of(image):
+            image = cv2.copyMakeBorder(
+                image,
+                0,
+                padded.height - image.shape[0],
+                0,
+                padded.width - image.shape[1],
+                cv2.BORDER_CONSTANT,
+                value=0,
+            )
         scmap, locref = run(tf.constant(image[None]))
         pose = find_peaks_reference(
             scmap.numpy()[0], locref.numpy()[0], stride, locref_stdev, layout="NHWC"

@@ -68,13 +68,17 @@ def tune(
     runs: int = 200,
     block: int = 20,
 ) -> TuneResult:
-    """Time each candidate engine on ``bundle`` at ``size``; return the timings and the fastest.
+    """Time each candidate engine on ``bundle`` at ``size`` (padded as the estimator pads it);
+    return the timings and the fastest.
 
     A candidate that cannot be created here (missing package or device) is listed with its
     error and never chosen.
     """
     sections = list(sections) if sections is not None else candidates()
     from realtime_pose.engines import open_engine
+    from realtime_pose.estimator import NetworkInput
+
+    size = NetworkInput.for_bundle(bundle.meta, size).size(size)  # padded, as the rig runs it
 
     engines, rows = {}, []
     for i, section in enumerate(sections):

@@ -91,9 +91,9 @@ def test_size_for_pixels_keeps_aspect_and_stride():
 
 
 def test_loop_sizes_are_the_crop_window_and_the_full_frame():
-    sizing = NetworkInput(Size(160, 120))
-    assert sizing.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(64, 48), Size(160, 120)]
-    assert sizing.loop_sizes(Size(320, 240)) == [Size(160, 120)]
+    sizing = NetworkInput(Size(160, 120))  # 120 rows run padded to 128 (a multiple of 16)
+    assert sizing.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(64, 48), Size(160, 128)]
+    assert sizing.loop_sizes(Size(320, 240)) == [Size(160, 128)]
     assert NetworkInput().loop_sizes(Size(320, 240), Size(128, 96)) == [
         Size(128, 96),
         Size(320, 240),
@@ -107,9 +107,27 @@ def test_crop_keeps_the_full_frame_scale(tmp_path):
     est = _estimator(tmp_path, input_size=(160, 120), with_locref=False)
     crop = CropWindow(x0=64, y0=32, width=128, height=96, full_frame=False)
     assert est.network_size(Size(320, 240), crop) == Size(64, 48)
-    assert est.network_size(Size(320, 240)) == Size(160, 120)
+    assert est.network_size(Size(320, 240)) == Size(160, 128)  # 120 rows padded to 128
     frame = np.zeros((240, 320, 3), np.uint8)
     frame[48:64, 96:112, 2] = 255  # 16-px red square: cell (2, 1) of the 64x48 crop network
     pose = est.estimate(frame, crop)
     # network x = 2*8+4 = 20 -> crop px (20.5)*2-0.5 = 40.5 -> frame 104.5; y: 12 -> 24.5+32
     assert pose[0, :2] == pytest.approx([104.5, 56.5], abs=1e-4)
+
+
+def test_inputs_are_padded_to_16_without_moving_a_pixel(tmp_path):
+    """A 160x120 frame (120 = 8 x 15: odd at the stride-16 stage) runs as 160x128, the frame in
+    the top-left corner and zeros below; keypoints stay in frame pixels; a smaller crop after a
+    larger one leaves no stale pixels in the padding."""
+    est = _estimator(tmp_path)
+    frame = draw_markers(120, 160, CELLS)
+    image, _ = est.preprocess(frame)
+    assert image.shape == (128, 160, 3) and est.network_size(Size(160, 120)) == Size(160, 128)
+    np.testing.assert_array_equal(image[:120], frame[:, :, ::-1])
+    assert not image[120:].any()
+    np.testing.assert_allclose(est.estimate(frame)[:, :2], _expected(CELLS), atol=1e-4)
+    white = np.full((240, 320, 3), 255, np.uint8)
+    est.preprocess(white, CropWindow(0, 0, 96, 64, False))
+    image, _ = est.preprocess(white, CropWindow(0, 0, 88, 56, False))
+    assert image.shape == (64, 96, 3) and image[:56, :88].all()
+    assert not image[56:].any() and not image[:, 88:].any()
