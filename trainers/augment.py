@@ -36,6 +36,7 @@ class AugmentConfig:
     noise_probability: float = 0.3
     noise_sigma_max: float = 8.0
     grayscale_probability: float = 0.1
+    rearrange_probability: float = 0.0  # several animals: move them apart first (rearrange.py)
 
 
 _SIDE_WORDS = (("left", "right"), ("Left", "Right"), ("LEFT", "RIGHT"))
@@ -204,6 +205,7 @@ def augment(
     crop_size: tuple[int, int],
     config: AugmentConfig | None = None,
     flip_perm: np.ndarray | None = None,
+    focus: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented training crop.
 
@@ -217,6 +219,9 @@ def augment(
         ``(height, width)`` of the output.
     flip_perm
         From :func:`flip_permutation`; without it, mirroring is disabled.
+    focus
+        The keypoints the crop keeps in view (default: all of them), e.g. one animal's where
+        several are too far apart for one crop.
 
     Returns
     -------
@@ -227,7 +232,8 @@ def augment(
     config = config or AugmentConfig()
     if flip_perm is None and config.flip_probability > 0:
         config = AugmentConfig(**{**config.__dict__, "flip_probability": 0.0})
-    matrix, flipped = sample_affine(rng, keypoints, image.shape[:2], crop_size, config)
+    in_view = keypoints if focus is None else focus
+    matrix, flipped = sample_affine(rng, in_view, image.shape[:2], crop_size, config)
     crop, kp = warp(image, keypoints, matrix, crop_size, flip_perm if flipped else None)
     return photometric(rng, crop, config), kp
 

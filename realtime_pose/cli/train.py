@@ -99,6 +99,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-flip", action="store_true", help="never mirror (default: mirror when sides pair)"
     )
+    parser.add_argument(
+        "--rearrange",
+        type=float,
+        default=None,
+        metavar="P",
+        help=(
+            "several animals: the share of training samples in which each animal is cut out "
+            "and put at a random place and heading, so the network must tell them apart by "
+            "their looks, not where they sit (default 0.5; 0 turns it off)"
+        ),
+    )
     parser.set_defaults(func=run)
 
 
@@ -128,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
             weights=_weights(args.weights),
             resume=args.resume,
             flip=False if args.no_flip else None,
+            rearrange=args.rearrange,
             target_kind=args.targets,
         )
         config = train(settings)

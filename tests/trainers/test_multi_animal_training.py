@@ -40,6 +40,7 @@ def test_slp_labels_train_an_identity_channel_network_split_by_time(trained):
     assert config["animals"] == {"names": list(TWO_ANIMALS), "bodyparts": BODYPARTS}
     assert config["keypoints"][:2] == ["dark/snout", "dark/leftear"]
     assert config["keypoints"][4] == "light/snout" and len(config["keypoints"]) == 8
+    assert config["augment"]["rearrange_probability"] == 0.5  # animals moved apart by default
     split = json.loads((out / "split.json").read_text())
     frame = [int(Path(p).stem[3:]) for p in split["train"]]
     held = [int(Path(p).stem[3:]) for p in split["test"]]

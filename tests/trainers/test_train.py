@@ -135,3 +135,16 @@ def test_an_openfield_sized_animal_trains_at_its_own_scale(trained: tuple[Path, 
     config = json.loads((out / "train_config.json").read_text())
     assert config["input_scale"] == 1.0
     assert config["scale_choice"]["scale_for_crop"] == 1.0
+
+
+def test_moving_animals_apart_is_refused_for_one_animal(trained: tuple[Path, Path], tmp_path):
+    from realtime_pose.trainers.project import ProjectError
+    from realtime_pose.trainers.train import TrainSettings, train
+
+    project, _ = trained
+    settings = TrainSettings(
+        project=project, output=tmp_path / "out", steps=1, rearrange=0.5, **SMALL_RUN
+    )
+    with pytest.raises(ProjectError, match=r"config.yaml: rearranging animals .* several animals"):
+        train(settings)
+    assert not (tmp_path / "out" / "model.keras").exists()
