@@ -2,7 +2,7 @@
 
     python benchmarks/int8.py [--bundle DIR] [--int8-bundle DIR] [--project DIR]
                               [--size 320x240] [--threads 1 2] [--runs 300]
-                              [--calibration-frames 64] [--calibration minmax ...]
+                              [--calibration-frames 64] [--calibration percentile ...]
                               [--first-fp32-too] [--json FILE]
 
 Without ``--int8-bundle`` the fp32 bundle is quantised here (``realtime_pose.exporters.int8``),
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "--calibration",
         nargs="+",
         choices=["minmax", "percentile", "entropy"],
-        default=["minmax"],
-        help="one int8 variant per method (default minmax)",
+        default=["percentile"],
+        help="one int8 variant per method (default percentile, the exporter's)",
     )
     parser.add_argument(
         "--first-fp32-too",

@@ -22,7 +22,11 @@ from realtime_pose.exporters.frames import (
     read_rgb_frames,
     synthetic_frames,
 )
-from realtime_pose.exporters.int8 import DEFAULT_INT8_TOLERANCE_PX
+from realtime_pose.exporters.int8 import (
+    DEFAULT_CALIBRATION,
+    DEFAULT_INT8_TOLERANCE_PX,
+    CalibrationMethod,
+)
 from realtime_pose.exporters.parity import (
     NetworkFn,
     ParityError,
@@ -195,6 +199,7 @@ def export_bundle(
     raw_tolerance: float = 1e-3,
     int8: bool = False,
     int8_tolerance_px: float = DEFAULT_INT8_TOLERANCE_PX,
+    int8_calibration: CalibrationMethod = DEFAULT_CALIBRATION,
     max_parity_frames: int = 32,
     max_calibration_frames: int = 64,
     name: str | None = None,
@@ -229,6 +234,8 @@ def export_bundle(
         instead, with a warning; the figures are in ``provenance.quantization.held_out``
         (``provenance.int8_refused`` when refused; ``held_out`` is ``null`` when no labelled
         test frame is reachable: not judged, int8 kept).
+    int8_calibration
+        How activation ranges are set (:data:`.int8.DEFAULT_CALIBRATION`: percentile).
     max_parity_frames, max_calibration_frames
         How many project frames to use at most.
     name
@@ -295,7 +302,7 @@ def export_bundle(
         from realtime_pose.exporters.int8 import quantize_model
 
         calib, calib_source = calibration_frames(train, max_calibration_frames)
-        final_model, quantization = quantize_model(maps_model, calib)
+        final_model, quantization = quantize_model(maps_model, calib, method=int8_calibration)
         quantization["calibration_source"] = calib_source
         q_report = check_parity(
             ort_network(maps_model),

@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument(
+        "--int8-calibration",
+        choices=("percentile", "minmax", "entropy"),
+        default="percentile",
+        help="how --int8 sets activation ranges from the training frames (default percentile)",
+    )
+    parser.add_argument(
         "--in-graph-peaks",
         action="store_true",
         help="find the peaks inside the graph: output keypoints [1, K, 3] only",
@@ -84,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 if args.int8_tolerance_px is None
                 else args.int8_tolerance_px
             ),
+            int8_calibration=args.int8_calibration,
             tolerance_px=args.tolerance_px,
             max_calibration_frames=args.calibration_frames,
             name=args.name,
