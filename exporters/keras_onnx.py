@@ -343,6 +343,7 @@ def export_bundle(
                 "dtype": "uint8",
                 "color": "RGB",
                 "scale": cfg.input_scale,
+                "pad_to": 2 * round(cfg.stride),  # the stride-16 stage (NetworkInput.pad)
             },
             "outputs": outputs,
             "provenance": provenance,

@@ -15,7 +15,8 @@ Example ``bundle.json``::
       "skeleton": [["snout", "leftear"], ["snout", "rightear"]],
       "stride": 8,
       "locref_stdev": 7.2801,
-      "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+      "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB",
+                "pad_to": 16},
       "outputs": {"scoremap": {"name": "scmap", "layout": "NCHW"},
                   "locref": {"name": "locref", "layout": "NCHW"}},
       "provenance": {"backbone": "mobilenet_v2_0.35", "iterations": 8000}
@@ -68,6 +69,16 @@ class InputSpec(_Strict):
         description=(
             "frames are resized by this factor before the network (chosen at training from the "
             "animals' size, trainers/scale.py); keypoints are reported in frame pixels"
+        ),
+    )
+    pad_to: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description=(
+            "the runtime pads the network input (bottom and right, zeros) to a multiple of this; "
+            "our stride-8 networks need 16, or their stride-16 stage pads a side of 8 x an odd "
+            "number on both sides and every keypoint moves by half a stride-16 cell"
         ),
     )
 

@@ -64,17 +64,18 @@ class NetworkInput:
         bundle's ``input.scale`` chosen at training, each side to a multiple of ``multiple``.
     pad
         Whatever the size, the network input is padded at the bottom and right (zeros) to a
-        multiple of this, which leaves every pixel where it was: the stride-16 stage of a
-        stride-8 network gives a side that is 8 times an odd number "same" padding on both
-        sides, and shifts the maps by half a stride-16 cell (a 1920×1080 camera: 1080 = 8·135).
-        1 for a fixed-size graph (nothing to pad to).
+        multiple of this (the bundle's ``input.pad_to``), which leaves every pixel where it
+        was: the stride-16 stage of our stride-8 networks gives a side that is 8 times an odd
+        number "same" padding on both sides, and shifts the maps by half a stride-16 cell (a
+        1920×1080 camera: 1080 = 8·135). 1: no padding (imported models, which pad in their
+        graph or match DeepLabCut-Live unpadded; fixed-size graphs).
     """
 
     full_frame: Size | None = None
     fixed: bool = False
     scale: float = 1.0
     multiple: int = 16
-    pad: int = 16
+    pad: int = 1
 
     @classmethod
     def for_bundle(cls, meta: BundleMeta, input_size: Size | None = None) -> NetworkInput:
@@ -87,10 +88,10 @@ class NetworkInput:
         # that is not a multiple of 16 gets "same" padding on both sides at that stage and
         # shifts the maps by half a stride-16 cell (measured: 19 px in y on an 832×747
         # project at scale 0.44, whose 328-row input was 8·41)
-        pad = 2 * max(1, round(meta.stride))
+        pad = meta.input.pad_to
         if input_size is not None:
             return cls(Size(*input_size), False, pad=pad)
-        return cls(None, False, float(meta.input.scale), pad, pad)
+        return cls(None, False, float(meta.input.scale), 2 * max(1, round(meta.stride)), pad)
 
     def padded(self, size: Size) -> Size:
         """``size`` padded (bottom, right) to a multiple of :attr:`pad`."""

@@ -91,9 +91,11 @@ def test_size_for_pixels_keeps_aspect_and_stride():
 
 
 def test_loop_sizes_are_the_crop_window_and_the_full_frame():
-    sizing = NetworkInput(Size(160, 120))  # 120 rows run padded to 128 (a multiple of 16)
-    assert sizing.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(64, 48), Size(160, 128)]
-    assert sizing.loop_sizes(Size(320, 240)) == [Size(160, 128)]
+    sizing = NetworkInput(Size(160, 120))
+    assert sizing.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(64, 48), Size(160, 120)]
+    assert sizing.loop_sizes(Size(320, 240)) == [Size(160, 120)]
+    padded = NetworkInput(Size(160, 120), pad=16)  # 120 rows run padded to 128
+    assert padded.loop_sizes(Size(320, 240), Size(128, 96)) == [Size(64, 48), Size(160, 128)]
     assert NetworkInput().loop_sizes(Size(320, 240), Size(128, 96)) == [
         Size(128, 96),
         Size(320, 240),
@@ -107,7 +109,7 @@ def test_crop_keeps_the_full_frame_scale(tmp_path):
     est = _estimator(tmp_path, input_size=(160, 120), with_locref=False)
     crop = CropWindow(x0=64, y0=32, width=128, height=96, full_frame=False)
     assert est.network_size(Size(320, 240), crop) == Size(64, 48)
-    assert est.network_size(Size(320, 240)) == Size(160, 128)  # 120 rows padded to 128
+    assert est.network_size(Size(320, 240)) == Size(160, 120)
     frame = np.zeros((240, 320, 3), np.uint8)
     frame[48:64, 96:112, 2] = 255  # 16-px red square: cell (2, 1) of the 64x48 crop network
     pose = est.estimate(frame, crop)
@@ -116,10 +118,17 @@ def test_crop_keeps_the_full_frame_scale(tmp_path):
 
 
 def test_inputs_are_padded_to_16_without_moving_a_pixel(tmp_path):
-    """A 160x120 frame (120 = 8 x 15: odd at the stride-16 stage) runs as 160x128, the frame in
-    the top-left corner and zeros below; keypoints stay in frame pixels; a smaller crop after a
-    larger one leaves no stale pixels in the padding."""
-    est = _estimator(tmp_path)
+    """With ``input.pad_to: 16``, a 160x120 frame (120 = 8 x 15: odd at the stride-16 stage)
+    runs as 160x128, the frame in the top-left corner and zeros below; keypoints stay in frame
+    pixels; a smaller crop after a larger one leaves no stale pixels in the padding. Without it
+    (imported models) nothing is padded."""
+    from realtime_pose.bundle import write_bundle
+    from tests.builders import marker_meta, marker_model
+
+    meta = marker_meta()
+    meta["input"]["pad_to"] = 16  # as our Keras exports say
+    bundle = write_bundle(tmp_path / "b", marker_model(), meta)
+    est = PoseEstimator(bundle, open_engine(bundle))
     frame = draw_markers(120, 160, CELLS)
     image, _ = est.preprocess(frame)
     assert image.shape == (128, 160, 3) and est.network_size(Size(160, 120)) == Size(160, 128)
@@ -131,3 +140,5 @@ def test_inputs_are_padded_to_16_without_moving_a_pixel(tmp_path):
     image, _ = est.preprocess(white, CropWindow(0, 0, 88, 56, False))
     assert image.shape == (64, 96, 3) and image[:56, :88].all()
     assert not image[56:].any() and not image[:, 88:].any()
+    unpadded = _estimator(tmp_path / "plain")
+    assert unpadded.preprocess(frame)[0].shape == (120, 160, 3)
