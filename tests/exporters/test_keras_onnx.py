@@ -47,6 +47,7 @@ def test_export_writes_nchw_bundle_with_provenance(tiny_bundle, tiny_train_dir):
     assert meta.stride == STRIDE and meta.locref_stdev == pytest.approx(LOCREF_STDEV)
     assert meta.outputs.scoremap.layout == "NCHW" and meta.outputs.locref.layout == "NCHW"
     assert (meta.input.name, meta.input.dtype, meta.input.fixed_size) == ("image", "uint8", None)
+    assert meta.input.pad_to == 16  # padded past the stride-16 stage (NetworkInput.pad)
     prov = meta.provenance
     split = json.loads((tiny_train_dir / "split.json").read_text())
     assert prov["split"] == split
