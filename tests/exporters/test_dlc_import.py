@@ -79,7 +79,7 @@ def test_import_maps_model_matches_dlclive(dlc_exports, tmp_path):
     assert meta.keypoints == KEYPOINTS and meta.stride == STRIDE
     assert meta.locref_stdev == pytest.approx(LOCREF_STDEV)
     assert meta.outputs.scoremap.layout == "NCHW" and meta.outputs.locref.name == "locref"
-    assert meta.input.dtype == "uint8"
+    assert meta.input.dtype == "uint8" and meta.input.pad_to == 1  # as DeepLabCut-Live runs it
     prov = meta.provenance
     assert prov["exported_from"] == "deeplabcut" and prov["steps"] == 1030000
     assert prov["net"] == "resnet_50" and prov["parity"]["tf_vs_onnx"]["passed"]
