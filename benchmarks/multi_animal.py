@@ -6,7 +6,7 @@ TRAIN_DIR is the output of ``realtime-pose train clip.slp --train-frames 0-959 -
 960-1199 ...`` on ``../shared/datasets/sleap-flies-clip``. The benchmark
 
 1. exports it (``realtime-pose export``, with its TF-vs-ONNX parity check) unless
-   ``WORK/bundle`` exists;
+   ``WORK/bundle`` already holds this training run's export;
 2. runs ``realtime-pose run`` on the whole clip (1500 frames, 1024×1024, free-running: every
    frame is processed), recording every pose, with two social rules on the emulated serial
    board: thorax-to-thorax distance below ``--close-px`` (``on: enter``, channel 0) and its
@@ -28,6 +28,7 @@ Writes ``results/multi_animal_flies.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -59,6 +60,18 @@ def cli(*args: str) -> subprocess.CompletedProcess:
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")
     return done
+
+
+def _exported_from(bundle: Path, train_dir: Path) -> bool:
+    """Whether ``bundle`` holds the export of ``train_dir``'s model as it is now (same folder,
+    same number of steps): a bundle left in WORK by another training run is never reused."""
+    meta_path = bundle / "bundle.json"
+    if not meta_path.is_file():
+        return False
+    provenance = json.loads(meta_path.read_text()).get("provenance", {})
+    config = json.loads((train_dir / "train_config.json").read_text())
+    same_folder = Path(provenance.get("train_dir", "")).resolve() == train_dir.resolve()
+    return same_folder and provenance.get("steps") == config.get("steps")
 
 
 def live_run(work: Path, bundle: Path, video: Path, name: str, rules: list, outputs: dict,
@@ -163,8 +176,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     bundle = work / "bundle"
     t0 = time.monotonic()
-    if not bundle.exists():
-        print(cli("export", str(args.train_dir), "-o", str(bundle)).stdout.strip())
+    if not _exported_from(bundle, args.train_dir):
+        print(cli("export", str(args.train_dir), "-o", str(bundle), "--overwrite").stdout.strip())
     export_s = time.monotonic() - t0
 
     first, second = labels.animals[:2]
@@ -218,6 +231,13 @@ def main() -> None:
         "frames_run": int(len(log.poses)),
         "frames_recorded_distinct": len(set(frames.tolist())),
         "held_out_960_1199": scores(pred[held], truth[held], args.radius_px),
+        # the held-out frames split by whether the labels put the animals close together
+        "held_out_together": scores(
+            pred[held & label_close], truth[held & label_close], args.radius_px
+        ),
+        "held_out_apart": scores(
+            pred[held & ~label_close], truth[held & ~label_close], args.radius_px
+        ),
         "training_frames_0_959": scores(pred[trained], truth[trained], args.radius_px),
         "identity_switches_0_1199": identity_switches(pred, truth),
         "without_tracking": {
