@@ -61,11 +61,11 @@ log = logging.getLogger(__name__)
 
 LOCREF_LOSS_WEIGHT = 0.05
 DEFAULT_LEARNING_RATE = {"mobilenet_v2": 2e-3, "resnet_50": 1e-3}
-#: Share of multi-animal samples whose animals are moved apart (see trainers/rearrange.py).
-DEFAULT_REARRANGE = 0.5
 """Peak Adam rate per backbone family. MobileNetV2-0.35 on the openfield project, 30 minutes
 from scratch on 2 cores: 2.05 px held-out error at 1e-3, 2.00 px at 2e-3, 2.01 px at 3e-3
 (one run each)."""
+#: Share of multi-animal samples whose animals are moved apart (see trainers/rearrange.py).
+DEFAULT_REARRANGE = 0.5
 USEFUL_STEPS_AT_BATCH_8 = 10_000
 """Training steps (of 8 crops each) below which the networks here have underfit. Measured on
 the openfield project, MobileNetV2-0.35 from scratch: 6.8k steps 2.37 px held-out, 9.2k 2.05
