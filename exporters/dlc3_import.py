@@ -47,6 +47,7 @@ from realtime_pose.exporters.frames import ImagesArg, load_frames, read_rgb_fram
 from realtime_pose.exporters.parity import NetworkFn, ParityReport, ort_network, require_parity
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
+from realtime_pose.geometry import round_up
 from realtime_pose.peaks import find_peaks_reference
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class Preprocessing:
         if self.pad_divisor is None:
             return height, width
         dh, dw = self.pad_divisor
-        return -(-height // dh) * dh, -(-width // dw) * dw
+        return round_up(height, dh), round_up(width, dw)
 
     def apply(self, frame: np.ndarray) -> np.ndarray:
         """RGB uint8 ``[H, W, 3]`` → float32 ``[1, 3, H', W']``, in NumPy (the reference)."""

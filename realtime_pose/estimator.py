@@ -15,7 +15,7 @@ import numpy as np
 from realtime_pose.bundle import Bundle, BundleMeta
 from realtime_pose.crop import CropWindow
 from realtime_pose.engines.base import Engine
-from realtime_pose.geometry import FrameTransform, Size
+from realtime_pose.geometry import FrameTransform, Size, round_up
 from realtime_pose.peaks import find_peaks
 
 #: Indices into the ``stamps_ns`` array :meth:`PoseEstimator.estimate` fills.
@@ -84,19 +84,18 @@ class NetworkInput:
         fixed = meta.input.fixed_size
         if fixed is not None:
             return cls(fixed, True, pad=1)
-        # stride-8 networks downsample once more and upsample (stride 16 → 8): an input side
-        # that is not a multiple of 16 gets "same" padding on both sides at that stage and
-        # shifts the maps by half a stride-16 cell (measured: 19 px in y on an 832×747
-        # project at scale 0.44, whose 328-row input was 8·41)
         pad = meta.input.pad_to
         if input_size is not None:
             return cls(Size(*input_size), False, pad=pad)
+        # scaled sides are multiples of twice the stride: stride-8 networks downsample once
+        # more and upsample (stride 16 → 8), and a side that is not a multiple of 16 gets
+        # "same" padding on both sides at that stage, which shifts the maps by half a stride-16
+        # cell (measured: 19 px in y on an 832×747 project at scale 0.44, 328 rows = 8·41)
         return cls(None, False, float(meta.input.scale), 2 * max(1, round(meta.stride)), pad)
 
     def padded(self, size: Size) -> Size:
         """``size`` padded (bottom, right) to a multiple of :attr:`pad`."""
-        p = self.pad
-        return Size(-(-size.width // p) * p, -(-size.height // p) * p)
+        return Size(round_up(size.width, self.pad), round_up(size.height, self.pad))
 
     def scaled(self, frame: Size) -> Size:
         """A frame's (or crop window's) network size at :attr:`scale`, each side a multiple of
@@ -235,7 +234,7 @@ class PoseEstimator:
         else:
             code = None
         h, w = frame.shape[:2]
-        net_h, net_w = -(-h // pad) * pad, -(-w // pad) * pad
+        net_h, net_w = round_up(h, pad), round_up(w, pad)
         padded = (net_h, net_w) != (h, w)
         if code is None and not padded:
             return frame if frame.flags.c_contiguous else np.ascontiguousarray(frame)

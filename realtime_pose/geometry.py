@@ -14,6 +14,11 @@ from typing import NamedTuple
 import numpy as np
 
 
+def round_up(n: int, multiple: int) -> int:
+    """``n`` rounded up to a multiple of ``multiple`` (how far an input is padded)."""
+    return -(-n // multiple) * multiple
+
+
 class Size(NamedTuple):
     """A width and a height in pixels, in that order.
 
