@@ -1,4 +1,5 @@
-"""What every benchmark shares: the machine's description, percentiles and the JSON writer."""
+"""What every benchmark shares: the machine's description, percentiles, a project's labels and
+the JSON writer."""
 
 from __future__ import annotations
 
@@ -52,3 +53,20 @@ def write_result(
         **payload,
     }
     return write_text(path, json.dumps(doc, indent=2) + "\n", overwrite)
+
+
+def project_labels(project_dir: Path, images: list[str]) -> np.ndarray | None:
+    """Labels ``[N, K, 2]`` (NaN = not visible) of a DeepLabCut project's ``images``, via the
+    trainer's reader; ``None`` (said why) when the trainer is not installed or the project
+    cannot be read."""
+    try:
+        from realtime_pose.trainers.project import ProjectError, load_project
+    except ImportError:
+        print("no labels: the trainer (train extra) is not installed")
+        return None
+    try:
+        project = load_project(project_dir)
+        return project.keypoints[project.indices_of(images, where="benchmark")]
+    except ProjectError as exc:
+        print(f"no labels: {exc}")
+        return None

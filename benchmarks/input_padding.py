@@ -22,19 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_overwrite_argument, write_result
+from benchmarks.common import add_overwrite_argument, project_labels, write_result
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.estimator import PoseEstimator
 from realtime_pose.exporters.frames import read_rgb_frames
 from realtime_pose.geometry import Size
-
-
-def _labels(project: Path, names: list[str]) -> np.ndarray:
-    from realtime_pose.trainers.project import load_project
-
-    loaded = load_project(project)
-    return loaded.keypoints[loaded.indices_of(names, where="benchmark")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     frames = [
         np.ascontiguousarray(f[:, :, ::-1]) for f in read_rgb_frames([project / n for n in names])
     ]
-    labels = _labels(project, names)
+    labels = project_labels(project, names)
+    if labels is None:
+        print(f"{bundle.root}: its project's labels are needed")
+        return 2
     engine = open_engine(bundle, dict(threads=2, warmup_runs=0))
     padded = PoseEstimator(bundle, engine)  # padded to 16 (input.pad_to of our exports)
     padded.sizing = dataclasses.replace(padded.sizing, pad=16)

@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, project_labels, summarize_ns, write_result
 from realtime_pose.bundle import Bundle, load_bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.estimator import PoseEstimator
@@ -66,20 +66,6 @@ def latency(
     for engine in engines.values():
         engine.close()
     return {name: summarize_ns(np.array(s), "ms") for name, s in samples.items()}
-
-
-def _labels_for(project_dir: Path, images: list[str]) -> np.ndarray | None:
-    """Labels ``[N, K, 2]`` (NaN = not visible) for ``images``, via the trainer's reader."""
-    try:
-        from realtime_pose.trainers.project import ProjectError, load_project
-    except ImportError:
-        return None
-    try:
-        project = load_project(project_dir)
-        return project.keypoints[project.indices_of(images, where="benchmark")]
-    except ProjectError as exc:
-        print(f"no labels: {exc}")
-        return None
 
 
 def accuracy(
@@ -143,6 +129,48 @@ def _variants(args: argparse.Namespace, fp32: Bundle, tmp: Path) -> list[tuple[d
     return made
 
 
+def measure(
+    fp32: Bundle,
+    int8: Bundle,
+    image: np.ndarray,
+    test_frames: list[np.ndarray],
+    labels: np.ndarray | None,
+    test_source: str,
+    args: argparse.Namespace,
+) -> dict:
+    """One int8 variant against fp32: latency per thread count at ``image``'s size, accuracy at
+    the frames' own size and at ``--size``, and how it was quantised."""
+    rows = []
+    for threads in args.threads:
+        stats = latency(fp32, int8, image, threads, args.runs)
+        speedup = stats["fp32"]["p50_ms"] / stats["int8"]["p50_ms"]
+        rows.append(
+            {
+                "width": args.size.width,
+                "height": args.size.height,
+                "threads": threads,
+                **stats,
+                "speedup_p50": round(speedup, 3),
+            }
+        )
+        print(
+            f"{args.size} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
+            f"p99 {stats['fp32']['p99_ms']:.3f}; int8 p50 {stats['int8']['p50_ms']:.3f} "
+            f"ms p99 {stats['int8']['p99_ms']:.3f}; speed-up x{speedup:.2f}"
+        )
+    acc = {"native": accuracy(fp32, int8, test_frames, None, labels)}
+    if any(Size.of(f) != args.size for f in test_frames):
+        acc[str(args.size)] = accuracy(fp32, int8, test_frames, args.size, labels)
+    for where, a in acc.items():
+        print(f"accuracy at {where} ({test_source}): {a}")
+    quantization = int8.meta.provenance.get("quantization", {})
+    return {
+        "quantization": {k: v for k, v in quantization.items() if k != "vs_fp32"},
+        "latency": rows,
+        "accuracy": acc,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bundle", type=Path, help="fp32 bundle (default: the demo bundle)")
@@ -186,43 +214,13 @@ def main(argv: list[str] | None = None) -> int:
             # every test frame, in split order, so that the labels line up
             test_frames = read_rgb_frames([project_dir / n for n in test_names])
             test_source = f"project test split ({project_dir})"
-            labels = _labels_for(project_dir, test_names)
+            labels = project_labels(project_dir, test_names)
         image = _resize(test_frames[0], args.size)
         load_before = os.getloadavg()
-        results = []
-        for about, int8 in variants:
-            rows = []
-            for threads in args.threads:
-                stats = latency(fp32, int8, image, threads, args.runs)
-                speedup = stats["fp32"]["p50_ms"] / stats["int8"]["p50_ms"]
-                rows.append(
-                    {
-                        "width": args.size.width,
-                        "height": args.size.height,
-                        "threads": threads,
-                        **stats,
-                        "speedup_p50": round(speedup, 3),
-                    }
-                )
-                print(
-                    f"{args.size} threads={threads}: fp32 p50 {stats['fp32']['p50_ms']:.3f} ms "
-                    f"p99 {stats['fp32']['p99_ms']:.3f}; int8 p50 {stats['int8']['p50_ms']:.3f} "
-                    f"ms p99 {stats['int8']['p99_ms']:.3f}; speed-up x{speedup:.2f}"
-                )
-            acc = {"native": accuracy(fp32, int8, test_frames, None, labels)}
-            if any(Size.of(f) != args.size for f in test_frames):
-                acc[str(args.size)] = accuracy(fp32, int8, test_frames, args.size, labels)
-            for where, a in acc.items():
-                print(f"accuracy at {where} ({test_source}): {a}")
-            quantization = int8.meta.provenance.get("quantization", {})
-            results.append(
-                {
-                    **about,
-                    "quantization": {k: v for k, v in quantization.items() if k != "vs_fp32"},
-                    "latency": rows,
-                    "accuracy": acc,
-                }
-            )
+        results = [
+            {**about, **measure(fp32, int8, image, test_frames, labels, test_source, args)}
+            for about, int8 in variants
+        ]
         path = write_result(
             "int8",
             {
