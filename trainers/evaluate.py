@@ -123,14 +123,15 @@ def keras_predictor(
         net = sizing.resize_to(Size(w, h))
         if net is not None:
             image = cv2.resize(image, net, interpolation=cv2.INTER_AREA)
-        padded = sizing.padded(Size.of(image))  # as the estimator pads (bottom, right)
-        if padded != Size.of(image):
+        size = Size.of(image)
+        padded = sizing.padded(size)  # as the estimator pads (bottom, right)
+        if padded != size:
             image = cv2.copyMakeBorder(
                 image,
                 0,
-                padded.height - image.shape[0],
+                padded.height - size.height,
                 0,
-                padded.width - image.shape[1],
+                padded.width - size.width,
                 cv2.BORDER_CONSTANT,
                 value=0,
             )
