@@ -1,24 +1,27 @@
 """Every engine and setting at every size, batch 1: the matrix behind ``realtime-pose tune``.
 
     python benchmarks/engine_matrix.py [--bundle DIR] [--sizes 160x120 320x240 640x480]
-                                       [--runs 200] [--json FILE] [--overwrite]
+                                       [--runs 200] [--project DIR] [--json FILE] [--overwrite]
 
 ONNX Runtime (1/2 threads; spinning on/off; denormals flushed; no memory arena), its XNNPACK
 provider where the build has it, and OpenVINO (1/2 threads; f32 and bf16 where the CPU has it),
 timed in alternating blocks per size (:func:`realtime_pose.engines.tuning.tune`), with what the
-tuner would choose at each size.
+tuner would choose at each size: bf16 only when it kept the mean error on the bundle's labelled
+test frames (its training project, or ``--project``) within 0.1 px.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, write_result
 from realtime_pose.bundle import load_bundle
+from realtime_pose.engines.precision import held_out_change, labelled_project
 from realtime_pose.engines.tuning import tune
 from realtime_pose.geometry import Size
 from realtime_pose.paths import DEMO_BUNDLE
@@ -34,6 +37,7 @@ SECTIONS = [
     {"backend": "onnxruntime", "threads": 2, "provider": "xnnpack"},
     {"backend": "openvino", "threads": 1},
     {"backend": "openvino", "threads": 2},
+    {"backend": "openvino", "threads": 1, "precision": "bf16"},
     {"backend": "openvino", "threads": 2, "precision": "bf16"},
 ]
 
@@ -48,13 +52,19 @@ def main(argv: list[str] | None = None) -> int:
         default=[Size(160, 120), Size(320, 240), Size(640, 480)],
     )
     parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument(
+        "--project", type=Path, help="labelled project judging bf16 (default: the bundle's)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     add_overwrite_argument(parser)
     args = parser.parse_args(argv)
     bundle = load_bundle(args.bundle)
+    project = labelled_project(bundle, args.project)
+    judge = partial(held_out_change, bundle, project_dir=project) if project else None
+    print(f"reduced precision judged on: {project or 'nothing (not chosen)'}")
     results = []
     for size in args.sizes:
-        result = tune(bundle, size, SECTIONS, runs=args.runs)
+        result = tune(bundle, size, SECTIONS, runs=args.runs, judge=judge)
         results.append(result.to_dict())
         print(f"{size}:")
         for row in result.rows:
@@ -63,7 +73,10 @@ def main(argv: list[str] | None = None) -> int:
             if "error" in row:
                 print(f"  {label:55s} unavailable: {row['error'][:70]}")
             else:
-                print(f"  {label:55s} p50 {row['p50_ms']:7.3f}  p99 {row['p99_ms']:7.3f} ms")
+                verdict = row.get("accuracy", {})
+                change = verdict.get("change_px")
+                note = f"  held-out {change:+.3f} px" if change is not None else ""
+                print(f"  {label:55s} p50 {row['p50_ms']:7.3f}  p99 {row['p99_ms']:7.3f} ms{note}")
         print(f"  tuner's choice: {result.chosen}")
     path = write_result(
         "engine_matrix",

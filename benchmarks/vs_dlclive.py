@@ -11,7 +11,8 @@ run the same weights. DeepLabCut-Live 1.1 (``DLCLive(export).get_pose(frame)``, 
 runs in its own environment (it pins ``numpy<2``): a child process started with
 ``--dlclive-python``, which answers one block of timed frames per request. Ours is the whole
 per-frame path (:meth:`PoseEstimator.estimate`: preprocess, engine, peaks) on ONNX Runtime and
-on OpenVINO, fp32 and int8. Per size, DeepLabCut-Live's block and each of ours alternate for
+on OpenVINO, fp32 and int8 graphs, and OpenVINO computing in bf16 where the CPU has it (AMX,
+AVX-512 BF16). Per size, DeepLabCut-Live's block and each of ours alternate for
 ``--rounds`` rounds, so a noisy spell of this shared machine falls on all of them. Frames are
 the video's, resized beforehand to each size (both sides get the same pixels; DeepLabCut-Live
 RGB, ours BGR as a camera gives it).
@@ -160,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         "onnxruntime": {"backend": "onnxruntime", "threads": args.threads},
         "openvino": {"backend": "openvino", "threads": args.threads},
     }
+    from realtime_pose.engines.openvino import reduced_precisions
+
+    if "bf16" in reduced_precisions():  # AMX / AVX-512 BF16: OpenVINO computes in bf16
+        engines["openvino_bf16"] = {
+            "backend": "openvino",
+            "threads": args.threads,
+            "precision": "bf16",
+        }
     dlclive = DlcLive(args.dlclive_python, export)
     rows = []
     quantization: dict[str, dict] = {}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +146,15 @@ def keras_predictor(
     return predict
 
 
-def bundle_predictor(bundle_path: str | Path) -> tuple[Predictor, Any]:
-    """A predictor running an exported bundle on ONNX Runtime (CPU); returns it and the bundle."""
+def bundle_predictor(
+    bundle_path: str | Path, engine: Mapping[str, Any] | None = None
+) -> tuple[Predictor, Any]:
+    """A predictor running an exported bundle; returns it and the bundle.
+
+    ``engine`` is a run config's ``engine:`` section (e.g. ``{"backend": "openvino",
+    "precision": "bf16"}``, to see what an engine's reduced precision costs on labelled frames);
+    default: ONNX Runtime on the CPU.
+    """
     import cv2
 
     from realtime_pose.bundle import load_bundle
@@ -155,7 +162,8 @@ def bundle_predictor(bundle_path: str | Path) -> tuple[Predictor, Any]:
     from realtime_pose.estimator import PoseEstimator
 
     bundle = load_bundle(bundle_path)
-    engine = open_engine(bundle, dict(spinning=False, warmup_runs=0))
+    section = {"warmup_runs": 0, **(engine or {"spinning": False})}
+    engine = open_engine(bundle, section)
     estimator = PoseEstimator(bundle, engine)
 
     def predict(image: np.ndarray) -> np.ndarray:
@@ -274,6 +282,7 @@ def evaluate(
     json_path: str | Path | None = None,
     plot_path: str | Path | None = None,
     overwrite: bool = False,
+    engine: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a training-output folder or a bundle on a DeepLabCut project.
 
@@ -291,6 +300,9 @@ def evaluate(
     json_path, plot_path
         Where to write the metrics and a picture of the predictions (refused when they exist,
         unless ``overwrite``; checked before the evaluation runs).
+    engine
+        For a bundle: the ``engine:`` section to run it with (default ONNX Runtime, CPU);
+        refused for a training output, which runs in Keras.
 
     Returns
     -------
@@ -306,6 +318,11 @@ def evaluate(
     project = load_project(project_path)
     split_lists = read_split(Path(split_file)) if split_file else None
     if (model_path / "model.keras").is_file():
+        if engine is not None:
+            raise ValueError(
+                f"{model_path}: a training output runs in Keras; export it to a bundle to "
+                "evaluate it on another engine"
+            )
         import keras
 
         config = json.loads((model_path / "train_config.json").read_text())
@@ -320,7 +337,7 @@ def evaluate(
             config.get("input_scale", 1.0),
         )
     else:
-        predict, bundle = bundle_predictor(model_path)
+        predict, bundle = bundle_predictor(model_path, engine)
         _check_keypoints(bundle.keypoints, project, model_path)
         if split_lists is None:
             split_lists = _split_from_bundle(bundle)
@@ -335,6 +352,8 @@ def evaluate(
         split=split,
         images=[project.images[i] for i in indices],
     )
+    if engine is not None:
+        metrics["engine"] = dict(engine)
     if json_path:
         write_text(json_path, json.dumps(metrics, indent=2) + "\n", overwrite)
     if plot_path:

@@ -31,16 +31,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace --json/--plot files that exist"
     )
+    parser.add_argument(
+        "--engine",
+        metavar="SECTION",
+        help="for a bundle: the engine to run it on, as a run config's engine: section in "
+        "YAML, e.g. '{backend: openvino, precision: bf16}' (default: ONNX Runtime, CPU)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print a summary; exit 0 on success, 2 on unusable input."""
     from realtime_pose.bundle import BundleError
+    from realtime_pose.engines import EngineError
     from realtime_pose.trainers.evaluate import evaluate, format_metrics
     from realtime_pose.trainers.project import ProjectError
 
     try:
+        engine = _engine_section(args.engine)
         metrics = evaluate(
             args.model,
             args.project,
@@ -50,8 +58,16 @@ def run(args: argparse.Namespace) -> int:
             json_path=args.json_path,
             plot_path=args.plot,
             overwrite=args.overwrite,
+            engine=engine,
         )
-    except (ImportError, ProjectError, BundleError, ValueError, FileNotFoundError) as exc:
+    except (
+        ImportError,
+        ProjectError,
+        BundleError,
+        EngineError,
+        ValueError,
+        FileNotFoundError,
+    ) as exc:
         print(f"realtime-pose evaluate: {exc}", file=sys.stderr)
         return 2
     print(format_metrics(metrics))
@@ -60,3 +76,18 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
+
+
+def _engine_section(text: str | None) -> dict | None:
+    """``--engine``'s YAML mapping, or ``None``; a clear error for anything else."""
+    if text is None:
+        return None
+    import yaml
+
+    try:
+        section = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--engine: not YAML ({exc})") from exc
+    if not isinstance(section, dict):
+        raise ValueError(f"--engine: expected a mapping like '{{backend: openvino}}', got {text!r}")
+    return section

@@ -15,15 +15,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "tune",
         help="time the engines and settings for a bundle here; store the fastest",
         description="Time ONNX Runtime (1/2 threads, spinning on/off) and OpenVINO (1/2 "
-        "threads, where installed) on BUNDLE at the size the rig feeds, alternating, and store "
-        "the fastest in BUNDLE/engines/tuned.json for this CPU model. Run configs without an "
-        "engine: section (the 'auto' engine) use it from then on.",
+        "threads, where installed; fp32, and bf16/f16 where the CPU computes them) on BUNDLE "
+        "at the size the rig feeds, alternating, and store the fastest in "
+        "BUNDLE/engines/tuned.json for this CPU model. A reduced precision is chosen only when "
+        "it kept the mean error on the labelled test frames within --tolerance-px. Run configs "
+        "without an engine: section (the 'auto' engine) use the choice from then on.",
     )
     p.add_argument("bundle", help="bundle folder")
     p.add_argument(
         "--size", default="320x240", help="network input WxH the rig feeds (default 320x240)"
     )
     p.add_argument("--runs", type=int, default=200, help="timed runs per candidate")
+    p.add_argument(
+        "--project",
+        help="DeepLabCut project whose labelled test frames judge reduced-precision settings "
+        "(bf16); default: the project the bundle was trained on, when it is on this machine",
+    )
+    p.add_argument(
+        "--tolerance-px",
+        type=float,
+        default=None,
+        help="mean held-out error a reduced precision may add (default 0.1 px, as export --int8)",
+    )
     p.set_defaults(func=run)
 
 
@@ -37,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         size = Size.parse(args.size)
         bundle = load_bundle(args.bundle)
-        result = tune(bundle, size, runs=args.runs)
+        result = tune(bundle, size, runs=args.runs, judge=_judge(bundle, args))
         save_tuning(bundle, result)
     except (BundleError, EngineError, ValueError, OSError) as exc:
         print(f"realtime-pose tune: {exc}", file=sys.stderr)
@@ -48,6 +61,47 @@ def run(args: argparse.Namespace) -> int:
         if "error" in row:
             print(f"  {name:45s} unavailable: {row['error']}")
         else:
-            print(f"  {name:45s} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms")
+            print(
+                f"  {name:45s} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms"
+                + _verdict(row.get("accuracy"))
+            )
     print(f"chosen: {result.chosen} (stored in {bundle.engine_cache_dir / 'tuned.json'})")
     return 0
+
+
+def _judge(bundle, args: argparse.Namespace):
+    """The accuracy check for reduced-precision candidates, or ``None`` (said in one line)."""
+    from functools import partial
+
+    from realtime_pose.engines.precision import (
+        DEFAULT_PRECISION_TOLERANCE_PX,
+        held_out_change,
+        labelled_project,
+    )
+
+    if args.project and not labelled_project(bundle, args.project):
+        raise ValueError(f"--project {args.project}: not a folder")
+    project = labelled_project(bundle, args.project)
+    if project is None:
+        log.warning(
+            "%s: its training project is not on this machine (give --project): reduced-"
+            "precision settings are timed but not chosen",
+            bundle.root,
+        )
+        return None
+    tolerance = args.tolerance_px
+    if tolerance is None:
+        tolerance = DEFAULT_PRECISION_TOLERANCE_PX
+    return partial(held_out_change, bundle, project_dir=project, tolerance_px=tolerance)
+
+
+def _verdict(accuracy: dict | None) -> str:
+    if not accuracy:
+        return ""
+    if "change_px" in accuracy:
+        word = "kept" if accuracy["accepted"] else "REFUSED"
+        return (
+            f"  held-out {accuracy['change_px']:+.3f} px "
+            f"(tolerance {accuracy['tolerance_px']}): {word}"
+        )
+    return f"  {accuracy.get('why', '')}"

@@ -50,6 +50,29 @@ class OpenVinoOptions(EngineOptions):
     cache: bool = Field(default=True, description="cache compiled models beside the bundle")
 
 
+CAPABILITY = {"bf16": "BF16", "f16": "FP16"}
+"""Our reduced ``precision`` values and the OpenVINO capability that says a device has them."""
+
+
+def device_precisions(core: Any, device: str = "CPU") -> set[str]:
+    """The precisions an OpenVINO device reports it computes natively (``"BF16"``, ...)."""
+    try:
+        return {str(c).upper() for c in core.get_property(device, "OPTIMIZATION_CAPABILITIES")}
+    except Exception:  # an old plug-in without the property: nothing is claimed
+        return set()
+
+
+def reduced_precisions(device: str = "CPU") -> list[str]:
+    """The reduced precisions (``bf16``, ``f16``) OpenVINO computes natively on ``device``
+    here; empty when OpenVINO is not installed."""
+    try:
+        ov = _import_openvino()
+    except EngineUnavailableError:
+        return []
+    have = device_precisions(ov.Core(), device)
+    return [p for p, capability in CAPABILITY.items() if capability in have]
+
+
 @ENGINES.register("openvino")
 class OpenVinoEngine:
     """A compiled OpenVINO model per input size, batch 1.
@@ -116,6 +139,7 @@ class OpenVinoEngine:
             self._model = self._core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
             raise EngineError(f"{model_path}: OpenVINO cannot read the graph ({exc})") from exc
+        self._check_precision()
         names = {o.get_any_name() for o in self._model.outputs}
         missing = [n for n in self.output_names if n not in names]
         if missing:
@@ -131,6 +155,20 @@ class OpenVinoEngine:
         self.fixed_input_size: Size | None = None
         for size in input_sizes:
             self._request_for((1, size.height, size.width, channels))
+
+    def _check_precision(self) -> None:
+        """Refuse a reduced precision the device cannot compute (OpenVINO would quietly run
+        fp32 instead, and a tuned choice would not be what it says)."""
+        wanted = self.options.precision
+        if wanted == "f32":
+            return
+        have = device_precisions(self._core, self.options.device)
+        if CAPABILITY[wanted] not in have:
+            raise EngineUnavailableError(
+                f"OpenVINO {self.options.device} here cannot compute {wanted} "
+                f"(its precisions: {', '.join(sorted(have)) or 'none reported'}); use "
+                "precision: f32"
+            )
 
     def _request_for(self, shape: tuple[int, ...]) -> tuple[Any, list[Any]]:
         found = self._requests.get(shape)

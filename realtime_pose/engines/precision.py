@@ -1,0 +1,87 @@
+"""Whether an engine setting that computes in reduced precision keeps the bundle's accuracy.
+
+An engine section such as ``{backend: openvino, precision: bf16}`` runs the bundle's fp32 graph
+with fewer mantissa bits (on CPUs with AMX or AVX-512 BF16 it is much faster at large inputs).
+Whether the keypoints survive depends on the network, so it is measured, not assumed: the
+bundle's labelled held-out frames (its training project's test split, as ``realtime-pose
+evaluate`` reads them) are run on ONNX Runtime in fp32 and on the candidate, and the candidate is
+accepted when its mean error grows by at most a tolerance, the same rule ``export --int8``
+applies to an int8 graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from realtime_pose.bundle import Bundle
+
+REDUCED_PRECISIONS = frozenset({"bf16", "f16"})
+"""Engine ``precision`` values that compute below fp32."""
+
+DEFAULT_PRECISION_TOLERANCE_PX = 0.1
+"""Mean held-out error a reduced-precision setting may add (px); the int8 export's rule."""
+
+
+def is_reduced(section: Mapping[str, Any]) -> bool:
+    """Whether an engine section computes in reduced precision."""
+    return section.get("precision") in REDUCED_PRECISIONS
+
+
+def labelled_project(bundle: Bundle, project: str | Path | None = None) -> Path | None:
+    """The DeepLabCut project to judge ``bundle`` on: ``project`` when given, else the one its
+    provenance names when it is a folder on this machine; ``None`` when there is none."""
+    candidate = project or bundle.meta.provenance.get("project")
+    if candidate and Path(candidate).expanduser().is_dir():
+        return Path(candidate).expanduser()
+    return None
+
+
+def held_out_change(
+    bundle: Bundle,
+    section: Mapping[str, Any],
+    project_dir: str | Path,
+    tolerance_px: float = DEFAULT_PRECISION_TOLERANCE_PX,
+) -> dict[str, Any]:
+    """Mean error on the project's labelled test frames: ONNX Runtime fp32 vs ``section``.
+
+    Returns
+    -------
+    dict
+        ``frames``, ``keypoints``, ``fp32_mean_px``, ``mean_px``, ``change_px`` (candidate minus
+        fp32), ``tolerance_px`` and ``accepted`` (``change_px <= tolerance_px``).
+
+    Raises
+    ------
+    realtime_pose.trainers.project.ProjectError
+        The project or its test split cannot be read.
+    realtime_pose.engines.EngineError
+        The candidate engine cannot run here.
+    """
+    from realtime_pose.trainers.evaluate import evaluate
+
+    reference = evaluate(bundle.root, project_dir, split="test")
+    candidate = evaluate(bundle.root, project_dir, split="test", engine=dict(section))
+    if reference["mean_error_px"] is None:
+        raise ValueError(f"{project_dir}: the test split has no labelled keypoints")
+    change = candidate["mean_error_px"] - reference["mean_error_px"]
+    return {
+        "project": str(project_dir),
+        "frames": reference["n_images"],
+        "keypoints": reference["n_keypoints"],
+        "fp32_mean_px": round(reference["mean_error_px"], 4),
+        "mean_px": round(candidate["mean_error_px"], 4),
+        "change_px": round(change, 4),
+        "tolerance_px": tolerance_px,
+        "accepted": bool(change <= tolerance_px),
+    }
+
+
+__all__ = [
+    "DEFAULT_PRECISION_TOLERANCE_PX",
+    "REDUCED_PRECISIONS",
+    "held_out_change",
+    "is_reduced",
+    "labelled_project",
+]
