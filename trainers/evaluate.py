@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime_pose.geometry import Size
 from realtime_pose.peaks import find_peaks_reference
 from realtime_pose.safe_write import check_free, write_text, writing
 from realtime_pose.trainers.project import Project, ProjectError, load_project, read_split
@@ -147,13 +148,17 @@ def keras_predictor(
 
 
 def bundle_predictor(
-    bundle_path: str | Path, engine: Mapping[str, Any] | None = None
+    bundle_path: str | Path,
+    engine: Mapping[str, Any] | None = None,
+    input_size: Size | None = None,
 ) -> tuple[Predictor, Any]:
     """A predictor running an exported bundle; returns it and the bundle.
 
     ``engine`` is a run config's ``engine:`` section (e.g. ``{"backend": "openvino",
     "precision": "bf16"}``, to see what an engine's reduced precision costs on labelled frames);
-    default: ONNX Runtime on the CPU.
+    default: ONNX Runtime on the CPU. ``input_size`` is the network input a rig feeds for a
+    whole frame (``input_size:`` of a run config); default: the bundle's training scale.
+    Predictions are in the frame's pixels either way.
     """
     import cv2
 
@@ -164,7 +169,7 @@ def bundle_predictor(
     bundle = load_bundle(bundle_path)
     section = {"warmup_runs": 0, **(engine or {"spinning": False})}
     engine = open_engine(bundle, section)
-    estimator = PoseEstimator(bundle, engine)
+    estimator = PoseEstimator(bundle, engine, input_size)
 
     def predict(image: np.ndarray) -> np.ndarray:
         pose = estimator.estimate(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -283,6 +288,7 @@ def evaluate(
     plot_path: str | Path | None = None,
     overwrite: bool = False,
     engine: Mapping[str, Any] | None = None,
+    input_size: Size | None = None,
 ) -> dict[str, Any]:
     """Evaluate a training-output folder or a bundle on a DeepLabCut project.
 
@@ -303,6 +309,9 @@ def evaluate(
     engine
         For a bundle: the ``engine:`` section to run it with (default ONNX Runtime, CPU);
         refused for a training output, which runs in Keras.
+    input_size
+        For a bundle: the network input for a whole frame, as a rig's ``input_size:`` (errors
+        stay in the frame's pixels); default: the bundle's training scale.
 
     Returns
     -------
@@ -318,10 +327,10 @@ def evaluate(
     project = load_project(project_path)
     split_lists = read_split(Path(split_file)) if split_file else None
     if (model_path / "model.keras").is_file():
-        if engine is not None:
+        if engine is not None or input_size is not None:
             raise ValueError(
-                f"{model_path}: a training output runs in Keras; export it to a bundle to "
-                "evaluate it on another engine"
+                f"{model_path}: a training output runs in Keras at its training scale; export "
+                "it to a bundle to evaluate it on another engine or input size"
             )
         import keras
 
@@ -337,7 +346,7 @@ def evaluate(
             config.get("input_scale", 1.0),
         )
     else:
-        predict, bundle = bundle_predictor(model_path, engine)
+        predict, bundle = bundle_predictor(model_path, engine, input_size)
         _check_keypoints(bundle.keypoints, project, model_path)
         if split_lists is None:
             split_lists = _split_from_bundle(bundle)
@@ -354,6 +363,8 @@ def evaluate(
     )
     if engine is not None:
         metrics["engine"] = dict(engine)
+    if input_size is not None:
+        metrics["input_size"] = list(input_size)
     if json_path:
         write_text(json_path, json.dumps(metrics, indent=2) + "\n", overwrite)
     if plot_path:

@@ -32,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="replace --json/--plot files that exist"
     )
     parser.add_argument(
+        "--input-size",
+        metavar="WxH",
+        help="for a bundle: the network input for a whole frame, as a run config's input_size "
+        "(errors stay in frame pixels; default: the bundle's training scale)",
+    )
+    parser.add_argument(
         "--engine",
         metavar="SECTION",
         help="for a bundle: the engine to run it on, as a run config's engine: section in "
@@ -44,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print a summary; exit 0 on success, 2 on unusable input."""
     from realtime_pose.bundle import BundleError
     from realtime_pose.engines import EngineError
+    from realtime_pose.geometry import Size
     from realtime_pose.trainers.evaluate import evaluate, format_metrics
     from realtime_pose.trainers.project import ProjectError
 
     try:
         engine = _engine_section(args.engine)
+        input_size = Size.parse(args.input_size) if args.input_size else None
         metrics = evaluate(
             args.model,
             args.project,
@@ -59,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
             plot_path=args.plot,
             overwrite=args.overwrite,
             engine=engine,
+            input_size=input_size,
         )
     except (
         ImportError,

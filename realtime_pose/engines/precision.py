@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from realtime_pose.bundle import Bundle
+from realtime_pose.geometry import Size
 
 REDUCED_PRECISIONS = frozenset({"bf16", "f16"})
 """Engine ``precision`` values that compute below fp32."""
@@ -43,8 +44,13 @@ def held_out_change(
     section: Mapping[str, Any],
     project_dir: str | Path,
     tolerance_px: float = DEFAULT_PRECISION_TOLERANCE_PX,
+    input_size: Size | None = None,
 ) -> dict[str, Any]:
     """Mean error on the project's labelled test frames: ONNX Runtime fp32 vs ``section``.
+
+    ``input_size`` is the network input the rig feeds for a whole frame: what reduced
+    precision costs depends on it (measured on openfield: int8 +0.09 px at 640×480, its
+    keypoints several px from fp32's at 160×120), so a rig is judged at its own size.
 
     Returns
     -------
@@ -61,13 +67,16 @@ def held_out_change(
     """
     from realtime_pose.trainers.evaluate import evaluate
 
-    reference = evaluate(bundle.root, project_dir, split="test")
-    candidate = evaluate(bundle.root, project_dir, split="test", engine=dict(section))
+    reference = evaluate(bundle.root, project_dir, split="test", input_size=input_size)
+    candidate = evaluate(
+        bundle.root, project_dir, split="test", engine=dict(section), input_size=input_size
+    )
     if reference["mean_error_px"] is None:
         raise ValueError(f"{project_dir}: the test split has no labelled keypoints")
     change = candidate["mean_error_px"] - reference["mean_error_px"]
     return {
         "project": str(project_dir),
+        "input_size": list(input_size) if input_size is not None else "training scale",
         "frames": reference["n_images"],
         "keypoints": reference["n_keypoints"],
         "fp32_mean_px": round(reference["mean_error_px"], 4),

@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -72,8 +73,9 @@ class TuneResult:
         return {"size": list(self.size), "cpu": self.cpu, "chosen": self.chosen, "rows": self.rows}
 
 
-Judge = Callable[[dict[str, Any]], dict[str, Any]]
-"""Measures what a reduced-precision section does to accuracy; returns a dict with ``accepted``
+Judge = Callable[[dict[str, Any], Size], dict[str, Any]]
+"""``judge(section, input_size=SIZE)``: what a reduced-precision section does to accuracy at the
+rig's input size; returns a dict with ``accepted``
 (:func:`realtime_pose.engines.precision.held_out_change` bound to a project)."""
 
 
@@ -97,6 +99,7 @@ def tune(
     from realtime_pose.engines import open_engine
     from realtime_pose.estimator import NetworkInput
 
+    feed = size
     size = NetworkInput.for_bundle(bundle.meta, size).size(size)  # padded, as the rig runs it
 
     engines, rows = {}, []
@@ -126,14 +129,17 @@ def tune(
         timed.append({"engine": sections[i], **summary.to_dict(suffix=True), "n": summary.n})
     timed.sort(key=lambda r: (r["p50_ms"], r["p99_ms"]))
     verdicts: dict[tuple[str, str], dict[str, Any]] = {}
-    chosen = next((r for r in timed if _keeps_accuracy(r, judge, verdicts)), None)
+    judged = partial(judge, input_size=feed) if judge is not None else None
+    chosen = next((r for r in timed if _keeps_accuracy(r, judged, verdicts)), None)
     if chosen is None:
         raise EngineError(f"{bundle.root}: no candidate kept the bundle's accuracy: {timed}")
     return TuneResult(size, cpu_key(), timed + rows, chosen["engine"])
 
 
 def _keeps_accuracy(
-    row: dict[str, Any], judge: Judge | None, verdicts: dict[tuple[str, str], dict[str, Any]]
+    row: dict[str, Any],
+    judge: Callable[[dict[str, Any]], dict[str, Any]] | None,
+    verdicts: dict[tuple[str, str], dict[str, Any]],
 ) -> bool:
     """Whether a timed candidate may be chosen. A reduced-precision one is judged when it is
     the fastest left (judging runs the labelled frames twice), once per backend and precision,

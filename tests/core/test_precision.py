@@ -82,14 +82,15 @@ def test_tune_chooses_a_reduced_precision_only_when_judged_and_accepted(labelled
     calls = []
 
     def judge(accepted: bool):
-        def run(section):
-            calls.append(section)
+        def run(section, input_size):
+            calls.append((section, input_size))
             return {"accepted": accepted, "change_px": 0.0 if accepted else 1.0}
 
         return run
 
     result = tune(bundle, size, reduced, runs=4, block=2, judge=judge(True))
-    assert result.chosen in reduced and len(calls) == 1  # judged once per precision
+    assert result.chosen in reduced and len(calls) == 1  # judged once per precision,
+    assert calls[0][1] == size  # at the size the rig feeds
     assert all(row["accuracy"]["accepted"] for row in result.rows[:1])
     with pytest.raises(EngineError, match="no candidate kept the bundle's accuracy"):
         tune(bundle, size, reduced, runs=4, block=2, judge=judge(False))
@@ -113,6 +114,7 @@ def test_tune_on_labelled_frames_stores_its_verdict(labelled_bundle, capsys):
     judged = [r for r in reduced_rows if "change_px" in r.get("accuracy", {})]
     for row in judged:  # the demo network on 6 labelled frames, bf16 vs ONNX Runtime fp32
         assert row["accuracy"]["frames"] == 6 and row["accuracy"]["project"] == str(project)
+        assert row["accuracy"]["input_size"] == [64, 48]
     if is_reduced(entry["chosen"]):
         assert any(r["engine"] == entry["chosen"] and r["accuracy"]["accepted"] for r in judged)
 
@@ -129,12 +131,27 @@ def test_evaluate_runs_the_bundle_on_the_engine_asked(labelled_bundle, tmp_path,
     assert "--engine: expected a mapping" in capsys.readouterr().err
     assert main([*base, str(tmp_path / "x.json"), "--engine", "{backend: nope}"]) == 2
     assert "unknown engine 'nope'" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "x.json"), "--input-size", "160by120"]) == 2
+    assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main([*base, str(tmp_path / "small.json"), "--input-size", "160x120"]) == 0
+    assert json.loads((tmp_path / "small.json").read_text())["input_size"] == [160, 120]
     if not _has_openvino():
         return
     assert main([*base, str(tmp_path / "ov.json"), "--engine", "{backend: openvino}"]) == 0
     ov = json.loads((tmp_path / "ov.json").read_text())
     assert ov["engine"] == {"backend": "openvino"}
     assert ov["mean_error_px"] == pytest.approx(ort["mean_error_px"], abs=0.1)
+
+
+def test_evaluate_at_the_rigs_input_size_reports_frame_pixels(labelled_bundle):
+    from realtime_pose.trainers.evaluate import evaluate
+
+    bundle, project = labelled_bundle
+    native = evaluate(bundle.root, project)
+    half = evaluate(bundle.root, project, input_size=Size(160, 120))
+    assert half["input_size"] == [160, 120] and half["n_keypoints"] == native["n_keypoints"]
+    # errors in the 320x240 frames' pixels: a network at half size errs more, not half as much
+    assert native["mean_error_px"] < half["mean_error_px"] < 20 * native["mean_error_px"]
 
 
 def test_openvino_refuses_a_precision_this_cpu_lacks(labelled_bundle):
