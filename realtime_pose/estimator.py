@@ -162,7 +162,7 @@ class PoseEstimator:
         self._layout = meta.outputs.scoremap.layout if meta.outputs.scoremap else "NCHW"
         self._has_locref = meta.outputs.locref is not None
         self._likelihood_clip = meta.likelihood_clip
-        self._color = meta.input.color
+        self._color = getattr(engine, "input_color", None) or meta.input.color
         self._float_input = meta.input.dtype == "float32"
         self._pose = np.zeros((len(self.keypoints), 3), dtype=np.float32)
         self._resized: np.ndarray | None = None

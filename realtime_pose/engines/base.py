@@ -34,9 +34,9 @@ class Engine(Protocol):
     """Runs one network on one image, batch 1.
 
     ``run`` takes an ``[H, W, C]`` array laid out as the bundle's input says (uint8 RGB by
-    default; the batch axis is added without a copy) and returns the outputs in the bundle's
-    order (keypoints, or score map then locref). Returned arrays may be reused by the next call:
-    consume them before calling ``run`` again.
+    default, or the engine's :attr:`input_color`; the batch axis is added without a copy) and
+    returns the outputs in the bundle's order (keypoints, or score map then locref). Returned
+    arrays may be reused by the next call: consume them before calling ``run`` again.
 
     A plug-in engine is a class with ``Options`` (an :class:`EngineOptions` subclass) and a
     ``for_bundle`` class method (see :class:`EngineFactory`), registered with
@@ -45,6 +45,10 @@ class Engine(Protocol):
 
     #: The only input size the engine accepts, or ``None`` when it accepts any.
     fixed_input_size: Size | None
+    #: The colour order ``run`` takes when the engine converts colours inside its compiled
+    #: model (e.g. ``"BGR"``: camera frames go in as they come, no conversion pass on our
+    #: side), or ``None``: the bundle's ``input.color``.
+    input_color: str | None
 
     def run(self, image: np.ndarray) -> list[np.ndarray]:
         """Run the network on one image and return its outputs."""

@@ -250,6 +250,7 @@ class OrtEngine:
         self.input_name = input_name
         self.output_names = list(output_names)
         self.fixed_input_size: Size | None = None
+        self.input_color: str | None = None  # the bundle's
         self._warm_shapes: set[tuple[int, ...]] = set()
         self._binding = None
         if provider != "cpu":

@@ -2,7 +2,9 @@
 
 For each input size the loop feeds, the model is reshaped to that static shape and compiled with
 the ``LATENCY`` performance hint (one stream, batch 1), so no shape is resolved per frame; a
-frame of another size compiles once more on first sight. Install with
+frame of another size compiles once more on first sight. For an RGB bundle the compiled model
+takes the camera's BGR frames and reverses the channels itself (``bgr_in_graph``), so a frame
+that needs no resizing or padding goes to the network without a copy. Install with
 ``pip install 'realtime-pose[openvino]'``.
 """
 
@@ -48,6 +50,24 @@ class OpenVinoOptions(EngineOptions):
     pin_threads: bool = Field(default=True, description="pin inference threads to cores")
     device: str = Field(default="CPU", min_length=1, description="OpenVINO device name")
     cache: bool = Field(default=True, description="cache compiled models beside the bundle")
+    bgr_in_graph: bool = Field(
+        default=True,
+        description="take camera (BGR) frames and reverse the channels inside the compiled "
+        "model, for RGB bundles (OpenVINO folds it into the first convolution): no colour "
+        "conversion pass on our side (0.5 ms a 640x480 frame)",
+    )
+
+
+def _reversed_channels(model: Any) -> Any:
+    """``model`` taking its NHWC input with the channels reversed (BGR for an RGB network)."""
+    from openvino import Layout
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_layout(Layout("NHWC"))
+    ppp.input().model().set_layout(Layout("NHWC"))
+    ppp.input().preprocess().reverse_channels()
+    return ppp.build()
 
 
 CAPABILITY = {"bf16": "BF16", "f16": "FP16"}
@@ -108,6 +128,7 @@ class OpenVinoEngine:
             input_sizes,
             cache_dir=cache,
             channels=meta.input.channels,
+            color=meta.input.color,
         )
 
     def __init__(
@@ -120,6 +141,7 @@ class OpenVinoEngine:
         *,
         cache_dir: Path | None = None,
         channels: int = 3,
+        color: str = "RGB",
     ) -> None:
         ov = _import_openvino()
         self.options = options or OpenVinoOptions()
@@ -153,6 +175,8 @@ class OpenVinoEngine:
             self._config["INFERENCE_NUM_THREADS"] = self.options.threads
         self._requests: dict[tuple[int, ...], tuple[Any, list[Any]]] = {}
         self.fixed_input_size: Size | None = None
+        self._reverse = self.options.bgr_in_graph and color == "RGB" and channels == 3
+        self.input_color: str | None = "BGR" if self._reverse else None
         for size in input_sizes:
             self._request_for((1, size.height, size.width, channels))
 
@@ -177,6 +201,8 @@ class OpenVinoEngine:
         model = self._model.clone()
         try:
             model.reshape({self.input_name: list(shape)})
+            if self._reverse:
+                model = _reversed_channels(model)
             compiled = self._core.compile_model(model, self.options.device, self._config)
         except Exception as exc:
             raise EngineError(

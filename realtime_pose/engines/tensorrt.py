@@ -187,6 +187,7 @@ class TensorRTEngine:
         self._ctx.pop()
         only = list(self._by_shape.values())
         self.fixed_input_size: Size | None = only[0].size if len(only) == 1 else None
+        self.input_color: str | None = None  # the bundle's
         log.info("TensorRT engines for %s", ", ".join(str(s.size) for s in only))
 
     def run(self, image: np.ndarray) -> list[np.ndarray]:

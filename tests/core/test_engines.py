@@ -98,16 +98,40 @@ def _marker_frames():
     yield rng.integers(0, 255, (96, 128, 3), dtype=np.uint8)
 
 
-def test_openvino_engine_matches_onnxruntime(bundle):
+@pytest.mark.parametrize("bgr_in_graph", [True, False])
+def test_openvino_engine_matches_onnxruntime(bundle, bgr_in_graph):
     pytest.importorskip("openvino", reason="needs the openvino extra")
     reference = open_engine(bundle)
-    engine = open_engine(bundle, {"backend": "openvino", "threads": 1}, [Size(64, 48)])
+    section = {"backend": "openvino", "threads": 1, "bgr_in_graph": bgr_in_graph}
+    engine = open_engine(bundle, section, [Size(64, 48)])
     assert isinstance(engine, Engine)
-    for frame in _marker_frames():  # a size compiled up front and one compiled on first sight
-        for got, want in zip(engine.run(frame), reference.run(frame), strict=True):
+    assert reference.input_color is None
+    assert engine.input_color == ("BGR" if bgr_in_graph else None)
+    for rgb in _marker_frames():  # a size compiled up front and one compiled on first sight
+        fed = np.ascontiguousarray(rgb[:, :, ::-1]) if bgr_in_graph else rgb
+        for got, want in zip(engine.run(fed), reference.run(rgb), strict=True):
             np.testing.assert_allclose(got, want, atol=1e-5)
     engine.warmup(Size(32, 24), runs=1)
     engine.close()
+
+
+def test_estimator_on_an_engine_taking_bgr_finds_the_same_keypoints(bundle):
+    pytest.importorskip("openvino", reason="needs the openvino extra")
+    from realtime_pose.estimator import PoseEstimator
+
+    frame = draw_markers(48, 64, [(1, 1), (2, 3), (7, 5)])  # BGR, as a camera gives it
+    want = PoseEstimator(bundle, open_engine(bundle)).estimate(frame).copy()
+    engine = open_engine(bundle, {"backend": "openvino", "threads": 1})
+    estimator = PoseEstimator(bundle, engine)
+    image, _ = estimator.preprocess(frame)
+    assert image is frame  # no conversion pass, no copy: the frame goes to the network as is
+    np.testing.assert_allclose(estimator.estimate(frame), want, atol=1e-4)
+    gray = frame.max(axis=2)  # a mono camera: expanded to three equal channels either way
+    np.testing.assert_allclose(
+        estimator.estimate(gray),
+        PoseEstimator(bundle, open_engine(bundle)).estimate(gray),
+        atol=1e-4,
+    )
 
 
 def test_openvino_options_are_validated(bundle):
