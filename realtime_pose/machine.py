@@ -31,9 +31,29 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+"""Instruction sets that decide which engine settings run fast (or at all: bf16)."""
+
+
+def cpu_features() -> list[str]:
+    """Which of the instruction sets that matter to inference this CPU has (Linux; empty
+    elsewhere). A virtual machine often reports a generic model name, so the model alone does
+    not say whether bf16 is there."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in _FEATURES if f in flags]
+    except OSError:
+        pass
+    return []
+
+
 def cpu_key() -> str:
-    """The CPU model and core count: what a speed measurement is only valid for."""
-    return f"{_cpu_model()} x{os.cpu_count()}"
+    """The CPU model, core count and inference instruction sets: what a speed measurement
+    (and a tuned engine choice) is only valid for."""
+    features = cpu_features()
+    return f"{_cpu_model()} x{os.cpu_count()}" + (f" [{' '.join(features)}]" if features else "")
 
 
 def machine_description() -> dict[str, object]:
@@ -60,6 +80,7 @@ def machine_description() -> dict[str, object]:
         pass
     return {
         "cpu": _cpu_model(),
+        "cpu_features": cpu_features(),
         "cores": os.cpu_count(),
         "memory_gib": mem_gib,
         "os": platform.platform(),

@@ -1,8 +1,8 @@
 """The ``auto`` engine: what ``realtime-pose tune`` found fastest for this bundle on this CPU.
 
 It is the engine a run config gets when it has no ``engine:`` section. Without a stored tuning
-for this CPU model (see :mod:`realtime_pose.engines.tuning`), it is ONNX Runtime with its
-defaults, and says so once.
+for this CPU model (see :mod:`realtime_pose.engines.tuning`), or when the stored choice cannot
+run here (its package uninstalled since), it is ONNX Runtime with its defaults, and says so.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 
 from realtime_pose.bundle import Bundle
-from realtime_pose.engines.base import Engine, EngineOptions
+from realtime_pose.engines.base import Engine, EngineOptions, EngineUnavailableError
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import ENGINES
 
@@ -43,6 +43,15 @@ class AutoEngine:
                 bundle.root,
             )
             choice = ENGINES.choose({"backend": "onnxruntime"})
-        else:
-            log.info("%s: tuned engine %s", bundle.meta.name, choice.dump())
+            return choice.cls.for_bundle(bundle, choice.options, input_sizes)
+        log.info("%s: tuned engine %s", bundle.meta.name, choice.dump())
+        try:
+            return choice.cls.for_bundle(bundle, choice.options, input_sizes)
+        except EngineUnavailableError as exc:  # uninstalled since, or another machine's choice
+            log.warning(
+                "%s: the tuned engine cannot run here (%s); using ONNX Runtime (tune again)",
+                bundle.meta.name,
+                exc,
+            )
+        choice = ENGINES.choose({"backend": "onnxruntime"})
         return choice.cls.for_bundle(bundle, choice.options, input_sizes)

@@ -170,6 +170,31 @@ def test_tune_stores_the_fastest_and_auto_uses_it_on_this_cpu_only(bundle, caplo
     assert "not tuned for this CPU" in caplog.text
 
 
+def test_auto_falls_back_to_onnxruntime_when_the_tuned_engine_cannot_run(bundle, caplog):
+    import json
+
+    from realtime_pose.engines.onnxruntime import OrtEngine
+    from realtime_pose.machine import cpu_key
+
+    if "XnnpackExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has XNNPACK: the stored choice would run")
+    stored = {cpu_key(): {"chosen": {"backend": "onnxruntime", "provider": "xnnpack"}}}
+    bundle.engine_cache_dir.mkdir(parents=True, exist_ok=True)
+    (bundle.engine_cache_dir / "tuned.json").write_text(json.dumps(stored))
+    with caplog.at_level("WARNING"):
+        engine = open_engine(bundle, {"backend": "auto"})
+    assert type(engine) is OrtEngine and engine.run(draw_markers(48, 64, [(1, 1)] * 3))
+    assert "the tuned engine cannot run here" in caplog.text and "xnnpack" in caplog.text
+
+
+def test_the_cpu_key_names_the_instruction_sets_that_decide_speed():
+    from realtime_pose.machine import cpu_features, cpu_key, machine_description
+
+    features = cpu_features()
+    assert all(f in cpu_key() for f in features)
+    assert machine_description()["cpu_features"] == features
+
+
 def _has_openvino() -> bool:
     try:
         import openvino  # noqa: F401
