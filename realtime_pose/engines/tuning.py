@@ -5,8 +5,9 @@
 and in the reduced precisions the CPU computes natively, bf16 on AMX/AVX-512 BF16 parts) at the
 size the rig feeds, in alternating blocks so a noisy spell hits all of them alike, and stores
 the fastest (lowest p50, then p99) in ``BUNDLE/engines/tuned.json`` under this machine's CPU
-model and core count. A reduced-precision candidate is chosen only when it kept the bundle's
-accuracy on labelled held-out frames (:mod:`realtime_pose.engines.precision`). The ``auto``
+model, core count and instruction sets (:func:`realtime_pose.machine.cpu_key`). A
+reduced-precision candidate is chosen only when it kept the bundle's accuracy on labelled
+held-out frames (:mod:`realtime_pose.engines.precision`). The ``auto``
 engine (:mod:`realtime_pose.engines.auto`, the default when a run config has no ``engine:``
 section) loads that choice, and ignores it on another CPU.
 """
