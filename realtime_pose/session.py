@@ -25,7 +25,7 @@ from realtime_pose.bundle import load_bundle
 from realtime_pose.config import RunConfig
 from realtime_pose.crop import CropWindow, DynamicCropper
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import NetworkInput, PoseEstimator
+from realtime_pose.estimator import NetworkInput, PoseEstimator, undersized_input
 from realtime_pose.geometry import Size
 from realtime_pose.grabber import Grabber
 from realtime_pose.pipeline import Pipeline, finish_recording
@@ -241,6 +241,9 @@ class LiveSession:
                 min(config.crop.height, frame_size.height),
             )
         sizing = NetworkInput.for_bundle(self.bundle.meta, config.input_size)
+        warning = undersized_input(self.bundle.meta, frame_size, config.input_size)
+        if warning:
+            log.warning("%s", warning)
         engine = open_engine(self.bundle, config.engine, sizing.loop_sizes(frame_size, crop_size))
         self._on_close("engine", engine.close)
         estimator = PoseEstimator(self.bundle, engine, config.input_size)

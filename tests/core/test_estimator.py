@@ -142,3 +142,18 @@ def test_inputs_are_padded_to_16_without_moving_a_pixel(tmp_path):
     assert not image[56:].any() and not image[:, 88:].any()
     unpadded = _estimator(tmp_path / "plain")
     assert unpadded.preprocess(frame)[0].shape == (120, 160, 3)
+
+
+def test_an_input_size_far_below_the_training_scale_is_warned_about(tmp_path):
+    from realtime_pose.estimator import undersized_input
+
+    meta = load_bundle(write_marker_bundle(tmp_path / "b")).meta  # trained at scale 1
+    frame = Size(640, 480)
+    assert undersized_input(meta, frame, None) is None
+    assert undersized_input(meta, frame, Size(640, 480)) is None
+    assert undersized_input(meta, frame, Size(512, 384)) is None  # 0.8 of it
+    warning = undersized_input(meta, frame, Size(160, 120))
+    assert "shrinks 640x480 frames to 0.25" in warning and "--input-size 160x120" in warning
+    scaled = meta.model_copy(update={"input": meta.input.model_copy(update={"scale": 0.5})})
+    assert undersized_input(scaled, frame, Size(320, 240)) is None  # its own training scale
+    assert "trained at 0.5" in undersized_input(scaled, frame, Size(160, 120))
