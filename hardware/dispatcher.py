@@ -235,15 +235,15 @@ class OutputDispatcher:
                 continue
             since = time.monotonic_ns() - self._last_kick_ns
             if since >= timeout_ns:
-                self._stalled = True
-                self._n_watchdog_trips += 1
+                self.all_off(reason="watchdog")  # first: the outputs matter more than the log
+                self.action_log.record("watchdog_all_off", since_kick_ns=since)
                 log.warning(
                     "output watchdog: no kick for %.0f ms (limit %.0f ms); all outputs off",
                     since / 1e6,
                     self.stall_timeout_s * 1e3,
                 )
-                self.action_log.record("watchdog_all_off", since_kick_ns=since)
-                self.all_off(reason="watchdog")
+                self._n_watchdog_trips += 1
+                self._stalled = True  # only now: stalled means the outputs are off
 
     # ------------------------------------------------------------------ signals and exit
     def install_signal_handler(self, signum: int = signal.SIGTERM) -> None:
