@@ -238,12 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": rows,
     }
     path = write_result("vs_dlclive", result, args.json, overwrite=args.overwrite)
-    _plot(rows, path.with_suffix(".png"))
+    _plot(rows, path.with_suffix(".png"), args.overwrite)
     print(f"wrote {path}")
     return 0
 
 
-def _plot(rows: list[dict], path: Path) -> None:
+def _plot(rows: list[dict], path: Path, overwrite: bool = False) -> None:
     try:
         import matplotlib
 
@@ -265,7 +265,7 @@ def _plot(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=7)
     ax.set_title("identical weights, same frames, same run")
     fig.tight_layout()
-    if not path.exists():
+    if overwrite or not path.exists():  # the plot goes with its JSON
         fig.savefig(path, dpi=90)
     plt.close(fig)
 
