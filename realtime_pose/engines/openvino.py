@@ -10,6 +10,7 @@ that needs no resizing or padding goes to the network without a copy. Install wi
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +36,21 @@ def _import_openvino() -> Any:
             "pip install 'realtime-pose[openvino]'"
         ) from exc
     return openvino
+
+
+@functools.cache
+def shared_core() -> Any:
+    """The process's one ``openvino.Core``, made on first use and kept until exit.
+
+    One, not one per engine: each Core loads a CPU plug-in that swaps the calling thread's
+    alternate signal stack for one of its own (room for AMX state) and, when destroyed, puts
+    back the stack it found and unmaps its own. Cores destroyed in another order than made
+    leave the thread pointing at an unmapped stack, and the next signal handled there (SIGTERM
+    to switch the outputs off, Ctrl-C) kills the process with SIGSEGV: two engines dropped
+    first-made-first reproduce it (``tests/core/test_engines.py``). A single Core also loads the
+    plug-in once.
+    """
+    return _import_openvino().Core()
 
 
 class OpenVinoOptions(EngineOptions):
@@ -86,10 +102,10 @@ def reduced_precisions(device: str = "CPU") -> list[str]:
     """The reduced precisions (``bf16``, ``f16``) OpenVINO computes natively on ``device``
     here; empty when OpenVINO is not installed."""
     try:
-        ov = _import_openvino()
+        core = shared_core()
     except EngineUnavailableError:
         return []
-    have = device_precisions(ov.Core(), device)
+    have = device_precisions(core, device)
     return [p for p, capability in CAPABILITY.items() if capability in have]
 
 
@@ -143,20 +159,16 @@ class OpenVinoEngine:
         channels: int = 3,
         color: str = "RGB",
     ) -> None:
-        ov = _import_openvino()
         self.options = options or OpenVinoOptions()
         self.input_name = input_name
         self.output_names = list(output_names)
         self._channels = channels
-        self._core = ov.Core()
+        self._core = shared_core()
         if self.options.device not in self._core.available_devices:
             raise EngineUnavailableError(
                 f"OpenVINO device {self.options.device!r} is not available here; "
                 f"devices: {self._core.available_devices}"
             )
-        if cache_dir is not None:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            self._core.set_property({"CACHE_DIR": str(cache_dir)})
         try:
             self._model = self._core.read_model(str(model_path))
         except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
@@ -173,6 +185,9 @@ class OpenVinoEngine:
         }
         if self.options.threads:
             self._config["INFERENCE_NUM_THREADS"] = self.options.threads
+        if cache_dir is not None:  # per compiled model: the Core is shared by every bundle
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            self._config["CACHE_DIR"] = str(cache_dir)
         self._requests: dict[tuple[int, ...], tuple[Any, list[Any]]] = {}
         self.fixed_input_size: Size | None = None
         self._reverse = self.options.bgr_in_graph and color == "RGB" and channels == 3

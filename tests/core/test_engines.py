@@ -1,5 +1,10 @@
 """Engines: ONNX Runtime on CPU for real; GPU paths skip with a reason where there is none."""
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -113,6 +118,54 @@ def test_openvino_engine_matches_onnxruntime(bundle, bgr_in_graph):
             np.testing.assert_allclose(got, want, atol=1e-5)
     engine.warmup(Size(32, 24), runs=1)
     engine.close()
+
+
+_ENGINES_THEN_A_SIGNAL = """
+import gc, os, signal, sys
+from realtime_pose.bundle import load_bundle
+from realtime_pose.engines import open_engine
+from realtime_pose.geometry import Size
+
+bundle = load_bundle(sys.argv[1])
+first, second = (
+    open_engine(bundle, {"backend": "openvino", "threads": 1}, [Size(64, 48)]) for _ in range(2)
+)
+del first  # dropped in the order they were made, not the reverse
+gc.collect()
+del second
+gc.collect()
+signal.signal(signal.SIGUSR1, lambda sig, frame: print("handled", flush=True))
+os.kill(os.getpid(), signal.SIGUSR1)
+print("survived", flush=True)
+"""
+
+
+def test_openvino_engines_leave_signal_handling_intact(bundle):
+    """One OpenVINO Core per engine left the main thread's alternate signal stack unmapped when
+    the engines went first-made-first: the next signal (SIGTERM to switch the outputs off)
+    killed the process with SIGSEGV. Run in a fresh interpreter: the crash is the process."""
+    pytest.importorskip("openvino", reason="needs the openvino extra")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_ENGINES_THEN_A_SIGNAL), str(bundle.root)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"rc {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.split() == ["handled", "survived"]
+
+
+def test_openvino_engine_caches_compiled_models_beside_the_bundle(bundle):
+    pytest.importorskip("openvino", reason="needs the openvino extra")
+    engine = open_engine(bundle, {"backend": "openvino", "threads": 1}, [Size(64, 48)])
+    engine.close()
+    assert any((bundle.engine_cache_dir / "openvino").iterdir())
+    uncached = bundle.root.parent / "uncached"
+    plain = load_bundle(write_marker_bundle(uncached))
+    open_engine(plain, {"backend": "openvino", "threads": 1, "cache": False}, [Size(64, 48)])
+    assert not (plain.engine_cache_dir / "openvino").exists()
 
 
 def test_estimator_on_an_engine_taking_bgr_finds_the_same_keypoints(bundle):
