@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
+from realtime_pose.engines.precision import DEFAULT_PRECISION_TOLERANCE_PX, accuracy_verdict
 from realtime_pose.exporters.frames import load_frames
 from realtime_pose.exporters.parity import check_parity, ort_network
 from realtime_pose.exporters.provenance import tool_versions
@@ -238,8 +239,9 @@ def quantize_bundle(
     return load_bundle(output_dir)
 
 
-#: How much mean held-out error (original-frame px) int8 may add before the exporter refuses it.
-DEFAULT_INT8_TOLERANCE_PX = 0.1
+#: How much mean held-out error (original-frame px) int8 may add before the exporter refuses it:
+#: the rule and figure every reduced precision is judged by.
+DEFAULT_INT8_TOLERANCE_PX = DEFAULT_PRECISION_TOLERANCE_PX
 
 
 def held_out_change(
@@ -276,21 +278,9 @@ def held_out_change(
             folder = Path(tmp, precision)
             write_bundle(folder, model, meta)
             metrics[precision] = evaluate(folder, project_dir, split="test", split_file=split_file)
-    fp32, int8 = metrics["fp32"], metrics["int8"]
-    if fp32["mean_error_px"] is None:
-        raise ValueError(f"{project_dir}: the test split has no labelled keypoints")
-    change = int8["mean_error_px"] - fp32["mean_error_px"]
-    return {
-        "frames": fp32["n_images"],
-        "keypoints": fp32["n_keypoints"],
-        "fp32_mean_px": round(fp32["mean_error_px"], 4),
-        "int8_mean_px": round(int8["mean_error_px"], 4),
-        "fp32_median_px": round(fp32["median_error_px"], 4),
-        "int8_median_px": round(int8["median_error_px"], 4),
-        "change_px": round(change, 4),
-        "tolerance_px": tolerance_px,
-        "accepted": bool(change <= tolerance_px),
-    }
+    return accuracy_verdict(
+        metrics["fp32"], metrics["int8"], tolerance_px, source=project_dir, name="int8"
+    )
 
 
 __all__ = [

@@ -22,7 +22,8 @@ REDUCED_PRECISIONS = frozenset({"bf16", "f16"})
 """Engine ``precision`` values that compute below fp32."""
 
 DEFAULT_PRECISION_TOLERANCE_PX = 0.1
-"""Mean held-out error a reduced-precision setting may add (px); the int8 export's rule."""
+"""Mean held-out error (original-frame px) reduced precision may add: engine precisions and
+int8 export alike."""
 
 
 def is_reduced(section: Mapping[str, Any]) -> bool:
@@ -55,8 +56,9 @@ def held_out_change(
     Returns
     -------
     dict
-        ``frames``, ``keypoints``, ``fp32_mean_px``, ``mean_px``, ``change_px`` (candidate minus
-        fp32), ``tolerance_px`` and ``accepted`` (``change_px <= tolerance_px``).
+        ``project``, ``input_size`` and :func:`accuracy_verdict`'s fields: ``frames``,
+        ``keypoints``, ``fp32_mean_px``, ``mean_px``, their medians, ``change_px`` (candidate
+        minus fp32), ``tolerance_px`` and ``accepted`` (``change_px <= tolerance_px``).
 
     Raises
     ------
@@ -71,16 +73,44 @@ def held_out_change(
     candidate = evaluate(
         bundle.root, project_dir, split="test", engine=dict(section), input_size=input_size
     )
-    if reference["mean_error_px"] is None:
-        raise ValueError(f"{project_dir}: the test split has no labelled keypoints")
-    change = candidate["mean_error_px"] - reference["mean_error_px"]
     return {
         "project": str(project_dir),
         "input_size": list(input_size) if input_size is not None else "training scale",
+        **accuracy_verdict(reference, candidate, tolerance_px, source=project_dir),
+    }
+
+
+def accuracy_verdict(
+    reference: Mapping[str, Any],
+    candidate: Mapping[str, Any],
+    tolerance_px: float,
+    *,
+    source: str | Path,
+    name: str = "",
+) -> dict[str, Any]:
+    """The rule every reduced-precision path is judged by (engine precisions and ``export
+    --int8``): the candidate may add at most ``tolerance_px`` to the fp32 mean error.
+
+    ``reference`` and ``candidate`` are :func:`realtime_pose.trainers.evaluate.evaluate` results
+    on the same frames; ``name`` prefixes the candidate's keys (``int8`` gives
+    ``int8_mean_px``; empty gives ``mean_px``).
+
+    Raises
+    ------
+    ValueError
+        ``source`` (the project) has no labelled keypoints in the frames evaluated.
+    """
+    if reference["mean_error_px"] is None or candidate["mean_error_px"] is None:
+        raise ValueError(f"{source}: the test split has no labelled keypoints")
+    prefix = f"{name}_" if name else ""
+    change = candidate["mean_error_px"] - reference["mean_error_px"]
+    return {
         "frames": reference["n_images"],
         "keypoints": reference["n_keypoints"],
         "fp32_mean_px": round(reference["mean_error_px"], 4),
-        "mean_px": round(candidate["mean_error_px"], 4),
+        f"{prefix}mean_px": round(candidate["mean_error_px"], 4),
+        "fp32_median_px": round(reference["median_error_px"], 4),
+        f"{prefix}median_px": round(candidate["median_error_px"], 4),
         "change_px": round(change, 4),
         "tolerance_px": tolerance_px,
         "accepted": bool(change <= tolerance_px),
@@ -90,6 +120,7 @@ def held_out_change(
 __all__ = [
     "DEFAULT_PRECISION_TOLERANCE_PX",
     "REDUCED_PRECISIONS",
+    "accuracy_verdict",
     "held_out_change",
     "is_reduced",
     "labelled_project",

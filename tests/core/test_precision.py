@@ -11,7 +11,12 @@ import pytest
 
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines import EngineError
-from realtime_pose.engines.precision import held_out_change, is_reduced, labelled_project
+from realtime_pose.engines.precision import (
+    accuracy_verdict,
+    held_out_change,
+    is_reduced,
+    labelled_project,
+)
 from realtime_pose.engines.tuning import tune
 from realtime_pose.geometry import Size
 from realtime_pose.trainers.synthetic_project import write_synthetic_project
@@ -172,3 +177,17 @@ def _has_openvino() -> bool:
     except ImportError:
         return False
     return True
+
+
+def _metrics(mean: float | None, median: float | None = None) -> dict:
+    return {"n_images": 5, "n_keypoints": 20, "mean_error_px": mean, "median_error_px": median}
+
+
+def test_one_verdict_rule_serves_engine_precisions_and_int8():
+    worse = accuracy_verdict(_metrics(2.0, 1.5), _metrics(2.25, 1.6), 0.1, source="p", name="int8")
+    assert worse["int8_mean_px"] == 2.25 and worse["fp32_median_px"] == 1.5
+    assert worse["change_px"] == 0.25 and not worse["accepted"]
+    better = accuracy_verdict(_metrics(2.0, 1.5), _metrics(1.95, 1.4), 0.1, source="p")
+    assert better["mean_px"] == 1.95 and better["accepted"]
+    with pytest.raises(ValueError, match="proj: the test split has no labelled keypoints"):
+        accuracy_verdict(_metrics(None), _metrics(None), 0.1, source="proj")
