@@ -5,15 +5,15 @@
 For each backend (pylon's camera emulator, Aravis's in-process fake camera, Aravis's fake GigE
 Vision camera on 127.0.0.1 inside ``unshare -n``, and harvesters with the genicam package's
 virtual camera), frames go through the live loop's grabber to a consumer thread that takes each
-one as a fast loop would (:func:`realtime_pose.cameras.check.check_camera`). Per run:
+one as a fast loop would (:func:`realtime_pose.live.camera_report.check_camera`). Per run:
 
 - ``handoff_us``: the camera's timestamp mapped to the host (``t_capture_ns``) → frame in the
   loop's hands; ``arrival_to_loop_us``: the buffer reaching the host → frame in the loop's hands
   (the grabber's own share). Where a backend gives no timestamp (viky), capture = arrival.
 - ``fps_requested`` vs ``fps_achieved`` (frames the source delivered per second).
 - the clock model: every run's (camera timestamp, arrival) pairs are also fed to a
-  ``device``-mode :class:`~realtime_pose.cameras.clock.ClockModel`, as for a camera whose clock
-  is unknown. These emulators' clocks *are* host clocks, so the exact mapping is known and the
+  ``device``-mode :class:`~realtime_pose.sources.camera_clock.ClockModel`, as for a camera whose
+  clock is unknown. These emulators' clocks *are* host clocks, so the exact mapping is known and the
   model can be scored: ``clock_model.error_us`` is its mapped time minus the exact exposure time
   (its median is the smallest transfer delay, which arrival times alone cannot separate from
   the exposure; the spread around it is the fit's own error), ``clock_model.residual_us`` the
@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("PYLON_CAMEMU", "2")
 
 from benchmarks.common import add_overwrite_argument, write_result
-from realtime_pose.cameras.check import CameraReport, check_camera
-from realtime_pose.cameras.clock import ClockModel
+from realtime_pose.live.camera_report import CameraReport, check_camera
 from realtime_pose.sources import make_source
-from realtime_pose.stats import Summary
+from realtime_pose.sources.camera_clock import ClockModel
+from realtime_pose.util.stats import Summary
 
 OPENFIELD = Path("/work/shared/datasets/openfield-Pranav-2018-10-30/labeled-data/m4s1")
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_pose.machine import machine_description
-from realtime_pose.safe_write import free_name, write_text
-from realtime_pose.stats import Summary
+from realtime_pose.util.machine import machine_description
+from realtime_pose.util.safe_write import free_name, write_text
+from realtime_pose.util.stats import Summary
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 

@@ -4,8 +4,8 @@
                                   [--video-bundle DIR] [--json FILE]
 
 1. **Synthetic scene** (ground truth known): the same frames, in order, through the estimator
-   with and without a :class:`~realtime_pose.crop.DynamicCropper`; per-frame time, engine time
-   and keypoint error against the scene's true keypoints.
+   with and without a :class:`~realtime_pose.inference.crop.DynamicCropper`; per-frame time, engine
+   time and keypoint error against the scene's true keypoints.
 2. **A real video** (optional, e.g. the openfield video with a bundle trained on it): speed and
    how far cropped poses are from full-frame poses (no ground truth there).
 """
@@ -22,14 +22,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.analyze import video_frames
 from realtime_pose.bundle import load_bundle
-from realtime_pose.crop import CropWindow, DynamicCropper
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import STAMP_INFERRED, STAMP_PREPROCESSED, PoseEstimator
 from realtime_pose.geometry import Size
-from realtime_pose.paths import DEMO_BUNDLE
-from realtime_pose.synthetic import SyntheticScene
+from realtime_pose.inference.crop import CropWindow, DynamicCropper
+from realtime_pose.inference.estimator import STAMP_INFERRED, STAMP_PREPROCESSED, PoseEstimator
+from realtime_pose.offline.analysis import video_frames
+from realtime_pose.sources.synthetic_scene import SyntheticScene
+from realtime_pose.util.paths import DEMO_BUNDLE
 
 
 def run_mode(bundle, frames, crop: Size | None, threads: int, input_size: Size | None = None):

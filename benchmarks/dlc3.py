@@ -6,7 +6,7 @@
 Runs in the DeepLabCut 3 environment (``make dlc3-env``). Per model: the import's wall time
 (``import_dlc3``: rebuild, ONNX export, parity check, bundle write), then per frame size the
 per-frame latency of the whole path on each side, on the same ``.pt`` and the same BGR frames in
-the same run: our :class:`~realtime_pose.estimator.PoseEstimator` on the bundle (colour
+the same run: our :class:`~realtime_pose.inference.estimator.PoseEstimator` on the bundle (colour
 conversion, ONNX Runtime on the CPU, Numba peaks) and ``DLCLive.get_pose`` (colour conversion,
 PyTorch on the CPU, DeepLabCut's predictor), alternating in blocks, both on ``--threads``
 threads. Also the int8 variant (``realtime_pose.exporters.int8``), with its keypoint shift
@@ -35,7 +35,7 @@ from realtime_pose.geometry import Size
 
 
 def _frames(size: Size, count: int) -> list[np.ndarray]:
-    from realtime_pose.synthetic import random_sample
+    from realtime_pose.sources.synthetic_scene import random_sample
 
     rng = np.random.default_rng([size.width, size.height, 3])
     return [random_sample(rng, size.width, size.height)[0] for _ in range(count)]
@@ -76,9 +76,9 @@ def bench_model(net: str, pt: Path, sizes: list[Size], runs: int, threads: int, 
     from dlclive import DLCLive
 
     from realtime_pose.engines import open_engine
-    from realtime_pose.estimator import PoseEstimator
     from realtime_pose.exporters.dlc3_import import import_dlc3
     from realtime_pose.exporters.int8 import quantize_bundle
+    from realtime_pose.inference.estimator import PoseEstimator
 
     torch.set_num_threads(threads)
     t0 = time.perf_counter()

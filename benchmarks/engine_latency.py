@@ -21,7 +21,7 @@ from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.geometry import Size
-from realtime_pose.paths import DEMO_BUNDLE
+from realtime_pose.util.paths import DEMO_BUNDLE
 
 
 def main(argv: list[str] | None = None) -> int:

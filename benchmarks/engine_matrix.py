@@ -5,7 +5,7 @@
 
 ONNX Runtime (1/2 threads; spinning on/off; denormals flushed; no memory arena), its XNNPACK
 provider where the build has it, and OpenVINO (1/2 threads; f32 and bf16 where the CPU has it),
-timed in alternating blocks per size (:func:`realtime_pose.engines.tuning.tune`), with what the
+timed in alternating blocks per size (:func:`realtime_pose.offline.tuning.tune`), with what the
 tuner would choose at each size: bf16 only when it kept the mean error on the bundle's labelled
 test frames (its training project, or ``--project``) within 0.1 px.
 """
@@ -21,10 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, write_result
 from realtime_pose.bundle import load_bundle
-from realtime_pose.engines.precision import held_out_change, labelled_project
-from realtime_pose.engines.tuning import tune
 from realtime_pose.geometry import Size
-from realtime_pose.paths import DEMO_BUNDLE
+from realtime_pose.offline.precision import held_out_change, labelled_project
+from realtime_pose.offline.tuning import tune
+from realtime_pose.util.paths import DEMO_BUNDLE
 
 SECTIONS = [
     *(

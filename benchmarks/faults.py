@@ -48,12 +48,12 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.config import parse_config
-from realtime_pose.paths import DEMO_BUNDLE
+from realtime_pose.live.run_config import parse_config
+from realtime_pose.live.session import LiveSession
 from realtime_pose.recording import convert_log, read_log
-from realtime_pose.session import LiveSession
+from realtime_pose.sources.synthetic_scene import SyntheticScene
 from realtime_pose.stream import PoseSubscriber
-from realtime_pose.synthetic import SyntheticScene
+from realtime_pose.util.paths import DEMO_BUNDLE
 
 REPO = Path(__file__).resolve().parents[1]
 Row = dict

@@ -29,11 +29,11 @@ import msgpack
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.config import parse_config
-from realtime_pose.paths import DEMO_BUNDLE
-from realtime_pose.session import LiveSession
+from realtime_pose.live.run_config import parse_config
+from realtime_pose.live.session import LiveSession
 from realtime_pose.stream import ControlClient, ControlTimeoutError
-from realtime_pose.supervision import REGISTRY
+from realtime_pose.util.paths import DEMO_BUNDLE
+from realtime_pose.util.supervision import REGISTRY
 
 COMMANDS = ["ping", "meta", "status", "record_start", "record_stop", "rule_enable", "rule_disable"]
 FIELDS = ["cmd", "id", "token", "path", "video", "name"]

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.grabber import Grabber
+from realtime_pose.live.grabber import Grabber
 from realtime_pose.sources.base import Frame, FrameSource
 
 

@@ -25,9 +25,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import add_overwrite_argument, project_labels, write_result
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator
 from realtime_pose.exporters.frames import read_rgb_frames
 from realtime_pose.geometry import Size
+from realtime_pose.inference.estimator import PoseEstimator
 
 
 def main(argv: list[str] | None = None) -> int:

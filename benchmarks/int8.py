@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import add_overwrite_argument, project_labels, summarize_ns, write_result
 from realtime_pose.bundle import Bundle, load_bundle
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator
 from realtime_pose.exporters.frames import bundle_frames, read_rgb_frames
 from realtime_pose.geometry import Size
+from realtime_pose.inference.estimator import PoseEstimator
 
 
 def _resize(rgb: np.ndarray, size: Size) -> np.ndarray:
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.bundle is None:
-        from realtime_pose.paths import DEMO_BUNDLE
+        from realtime_pose.util.paths import DEMO_BUNDLE
 
         args.bundle = DEMO_BUNDLE
     fp32 = load_bundle(args.bundle)

@@ -19,8 +19,9 @@ TRAIN_DIR is the output of ``realtime-pose train clip.slp --train-frames 0-959 -
    single-animal network of the same backbone (MobileNetV2 0.35, 4 keypoints) on the same
    1024×1024 frames (the first 300);
 5. matches the rule firings against the frames where the labels cross ``--close-px``;
-6. runs :class:`~realtime_pose.tracking.IdentityTracker` on the *labelled* positions in shuffled
-   order (2 px noise, 5 % of keypoints dropped): the tracker's own switches, without a network.
+6. runs :class:`~realtime_pose.inference.tracking.IdentityTracker` on the *labelled*
+   positions in shuffled order (2 px noise, 5 % of keypoints dropped): the tracker's own
+   switches, without a network.
 
 Writes ``results/multi_animal_flies.json``.
 """
@@ -134,7 +135,7 @@ def crossings(close: np.ndarray) -> dict[str, list[int]]:
 
 
 def tracker_on_labels(truth: np.ndarray, seed: int = 1) -> dict:
-    from realtime_pose.tracking import IdentityTracker
+    from realtime_pose.inference.tracking import IdentityTracker
 
     rng = np.random.default_rng(seed)
     tracker = IdentityTracker(truth.shape[2], truth.shape[1], max_distance_px=60)

@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.peaks import find_multi_peaks, find_peaks, find_peaks_reference
+from realtime_pose.inference.peaks import find_multi_peaks, find_peaks, find_peaks_reference
 
 CASES = [(4, 60, 80), (20, 120, 160), (4, 30, 40), (20, 60, 80)]
 

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, write_result
 from realtime_pose.bundle import load_bundle
-from realtime_pose.paths import DEMO_BUNDLE
-from realtime_pose.pose_files import OutputPlan, provenance, write_units
+from realtime_pose.formats.pose_files import OutputPlan, provenance, write_units
+from realtime_pose.util.paths import DEMO_BUNDLE
 
 UNITS = {"dlc": "dlc_h5_csv", "nwb": "nwb"}
 """``write_units`` unit → the name its times are reported under."""

@@ -8,7 +8,7 @@ config), the bundle's test frames are run on ONNX Runtime fp32 (the reference), 
 (where the CPU computes it), and an int8 graph quantised here (``--calibration``, on the
 project's train split) on ONNX Runtime and OpenVINO; each row is its mean error in frame pixels
 and the change against the reference at that size: the figure ``tune`` and ``export --int8``
-judge by (:func:`realtime_pose.engines.precision.held_out_change`).
+judge by (:func:`realtime_pose.offline.precision.held_out_change`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import add_overwrite_argument, write_result
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines.openvino import reduced_precisions
-from realtime_pose.engines.precision import labelled_project
 from realtime_pose.geometry import Size
+from realtime_pose.offline.precision import labelled_project
 from realtime_pose.trainers.evaluate import evaluate
 
 

@@ -37,7 +37,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.predict import ForwardPredictor
+from realtime_pose.inference.predict import ForwardPredictor
 
 DATASET = Path("/work/shared/datasets/openfield-Pranav-2018-10-30")
 VIDEO = DATASET / "videos" / "m3v1mp4.mp4"
@@ -113,7 +113,7 @@ def track_dark_animal(
 
 def load_pose_file(path: Path) -> tuple[np.ndarray, list[str], str]:
     """Poses ``[T, K, 3]``, keypoint names and scorer from a DeepLabCut-layout ``.h5``/``.csv``."""
-    from realtime_pose.dlc_output import read_pose_table
+    from realtime_pose.formats.dlc import read_pose_table
 
     table = read_pose_table(path)
     scorer = table.columns.get_level_values("scorer")[0]

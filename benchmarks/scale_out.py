@@ -29,9 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.distributed.chunks import plan_chunks
-from realtime_pose.distributed.cluster import ray_session
-from realtime_pose.distributed.dispatch import VideoJob, run_jobs, start_workers
+from realtime_pose.offline.distributed.chunks import plan_chunks
+from realtime_pose.offline.distributed.cluster import ray_session
+from realtime_pose.offline.distributed.dispatch import VideoJob, run_jobs, start_workers
 
 REPO = Path(__file__).resolve().parents[1]
 VIDEO = REPO.parent / "shared/datasets/openfield-Pranav-2018-10-30/videos/m3v1mp4.mp4"

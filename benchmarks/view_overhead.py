@@ -38,9 +38,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.config import parse_config
-from realtime_pose.paths import DEMO_BUNDLE
-from realtime_pose.session import LiveSession
+from realtime_pose.live.run_config import parse_config
+from realtime_pose.live.session import LiveSession
+from realtime_pose.util.paths import DEMO_BUNDLE
 from realtime_pose.view.browser import Chromium
 
 OVERHEAD_STAGES = ("preprocess", "peaks", "predict", "process", "publish", "record")

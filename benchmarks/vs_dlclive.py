@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.bundle import load_bundle
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator
 from realtime_pose.geometry import Size
+from realtime_pose.inference.estimator import PoseEstimator
 
 OPENFIELD = Path(__file__).resolve().parents[2] / (
     "shared/datasets/openfield-Pranav-2018-10-30/videos/m3v1mp4.mp4"

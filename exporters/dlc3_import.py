@@ -48,7 +48,7 @@ from realtime_pose.exporters.parity import NetworkFn, ParityReport, ort_network,
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
 from realtime_pose.geometry import round_up
-from realtime_pose.peaks import find_peaks_reference
+from realtime_pose.inference.peaks import find_peaks_reference
 
 log = logging.getLogger(__name__)
 
@@ -359,7 +359,7 @@ def scene_frames_rgb() -> list[np.ndarray]:
     """Frames of the synthetic arena (an animal seen from above: what a pose network expects;
     random blobs drive a BatchNorm network far outside its range): three at 240x320 like a
     rig's network input, and one of an odd size that exercises the padding."""
-    from realtime_pose.synthetic import random_sample
+    from realtime_pose.sources.synthetic_scene import random_sample
 
     rng = np.random.default_rng(16)
     sizes = [(320, 240)] * 3 + [(297, 203)]

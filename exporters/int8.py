@@ -28,11 +28,11 @@ from typing import Any, Literal
 import numpy as np
 
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
-from realtime_pose.engines.precision import DEFAULT_PRECISION_TOLERANCE_PX, accuracy_verdict
 from realtime_pose.exporters.frames import load_frames
 from realtime_pose.exporters.parity import check_parity, ort_network
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
+from realtime_pose.offline.precision import DEFAULT_PRECISION_TOLERANCE_PX, accuracy_verdict
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime_pose.peaks import find_peaks_reference
+from realtime_pose.inference.peaks import find_peaks_reference
 
 #: A network run on one RGB uint8 ``[H, W, 3]`` frame, batch axis dropped. Keys: ``scmap``
 #: ``[K, h, w]`` and ``locref`` ``[2K, h, w]`` (NCHW), or ``keypoints`` ``[K, 3]``.

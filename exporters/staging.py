@@ -3,7 +3,7 @@
 An export that fails (a parity check, an exception, Ctrl-C) leaves nothing at the target path.
 An existing target is refused before any work (:func:`check_target`) unless the caller asked to
 overwrite, and even then only a bundle folder (or an empty one) is replaced, once the new one is
-complete: the folder-sized counterpart of :mod:`realtime_pose.safe_write`.
+complete: the folder-sized counterpart of :mod:`realtime_pose.util.safe_write`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from realtime_pose.bundle import META_FILENAME
-from realtime_pose.safe_write import OutputExistsError
+from realtime_pose.util.safe_write import OutputExistsError
 
 
 def _replaceable(folder: Path, marker: str) -> bool:

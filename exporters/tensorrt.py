@@ -27,7 +27,7 @@ import numpy as np
 from realtime_pose.bundle import Bundle
 from realtime_pose.exporters.frames import bundle_frames
 from realtime_pose.geometry import Size
-from realtime_pose.safe_write import write_text
+from realtime_pose.util.safe_write import write_text
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 Devices (:class:`~realtime_pose.hardware.base.OutputDevice` subclasses) are output plug-ins
 (:data:`realtime_pose.plugins.OUTPUTS`), one module each: ``serial`` (the realtime-pose line
 protocol on a microcontroller, :mod:`.serial`), ``daq`` (NI-DAQmx digital lines, :mod:`.daq`)
-and ``log`` (a dry run that records edges, :mod:`.log_only`). :class:`OutputDispatcher` routes
+and ``log`` (a dry run that records edges, :mod:`.log`). :class:`OutputDispatcher` routes
 named outputs to them; :func:`build_dispatcher` builds one from the run config's ``outputs:``.
 Board stand-ins for tests and bench checks live in :mod:`.testing`. Of the rest of
 realtime-pose this package imports only :mod:`realtime_pose.plugins`.

@@ -38,7 +38,7 @@ from realtime_pose.hardware.base import (
     OutputOptions,
 )
 from realtime_pose.plugins import OUTPUTS
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError, OutputDevice, OutputOptions
 from realtime_pose.plugins import OUTPUTS, Choice
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 

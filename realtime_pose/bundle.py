@@ -37,7 +37,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from realtime_pose.geometry import Size
-from realtime_pose.validation import format_validation_error
+from realtime_pose.util.validation import format_validation_error
 
 SCHEMA_VERSION = 1
 MODEL_FILENAME = "model.onnx"

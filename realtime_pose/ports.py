@@ -1,13 +1,13 @@
 """What the live loop hands poses and frames to: one small typed port per consumer.
 
-:class:`~realtime_pose.pipeline.Pipeline` depends on these protocols only, so a test, a benchmark
-or a new consumer (the live view) plugs in whatever implements them; the implementations in the
-package are :class:`~realtime_pose.stream.PosePublisher` (:class:`PosePublisherPort`),
+:class:`~realtime_pose.live.pipeline.Pipeline` depends on these protocols only, so a test, a
+benchmark or a new consumer (the live view) plugs in whatever implements them; the implementations
+in the package are :class:`~realtime_pose.stream.PosePublisher` (:class:`PosePublisherPort`),
 :class:`~realtime_pose.recording.PoseRecorder` and :class:`~realtime_pose.recording.VideoRecorder`
 (:class:`PoseRecorderPort`, :class:`FrameRecorderPort`), :class:`~realtime_pose.rules.RuleEngine`
 (:class:`RuleEvaluatorPort`), :class:`~realtime_pose.hardware.OutputDispatcher`
-(:class:`OutputPort`), :class:`~realtime_pose.processors.ProcessorChain`
-(:class:`ProcessorPort`) and :class:`~realtime_pose.frame_tap.LatestFrameTap`
+(:class:`OutputPort`), :class:`~realtime_pose.live.processors.ProcessorChain`
+(:class:`ProcessorPort`) and :class:`~realtime_pose.view.frame_tap.LatestFrameTap`
 (:class:`FrameTap`).
 
 Every method here is called on the loop thread, once per frame or per event, and must return
@@ -222,8 +222,9 @@ class FrameTap(Protocol):
     """Sees the newest frame with its pose (the live view's feed).
 
     :meth:`offer` is called on the loop thread for every frame and must never block or do
-    slow work: keep the newest offer in one slot (:class:`~realtime_pose.frame_tap.LatestFrameTap`)
-    and let the consumer take it at its own pace.
+    slow work: keep the newest offer in one slot
+    (:class:`~realtime_pose.view.frame_tap.LatestFrameTap`) and let the consumer take it at its own
+    pace.
     """
 
     def offer(self, frame: Frame, seq: int, pose: np.ndarray, predicted: Predicted | None) -> None:

@@ -1,10 +1,10 @@
 """Measuring a pose model against labelled frames.
 
 Works with a training-output folder (Keras, needs TensorFlow) or an exported bundle (ONNX Runtime
-through :class:`realtime_pose.estimator.PoseEstimator`, no TensorFlow). Metrics are computed over
-visible (labelled) keypoints only: mean Euclidean error, the same restricted to predictions with
-likelihood ≥ ``pcutoff``, per-keypoint means, the 90th percentile and PCK (the fraction within
-5 and 10 px).
+through :class:`realtime_pose.inference.estimator.PoseEstimator`, no TensorFlow). Metrics are
+computed over visible (labelled) keypoints only: mean Euclidean error, the same restricted to
+predictions with likelihood ≥ ``pcutoff``, per-keypoint means, the 90th percentile and PCK (the
+fraction within 5 and 10 px).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from realtime_pose.geometry import Size
-from realtime_pose.peaks import find_peaks_reference
-from realtime_pose.safe_write import check_free, write_text, writing
+from realtime_pose.inference.peaks import find_peaks_reference
 from realtime_pose.trainers.project import Project, ProjectError, load_project, read_split
 from realtime_pose.trainers.targets import LOCREF_STDEV, STRIDE
+from realtime_pose.util.safe_write import check_free, write_text, writing
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +103,14 @@ def keras_predictor(
     """A predictor running a Keras pose model in inference mode (graph mode, any frame size).
 
     With ``input_scale`` the frame is resized as a bundle's ``input.scale`` makes every other
-    path resize it (:class:`~realtime_pose.estimator.NetworkInput`); keypoints come back in
-    the frame's own pixels.
+    path resize it (:class:`~realtime_pose.inference.estimator.NetworkInput`); keypoints come back
+    in the frame's own pixels.
     """
     import cv2
     import tensorflow as tf
 
-    from realtime_pose.estimator import NetworkInput
     from realtime_pose.geometry import FrameTransform, Size
+    from realtime_pose.inference.estimator import NetworkInput
 
     pad = 2 * max(1, round(stride))
     sizing = NetworkInput(None, False, input_scale, pad, pad)
@@ -164,7 +164,7 @@ def bundle_predictor(
 
     from realtime_pose.bundle import load_bundle
     from realtime_pose.engines import open_engine
-    from realtime_pose.estimator import PoseEstimator
+    from realtime_pose.inference.estimator import PoseEstimator
 
     bundle = load_bundle(bundle_path)
     section = {"warmup_runs": 0, **(engine or {"spinning": False})}

@@ -1,8 +1,9 @@
 """Regenerate the demo bundle shipped in ``realtime_pose/assets/demo_bundle/``.
 
 A MobileNetV2-0.35 trained by this package's trainer on frames of the synthetic scene
-(:mod:`realtime_pose.synthetic`, 320×240), exported with the ONNX exporter and checked on frames
-of :class:`~realtime_pose.synthetic.SyntheticScene` videos it never saw (other seeds)::
+(:mod:`realtime_pose.sources.synthetic_scene`, 320×240), exported with the ONNX exporter and
+checked on frames of :class:`~realtime_pose.sources.synthetic_scene.SyntheticScene` videos it
+never saw (other seeds)::
 
     python -m realtime_pose.trainers.make_demo_bundle --minutes 10 --seed 0
 
@@ -33,7 +34,7 @@ log = logging.getLogger("make_demo_bundle")
 
 def scene_error(bundle_dir: Path, seeds: tuple[int, ...], frames: int = 100) -> dict[str, Any]:
     """Keypoint error of a bundle on ``frames`` frames each of unseen synthetic-scene videos."""
-    from realtime_pose.synthetic import KEYPOINTS, SyntheticScene
+    from realtime_pose.sources.synthetic_scene import KEYPOINTS, SyntheticScene
     from realtime_pose.trainers.evaluate import bundle_predictor, pose_metrics
 
     predict, _ = bundle_predictor(bundle_dir)
@@ -51,11 +52,11 @@ def _readme(command: str, config: dict[str, Any], scene: dict[str, Any], size: i
     held_out = _px(config.get("test_error_px"))
     return f"""# Demo bundle
 
-A MobileNetV2-0.35 pose network for the synthetic arena scene of `realtime_pose.synthetic`
-(keypoints `snout`, `leftear`, `rightear`, `tailbase`; 320×240 frames), trained from scratch
-by `realtime-pose train` and exported by `realtime-pose export`. With the synthetic frame
-source it lets the live loop, the stream and the benchmarks run with no camera and no model of
-your own. It knows only the synthetic scene, not real animals.
+A MobileNetV2-0.35 pose network for the synthetic arena scene of
+`realtime_pose.sources.synthetic_scene` (keypoints `snout`, `leftear`, `rightear`, `tailbase`;
+320×240 frames), trained from scratch by `realtime-pose train` and exported by `realtime-pose
+export`. With the synthetic frame source it lets the live loop, the stream and the benchmarks run
+with no camera and no model of your own. It knows only the synthetic scene, not real animals.
 
 ## Accuracy
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime_pose.synthetic import KEYPOINTS, SKELETON, draw_animal, random_sample
+from realtime_pose.sources.synthetic_scene import KEYPOINTS, SKELETON, draw_animal, random_sample
 
 
 def write_synthetic_project(
@@ -86,7 +86,7 @@ _BODY_LEVEL = {"dark": 40, "light": 120}
 def two_animal_poses(frame: int, width: int, height: int) -> list:
     """Where the two animals of :func:`write_two_animal_clip` are in ``frame``: smooth
     laps in opposite directions, one outside the other, that bring them close twice a lap."""
-    from realtime_pose.synthetic import AnimalPose
+    from realtime_pose.sources.synthetic_scene import AnimalPose
 
     s = 0.2 * min(width, height)
     poses = []
@@ -117,12 +117,13 @@ def write_two_animal_clip(
     """A lossless video of two identifiable animals and its SLEAP labels (``clip.slp``, via
     sleap-io, tracks ``dark`` and ``light``); return the ``.slp`` path.
 
-    Both animals are drawn with the openfield-like renderer of :mod:`realtime_pose.synthetic`,
-    on one arena; the dark one is drawn last where they overlap.
+    Both animals are drawn with the openfield-like renderer of
+    :mod:`realtime_pose.sources.synthetic_scene`, on one arena; the dark one is drawn last where
+    they overlap.
     """
     import sleap_io as sio
 
-    from realtime_pose.synthetic import SKELETON, _arena
+    from realtime_pose.sources.synthetic_scene import SKELETON, _arena
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from realtime_pose.hardware import protocol
-from realtime_pose.safe_write import OutputExistsError, check_free, write_text
+from realtime_pose.util.safe_write import OutputExistsError, check_free, write_text
 
 #: Timing tolerances: generous, the host may be a loaded PC and the link a 1 ms USB frame.
 EARLY_S = 0.05

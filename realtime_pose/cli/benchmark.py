@@ -43,13 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Decode, run each size, print a table and write JSON."""
-    from realtime_pose.analyze import video_frames
-    from realtime_pose.benchmark import run_benchmark
     from realtime_pose.bundle import BundleError, load_bundle
     from realtime_pose.engines import EngineError
-    from realtime_pose.machine import machine_description
-    from realtime_pose.safe_write import OutputExistsError, check_free, write_text
+    from realtime_pose.offline.analysis import video_frames
+    from realtime_pose.offline.latency_benchmark import run_benchmark
     from realtime_pose.sources import SourceError
+    from realtime_pose.util.machine import machine_description
+    from realtime_pose.util.safe_write import OutputExistsError, check_free, write_text
 
     try:
         if args.json:
@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
 
 def write_plot(path: Path, runs: list, model: str, overwrite: bool) -> Path | None:
     """Per-stage latency CDFs, one panel per network size."""
-    from realtime_pose.benchmark import STAGES
-    from realtime_pose.plots import latency_cdf_png
+    from realtime_pose.offline.latency_benchmark import STAGES
+    from realtime_pose.offline.plots import latency_cdf_png
 
     shown = ("preprocess", "inference", "peaks", "predict", "overhead", "total")
     panels = [

@@ -38,10 +38,10 @@ def run(args: argparse.Namespace) -> int:
     """Check each source; exit 2 on a bad argument, 1 if a camera failed or gave no frame."""
     import cv2
 
-    from realtime_pose.cameras.check import check_camera
-    from realtime_pose.cameras.sections import parse_source
-    from realtime_pose.safe_write import OutputExistsError, check_free, write_text, writing
+    from realtime_pose.live.camera_report import check_camera
     from realtime_pose.sources.base import SourceError
+    from realtime_pose.sources.sections import parse_source
+    from realtime_pose.util.safe_write import OutputExistsError, check_free, write_text, writing
 
     if args.frames < 2:
         print("realtime-pose camera-check: --frames must be at least 2", file=sys.stderr)

@@ -30,8 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """List cameras; exit 2 on a bad --source, 1 if a backend failed."""
-    from realtime_pose.cameras.sections import camera_backends, parse_source
     from realtime_pose.plugins import SOURCES
+    from realtime_pose.sources.sections import camera_backends, parse_source
 
     try:
         if args.source:

@@ -39,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     from realtime_pose.recording.convert import convert_log, convert_log_to_nwb
     from realtime_pose.recording.log_format import LogFormatError, read_log
-    from realtime_pose.safe_write import OutputExistsError
+    from realtime_pose.util.safe_write import OutputExistsError
 
     if args.nwb:
-        from realtime_pose.nwb_output import require_nwb
+        from realtime_pose.formats.nwb import require_nwb
 
         try:
             require_nwb()

@@ -62,7 +62,7 @@ def demo_rules(path: Path | None) -> list | str:
     if not path.exists():
         import yaml
 
-        from realtime_pose.safe_write import write_text
+        from realtime_pose.util.safe_write import write_text
 
         write_text(path, yaml.safe_dump(DEMO_RULES, sort_keys=False))
         log.info("wrote the demo's rules to %s", path)
@@ -73,11 +73,11 @@ def run(args: argparse.Namespace) -> int:
     """Build a demo config and run it like ``realtime-pose run`` would."""
     from realtime_pose.bundle import BundleError
     from realtime_pose.cli.run import run_session
-    from realtime_pose.config import ConfigError, parse_config
     from realtime_pose.engines import EngineError
-    from realtime_pose.paths import DEMO_BUNDLE
-    from realtime_pose.session import LiveSession
+    from realtime_pose.live.run_config import ConfigError, parse_config
+    from realtime_pose.live.session import LiveSession
     from realtime_pose.sources import SourceError
+    from realtime_pose.util.paths import DEMO_BUNDLE
 
     bundle = args.bundle or DEMO_BUNDLE
     if args.video:

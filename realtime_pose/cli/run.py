@@ -80,14 +80,14 @@ def run_session(session, seconds: float | None, quiet: bool) -> int:
 def run(args: argparse.Namespace) -> int:
     """Load the config, build the session (refusing bad input up front) and run it."""
     from realtime_pose.bundle import BundleError
-    from realtime_pose.config import ConfigError, load_config
     from realtime_pose.engines import EngineError
     from realtime_pose.hardware.base import DeviceUnavailableError
-    from realtime_pose.session import LiveSession
+    from realtime_pose.live.run_config import ConfigError, load_config
+    from realtime_pose.live.session import LiveSession
     from realtime_pose.sources import SourceError
 
     if args.help_config:
-        from realtime_pose.cli.plugins import describe
+        from realtime_pose.cli.plugin_list import describe
 
         kind, _, name = args.help_config.partition(":")
         try:

@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     """Tune, print the table, store the choice; exit 2 on unusable input."""
     from realtime_pose.bundle import BundleError, load_bundle
     from realtime_pose.engines import EngineError
-    from realtime_pose.engines.tuning import save_tuning, tune
+    from realtime_pose.engines.tuned import save_tuning
     from realtime_pose.geometry import Size
+    from realtime_pose.offline.tuning import tune
 
     try:
         size = Size.parse(args.size)
@@ -73,7 +74,7 @@ def _judge(bundle, args: argparse.Namespace):
     """The accuracy check for reduced-precision candidates, or ``None`` (said in one line)."""
     from functools import partial
 
-    from realtime_pose.engines.precision import (
+    from realtime_pose.offline.precision import (
         DEFAULT_PRECISION_TOLERANCE_PX,
         held_out_change,
         labelled_project,

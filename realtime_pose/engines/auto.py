@@ -1,7 +1,7 @@
 """The ``auto`` engine: what ``realtime-pose tune`` found fastest for this bundle on this CPU.
 
 It is the engine a run config gets when it has no ``engine:`` section. Without a stored tuning
-for this CPU model (see :mod:`realtime_pose.engines.tuning`), or when the stored choice cannot
+for this CPU model (see :mod:`realtime_pose.engines.tuned`), or when the stored choice cannot
 run here (its package uninstalled since), it is ONNX Runtime with its defaults, and says so.
 """
 
@@ -33,7 +33,7 @@ class AutoEngine:
         cls, bundle: Bundle, options: AutoOptions, input_sizes: Sequence[Size]
     ) -> Engine:
         """The engine stored by ``realtime-pose tune`` for this CPU, else ONNX Runtime."""
-        from realtime_pose.engines.tuning import tuned_engine
+        from realtime_pose.engines.tuned import tuned_engine
 
         choice = tuned_engine(bundle)
         if choice is None:

@@ -47,7 +47,7 @@ def shared_core() -> Any:
     back the stack it found and unmaps its own. Cores destroyed in another order than made
     leave the thread pointing at an unmapped stack, and the next signal handled there (SIGTERM
     to switch the outputs off, Ctrl-C) kills the process with SIGSEGV: two engines dropped
-    first-made-first reproduce it (``tests/core/test_engines.py``). A single Core also loads the
+    first-made-first reproduce it (``tests/engines/test_engines.py``). A single Core also loads the
     plug-in once.
     """
     return _import_openvino().Core()

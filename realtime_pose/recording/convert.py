@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_pose.dlc_output import DEFAULT_SCORER, table_paths, write_pose_tables
+from realtime_pose.formats.dlc import DEFAULT_SCORER, table_paths, write_pose_tables
 from realtime_pose.recording.log_format import PoseLog, read_log
-from realtime_pose.safe_write import check_free
+from realtime_pose.util.safe_write import check_free
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ def convert_log(
     pose_log
         An already-read log, to avoid reading it twice.
     overwrite
-        Replace tables that exist (else :class:`~realtime_pose.safe_write.OutputExistsError`
+        Replace tables that exist (else :class:`~realtime_pose.util.safe_write.OutputExistsError`
         names the first one, and nothing is written).
 
     Returns
@@ -101,8 +101,8 @@ def convert_log_to_nwb(
 ) -> Path:
     """Write ``<log stem>.nwb``: the session's poses at their capture times, its rule and output
     events, the outputs' on periods and, when it was recorded beside the log (``<stem>.avi``),
-    a link to the session video (:func:`realtime_pose.nwb_output.session_nwbfile`)."""
-    from realtime_pose.nwb_output import session_nwbfile, write_nwb
+    a link to the session video (:func:`realtime_pose.formats.nwb.session_nwbfile`)."""
+    from realtime_pose.formats.nwb import session_nwbfile, write_nwb
 
     log_path = Path(log_path)
     pose_log = pose_log if pose_log is not None else read_log(log_path)

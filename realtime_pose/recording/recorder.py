@@ -27,13 +27,13 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from realtime_pose.dlc_output import DEFAULT_SCORER
+from realtime_pose.formats.dlc import DEFAULT_SCORER
 from realtime_pose.recording.log_format import (
     FORMAT_VERSION,
     MAGIC,
     frame_record,
 )
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 

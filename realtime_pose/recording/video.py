@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 

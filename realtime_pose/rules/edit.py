@@ -20,7 +20,7 @@ from realtime_pose.rules.config import (
     parse_rules,
     validate_rules,
 )
-from realtime_pose.validation import format_validation_error
+from realtime_pose.util.validation import format_validation_error
 
 SHAPES = ("rectangle", "circle", "polygon")
 """The fields that give a zone its shape; a zone has exactly one."""

@@ -3,9 +3,18 @@
 Each kind is one module of this package whose :class:`FrameSource` subclass registers itself as a
 source plug-in (:data:`realtime_pose.plugins.SOURCES`): ``camera`` (OpenCV), ``video``,
 ``synthetic``, and the machine-vision cameras ``basler`` (pypylon), ``genicam`` (harvesters) and
-``aravis`` (shared camera logic in :mod:`realtime_pose.cameras`). Modules are imported on demand, so
-choosing a source never imports what another kind needs. Adding a kind is one new module here (or a
-package of your own registered through the ``realtime_pose.sources`` entry-point group).
+``aravis``. Modules are imported on demand, so choosing a source never imports what another kind
+needs. Adding a kind is one new module here (or a package of your own registered through the
+``realtime_pose.sources`` entry-point group).
+
+Beside the plug-ins live what they share: the :class:`~realtime_pose.sources.base.FrameSource`
+protocol (:mod:`.base`); what every machine-vision camera source shares, none of it importing a
+camera SDK: camera time on the host clock (:mod:`.camera_clock`), drops counted from the camera's
+own frame ids and buffer states (:mod:`.camera_drops`), options checked against the camera's
+GenICam limits (:mod:`.camera_limits`), the standard GenICam features (:mod:`.genicam_features`),
+pixel formats to BGR (:mod:`.pixel_formats`) and the common options and frame assembly
+(:mod:`.machine_vision`); the drawn scene behind the synthetic camera (:mod:`.synthetic_scene`);
+and ``source:`` sections given on the command line (:mod:`.sections`).
 """
 
 from __future__ import annotations

@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.features import apply_camera_options
-from realtime_pose.cameras.limits import NodeLimits
-from realtime_pose.cameras.pixels import channels
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
 from realtime_pose.sources.base import SourceError
+from realtime_pose.sources.camera_limits import NodeLimits
+from realtime_pose.sources.genicam_features import apply_camera_options
+from realtime_pose.sources.machine_vision import CameraOptions, Grabbed, MachineVisionSource
+from realtime_pose.sources.pixel_formats import channels
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _select_interfaces(aravis: Any, interfaces: list[str] | None) -> None:
 
 
 class _AravisFeatures:
-    """:class:`~realtime_pose.cameras.features.FeatureAccess` over an ``Aravis.Camera``."""
+    """:class:`~realtime_pose.sources.genicam_features.FeatureAccess` over an ``Aravis.Camera``."""
 
     def __init__(self, camera: Any) -> None:
         self.camera = camera

@@ -24,12 +24,12 @@ from typing import Any
 
 from pydantic import Field
 
-from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.features import apply_camera_options, set_feature
-from realtime_pose.cameras.limits import NodeLimits
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
 from realtime_pose.sources.base import SourceError
+from realtime_pose.sources.camera_limits import NodeLimits
+from realtime_pose.sources.genicam_features import apply_camera_options, set_feature
+from realtime_pose.sources.machine_vision import CameraOptions, Grabbed, MachineVisionSource
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _limits(node: Any, feature: str, unit: str = "") -> NodeLimits:
 
 
 class _PylonFeatures:
-    """:class:`~realtime_pose.cameras.features.FeatureAccess` over a pylon node map."""
+    """:class:`~realtime_pose.sources.genicam_features.FeatureAccess` over a pylon node map."""
 
     def __init__(self, nodemap: Any) -> None:
         self.nodemap = nodemap
@@ -134,8 +134,8 @@ class BaslerSource(MachineVisionSource):
     """A Basler camera (or pylon's emulator) through pypylon.
 
     Options are :class:`BaslerOptions`; each is checked against the camera's node limits when
-    the source opens (:class:`~realtime_pose.cameras.limits.CameraOptionError` names the option
-    and the range). ``camera`` is the open ``pylon.InstantCamera`` (emulator features such as
+    the source opens (:class:`~realtime_pose.sources.camera_limits.CameraOptionError` names the
+    option and the range). ``camera`` is the open ``pylon.InstantCamera`` (emulator features such as
     ``ForceFailedBuffer`` are reached through it).
     """
 

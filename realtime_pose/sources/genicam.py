@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from realtime_pose.cameras.common import CameraOptions, Grabbed, MachineVisionSource
-from realtime_pose.cameras.features import apply_camera_options
-from realtime_pose.cameras.limits import NodeLimits
-from realtime_pose.cameras.pixels import channels
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES
 from realtime_pose.sources.base import SourceError
+from realtime_pose.sources.camera_limits import NodeLimits
+from realtime_pose.sources.genicam_features import apply_camera_options
+from realtime_pose.sources.machine_vision import CameraOptions, Grabbed, MachineVisionSource
+from realtime_pose.sources.pixel_formats import channels
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _limits(node: Any, feature: str, unit: str = "") -> NodeLimits:
 
 
 class _HarvesterFeatures:
-    """:class:`~realtime_pose.cameras.features.FeatureAccess` over a harvesters node map."""
+    """:class:`~realtime_pose.sources.genicam_features.FeatureAccess` over a harvesters node map."""
 
     def __init__(self, nodemap: Any) -> None:
         self.nodemap = nodemap

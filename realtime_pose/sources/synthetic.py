@@ -1,4 +1,4 @@
-"""Frames of :class:`realtime_pose.synthetic.SyntheticScene`, with their true keypoints."""
+"""Frames of the drawn scene (:class:`.synthetic_scene.SyntheticScene`) and their true keypoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import Field
 from realtime_pose.geometry import Size
 from realtime_pose.plugins import SOURCES, PluginOptions
 from realtime_pose.sources.base import Frame, FrameSource, SourceError
-from realtime_pose.synthetic import SyntheticScene
+from realtime_pose.sources.synthetic_scene import SyntheticScene
 
 
 class SyntheticOptions(PluginOptions):
@@ -37,7 +37,7 @@ class SyntheticSource(FrameSource):
     Parameters
     ----------
     width, height, seed, fps
-        Passed to :class:`~realtime_pose.synthetic.SyntheticScene`.
+        Passed to :class:`~realtime_pose.sources.synthetic_scene.SyntheticScene`.
     realtime
         Deliver at ``fps`` like a camera; ``False`` delivers as fast as frames are drawn.
     max_frames

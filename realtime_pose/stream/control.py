@@ -27,7 +27,7 @@ from realtime_pose.stream.security import (
     secure_server_socket,
     wants_ipv6,
 )
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.supervision import SupervisedThread
 
 log = logging.getLogger(__name__)
 

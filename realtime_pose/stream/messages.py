@@ -16,7 +16,7 @@ import msgpack
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from realtime_pose.stats import Summary
+from realtime_pose.util.stats import Summary
 
 SCHEMA_VERSION = 1
 """Value of the ``v`` field of every payload; bumped on any incompatible change."""

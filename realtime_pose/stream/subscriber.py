@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import zmq
 
-from realtime_pose.stats import Summary
 from realtime_pose.stream import messages
 from realtime_pose.stream.security import CurveClientKeys, wants_ipv6
+from realtime_pose.util.stats import Summary
 
 _INT64 = 2**63
 

@@ -3,10 +3,11 @@
 :class:`FramePreviewer` is a :class:`~realtime_pose.ports.FrameTap`. On the loop thread its
 :meth:`~FramePreviewer.offer` does two small things and returns: it hands a preview the encoder
 finished to the stream (one non-blocking, zero-copy ZeroMQ send; the PUB socket belongs to the
-loop thread) and offers the frame to a one-slot :class:`~realtime_pose.frame_tap.LatestFrameTap`
-(a copy, at most ``fps`` times a second). Its own thread takes the newest frame, scales it down,
-JPEG-encodes it (OpenCV releases the GIL while it encodes) and packs the msgpack payload. A
-slow encoder only means fewer previews; the loop never waits for it.
+loop thread) and offers the frame to a one-slot
+:class:`~realtime_pose.view.frame_tap.LatestFrameTap` (a copy, at most ``fps`` times a second). Its
+own thread takes the newest frame, scales it down, JPEG-encodes it (OpenCV releases the GIL while
+it encodes) and packs the msgpack payload. A slow encoder only means fewer previews; the loop never
+waits for it.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realtime_pose.frame_tap import LatestFrameTap, TappedFrame
 from realtime_pose.ports import Predicted
-from realtime_pose.safe_write import free_name, writing
 from realtime_pose.sources.base import Frame
 from realtime_pose.stream import messages
-from realtime_pose.supervision import SupervisedThread
+from realtime_pose.util.safe_write import free_name, writing
+from realtime_pose.util.supervision import SupervisedThread
+from realtime_pose.view.frame_tap import LatestFrameTap, TappedFrame
 
 log = logging.getLogger(__name__)
 

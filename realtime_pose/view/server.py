@@ -32,10 +32,10 @@ import zmq
 import zmq.asyncio
 from aiohttp import WSMsgType, web
 
-from realtime_pose.stats import Summary
 from realtime_pose.stream import messages
 from realtime_pose.stream.control import ControlClient, ControlTimeoutError
 from realtime_pose.stream.security import CurveClientKeys, is_loopback, wants_ipv6
+from realtime_pose.util.stats import Summary
 from realtime_pose.view import access
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realtime_pose.bundle import BundleError, read_meta
-from realtime_pose.config import ConfigError, load_config
+from realtime_pose.live.run_config import ConfigError, load_config
 from realtime_pose.recording import PoseRecorder
 from realtime_pose.recording.log_format import LogFormatError, frame_record, read_log
 from tests.builders import marker_meta

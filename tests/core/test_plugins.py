@@ -17,7 +17,7 @@ import pytest
 import tomllib
 import yaml
 
-from realtime_pose.config import ConfigError, load_config
+from realtime_pose.live.run_config import ConfigError, load_config
 from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, PluginKind, PluginOptions
 from realtime_pose.recording import read_log
 from tests.builders import write_marker_bundle
@@ -128,8 +128,8 @@ def test_the_engine_factory_gets_the_loops_input_sizes(tmp_path, lab_site):
     crop = {"enabled": True, "width": 48, "height": 48}
     code = textwrap.dedent(
         f"""
-        from realtime_pose.config import load_config
-        from realtime_pose.session import LiveSession
+        from realtime_pose.live.run_config import load_config
+        from realtime_pose.live.session import LiveSession
         from labplugins import plain_ort
         with LiveSession(load_config({str(_rig(tmp_path, crop=crop))!r})):
             pass

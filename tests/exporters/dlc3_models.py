@@ -18,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime_pose.synthetic import KEYPOINTS, SKELETON
+from realtime_pose.sources.synthetic_scene import KEYPOINTS, SKELETON
 
 #: net_type → shuffle; the heatmap backbones the importer supports
 NETS = {"resnet_50": 1, "hrnet_w18": 2, "cspnext_s": 3}
@@ -46,7 +46,7 @@ def scene_samples(
     count: int, height: int = HEIGHT, width: int = WIDTH, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """BGR frames of the synthetic arena with their exact keypoints ``[K, 2]``."""
-    from realtime_pose.synthetic import random_sample
+    from realtime_pose.sources.synthetic_scene import random_sample
 
     rng = np.random.default_rng([seed, 0xD1C3])
     return [random_sample(rng, width, height) for _ in range(count)]

@@ -18,11 +18,11 @@ pytest.importorskip("dlclive", reason="DeepLabCut-Live is not installed (the dlc
 from realtime_pose.bundle import load_bundle
 from realtime_pose.cli import main
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator
 from realtime_pose.exporters.dlc3_import import import_dlc3
 from realtime_pose.exporters.dlc3_source import Dlc3ImportError
 from realtime_pose.exporters.parity import ParityError
-from realtime_pose.synthetic import KEYPOINTS, SKELETON
+from realtime_pose.inference.estimator import PoseEstimator
+from realtime_pose.sources.synthetic_scene import KEYPOINTS, SKELETON
 
 from .dlc3_models import (
     NETS,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from realtime_pose.exporters.frames import synthetic_frames
-from realtime_pose.safe_write import OutputExistsError
+from realtime_pose.util.safe_write import OutputExistsError
 
 from .conftest import KEYPOINTS
 from .test_dlc_import import _dlclive_pose

@@ -72,7 +72,7 @@ def _ort(bundle, frame: np.ndarray) -> dict[str, np.ndarray]:
 
 def test_import_maps_model_matches_dlclive(dlc_exports, tmp_path):
     from realtime_pose.exporters.dlc_import import import_dlc
-    from realtime_pose.peaks import find_peaks_reference
+    from realtime_pose.inference.peaks import find_peaks_reference
 
     bundle = import_dlc(dlc_exports["maps"], tmp_path / "b")
     meta = bundle.meta

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime_pose.peaks import find_peaks_reference
+from realtime_pose.inference.peaks import find_peaks_reference
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (export extra)")
 ort = pytest.importorskip("onnxruntime")

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.tf
 
 def _estimator(bundle):
     from realtime_pose.engines import open_engine
-    from realtime_pose.estimator import PoseEstimator
+    from realtime_pose.inference.estimator import PoseEstimator
 
     engine = open_engine(bundle, dict(threads=1, warmup_runs=0))
     return PoseEstimator(bundle, engine)

@@ -13,8 +13,8 @@ import pytest
 from realtime_pose.bundle import load_bundle
 from realtime_pose.exporters.frames import read_rgb, synthetic_frames
 from realtime_pose.exporters.parity import check_parity, ort_network
-from realtime_pose.peaks import find_peaks_reference
-from realtime_pose.safe_write import OutputExistsError
+from realtime_pose.inference.peaks import find_peaks_reference
+from realtime_pose.util.safe_write import OutputExistsError
 
 from .conftest import KEYPOINTS, LOCREF_STDEV, STRIDE
 
@@ -133,7 +133,7 @@ def test_in_graph_peaks_match_python_pose_math(tiny_bundle, tiny_train_dir, tmp_
     assert peaks_bundle.meta.outputs.scoremap is None
     assert peaks_bundle.meta.provenance["parity"]["in_graph_peaks"]["passed"]
     try:
-        from realtime_pose.peaks import argmax_peaks_nchw
+        from realtime_pose.inference.peaks import argmax_peaks_nchw
     except ImportError:  # the runtime kernels are not there: the NumPy reference stands in
         argmax_peaks_nchw = None
     for frame in synthetic_frames(3, 104, 136, seed=21):

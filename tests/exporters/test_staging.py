@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from realtime_pose.exporters.staging import check_target, staged_folder
-from realtime_pose.safe_write import OutputExistsError
+from realtime_pose.util.safe_write import OutputExistsError
 from tests.builders import write_marker_bundle
 from tests.stream.child_process import REPO, child_env
 

@@ -16,7 +16,7 @@ from realtime_pose.hardware import build_dispatcher
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.base import DeviceUnavailableError
 from realtime_pose.hardware.dispatcher import OutputDispatcher
-from realtime_pose.hardware.log_only import LogOnlyDevice
+from realtime_pose.hardware.log import LogOnlyDevice
 from tests.hardware.conftest import WAIT_S, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,14 +11,14 @@ import yaml
 
 from realtime_pose.recording import read_log
 from tests.builders import write_marker_bundle
-from tests.pipeline.conftest import base_config
+from tests.live.conftest import base_config
 from tests.stream.child_process import REPO, child_env
 
 LIMITED_SESSION = textwrap.dedent(
     """
     import json, resource, sys
-    from realtime_pose.config import load_config
-    from realtime_pose.session import LiveSession
+    from realtime_pose.live.run_config import load_config
+    from realtime_pose.live.session import LiveSession
 
     statuses = []
     with LiveSession(load_config(sys.argv[1])) as session:

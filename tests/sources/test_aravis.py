@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime_pose.cameras.limits import CameraOptionError
 from realtime_pose.sources import make_source
+from realtime_pose.sources.camera_limits import CameraOptionError
 
 gi = pytest.importorskip("gi", reason="the aravis extra (PyGObject) is not installed")
 try:

@@ -10,10 +10,10 @@ from tests.sources.camera_fixtures import openfield_frames, openfield_paths
 
 pytest.importorskip("pypylon", reason="the basler extra (pypylon) is not installed")
 
-from realtime_pose.cameras.limits import CameraOptionError
-from realtime_pose.grabber import Grabber
+from realtime_pose.live.grabber import Grabber
 from realtime_pose.sources import make_source
 from realtime_pose.sources.base import TriggerTimeoutError
+from realtime_pose.sources.camera_limits import CameraOptionError
 
 EMU = {"device_class": "BaslerCamEmu"}
 

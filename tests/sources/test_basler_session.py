@@ -16,16 +16,16 @@ from tests.sources.camera_fixtures import openfield_frames, openfield_paths
 
 pytest.importorskip("pypylon", reason="the basler extra (pypylon) is not installed")
 
-from realtime_pose.analyze import analyze_video
 from realtime_pose.bundle import load_bundle
-from realtime_pose.config import load_config
 from realtime_pose.engines import open_engine
-from realtime_pose.estimator import PoseEstimator
 from realtime_pose.geometry import Size
-from realtime_pose.paths import DEMO_BUNDLE
+from realtime_pose.inference.estimator import PoseEstimator
+from realtime_pose.live.run_config import load_config
+from realtime_pose.live.session import LiveSession
+from realtime_pose.offline.analysis import analyze_video
 from realtime_pose.recording import read_log
-from realtime_pose.session import LiveSession
 from realtime_pose.stream import messages
+from realtime_pose.util.paths import DEMO_BUNDLE
 
 INPUT = [320, 240]
 

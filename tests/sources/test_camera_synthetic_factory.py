@@ -9,7 +9,7 @@ import pytest
 from realtime_pose.sources import SOURCES, FrameSource, SourceError, make_source
 from realtime_pose.sources.camera import CameraSource
 from realtime_pose.sources.synthetic import SyntheticSource
-from realtime_pose.synthetic import SyntheticScene
+from realtime_pose.sources.synthetic_scene import SyntheticScene
 from tests.sources.video_files import decoded_index
 
 

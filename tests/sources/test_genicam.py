@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("harvesters", reason="the genicam extra (harvesters) is not installed")
 pytest.importorskip("genicam", reason="the genicam extra (genicam) is not installed")
 
-from realtime_pose.cameras.limits import CameraOptionError
 from realtime_pose.sources import make_source
+from realtime_pose.sources.camera_limits import CameraOptionError
 
 
 def test_grabs_frames_from_the_virtual_camera():

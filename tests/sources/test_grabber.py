@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from realtime_pose.grabber import Grabber
+from realtime_pose.live.grabber import Grabber
 from realtime_pose.sources import SourceError
 from realtime_pose.sources.camera import CameraSource
 from realtime_pose.sources.synthetic import SyntheticSource

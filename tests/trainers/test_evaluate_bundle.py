@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime_pose.synthetic import KEYPOINTS
+from realtime_pose.sources.synthetic_scene import KEYPOINTS
 from realtime_pose.trainers.synthetic_project import write_synthetic_project
 
 DEMO = Path(__file__).resolve().parents[2] / "realtime_pose" / "assets" / "demo_bundle"

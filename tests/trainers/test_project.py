@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime_pose.synthetic import KEYPOINTS
+from realtime_pose.sources.synthetic_scene import KEYPOINTS
 from realtime_pose.trainers.project import (
     ProjectError,
     data_hash,

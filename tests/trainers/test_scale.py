@@ -4,8 +4,8 @@ estimator (live loop, analyze, evaluation) with keypoints back in frame pixels."
 import numpy as np
 import pytest
 
-from realtime_pose.estimator import NetworkInput
 from realtime_pose.geometry import Size
+from realtime_pose.inference.estimator import NetworkInput
 from realtime_pose.trainers.scale import choose_scale
 
 
@@ -36,7 +36,7 @@ def test_parts_never_come_closer_than_two_score_map_cells():
 
 
 def test_network_input_resizes_by_the_bundle_scale_to_a_multiple_of_16():
-    from realtime_pose.crop import CropWindow
+    from realtime_pose.inference.crop import CropWindow
 
     sizing = NetworkInput(None, False, 0.38, 16)
     assert sizing.resize_to(Size(832, 747)) == Size(320, 288)  # 316 -> 320, 284 -> 288
@@ -47,7 +47,7 @@ def test_network_input_resizes_by_the_bundle_scale_to_a_multiple_of_16():
 def test_the_estimator_applies_the_scale_and_reports_frame_pixels(tmp_path):
     from realtime_pose.bundle import load_bundle, write_bundle
     from realtime_pose.engines import open_engine
-    from realtime_pose.estimator import PoseEstimator
+    from realtime_pose.inference.estimator import PoseEstimator
     from tests.builders import marker_meta, marker_model
 
     meta = marker_meta()

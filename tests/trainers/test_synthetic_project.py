@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime_pose.synthetic import KEYPOINTS
+from realtime_pose.sources.synthetic_scene import KEYPOINTS
 from realtime_pose.trainers.synthetic_project import write_synthetic_project
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime_pose.synthetic import KEYPOINTS
+from realtime_pose.sources.synthetic_scene import KEYPOINTS
 from realtime_pose.trainers.synthetic_project import write_synthetic_project
 
 tf = pytest.importorskip("tensorflow", reason="training needs TensorFlow (the train extra)")

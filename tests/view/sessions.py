@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from realtime_pose.config import parse_config
-from realtime_pose.session import LiveSession
+from realtime_pose.live.run_config import parse_config
+from realtime_pose.live.session import LiveSession
 from tests.builders import marker_meta, marker_model
 from tests.closed_loop.test_zone_laser import write_video
 
@@ -101,7 +101,7 @@ class RunningSession:
 
 def synthetic_config(tmp_path: Path, fps: float = 30.0) -> dict[str, Any]:
     """The demo bundle on the synthetic camera (320x240), with the view on."""
-    from realtime_pose.paths import DEMO_BUNDLE
+    from realtime_pose.util.paths import DEMO_BUNDLE
 
     return {
         "source": {"kind": "synthetic", "width": 320, "height": 240, "fps": fps, "seed": 3},

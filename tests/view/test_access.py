@@ -3,7 +3,7 @@ refusal to serve beyond loopback without a token."""
 
 import pytest
 
-from realtime_pose.config import ConfigError, parse_config
+from realtime_pose.live.run_config import ConfigError, parse_config
 from realtime_pose.stream.security import InsecureBindError
 from realtime_pose.view.access import (
     HttpAddress,

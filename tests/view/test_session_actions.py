@@ -14,7 +14,7 @@ import pytest
 import yaml
 import zmq
 
-from realtime_pose.config import load_config
+from realtime_pose.live.run_config import load_config
 from realtime_pose.stream import ControlClient, messages
 from tests.view.sessions import FRAME_H, FRAME_W, RunningSession, marker_config, write_rules
 

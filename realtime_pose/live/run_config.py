@@ -1,0 +1,325 @@
+"""The run configuration (``realtime-pose run rig.yaml``), validated at start.
+
+Every error names the file and the field, e.g. ``rig.yaml: field 'crop.width': Input should be
+greater than 0``. Relative paths (bundle, recording folder, processor files) are resolved against
+the config file's folder.
+
+A minimal config::
+
+    source: {kind: camera, device: 0, width: 640, height: 480, fps: 100}
+    bundle: models/mouse_bundle
+
+The ``source:``, ``engine:`` and each ``outputs:`` section are validated by the options model of
+the plug-in they name (:mod:`realtime_pose.plugins`; ``realtime-pose plugins`` lists them and
+their options).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from realtime_pose.geometry import Size
+from realtime_pose.live.processors import ProcessorConfig
+from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, Choice
+from realtime_pose.rules import RuleConfig, RuleList, parse_rules
+from realtime_pose.util.validation import format_validation_error
+
+SourceSection = SOURCES.section_type()
+EngineSection = ENGINES.section_type()
+OutputSection = OUTPUTS.section_type()
+
+
+class ConfigError(ValueError):
+    """A run config that cannot be used; the message names the file and field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CropConfig(_Section):
+    """``crop:``: dynamic cropping around the last confident pose."""
+
+    enabled: bool = False
+    width: int = Field(default=192, gt=0, description="crop window width, frame px")
+    height: int = Field(default=192, gt=0, description="crop window height, frame px")
+    min_likelihood: float = Field(default=0.5, ge=0, le=1)
+    lost_after_frames: int = Field(default=3, ge=1)
+
+
+class TrackingConfig(_Section):
+    """``tracking:``: keeping each animal under its name (multi-animal bundles only).
+
+    Motion matches each frame's animals to tracks; identity votes, averaged over
+    ``identity_memory_frames``, name the tracks (see :mod:`realtime_pose.inference.tracking`).
+    """
+
+    enabled: bool = True
+    max_distance_px: float = Field(
+        default=100.0, gt=0, description="farthest an animal may be from its track's prediction"
+    )
+    identity_memory_frames: float = Field(
+        default=25.0, ge=1, description="frames of identity votes that rename a track"
+    )
+    identity_weight_px: float = Field(
+        default=50.0,
+        ge=0,
+        description="pixels of motion the network's naming outweighs: rows move to another "
+        "name only on stronger motion evidence",
+    )
+    max_missed_s: float = Field(default=1.0, gt=0, description="a track unseen this long ends")
+
+
+class PredictionConfig(_Section):
+    """``prediction:``: Kalman forward prediction to ``t_capture + lead``."""
+
+    enabled: bool = True
+    model: Literal["cv", "ca"] = "cv"
+    lead_ms: float | None = Field(
+        default=None, ge=0, description="fixed lead; null = the measured pipeline latency"
+    )
+    process_noise: float | None = Field(default=None, gt=0)
+    measurement_noise_px: float = Field(default=2.0, gt=0)
+    gate: float = Field(default=6.0, gt=0, description="innovation gate, standard deviations")
+    reinit_after: int = Field(
+        default=3, ge=1, description="consecutive gated measurements before re-initialising"
+    )
+    min_likelihood: float = Field(default=0.5, ge=0, le=1)
+    max_coast_s: float = Field(default=0.5, gt=0)
+
+
+class StreamConfig(_Section):
+    """``stream:``: the ZeroMQ pose stream and control socket (docs/protocol.md)."""
+
+    enabled: bool = True
+    address: str = "tcp://127.0.0.1:5555"
+    control_address: str | None = "tcp://127.0.0.1:5556"
+    sndhwm: int = Field(default=64, ge=1)
+    token: str | None = Field(default=None, description="shared secret for control requests")
+
+
+class ViewConfig(_Section):
+    """``view:``: the live page in the browser and the JPEG previews it shows.
+
+    The page is served by a child process (``realtime-pose view``, the ``view`` extra) that
+    reads the session's stream and sends the page's actions to its control socket, so the
+    stream and its control socket must be on. Previews go on the stream's ``frame`` topic
+    (docs/protocol.md), encoded off the loop thread, at most ``frame_fps`` a second.
+    """
+
+    enabled: bool = Field(default=False, description="serve the live page while the session runs")
+    address: str = Field(
+        default="http://127.0.0.1:8080",
+        description="where the page is served; beyond loopback it needs stream.token",
+    )
+    publish_frames: bool = Field(
+        default=False,
+        description="publish previews on the stream even without serving the page here (for "
+        "`realtime-pose view --stream` on another computer)",
+    )
+    frame_fps: float = Field(default=30.0, gt=0, le=120, description="previews per second, at most")
+    jpeg_quality: int = Field(default=80, ge=10, le=100, description="JPEG quality of previews")
+    max_width: int = Field(
+        default=640, ge=64, description="previews wider than this are scaled down (px)"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _http_address(cls, v: str) -> str:
+        from realtime_pose.view.access import HttpAddress
+
+        HttpAddress.parse(v)
+        return v
+
+    @property
+    def frames_on(self) -> bool:
+        """Whether the session publishes previews."""
+        return self.enabled or self.publish_frames
+
+
+class RecordingConfig(_Section):
+    """``recording:``: the crash-safe pose log (and optional raw video)."""
+
+    enabled: bool = False
+    directory: Path = Path("recordings")
+    video: bool = False
+    convert_on_stop: bool = True
+    fsync_interval_s: float = Field(default=1.0, ge=0)
+
+
+class RunConfig(_Section):
+    """The whole run config."""
+
+    source: SourceSection = Field(default_factory=SOURCES.default_choice)
+    bundle: Path
+    engine: EngineSection = Field(
+        default_factory=lambda: ENGINES.choose({"backend": "auto"}),
+        description="the engine and its options; none: what `realtime-pose tune` chose here",
+    )
+    input_size: Size | None = Field(
+        default=None, description="network input [width, height]; null = frame (or crop) size"
+    )
+    crop: CropConfig = Field(default_factory=CropConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    processors: list[ProcessorConfig] = Field(default_factory=list)
+    outputs: dict[str, OutputSection] = Field(default_factory=dict)
+    rules: RuleList = Field(default_factory=list)
+    rules_file: Path | None = Field(
+        default=None,
+        description="the YAML file the rules were read from (write `rules: FILE` to read them "
+        "from one); the live view saves zone edits there",
+    )
+    view: ViewConfig = Field(default_factory=ViewConfig)
+    status_interval_s: float = Field(default=1.0, gt=0)
+    watchdog_timeout_s: float = Field(
+        default=0.5, gt=0, description="all outputs off when no frame is processed this long"
+    )
+    grab_timeout_s: float = Field(default=2.0, gt=0, description="camera stall timeout")
+    loop_cpus: list[int] | None = Field(
+        default=None,
+        description="pin the loop thread (engine included) to these CPUs and every other "
+        "thread to the rest (Linux); null = let the scheduler place them",
+    )
+    idle_poll_us: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="while it waits for a frame, the loop thread wakes every this many µs "
+        "(0 = sleeps until the frame arrives): keeps its CPU out of deep idle states, and in "
+        "a virtual machine keeps the host from taking the CPU away between frames",
+    )
+
+    @field_validator("loop_cpus")
+    @classmethod
+    def _cpus_available(cls, v: list[int] | None) -> list[int] | None:
+        if v is not None:
+            from realtime_pose.live.affinity import plan_cpus
+
+            plan_cpus(v)  # raises naming the CPUs that are not there
+        return v
+
+    @field_validator("input_size")
+    @classmethod
+    def _positive_size(cls, v: Size | None) -> Size | None:
+        if v is not None and min(v) <= 0:
+            raise ValueError("input_size must be two positive integers [width, height]")
+        return v
+
+    @model_validator(mode="after")
+    def _view_needs_stream(self) -> RunConfig:
+        if not self.view.enabled:
+            return self
+        if not (self.stream.enabled and self.stream.control_address):
+            raise ValueError(
+                "view.enabled: the live view reads the stream and drives the session through "
+                "its control socket; turn on stream.enabled and set stream.control_address"
+            )
+        from realtime_pose.view.access import HttpAddress, check_bind
+
+        check_bind(HttpAddress.parse(self.view.address), self.stream.token)
+        return self
+
+    @model_validator(mode="after")
+    def _rule_outputs_exist(self) -> RunConfig:
+        for i, rule in enumerate(self.rules):
+            for j, action in enumerate(rule.actions):
+                if action.output not in self.outputs:
+                    raise ValueError(
+                        f"rules.{i}.actions.{j}.output: {action.output!r} is not declared under "
+                        f"'outputs' (declared: {sorted(self.outputs)})"
+                    )
+        return self
+
+    def resolve_paths(self, base: Path) -> RunConfig:
+        """A copy with relative paths made absolute against ``base`` (the config's folder):
+        the bundle, the recording folder and every path-typed option of the plug-ins."""
+        update: dict[str, Any] = {}
+        if not self.bundle.is_absolute():
+            update["bundle"] = base / self.bundle
+        if not self.recording.directory.is_absolute():
+            update["recording"] = self.recording.model_copy(
+                update={"directory": base / self.recording.directory}
+            )
+        if self.rules_file is not None and not self.rules_file.is_absolute():
+            update["rules_file"] = base / self.rules_file
+        update["source"] = _resolve_choice(self.source, base)
+        update["engine"] = _resolve_choice(self.engine, base)
+        update["outputs"] = {k: _resolve_choice(v, base) for k, v in self.outputs.items()}
+        return self.model_copy(update=update)
+
+
+def _resolve_choice(choice: Choice, base: Path) -> Choice:
+    relative = {
+        name: base / getattr(choice.options, name)
+        for name in choice.options.path_fields()
+        if not Path(getattr(choice.options, name)).is_absolute()
+    }
+    return choice.with_options(**relative) if relative else choice
+
+
+def parse_config(data: Any, where: str = "config", base: Path | None = None) -> RunConfig:
+    """Validate a config mapping; raise :class:`ConfigError` naming ``where`` and the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{where}: expected a mapping at the top level, got {type(data).__name__}"
+        )
+    if isinstance(data.get("rules"), str):
+        data = {**data, **read_rules_file(data["rules"], where, base)}
+    try:
+        config = RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where)) from exc
+    return config.resolve_paths(base) if base is not None else config
+
+
+def read_rules_file(name: str, where: str, base: Path | None) -> dict[str, Any]:
+    """``rules: FILE`` in a run config: the rules read from ``FILE`` (a YAML list, or a mapping
+    with a ``rules:`` list), validated there so errors name that file; returns the
+    ``rules`` and ``rules_file`` fields."""
+    path = Path(name)
+    if base is not None and not path.is_absolute():
+        path = base / path
+    try:
+        rules = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{where}: field 'rules': no such rules file {path}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    if isinstance(rules, dict) and set(rules) == {"rules"}:
+        rules = rules["rules"]
+    try:
+        parse_rules(rules)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from exc
+    return {"rules": rules, "rules_file": str(path)}
+
+
+def dump_rules(rules: list[RuleConfig]) -> str:
+    """The YAML a rules file holds for ``rules`` (the fields each rule was given, so a file
+    read and written back keeps its shape; :func:`read_rules_file` reads it)."""
+    return yaml.safe_dump(
+        [rule.model_dump(mode="json", exclude_unset=True) for rule in rules],
+        sort_keys=False,
+        default_flow_style=None,
+    )
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: no such config file") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc})") from exc
+    return parse_config(data, str(path), path.resolve().parent)

@@ -1,0 +1,395 @@
+"""A live session: every part of the loop built from a :class:`RunConfig`, and torn down again.
+
+``LiveSession`` is what ``realtime-pose run`` and ``realtime-pose demo`` use. Building validates
+everything before the first frame (bundle, engine, source, rules against the bundle's keypoints,
+outputs), so a broken setup is refused at start with a message naming the field, and whatever was
+opened by then is closed again. :meth:`LiveSession.close` releases the parts in
+:data:`SHUTDOWN_ORDER`: outputs off first, then the control socket, the recording (converted),
+the stream, the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
+from typing import Any
+
+from realtime_pose.bundle import load_bundle
+from realtime_pose.engines import open_engine
+from realtime_pose.geometry import Size
+from realtime_pose.inference.crop import CropWindow, DynamicCropper
+from realtime_pose.inference.estimator import NetworkInput, PoseEstimator, undersized_input
+from realtime_pose.inference.predict import ForwardPredictor, LeadTime
+from realtime_pose.live.affinity import CpuPlan, allowed_cpus, plan_cpus, set_thread_cpus
+from realtime_pose.live.grabber import Grabber
+from realtime_pose.live.pipeline import Pipeline
+from realtime_pose.live.processors import ProcessorChain, load_processor
+from realtime_pose.live.run_config import RunConfig
+from realtime_pose.ports import FrameRecorderPort, FrameTap, OutputPort, PoseRecorderPort
+from realtime_pose.rules import RuleConfig
+from realtime_pose.sources import FrameSource
+from realtime_pose.stream import messages
+
+log = logging.getLogger(__name__)
+
+
+SHUTDOWN_ORDER = (
+    "outputs",
+    "view",
+    "control",
+    "pipeline",
+    "preview",
+    "stream",
+    "engine",
+    "cpu affinity",
+)
+"""The order :meth:`LiveSession.close` releases the parts in: outputs off before anything else
+can fail, the live view's process and then the control socket (no requests while the rest
+goes), the recording finished (and converted) while the stream still reports it, the preview
+encoder before the stream it feeds, the engine last."""
+
+
+class LiveSession:
+    """Owns the source, grabber, engine, pipeline, stream, control socket and outputs.
+
+    Parameters
+    ----------
+    config
+        A validated run config (paths already resolved).
+    config_dir
+        Folder that relative processor files are resolved against.
+    frame_taps
+        Consumers of the newest frame and pose (the live view), handed to the pipeline.
+    """
+
+    def __init__(
+        self,
+        config: RunConfig,
+        config_dir: Path | None = None,
+        frame_taps: tuple[FrameTap, ...] = (),
+    ) -> None:
+        self.config = config
+        self.rule_configs: list[RuleConfig] = list(config.rules)
+        """The rules as they run now (zone edits from the live view change them)."""
+        self.previewer = None
+        self.view = None
+        self.stop_event = threading.Event()
+        self._closers: dict[str, Callable[[], Any]] = {}
+        try:
+            self._build(config, config_dir or Path.cwd(), frame_taps)
+        except BaseException:
+            self.close()
+            raise
+
+    def _on_close(self, part: str, close: Callable[[], Any]) -> None:
+        if part not in SHUTDOWN_ORDER:
+            raise ValueError(f"{part!r} has no place in SHUTDOWN_ORDER")
+        self._closers[part] = close
+
+    # -- building, one part at a time ------------------------------------------------------
+    def _build(self, config: RunConfig, config_dir: Path, frame_taps: tuple[FrameTap, ...]):
+        self.cpu_plan = self._pin_cpus(config.loop_cpus)
+        self.bundle = load_bundle(config.bundle)
+        meta = self.bundle.meta
+        if meta.animals is not None and config.crop.enabled:
+            raise ValueError(
+                f"crop.enabled: dynamic cropping follows one animal, and {config.bundle} tracks "
+                f"{len(meta.animals.names)} ({', '.join(meta.animals.names)}); set "
+                "crop.enabled: false"
+            )
+        if config.rules:
+            from realtime_pose.rules import validate_rules
+
+            validate_rules(config.rules, meta.keypoints, list(config.outputs))
+        self.source, frame_size = self._probe_source(config)
+        if config.rules:
+            from realtime_pose.rules.config import validate_zones
+
+            validate_zones(config.rules, *frame_size)
+        estimator, cropper = self._open_estimator(config, frame_size)
+        predictor, lead = self._make_predictor(config)
+        processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])
+        rules = None
+        if config.rules:
+            from realtime_pose.rules import RuleEngine
+
+            rules = RuleEngine(config.rules, meta.keypoints)
+        self.dispatcher = self._open_outputs(config)
+        model = {"name": meta.name, "provenance": meta.provenance, "bundle": str(self.bundle.root)}
+        self.meta = messages.meta_payload(
+            meta.keypoints,
+            meta.skeleton,
+            model,
+            frame_size=list(frame_size),
+            fps=self.source.fps,
+            source=self.source.source_id,
+            prediction=predictor is not None,
+            engine={"backend": config.engine.name, **config.engine.options.model_dump(mode="json")},
+            outputs={
+                name: {"device": choice.name, "max_on_ms": choice.options.max_on_ms}
+                for name, choice in config.outputs.items()
+            },
+            rules_file=None if config.rules_file is None else str(config.rules_file),
+        )
+        if meta.animals is not None:  # several animals: how subscribers split the rows
+            self.meta["animals"] = meta.animals.model_dump(mode="json")
+        describe = getattr(self.source, "describe", None)
+        if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
+            self.meta["camera"] = describe()
+        self.publisher = None
+        if config.stream.enabled:
+            from realtime_pose.stream import PosePublisher
+
+            self.publisher = PosePublisher(config.stream.address, config.stream.sndhwm)
+            self._on_close("stream", self.publisher.close)
+        if config.view.frames_on and self.publisher is not None:
+            from realtime_pose.view.preview import FramePreviewer
+
+            v = config.view
+            self.previewer = FramePreviewer(
+                self.publisher, v.frame_fps, v.jpeg_quality, v.max_width
+            )
+            self._on_close("preview", self.previewer.close)
+            frame_taps = (*frame_taps, self.previewer)
+        self.pipeline = Pipeline(
+            estimator,
+            tracking=self._make_tracking(config, meta),
+            predictor=predictor,
+            lead=lead,
+            cropper=cropper,
+            processors=processors,
+            rules=rules,
+            dispatcher=self.dispatcher,
+            publisher=self.publisher,
+            recorder_factory=self._make_recorders,
+            frame_taps=frame_taps,
+            status_interval_s=config.status_interval_s,
+            meta=self.meta,
+            status_fields=self._status_fields,
+        )
+        self._on_close("pipeline", self.pipeline.close)
+        self._attach_processors(processors)
+        self.control = self._open_control(config)
+        if config.view.enabled:
+            self.view = self._start_view(config)
+        self.grabber = Grabber(
+            self.source,  # probed and closed above; the grabber reopens it
+            stall_timeout_s=config.grab_timeout_s,
+            on_status=self._on_grabber_status,
+        )
+        if self.publisher is not None:
+            self.publisher.publish_meta(self.meta)
+        if config.recording.enabled:
+            self.pipeline.start_recording(None, config.recording.video)
+
+    def _pin_cpus(self, loop_cpus: list[int] | None) -> CpuPlan | None:
+        """Every thread started while building (engine workers, ZeroMQ I/O, output writers,
+        recorder) inherits this thread's affinity: give them the CPUs the loop leaves."""
+        if not loop_cpus:
+            return None
+        initial = allowed_cpus()
+        plan = plan_cpus(loop_cpus, initial)
+        if set_thread_cpus(plan.others):
+            self._on_close("cpu affinity", lambda: set_thread_cpus(initial))
+        return plan
+
+    def _probe_source(self, config: RunConfig) -> tuple[FrameSource, Size]:
+        """Build the source and open it once: fail now, not on the grab thread."""
+        choice = config.source
+        source: FrameSource = choice.cls.from_options(choice.options)
+        source.open()
+        size = source.size
+        source.close()
+        return source, size
+
+    def _make_tracking(self, config: RunConfig, meta: Any) -> Any:
+        """The identity-tracking stage for a multi-animal bundle (``None``: one animal, or off)."""
+        if meta.animals is None or not config.tracking.enabled:
+            return None
+        from realtime_pose.inference.tracking import tracking_for
+
+        return tracking_for(meta, **config.tracking.model_dump(exclude={"enabled"}))
+
+    def _open_estimator(
+        self, config: RunConfig, frame_size: Size
+    ) -> tuple[PoseEstimator, DynamicCropper | None]:
+        """The engine at the shapes the loop will feed (crop window, full frame), warmed up."""
+        crop_size = None
+        if config.crop.enabled:
+            crop_size = Size(
+                min(config.crop.width, frame_size.width),
+                min(config.crop.height, frame_size.height),
+            )
+        sizing = NetworkInput.for_bundle(self.bundle.meta, config.input_size)
+        warning = undersized_input(self.bundle.meta, frame_size, config.input_size)
+        if warning:
+            log.warning("%s", warning)
+        engine = open_engine(self.bundle, config.engine, sizing.loop_sizes(frame_size, crop_size))
+        self._on_close("engine", engine.close)
+        estimator = PoseEstimator(self.bundle, engine, config.input_size)
+        runs = config.engine.options.warmup_runs  # type: ignore[attr-defined]
+        cropper = None
+        if crop_size is not None:
+            cropper = DynamicCropper(
+                frame_size, crop_size, config.crop.min_likelihood, config.crop.lost_after_frames
+            )
+            estimator.warmup(frame_size, CropWindow(0, 0, *crop_size, False), runs)
+        estimator.warmup(frame_size, None, runs)
+        return estimator, cropper
+
+    def _make_predictor(self, config: RunConfig) -> tuple[ForwardPredictor | None, LeadTime | None]:
+        p = config.prediction
+        if not p.enabled:
+            return None, None
+        predictor = ForwardPredictor(
+            len(self.bundle.keypoints),
+            model=p.model,
+            process_noise=p.process_noise,
+            measurement_noise_px=p.measurement_noise_px,
+            gate=p.gate,
+            reinit_after=p.reinit_after,
+            min_likelihood=p.min_likelihood,
+            max_coast_s=p.max_coast_s,
+        )
+        predictor.warmup()  # compile the Numba kernels now, not on the first frame
+        return predictor, LeadTime(fixed_ms=p.lead_ms)
+
+    def _open_outputs(self, config: RunConfig) -> OutputPort | None:
+        if not config.outputs:
+            return None
+        from realtime_pose.hardware import build_dispatcher
+
+        dispatcher = build_dispatcher(config.outputs, stall_timeout_s=config.watchdog_timeout_s)
+        self._on_close("outputs", dispatcher.close)
+        return dispatcher
+
+    def _attach_processors(self, processors: ProcessorChain) -> None:
+        """Give processors that want them the outputs and the event stream."""
+        submit = self.dispatcher.submit if self.dispatcher is not None else None
+        for proc in processors.processors:
+            attach = getattr(proc, "attach", None)  # DeepLabCut-Live processors have none
+            if callable(attach):
+                attach(submit, self.pipeline.post_event)
+
+    def _start_view(self, config: RunConfig):
+        """The live page, served by a child process that reads our stream (see
+        :mod:`realtime_pose.view`)."""
+        from realtime_pose.view.process import ViewProcess
+
+        assert self.publisher is not None and self.control is not None  # the config checks
+        view = ViewProcess(
+            self.publisher.bound_address,
+            self.control.bound_address,
+            config.view.address,
+            token=config.stream.token,
+        )
+        self._on_close("view", view.close)
+        return view
+
+    def _open_control(self, config: RunConfig):
+        if not (config.stream.enabled and config.stream.control_address):
+            return None
+        from realtime_pose.live.requests import SessionRequests
+        from realtime_pose.stream import ControlServer
+
+        handlers = SessionRequests(self).handlers()
+        control = ControlServer(config.stream.control_address, handlers, token=config.stream.token)
+        self._on_close("control", control.close)
+        return control
+
+    # -- parts the pipeline calls back -----------------------------------------------------
+    def _make_recorders(
+        self, path: Path | None, video: bool
+    ) -> tuple[PoseRecorderPort, FrameRecorderPort | None]:
+        from realtime_pose.recording import LOG_SUFFIX, PoseRecorder, VideoRecorder
+
+        rec = self.config.recording
+        if path is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            path = rec.directory / f"{self.bundle.meta.name}-{stamp}{LOG_SUFFIX}"
+            n = 1
+            while path.exists():
+                path = rec.directory / f"{self.bundle.meta.name}-{stamp}-{n}{LOG_SUFFIX}"
+                n += 1
+        recorder = PoseRecorder(
+            path, self.bundle.keypoints, self.meta, fsync_interval_s=rec.fsync_interval_s
+        )
+        video_recorder = None
+        if video:
+            fps = self.source.fps or 30.0
+            video_recorder = VideoRecorder(Path(path).with_suffix(".avi"), fps, self.source.size)
+        return recorder, video_recorder
+
+    def _status_fields(self) -> dict[str, Any]:
+        """What the session adds to each status message: free disk where recordings go, and
+        which outputs are on (called on the loop thread, once per status)."""
+        fields: dict[str, Any] = {}
+        folder = self.config.recording.directory
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        with suppress(OSError):
+            fields["disk_free_bytes"] = shutil.disk_usage(folder).free
+        if self.dispatcher is not None:
+            dispatcher = self.dispatcher
+            fields["outputs_on"] = {n: dispatcher.is_on(n) for n in self.config.outputs}
+        return fields
+
+    def _on_grabber_status(self, status: dict[str, Any]) -> None:
+        log.warning("source %s: %s", status.get("event"), status.get("message"))
+        if self.publisher is not None:
+            with suppress(Exception):  # called from the grab thread: never raise there
+                fields = {k: v for k, v in status.items() if k not in ("kind", "name")}
+                self.pipeline.post_event(  # from the grab thread: the loop publishes it
+                    messages.event_payload(
+                        "source", self.source.source_id, self.pipeline.frames, **fields
+                    )
+                )
+
+    # -- running --------------------------------------------------------------------------
+    def run(self, duration_s: float | None = None, on_status=None) -> None:
+        """Run the loop until stopped (signal, source end or ``duration_s``)."""
+        loop_cpus = self.cpu_plan.loop if self.cpu_plan is not None else None
+        self.pipeline.run(
+            self.grabber,
+            self.stop_event,
+            duration_s,
+            on_status,
+            loop_cpus,
+            idle_poll_s=self.config.idle_poll_us / 1e6 or None,
+        )
+
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM stop the loop cleanly (files closed, outputs off)."""
+
+        def handler(signum, _frame):
+            log.info("signal %d: stopping", signum)
+            self.stop_event.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, handler)
+
+    def close(self) -> None:
+        """Release everything in :data:`SHUTDOWN_ORDER`; outputs go off first. Safe to call
+        twice; a part that fails to close is logged and the others still close."""
+        self.stop_event.set()
+        closers, self._closers = self._closers, {}
+        for part in SHUTDOWN_ORDER:
+            close = closers.get(part)
+            if close is None:
+                continue
+            try:
+                close()
+            except Exception:
+                log.exception("closing %s failed", part)
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
