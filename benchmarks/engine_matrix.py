@@ -27,18 +27,14 @@ from realtime_pose.offline.tuning import tune
 from realtime_pose.util.paths import DEMO_BUNDLE
 
 SECTIONS = [
-    *(
-        {"backend": "onnxruntime", "threads": t, "spinning": s}
-        for t in (1, 2)
-        for s in (True, False)
-    ),
-    {"backend": "onnxruntime", "threads": 2, "denormal_as_zero": True},
-    {"backend": "onnxruntime", "threads": 2, "cpu_arena": False},
-    {"backend": "onnxruntime", "threads": 2, "provider": "xnnpack"},
-    {"backend": "openvino", "threads": 1},
-    {"backend": "openvino", "threads": 2},
-    {"backend": "openvino", "threads": 1, "precision": "bf16"},
-    {"backend": "openvino", "threads": 2, "precision": "bf16"},
+    *({"kind": "onnxruntime", "threads": t, "spinning": s} for t in (1, 2) for s in (True, False)),
+    {"kind": "onnxruntime", "threads": 2, "denormal_as_zero": True},
+    {"kind": "onnxruntime", "threads": 2, "cpu_arena": False},
+    {"kind": "onnxruntime", "threads": 2, "provider": "xnnpack"},
+    {"kind": "openvino", "threads": 1},
+    {"kind": "openvino", "threads": 2},
+    {"kind": "openvino", "threads": 1, "precision": "bf16"},
+    {"kind": "openvino", "threads": 2, "precision": "bf16"},
 ]
 
 

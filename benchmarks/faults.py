@@ -234,7 +234,7 @@ def serial_unplugged(tmp: Path, args) -> Row:
     board = EmulatorThread(link=link)
     outputs = {
         "laser": {
-            "device": "serial",
+            "kind": "serial",
             "port": str(link),
             "channel": 0,
             "max_on_ms": 50,
@@ -425,7 +425,7 @@ def disk_full(tmp: Path, args) -> Row:
     if mounted.returncode != 0:
         return {"fault": "disk_full", "ok": None, "skipped": "needs root to mount a tmpfs"}
     try:
-        outputs = {"laser": {"device": "log", "channel": 0, "max_on_ms": 50}}
+        outputs = {"laser": {"kind": "log", "channel": 0, "max_on_ms": 50}}
         config = _config(
             tmp,
             recording={"enabled": True, "directory": str(mount), "fsync_interval_s": 0.2},
@@ -475,7 +475,7 @@ def host_stall_laser_on(tmp: Path, args) -> Row:
     link, board_log = tmp / "rig-laser", tmp / "board.jsonl"
     board = start_emulator_process(link, board_log, max_on_ms=5000, watchdog_ms=1000)
     outputs = {
-        "laser": {"device": "serial", "port": str(link), "channel": 0, "max_on_ms": 500},
+        "laser": {"kind": "serial", "port": str(link), "channel": 0, "max_on_ms": 500},
     }
     config = _config(tmp, outputs=outputs, rules=[_always_rule("laser", "on")])
     config["stream"]["control_address"] = None

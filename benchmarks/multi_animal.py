@@ -193,7 +193,7 @@ def main() -> None:
     link, emu_log = str(work / "board"), work / "board.jsonl"
     emu_log.unlink(missing_ok=True)
     outputs = {
-        name: {"device": "serial", "port": link, "channel": ch, "max_on_ms": 50}
+        name: {"kind": "serial", "port": link, "channel": ch, "max_on_ms": 50}
         for ch, name in enumerate(("close", "apart"))
     }
     with start_emulator_process(link, emu_log, max_on_ms=100, watchdog_ms=0):

@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     variants = [("onnxruntime fp32", fp32, None)]
     if "bf16" in reduced_precisions():
-        variants.append(("openvino bf16", fp32, {"backend": "openvino", "precision": "bf16"}))
+        variants.append(("openvino bf16", fp32, {"kind": "openvino", "precision": "bf16"}))
     variants += [
         ("onnxruntime int8", int8, None),
-        ("openvino int8", int8, {"backend": "openvino"}),
+        ("openvino int8", int8, {"kind": "openvino"}),
     ]
     rows = []
     for size in args.sizes:

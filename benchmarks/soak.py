@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             "stream": {"address": "tcp://127.0.0.1:*", "control_address": "tcp://127.0.0.1:*"},
             "recording": {"enabled": True, "directory": str(tmp / "rec")},
             "outputs": {
-                "laser": {"device": "serial", "port": str(tmp / "rig-laser"), "max_on_ms": 50}
+                "laser": {"kind": "serial", "port": str(tmp / "rig-laser"), "max_on_ms": 50}
             },
             "rules": [
                 {

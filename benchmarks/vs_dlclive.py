@@ -158,14 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     export = args.dlc_export or write_dlc_export(args.train_dir, tmp / "dlc-export")
     frames_bgr = video_frames(args.video, args.frames)
     engines = {
-        "onnxruntime": {"backend": "onnxruntime", "threads": args.threads},
-        "openvino": {"backend": "openvino", "threads": args.threads},
+        "onnxruntime": {"kind": "onnxruntime", "threads": args.threads},
+        "openvino": {"kind": "openvino", "threads": args.threads},
     }
     from realtime_pose.engines.openvino import reduced_precisions
 
     if "bf16" in reduced_precisions():  # AMX / AVX-512 BF16: OpenVINO computes in bf16
         engines["openvino_bf16"] = {
-            "backend": "openvino",
+            "kind": "openvino",
             "threads": args.threads,
             "precision": "bf16",
         }

@@ -79,7 +79,7 @@ def _device_of(line: str) -> str:
 
 
 class DaqOptions(OutputOptions):
-    """``outputs: {NAME: {device: daq, channel: Dev1/port0/line0}}``: an NI-DAQmx line."""
+    """``outputs: {NAME: {kind: daq, channel: Dev1/port0/line0}}``: an NI-DAQmx line."""
 
     channel: str = Field(
         pattern=r"^/?[^/\s]+/[^\s]+$", description="the DAQmx line, e.g. Dev1/port0/line0"

@@ -358,8 +358,8 @@ def build_dispatcher(
     ----------
     outputs_config
         ``{output_name: section}``, each section naming its device plug-in and that device's
-        options (:data:`realtime_pose.plugins.OUTPUTS`), e.g. ``{"laser": {"device": "serial",
-        "port": "/dev/ttyACM0", "channel": 0, "max_on_ms": 50}, "valve": {"device": "log",
+        options (:data:`realtime_pose.plugins.OUTPUTS`), e.g. ``{"laser": {"kind": "serial",
+        "port": "/dev/ttyACM0", "channel": 0, "max_on_ms": 50}, "valve": {"kind": "log",
         "channel": 1}}``; sections already validated by the run config are taken as they are.
         Outputs of the same device kind whose device fields (every field but ``channel`` and
         ``max_on_ms``) agree share one device; two outputs on the same ``port`` must agree.

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 class LogOnlyOptions(OutputOptions):
-    """``outputs: {NAME: {device: log, channel: N}}``: drives nothing, records every edge."""
+    """``outputs: {NAME: {kind: log, channel: N}}``: drives nothing, records every edge."""
 
     log_path: Path | None = Field(
         default=None, description="a JSON-lines file for the device's own action log"

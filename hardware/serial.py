@@ -74,7 +74,7 @@ class _Waiter:
 
 
 class SerialOptions(OutputOptions):
-    """``outputs: {NAME: {device: serial, port: ..., channel: N}}``: a realtime-pose board."""
+    """``outputs: {NAME: {kind: serial, port: ..., channel: N}}``: a realtime-pose board."""
 
     port: str = Field(
         min_length=1, description="serial port or pyserial URL, e.g. /dev/ttyACM0, COM3"

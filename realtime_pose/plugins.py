@@ -1,8 +1,10 @@
 """Plug-ins: frame sources, inference engines and output devices, found by name.
 
 Each of the three kinds of part is a :class:`PluginKind`: :data:`SOURCES` (``source: {kind: …}``
-in a run config), :data:`ENGINES` (``engine: {backend: …}``) and :data:`OUTPUTS` (each entry of
-``outputs:``, ``{device: …}``). A plug-in is one class that
+in a run config), :data:`ENGINES` (``engine: {kind: …}``) and :data:`OUTPUTS` (each entry of
+``outputs:``, ``{kind: …}``). One rule for all three: ``kind`` names the plug-in. The older
+spellings ``engine: {backend: …}`` and ``{device: …}`` for outputs are still read, with a
+deprecation message. A plug-in is one class that
 
 - declares its options as a pydantic model in ``Options`` (a :class:`PluginOptions`; the field
   descriptions are its documentation, printed by ``realtime-pose plugins KIND NAME``), and
@@ -31,6 +33,7 @@ import importlib.metadata
 import logging
 import pkgutil
 import typing
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,18 +103,27 @@ class PluginKind(Generic[P]):
     group
         The entry-point group third-party plug-ins register under.
     key
-        The field of a config section that names the plug-in (``kind``, ``backend``, ``device``).
+        The field of a config section that names the plug-in (``kind`` for every kind).
+    legacy_key
+        An older name of that field, still read with a deprecation message (``None``: none).
     default
         The plug-in used when a section does not name one (``None``: the name is required).
     """
 
     def __init__(
-        self, what: str, package: str, group: str, key: str, default: str | None = None
+        self,
+        what: str,
+        package: str,
+        group: str,
+        key: str = "kind",
+        default: str | None = None,
+        legacy_key: str | None = None,
     ) -> None:
         self.what = what
         self.package = package
         self.group = group
         self.key = key
+        self.legacy_key = legacy_key
         self.default = default
         self._classes: dict[str, type[P]] = {}
         self._import_errors: dict[str, str] = {}
@@ -240,6 +252,7 @@ class PluginKind(Generic[P]):
             section = {}
         if not isinstance(section, Mapping):
             raise self._error((), "plugin_section", f"expected a mapping, got {section!r}", section)
+        section = self._renamed_legacy_key(section)
         name = section.get(self.key, self.default)
         if name is None:
             raise self._error(
@@ -254,6 +267,26 @@ class PluginKind(Generic[P]):
         options = {k: v for k, v in section.items() if k != self.key}
         validated = cls.Options.model_validate(options)  # type: ignore[attr-defined]
         return Choice(name, cls, validated, self.key)
+
+    def _renamed_legacy_key(self, section: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``section`` with the old name of :attr:`key` (``backend``, ``device``) renamed."""
+        old = self.legacy_key
+        if old is None or old not in section:
+            return section
+        if self.key in section:
+            raise self._error(
+                (old,),
+                "plugin_key",
+                f"give the {self.what} as `{self.key}:` only (`{old}:` is its old spelling)",
+                section[old],
+            )
+        message = (
+            f"`{old}: {section[old]}` is the old spelling for a{_n(self.what)} {self.what}; "
+            f"write `{self.key}: {section[old]}` (`{old}:` will stop being read)"
+        )
+        log.warning("%s", message)
+        warnings.warn(message, DeprecationWarning, stacklevel=4)
+        return {(self.key if k == old else k): v for k, v in section.items()}
 
     def section_type(self) -> Any:
         """An annotated type for a pydantic field holding one section of this kind."""
@@ -290,6 +323,10 @@ class PluginKind(Generic[P]):
         return "\n".join(lines)
 
 
+def _n(word: str) -> str:
+    return "n" if word[:1] in "aeiou" else ""
+
+
 def _qualname(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -300,17 +337,25 @@ def _type_name(tp: Any) -> str:
 
 
 SOURCES: PluginKind[Any] = PluginKind(
-    "source", "realtime_pose.sources", "realtime_pose.sources", key="kind", default="synthetic"
+    "source", "realtime_pose.sources", "realtime_pose.sources", default="synthetic"
 )
 """Frame sources (:class:`realtime_pose.sources.base.FrameSource` subclasses)."""
 
 ENGINES: PluginKind[Any] = PluginKind(
-    "engine", "realtime_pose.engines", "realtime_pose.engines", key="backend", default="onnxruntime"
+    "engine",
+    "realtime_pose.engines",
+    "realtime_pose.engines",
+    default="onnxruntime",
+    legacy_key="backend",
 )
 """Inference engines (:class:`realtime_pose.engines.base.Engine` implementations)."""
 
 OUTPUTS: PluginKind[Any] = PluginKind(
-    "output device", "realtime_pose.hardware", "realtime_pose.outputs", key="device", default="log"
+    "output device",
+    "realtime_pose.hardware",
+    "realtime_pose.outputs",
+    default="log",
+    legacy_key="device",
 )
 """Output devices (:class:`realtime_pose.hardware.base.OutputDevice` subclasses)."""
 

@@ -36,7 +36,7 @@ def working_rig(folder: Path, serial_port: str | None = None) -> dict:
         "bundle": "bundle",
         "engine": {"threads": 1, "spinning": False, "warmup_runs": 1},
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": "tcp://127.0.0.1:*"},
-        "outputs": {"laser": {"device": "log", "channel": 0, "max_on_ms": 100}},
+        "outputs": {"laser": {"kind": "log", "channel": 0, "max_on_ms": 100}},
         "rules": [
             {
                 "name": "red-left",
@@ -48,7 +48,7 @@ def working_rig(folder: Path, serial_port: str | None = None) -> dict:
     }
     if serial_port is not None:
         config["outputs"]["laser"] = {
-            "device": "serial",
+            "kind": "serial",
             "port": serial_port,
             "channel": 0,
             "max_on_ms": 100,
@@ -159,9 +159,7 @@ CASES: list[BrokenCase] = [
     BrokenCase(
         "video file missing", _set("source", {"kind": "video", "path": "gone.avi"}), ("gone.avi",)
     ),
-    BrokenCase(
-        "engine backend unknown", _set("engine.backend", "tflite"), ("rig.yaml", "'engine.backend'")
-    ),
+    BrokenCase("engine kind unknown", _set("engine.kind", "tflite"), ("rig.yaml", "'engine.kind'")),
     BrokenCase(
         "engine threads negative", _set("engine.threads", -1), ("rig.yaml", "'engine.threads'")
     ),
@@ -188,8 +186,8 @@ CASES: list[BrokenCase] = [
     ),
     BrokenCase(
         "output device unknown",
-        _set("outputs.laser.device", "lazer"),
-        ("rig.yaml", "'outputs.laser.device'"),
+        _set("outputs.laser.kind", "lazer"),
+        ("rig.yaml", "'outputs.laser.kind'"),
     ),
     BrokenCase(
         "output max_on zero",
@@ -198,17 +196,17 @@ CASES: list[BrokenCase] = [
     ),
     BrokenCase(
         "serial without port",
-        _set("outputs.laser", {"device": "serial", "channel": 0}),
+        _set("outputs.laser", {"kind": "serial", "channel": 0}),
         ("rig.yaml", "'outputs.laser.port'"),
     ),
     BrokenCase(
         "serial negative channel",
-        _set("outputs.laser", {"device": "serial", "port": "loop://", "channel": -2}),
+        _set("outputs.laser", {"kind": "serial", "port": "loop://", "channel": -2}),
         ("rig.yaml", "'outputs.laser.channel'"),
     ),
     BrokenCase(
         "serial port not there",
-        _set("outputs.laser", {"device": "serial", "port": "/dev/ttyNOPE9", "channel": 0}),
+        _set("outputs.laser", {"kind": "serial", "port": "/dev/ttyNOPE9", "channel": 0}),
         ("outputs.laser", "/dev/ttyNOPE9"),
     ),
     BrokenCase(

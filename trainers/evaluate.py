@@ -154,7 +154,7 @@ def bundle_predictor(
 ) -> tuple[Predictor, Any]:
     """A predictor running an exported bundle; returns it and the bundle.
 
-    ``engine`` is a run config's ``engine:`` section (e.g. ``{"backend": "openvino",
+    ``engine`` is a run config's ``engine:`` section (e.g. ``{"kind": "openvino",
     "precision": "bf16"}``, to see what an engine's reduced precision costs on labelled frames);
     default: ONNX Runtime on the CPU. ``input_size`` is the network input a rig feeds for a
     whole frame (``input_size:`` of a run config); default: the bundle's training scale.

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "bundle": str(bundle),
         "engine": {"threads": 1, "spinning": False},
         "stream": {"address": args.address, "control_address": args.control_address},
-        "outputs": {"laser": {"device": "log", "channel": 0, "max_on_ms": 50}},
+        "outputs": {"laser": {"kind": "log", "channel": 0, "max_on_ms": 50}},
         "rules": demo_rules(args.rules),
         "view": {"enabled": args.view != "off", "address": args.view},
         "recording": {

@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--engine",
         metavar="SECTION",
         help="for a bundle: the engine to run it on, as a run config's engine: section in "
-        "YAML, e.g. '{backend: openvino, precision: bf16}' (default: ONNX Runtime, CPU)",
+        "YAML, e.g. '{kind: openvino, precision: bf16}' (default: ONNX Runtime, CPU)",
     )
     parser.set_defaults(func=run)
 
@@ -98,5 +98,5 @@ def _engine_section(text: str | None) -> dict | None:
     except yaml.YAMLError as exc:
         raise ValueError(f"--engine: not YAML ({exc})") from exc
     if not isinstance(section, dict):
-        raise ValueError(f"--engine: expected a mapping like '{{backend: openvino}}', got {text!r}")
+        raise ValueError(f"--engine: expected a mapping like '{{kind: openvino}}', got {text!r}")
     return section

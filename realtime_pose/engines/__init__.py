@@ -5,7 +5,7 @@ Each backend is one module of this package registered as an engine plug-in
 providers) and ``tensorrt`` (a native TensorRT engine from the bundle's cache). The run config's
 ``engine:`` section names the backend and its options::
 
-    engine: {backend: onnxruntime, provider: cpu, threads: 2}
+    engine: {kind: onnxruntime, provider: cpu, threads: 2}
 
 Adding a backend is one new module here (or a package of your own registered through the
 ``realtime_pose.engines`` entry-point group).
@@ -40,7 +40,7 @@ def open_engine(
         The loaded model bundle.
     engine
         The section as validated by the run config (a :class:`~realtime_pose.plugins.Choice`),
-        or as a mapping, e.g. ``{"backend": "onnxruntime", "threads": 2}``; ``None``: ONNX
+        or as a mapping, e.g. ``{"kind": "onnxruntime", "threads": 2}``; ``None``: ONNX
         Runtime on the CPU with its defaults.
     input_sizes
         The network input sizes the caller will feed, when known (GPU engines build one shape

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 class AutoOptions(EngineOptions):
-    """``engine: {backend: auto}``: no options of its own but the warm-up."""
+    """``engine: {kind: auto}``: no options of its own but the warm-up."""
 
 
 @ENGINES.register("auto")
@@ -42,7 +42,7 @@ class AutoEngine:
                 bundle.meta.name,
                 bundle.root,
             )
-            choice = ENGINES.choose({"backend": "onnxruntime"})
+            choice = ENGINES.choose({"kind": "onnxruntime"})
             return choice.cls.for_bundle(bundle, choice.options, input_sizes)
         log.info("%s: tuned engine %s", bundle.meta.name, choice.dump())
         try:
@@ -53,5 +53,5 @@ class AutoEngine:
                 bundle.meta.name,
                 exc,
             )
-        choice = ENGINES.choose({"backend": "onnxruntime"})
+        choice = ENGINES.choose({"kind": "onnxruntime"})
         return choice.cls.for_bundle(bundle, choice.options, input_sizes)

@@ -82,7 +82,7 @@ def _provider_list(
 
 
 class OrtOptions(EngineOptions):
-    """``engine: {backend: onnxruntime, ...}``."""
+    """``engine: {kind: onnxruntime, ...}``."""
 
     provider: Provider = Field(default="cpu", description="ONNX Runtime execution provider")
     threads: int = Field(default=0, ge=0, description="intra-op threads (0 = one per core)")

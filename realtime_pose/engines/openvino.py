@@ -54,7 +54,7 @@ def shared_core() -> Any:
 
 
 class OpenVinoOptions(EngineOptions):
-    """``engine: {backend: openvino, ...}``."""
+    """``engine: {kind: openvino, ...}``."""
 
     threads: int = Field(default=0, ge=0, description="inference threads (0: OpenVINO's choice)")
     hint: Literal["LATENCY", "THROUGHPUT"] = Field(

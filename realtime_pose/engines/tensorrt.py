@@ -55,7 +55,7 @@ def gpu_identity(
 
 
 class TensorRTOptions(EngineOptions):
-    """``engine: {backend: tensorrt, ...}``: engines from ``realtime-pose build-engine``."""
+    """``engine: {kind: tensorrt, ...}``: engines from ``realtime-pose build-engine``."""
 
     precision: Literal["fp32", "fp16", "int8"] = Field(
         default="fp16", description="which cached engine to load (as built by build-engine)"

@@ -110,7 +110,7 @@ def run_latency_test(
             "recording": {"enabled": False, "directory": tmp},
             "outputs": {
                 "laser": {
-                    "device": "serial",
+                    "kind": "serial",
                     "port": pty.host_path,
                     "channel": 0,
                     "max_on_ms": 50,

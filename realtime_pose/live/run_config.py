@@ -157,7 +157,7 @@ class RunConfig(_Section):
     source: SourceSection = Field(default_factory=SOURCES.default_choice)
     bundle: Path
     engine: EngineSection = Field(
-        default_factory=lambda: ENGINES.choose({"backend": "auto"}),
+        default_factory=lambda: ENGINES.choose({"kind": "auto"}),
         description="the engine and its options; none: what `realtime-pose tune` chose here",
     )
     input_size: Size | None = Field(

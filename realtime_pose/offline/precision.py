@@ -1,6 +1,6 @@
 """Whether an engine setting that computes in reduced precision keeps the bundle's accuracy.
 
-An engine section such as ``{backend: openvino, precision: bf16}`` runs the bundle's fp32 graph
+An engine section such as ``{kind: openvino, precision: bf16}`` runs the bundle's fp32 graph
 with fewer mantissa bits (on CPUs with AMX or AVX-512 BF16 it is much faster at large inputs).
 Whether the keypoints survive depends on the network, so it is measured, not assumed: the
 bundle's labelled held-out frames (its training project's test split, as ``realtime-pose

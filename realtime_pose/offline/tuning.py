@@ -39,9 +39,7 @@ log = logging.getLogger(__name__)
 def candidates() -> list[dict[str, Any]]:
     """The engine sections :func:`tune` compares (those whose backend is installed)."""
     sections: list[dict[str, Any]] = [
-        {"backend": "onnxruntime", "threads": t, "spinning": s}
-        for t in (1, 2)
-        for s in (True, False)
+        {"kind": "onnxruntime", "threads": t, "spinning": s} for t in (1, 2) for s in (True, False)
     ]
     try:
         import openvino  # noqa: F401
@@ -50,9 +48,9 @@ def candidates() -> list[dict[str, Any]]:
     else:
         from realtime_pose.engines.openvino import reduced_precisions
 
-        sections += [{"backend": "openvino", "threads": t} for t in (1, 2)]
+        sections += [{"kind": "openvino", "threads": t} for t in (1, 2)]
         sections += [
-            {"backend": "openvino", "threads": t, "precision": p}
+            {"kind": "openvino", "threads": t, "precision": p}
             for p in reduced_precisions()
             for t in (1, 2)
         ]
@@ -144,7 +142,7 @@ def _keeps_accuracy(
     section = row["engine"]
     if not is_reduced(section):
         return True
-    key = (section.get("backend", ""), section["precision"])
+    key = (section.get("kind", ""), section["precision"])
     if key not in verdicts:
         if judge is None:
             verdicts[key] = {"accepted": False, "why": "not judged: no labelled frames"}

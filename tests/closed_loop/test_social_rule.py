@@ -45,7 +45,7 @@ def test_two_animals_coming_close_fire_the_social_rule(tmp_path):
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
         "recording": {"enabled": True, "directory": str(tmp_path / "rec")},
         "prediction": {"enabled": False},
-        "outputs": {"valve": {"device": "serial", "port": link, "channel": 0, "max_on_ms": 50}},
+        "outputs": {"valve": {"kind": "serial", "port": link, "channel": 0, "max_on_ms": 50}},
         "rules": [
             {
                 "name": "a-meets-b",

@@ -59,7 +59,7 @@ def run_config(tmp_path, bundle, source, link, host_max_on_ms, rule_max_on_s):
         "recording": {"enabled": True, "directory": str(tmp_path / "rec")},
         "prediction": {"enabled": False},
         "outputs": {
-            "laser": {"device": "serial", "port": link, "channel": 0, "max_on_ms": host_max_on_ms}
+            "laser": {"kind": "serial", "port": link, "channel": 0, "max_on_ms": host_max_on_ms}
         },
         "rules": [
             {

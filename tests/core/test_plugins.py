@@ -163,7 +163,7 @@ def test_the_engine_factory_gets_the_loops_input_sizes(tmp_path, lab_site):
         ),
         (
             "outputs",
-            {"led": {"device": "serial", "port": "/dev/x", "baudrate": -1}},
+            {"led": {"kind": "serial", "port": "/dev/x", "baudrate": -1}},
             "outputs.led.baudrate",
         ),
     ],
@@ -215,7 +215,7 @@ def test_a_run_config_of_builtins_validates_through_the_plugins(tmp_path):
             {
                 "bundle": "b",
                 "source": {"kind": "video", "path": "clips/a.mp4"},
-                "outputs": {"laser": {"device": "serial", "port": "loop://", "channel": 2}},
+                "outputs": {"laser": {"kind": "serial", "port": "loop://", "channel": 2}},
             }
         )
     )
@@ -224,6 +224,29 @@ def test_a_run_config_of_builtins_validates_through_the_plugins(tmp_path):
     assert config.engine.name == "auto" and config.outputs["laser"].options.channel == 2
     rig.write_text(yaml.safe_dump({"bundle": "b", "source": {"kind": "video"}}))
     with pytest.raises(ConfigError, match=r"rig.yaml: field 'source.path': Field required"):
+        load_config(rig)
+
+
+def test_every_kind_is_named_by_kind_and_the_old_keys_still_read_with_a_warning(tmp_path, caplog):
+    rig = tmp_path / "rig.yaml"
+    rig.write_text(
+        yaml.safe_dump(
+            {
+                "bundle": "b",
+                "engine": {"backend": "onnxruntime", "threads": 1},
+                "outputs": {"laser": {"device": "log", "channel": 0}},
+            }
+        )
+    )
+    with pytest.warns(DeprecationWarning):
+        config = load_config(rig)
+    assert config.engine.name == "onnxruntime" and config.outputs["laser"].name == "log"
+    assert config.engine.dump()["kind"] == "onnxruntime"  # written back in the one spelling
+    assert "`backend: onnxruntime` is the old spelling" in caplog.text
+    rig.write_text(
+        yaml.safe_dump({"bundle": "b", "engine": {"kind": "openvino", "backend": "onnxruntime"}})
+    )
+    with pytest.raises(ConfigError, match=r"rig.yaml: field 'engine.backend': give the engine"):
         load_config(rig)
 
 

@@ -52,7 +52,7 @@ def test_native_tensorrt_without_the_stack_is_clear(bundle):
         import tensorrt  # noqa: F401
     except ImportError:
         with pytest.raises(EngineUnavailableError, match=r"for input sizes 64x48.*tensorrt"):
-            open_engine(bundle, dict(backend="tensorrt"), [Size(64, 48)])
+            open_engine(bundle, dict(kind="tensorrt"), [Size(64, 48)])
         return
     pytest.skip("tensorrt is installed: covered by the GPU tests")
 
@@ -68,8 +68,8 @@ def test_tensorrt_provider_profile_spans_the_crop_window_and_the_full_frame():
 
 
 def test_unknown_backend_and_bad_options_name_the_field(bundle):
-    with pytest.raises(ValueError, match=r"backend\n +unknown engine 'openvino2'"):
-        open_engine(bundle, {"backend": "openvino2"})
+    with pytest.raises(ValueError, match=r"kind\n +unknown engine 'openvino2'"):
+        open_engine(bundle, {"kind": "openvino2"})
     with pytest.raises(ValueError, match=r"threads\n +Input should be greater than or equal"):
         open_engine(bundle, {"threads": -1})
 
@@ -91,7 +91,7 @@ def test_native_tensorrt_engine_matches_cpu(bundle, tmp_path):
     from realtime_pose.exporters.tensorrt import build_engine
 
     build_engine(bundle, size=Size(64, 48), precision="fp32")
-    engine = open_engine(bundle, dict(backend="tensorrt", precision="fp32"), [Size(64, 48)])
+    engine = open_engine(bundle, dict(kind="tensorrt", precision="fp32"), [Size(64, 48)])
     frame = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
     for a, b in zip(open_engine(bundle).run(frame), engine.run(frame), strict=True):
         np.testing.assert_allclose(a, b, atol=1e-4)
@@ -107,7 +107,7 @@ def _marker_frames():
 def test_openvino_engine_matches_onnxruntime(bundle, bgr_in_graph):
     pytest.importorskip("openvino", reason="needs the openvino extra")
     reference = open_engine(bundle)
-    section = {"backend": "openvino", "threads": 1, "bgr_in_graph": bgr_in_graph}
+    section = {"kind": "openvino", "threads": 1, "bgr_in_graph": bgr_in_graph}
     engine = open_engine(bundle, section, [Size(64, 48)])
     assert isinstance(engine, Engine)
     assert reference.input_color is None
@@ -128,7 +128,7 @@ from realtime_pose.geometry import Size
 
 bundle = load_bundle(sys.argv[1])
 first, second = (
-    open_engine(bundle, {"backend": "openvino", "threads": 1}, [Size(64, 48)]) for _ in range(2)
+    open_engine(bundle, {"kind": "openvino", "threads": 1}, [Size(64, 48)]) for _ in range(2)
 )
 del first  # dropped in the order they were made, not the reverse
 gc.collect()
@@ -159,12 +159,12 @@ def test_openvino_engines_leave_signal_handling_intact(bundle):
 
 def test_openvino_engine_caches_compiled_models_beside_the_bundle(bundle):
     pytest.importorskip("openvino", reason="needs the openvino extra")
-    engine = open_engine(bundle, {"backend": "openvino", "threads": 1}, [Size(64, 48)])
+    engine = open_engine(bundle, {"kind": "openvino", "threads": 1}, [Size(64, 48)])
     engine.close()
     assert any((bundle.engine_cache_dir / "openvino").iterdir())
     uncached = bundle.root.parent / "uncached"
     plain = load_bundle(write_marker_bundle(uncached))
-    open_engine(plain, {"backend": "openvino", "threads": 1, "cache": False}, [Size(64, 48)])
+    open_engine(plain, {"kind": "openvino", "threads": 1, "cache": False}, [Size(64, 48)])
     assert not (plain.engine_cache_dir / "openvino").exists()
 
 
@@ -174,7 +174,7 @@ def test_estimator_on_an_engine_taking_bgr_finds_the_same_keypoints(bundle):
 
     frame = draw_markers(48, 64, [(1, 1), (2, 3), (7, 5)])  # BGR, as a camera gives it
     want = PoseEstimator(bundle, open_engine(bundle)).estimate(frame).copy()
-    engine = open_engine(bundle, {"backend": "openvino", "threads": 1})
+    engine = open_engine(bundle, {"kind": "openvino", "threads": 1})
     estimator = PoseEstimator(bundle, engine)
     image, _ = estimator.preprocess(frame)
     assert image is frame  # no conversion pass, no copy: the frame goes to the network as is
@@ -189,7 +189,7 @@ def test_estimator_on_an_engine_taking_bgr_finds_the_same_keypoints(bundle):
 
 def test_openvino_options_are_validated(bundle):
     with pytest.raises(ValueError, match=r"hint\n +Input should be 'LATENCY' or 'THROUGHPUT'"):
-        open_engine(bundle, {"backend": "openvino", "hint": "FAST"})
+        open_engine(bundle, {"kind": "openvino", "hint": "FAST"})
 
 
 def test_tune_stores_the_fastest_and_auto_uses_it_on_this_cpu_only(bundle, caplog):
@@ -200,7 +200,7 @@ def test_tune_stores_the_fastest_and_auto_uses_it_on_this_cpu_only(bundle, caplo
     from realtime_pose.offline.tuning import tune
     from realtime_pose.util.machine import cpu_key
 
-    sections = [{"backend": "onnxruntime", "threads": 1}, {"backend": "nope"}]
+    sections = [{"kind": "onnxruntime", "threads": 1}, {"kind": "nope"}]
     with pytest.raises(ValueError, match="unknown engine 'nope'"):
         tune(bundle, Size(64, 48), sections, runs=5)
     result = tune(bundle, Size(64, 48), sections[:1] * 2, runs=10, block=5)
@@ -209,18 +209,18 @@ def test_tune_stores_the_fastest_and_auto_uses_it_on_this_cpu_only(bundle, caplo
     stored = json.loads((bundle.engine_cache_dir / "tuned.json").read_text())
     assert stored[cpu_key()]["chosen"] == sections[0] and len(stored[cpu_key()]["rows"]) == 2
     # a stored choice is used by the auto engine (the default without an engine: section)
-    chosen = {"backend": "openvino", "threads": 1} if _has_openvino() else sections[0]
+    chosen = {"kind": "openvino", "threads": 1} if _has_openvino() else sections[0]
     stored[cpu_key()]["chosen"] = chosen
-    stored["Some Other CPU x64"] = {"chosen": {"backend": "onnxruntime", "threads": 7}}
+    stored["Some Other CPU x64"] = {"chosen": {"kind": "onnxruntime", "threads": 7}}
     (bundle.engine_cache_dir / "tuned.json").write_text(json.dumps(stored))
-    assert tuned_engine(bundle).dump()["backend"] == chosen["backend"]
-    engine = open_engine(bundle, {"backend": "auto"}, [Size(64, 48)])
+    assert tuned_engine(bundle).dump()["kind"] == chosen["kind"]
+    engine = open_engine(bundle, {"kind": "auto"}, [Size(64, 48)])
     assert type(engine).__name__ == ("OpenVinoEngine" if _has_openvino() else "OrtEngine")
     # ... and ignored on another CPU model
     del stored[cpu_key()]
     (bundle.engine_cache_dir / "tuned.json").write_text(json.dumps(stored))
     with caplog.at_level("INFO"):
-        assert isinstance(open_engine(bundle, {"backend": "auto"}), OrtEngine)
+        assert isinstance(open_engine(bundle, {"kind": "auto"}), OrtEngine)
     assert "not tuned for this CPU" in caplog.text
 
 
@@ -232,11 +232,11 @@ def test_auto_falls_back_to_onnxruntime_when_the_tuned_engine_cannot_run(bundle,
 
     if "XnnpackExecutionProvider" in ort.get_available_providers():
         pytest.skip("this ONNX Runtime has XNNPACK: the stored choice would run")
-    stored = {cpu_key(): {"chosen": {"backend": "onnxruntime", "provider": "xnnpack"}}}
+    stored = {cpu_key(): {"chosen": {"kind": "onnxruntime", "provider": "xnnpack"}}}
     bundle.engine_cache_dir.mkdir(parents=True, exist_ok=True)
     (bundle.engine_cache_dir / "tuned.json").write_text(json.dumps(stored))
     with caplog.at_level("WARNING"):
-        engine = open_engine(bundle, {"backend": "auto"})
+        engine = open_engine(bundle, {"kind": "auto"})
     assert type(engine) is OrtEngine and engine.run(draw_markers(48, 64, [(1, 1)] * 3))
     assert "the tuned engine cannot run here" in caplog.text and "xnnpack" in caplog.text
 

@@ -86,7 +86,7 @@ def test_watchdog_switches_everything_off_when_kicks_stop():
 
 
 def test_watchdog_sends_all_off_to_the_board(emulator):
-    config = {"laser": {"device": "serial", "port": emulator.path, "channel": 2}}
+    config = {"laser": {"kind": "serial", "port": emulator.path, "channel": 2}}
     with build_dispatcher(config, stall_timeout_s=0.3, register_atexit=False) as disp:
         disp.submit("laser", "on")
         wait_until(lambda: emulator.emulator.edges(2))
@@ -117,7 +117,7 @@ _HOST = """
 import sys, time
 from realtime_pose.hardware import build_dispatcher
 disp = build_dispatcher(
-    {"laser": {"device": "serial", "port": sys.argv[1], "channel": 1, "max_on_ms": 30000}}
+    {"laser": {"kind": "serial", "port": sys.argv[1], "channel": 1, "max_on_ms": 30000}}
 )
 if sys.argv[2] == "sigterm":
     disp.install_signal_handler()
@@ -157,9 +157,9 @@ def test_host_process_switches_outputs_off_when_terminated_or_exiting(emulator, 
 
 def test_build_dispatcher_shares_devices_by_port(emulator):
     config = {
-        "laser": {"device": "serial", "port": emulator.path, "channel": 0, "max_on_ms": 50},
-        "led": {"device": "serial", "port": emulator.path, "channel": 3},
-        "valve": {"device": "log", "channel": 1, "max_on_ms": 200},
+        "laser": {"kind": "serial", "port": emulator.path, "channel": 0, "max_on_ms": 50},
+        "led": {"kind": "serial", "port": emulator.path, "channel": 3},
+        "valve": {"kind": "log", "channel": 1, "max_on_ms": 200},
     }
     with build_dispatcher(config, register_atexit=False) as disp:
         laser_dev, _ = disp.target("laser")
@@ -179,37 +179,37 @@ def test_build_dispatcher_shares_devices_by_port(emulator):
     [
         ({}, "non-empty"),
         ({"laser": 5}, r"outputs\.laser: expected a mapping"),
-        ({"laser": {"device": "usb", "channel": 0}}, r"outputs\.laser\.device: unknown output"),
-        ({"laser": {"device": 3}}, r"outputs\.laser\.device: expected a name"),
-        ({"laser": {"device": "serial", "channel": 0}}, r"outputs\.laser\.port: Field required"),
+        ({"laser": {"kind": "usb", "channel": 0}}, r"outputs\.laser\.kind: unknown output"),
+        ({"laser": {"kind": 3}}, r"outputs\.laser\.kind: expected a name"),
+        ({"laser": {"kind": "serial", "channel": 0}}, r"outputs\.laser\.port: Field required"),
         (
-            {"laser": {"device": "serial", "port": "loop://", "channel": "a"}},
+            {"laser": {"kind": "serial", "port": "loop://", "channel": "a"}},
             r"outputs\.laser\.channel: Input should be a valid integer",
         ),
         (
-            {"laser": {"device": "serial", "port": "loop://", "channel": -1}},
+            {"laser": {"kind": "serial", "port": "loop://", "channel": -1}},
             r"outputs\.laser\.channel: Input should be greater than or equal to 0",
         ),
         (
-            {"laser": {"device": "log", "channel": 0, "max_on_ms": 0}},
+            {"laser": {"kind": "log", "channel": 0, "max_on_ms": 0}},
             r"outputs\.laser\.max_on_ms: Input should be greater than 0",
         ),
         (
-            {"laser": {"device": "log", "channel": 0, "max_on": 5}},
+            {"laser": {"kind": "log", "channel": 0, "max_on": 5}},
             r"outputs\.laser\.max_on: Extra inputs are not permitted",
         ),
         (
-            {"laser": {"device": "daq", "channel": "port0"}},
+            {"laser": {"kind": "daq", "channel": "port0"}},
             r"outputs\.laser\.channel: String should match pattern",
         ),
         (
-            {"a": {"device": "log", "channel": 0}, "b": {"device": "log", "channel": 0}},
+            {"a": {"kind": "log", "channel": 0}, "b": {"kind": "log", "channel": 0}},
             r"outputs\.b\.channel: 0 is already used by output 'a'",
         ),
         (
             {
-                "a": {"device": "serial", "port": "loop://", "channel": 0, "baudrate": 9600},
-                "b": {"device": "serial", "port": "loop://", "channel": 1},
+                "a": {"kind": "serial", "port": "loop://", "channel": 0, "baudrate": 9600},
+                "b": {"kind": "serial", "port": "loop://", "channel": 1},
             },
             r"outputs\.b: shares its serial device with output 'a' but sets \['baudrate'\]",
         ),
@@ -221,7 +221,7 @@ def test_build_dispatcher_names_the_output_and_field_at_fault(config, match):
 
 
 def test_build_dispatcher_reports_an_unopenable_port_with_the_output_name():
-    config = {"laser": {"device": "serial", "port": "/dev/does-not-exist-rpio", "channel": 0}}
+    config = {"laser": {"kind": "serial", "port": "/dev/does-not-exist-rpio", "channel": 0}}
     with pytest.raises(DeviceUnavailableError, match=r"outputs\.laser: cannot open serial port"):
         build_dispatcher(config, register_atexit=False)
 

@@ -50,10 +50,10 @@ def labelled_bundle(tmp_path_factory):
 
 
 def test_reduced_means_below_fp32():
-    assert is_reduced({"backend": "openvino", "precision": "bf16"})
+    assert is_reduced({"kind": "openvino", "precision": "bf16"})
     assert is_reduced({"precision": "f16"})
-    assert not is_reduced({"backend": "openvino", "precision": "f32"})
-    assert not is_reduced({"backend": "onnxruntime", "threads": 2})
+    assert not is_reduced({"kind": "openvino", "precision": "f32"})
+    assert not is_reduced({"kind": "onnxruntime", "threads": 2})
 
 
 def test_the_project_comes_from_the_bundle_unless_given(labelled_bundle, tmp_path):
@@ -67,13 +67,13 @@ def test_the_project_comes_from_the_bundle_unless_given(labelled_bundle, tmp_pat
 def test_held_out_change_runs_both_engines_on_the_test_frames(labelled_bundle):
     pytest.importorskip("openvino", reason="needs the openvino extra")
     bundle, project = labelled_bundle
-    verdict = held_out_change(bundle, {"backend": "openvino"}, project)
+    verdict = held_out_change(bundle, {"kind": "openvino"}, project)
     assert verdict["frames"] == 6 and verdict["keypoints"] > 0
     assert verdict["fp32_mean_px"] > 0  # real errors of a real network, not zeros
     # f32 on both: keypoints equal but where a score map has two near-equal maxima (one of the
     # 24 here moves a cell, ~1 px), so the mean moves by hundredths
     assert abs(verdict["change_px"]) < 0.1 and verdict["accepted"]
-    refused = held_out_change(bundle, {"backend": "openvino"}, project, tolerance_px=-1.0)
+    refused = held_out_change(bundle, {"kind": "openvino"}, project, tolerance_px=-1.0)
     assert not refused["accepted"] and refused["tolerance_px"] == -1.0
 
 
@@ -83,7 +83,7 @@ def test_tune_chooses_a_reduced_precision_only_when_judged_and_accepted(labelled
         pytest.skip("OpenVINO computes no reduced precision on this CPU")
     bundle, _ = labelled_bundle
     size = Size(64, 48)
-    reduced = [{"backend": "openvino", "threads": t, "precision": precisions[0]} for t in (1, 2)]
+    reduced = [{"kind": "openvino", "threads": t, "precision": precisions[0]} for t in (1, 2)]
     calls = []
 
     def judge(accepted: bool):
@@ -101,7 +101,7 @@ def test_tune_chooses_a_reduced_precision_only_when_judged_and_accepted(labelled
         tune(bundle, size, reduced, runs=4, block=2, judge=judge(False))
     with pytest.raises(EngineError, match="not judged: no labelled frames"):
         tune(bundle, size, reduced, runs=4, block=2, judge=None)
-    full = {"backend": "onnxruntime", "threads": 1}
+    full = {"kind": "onnxruntime", "threads": 1}
     assert tune(bundle, size, [*reduced, full], runs=4, block=2, judge=None).chosen == full
 
 
@@ -142,9 +142,9 @@ def test_evaluate_runs_the_bundle_on_the_engine_asked(labelled_bundle, tmp_path,
     assert json.loads((tmp_path / "small.json").read_text())["input_size"] == [160, 120]
     if not _has_openvino():
         return
-    assert main([*base, str(tmp_path / "ov.json"), "--engine", "{backend: openvino}"]) == 0
+    assert main([*base, str(tmp_path / "ov.json"), "--engine", "{kind: openvino}"]) == 0
     ov = json.loads((tmp_path / "ov.json").read_text())
-    assert ov["engine"] == {"backend": "openvino"}
+    assert ov["engine"] == {"kind": "openvino"}
     assert ov["mean_error_px"] == pytest.approx(ort["mean_error_px"], abs=0.1)
 
 
@@ -168,7 +168,7 @@ def test_openvino_refuses_a_precision_this_cpu_lacks(labelled_bundle):
         pytest.skip("this CPU computes every reduced precision OpenVINO offers")
     bundle, _ = labelled_bundle
     with pytest.raises(EngineUnavailableError, match=f"cannot compute {missing[0]}"):
-        open_engine(bundle, {"backend": "openvino", "precision": missing[0]})
+        open_engine(bundle, {"kind": "openvino", "precision": missing[0]})
 
 
 def _has_openvino() -> bool:

@@ -36,8 +36,8 @@ def record_session(tmp_path) -> Path:
         "recording": {"enabled": True, "directory": str(tmp_path / "rec"), "video": True},
         "prediction": {"enabled": False},
         "outputs": {
-            "laser": {"device": "log", "channel": 0},
-            "reward": {"device": "log", "channel": 1},
+            "laser": {"kind": "log", "channel": 0},
+            "reward": {"kind": "log", "channel": 1},
         },
         "rules": [
             {

@@ -65,7 +65,7 @@ def test_the_exported_bundle_runs_live_with_both_animals_and_a_per_animal_rule(t
         "engine": {"threads": 1, "spinning": False, "warmup_runs": 1},
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
         "recording": {"enabled": True, "directory": str(tmp_path / "rec")},
-        "outputs": {"valve": {"device": "serial", "port": "loop://", "channel": 0}},
+        "outputs": {"valve": {"kind": "serial", "port": "loop://", "channel": 0}},
         "rules": [
             {
                 "name": "any-snout-left",

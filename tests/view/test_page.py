@@ -115,7 +115,7 @@ def test_a_zone_dragged_in_the_browser_moves_the_running_rule_and_the_laser_foll
     driver = chromium.driver
     link, emu_log = str(tmp_path / "laser"), tmp_path / "emulator.jsonl"
     with start_emulator_process(link, emu_log, max_on_ms=50, watchdog_ms=0):
-        outputs = {"laser": {"device": "serial", "port": link, "channel": 0, "max_on_ms": 30}}
+        outputs = {"laser": {"kind": "serial", "port": link, "channel": 0, "max_on_ms": 30}}
         config = marker_config(tmp_path, view={"enabled": True}, rules=[ZONE_RULE], outputs=outputs)
         with RunningSession(config, tmp_path) as run:
             stream = StreamLog(run.stream, (b"pose", b"event"))
@@ -179,7 +179,7 @@ def test_names_that_look_like_html_are_shown_as_text(tmp_path, chromium):
         view={"enabled": True},
         keypoints=[XSS_KEYPOINT, "green", "blue"],
         rules=[rule],
-        outputs={"led": {"device": "log", "channel": 0}},
+        outputs={"led": {"kind": "log", "channel": 0}},
     )
     with RunningSession(config, tmp_path) as run:
         open_page(driver, run.url, frames=5)

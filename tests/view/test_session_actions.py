@@ -24,7 +24,7 @@ RULE = {
     "condition": {"type": "zone", "keypoint": "red", "rectangle": [40, 40, 80, 64]},
     "actions": [{"output": "laser", "action": "pulse", "duration_ms": 5}],
 }
-LASER = {"laser": {"device": "log", "channel": 0, "max_on_ms": 30}}
+LASER = {"laser": {"kind": "log", "channel": 0, "max_on_ms": 30}}
 
 
 def receive(address: str, topics: tuple[bytes, ...], n: int, timeout_s: float = 20.0) -> list:
