@@ -140,7 +140,8 @@ class OutputDevice(ABC):
     """
 
     plugin_name: ClassVar[str] = "device"
-    """The name the class is registered under (``@OUTPUTS.register``), the ``kind:`` value of its ``outputs:`` entry."""
+    """The name the class is registered under (``@OUTPUTS.register``): the ``kind:`` of its
+    ``outputs:`` entry."""
     Options: ClassVar[type[OutputOptions]] = OutputOptions
     """The ``outputs:`` entry's options; subclasses declare their own device fields."""
     default_max_on_s: ClassVar[float] = 1.0

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-OPENFIELD = Path(__file__).resolve().parents[3] / (
+OPENFIELD = Path(__file__).resolve().parents[4] / (
     "shared/datasets/openfield-Pranav-2018-10-30/videos/m3v1mp4.mp4"
 )
 needs_openfield = pytest.mark.skipif(

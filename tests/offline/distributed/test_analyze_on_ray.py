@@ -13,10 +13,10 @@ import pytest
 
 from realtime_pose.cli import main
 from tests.builders import KEYPOINTS, write_marker_bundle
-from tests.offline.distributed.clips import corrupt_video, needs_openfield, openfield_clips
 from tests.nwb_checks import assert_valid_nwb, movement_poses
+from tests.offline.distributed.clips import corrupt_video, needs_openfield, openfield_clips
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 pytest.importorskip("pynwb", reason="the nwb extra is not installed")
 
 
