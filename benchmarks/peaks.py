@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
-from realtime_pose.inference.peaks import find_multi_peaks, find_peaks, find_peaks_reference
+from realtime_pose.inference.peaks import find_peaks, find_peaks_reference
 
 CASES = [(4, 60, 80), (20, 120, 160), (4, 30, 40), (20, 60, 80)]
 
@@ -58,13 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                 s, loc, 8, 7.28, "NHWC", out
             ),
             "numpy_reference_nchw": lambda s=s, loc=loc: find_peaks_reference(s, loc, 8, 7.28),
-            "multi_peak_nchw_n5": lambda s=s, loc=loc: find_multi_peaks(
-                s, loc, 8, 7.28, threshold=0.99, nms_radius=2, max_peaks=5
-            ),
         }
         for name, fn in variants.items():
-            reps = args.repeats if not name.startswith("multi") else max(200, args.repeats // 10)
-            stats = summarize_ns(_time(fn, reps), "us")
+            stats = summarize_ns(_time(fn, args.repeats), "us")
             rows.append({"variant": name, "keypoints": k, "height": h, "width": w, **stats})
             print(
                 f"{name:22s} K={k:2d} {h:3d}x{w:<3d} p50 {stats['p50_us']:8.2f} us  "

@@ -404,6 +404,108 @@ def map_sizes(
     return sizes
 
 
+def _warn_if_multi_animal(model: Dlc3Model) -> None:
+    """Warn that a model of several individuals is read as single-animal."""
+    individuals = (model.config.get("metadata") or {}).get("individuals") or []
+    if len(individuals) > 1:
+        log.warning(
+            "%s: %d individuals; the bundle finds one peak per keypoint (single animal)",
+            model.path,
+            len(individuals),
+        )
+
+
+def _append_keypoints(
+    maps_model: bytes,
+    model: Dlc3Model,
+    dec: Decoding,
+    reference: NetworkFn,
+    frames: list[np.ndarray],
+    checks: dict[str, Any],
+) -> tuple[bytes, ParityReport]:
+    """``maps_model`` with in-graph peaks appended, checked against DeepLabCut in PyTorch."""
+    import onnx
+
+    from realtime_pose.exporters.in_graph_peaks import append_peaks
+
+    final_model = append_peaks(
+        onnx.load_from_string(maps_model),
+        num_keypoints=len(model.bodyparts),
+        stride=dec.stride,
+        locref_stdev=dec.locref_std,
+        locref_name="locref" if dec.location_refinement else None,
+    ).SerializeToString()
+    report = require_parity(
+        reference,
+        ort_candidate(final_model, dec),
+        frames,
+        label="in-graph peaks",
+        what=f"in-graph peaks of {model.path}",
+        **checks,
+    )
+    return final_model, report
+
+
+def _provenance(
+    model: Dlc3Model,
+    root: Path | None,
+    pre: Preprocessing,
+    dec: Decoding,
+    grids: list[dict[str, list[int]]],
+    opset: int,
+    reports: dict[str, ParityReport],
+) -> dict[str, Any]:
+    """The bundle's ``provenance``: the DeepLabCut model, its pre- and postprocessing, checks."""
+    return {
+        "exported_from": "deeplabcut-pytorch",
+        "dlc_model_kind": model.kind,
+        "dlc_model_file": str(model.path.resolve()),
+        "dlc_config_file": str(model.config_path.resolve()),
+        "snapshot": model.path.name,
+        "net": model.net_type,
+        "method": str(model.config.get("method", "bu")),
+        "head": {"type": model.head.get("type"), "predictor": model.head.get("predictor")},
+        "project": None if root is None else str(root.resolve()),
+        "preprocessing": pre.describe(),
+        "decoding": {
+            "stride": dec.stride,
+            "offset": "stride/2",
+            "locref_std": dec.locref_std,
+            "apply_sigmoid": dec.apply_sigmoid,
+            "clip_scores": dec.clip_scores,
+        },
+        "map_sizes": grids,
+        "opset": opset,
+        "tools": tool_versions("deeplabcut", "torch", "onnx", "onnxruntime"),
+        "parity": {k: r.to_dict() for k, r in reports.items()},
+    }
+
+
+def _bundle_meta(
+    model: Dlc3Model,
+    name: str | None,
+    pre: Preprocessing,
+    dec: Decoding,
+    outputs: dict[str, Any],
+    grids: list[dict[str, list[int]]],
+    opset: int,
+    reports: dict[str, ParityReport],
+) -> dict[str, Any]:
+    """The bundle's ``bundle.json``, with the project's skeleton when its folder is reachable."""
+    root = project_root(model)
+    return {
+        "name": name or model.path.stem,
+        "keypoints": model.bodyparts,
+        "skeleton": project_skeleton(root, model.bodyparts),
+        "stride": dec.stride,
+        "locref_stdev": dec.locref_std,
+        "likelihood_clip": dec.likelihood_clip,
+        "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+        "outputs": outputs,
+        "provenance": _provenance(model, root, pre, dec, grids, opset, reports),
+    }
+
+
 def import_dlc3(
     model_path: str | Path,
     output_dir: str | Path,
@@ -454,13 +556,7 @@ def import_dlc3(
     pre = Preprocessing.from_config(model.config, model.config_path)
     net = build_network(model)
     dec = decoding_for(model, net)
-    individuals = (model.config.get("metadata") or {}).get("individuals") or []
-    if len(individuals) > 1:
-        log.warning(
-            "%s: %d individuals; the bundle finds one peak per keypoint (single animal)",
-            model.path,
-            len(individuals),
-        )
+    _warn_if_multi_animal(model)
     maps_model = export_onnx(bundle_graph(net, pre, dec), dec, opset, (64, 64))
 
     frames, source = parity_frames(model, parity_images)
@@ -486,61 +582,12 @@ def import_dlc3(
     if dec.location_refinement:
         outputs["locref"] = {"name": "locref", "layout": "NCHW"}
     if in_graph_peaks:
-        import onnx
-
-        from realtime_pose.exporters.in_graph_peaks import append_peaks
-
-        final_model = append_peaks(
-            onnx.load_from_string(maps_model),
-            num_keypoints=len(model.bodyparts),
-            stride=dec.stride,
-            locref_stdev=dec.locref_std,
-            locref_name="locref" if dec.location_refinement else None,
-        ).SerializeToString()
-        reports["in_graph_peaks"] = require_parity(
-            reference,
-            ort_candidate(final_model, dec),
-            frames,
-            label="in-graph peaks",
-            what=f"in-graph peaks of {model.path}",
-            **checks,
+        final_model, reports["in_graph_peaks"] = _append_keypoints(
+            maps_model, model, dec, reference, frames, checks
         )
         outputs = {"keypoints": {"name": "keypoints"}}
 
-    root = project_root(model)
-    meta = {
-        "name": name or model.path.stem,
-        "keypoints": model.bodyparts,
-        "skeleton": project_skeleton(root, model.bodyparts),
-        "stride": dec.stride,
-        "locref_stdev": dec.locref_std,
-        "likelihood_clip": dec.likelihood_clip,
-        "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB"},
-        "outputs": outputs,
-        "provenance": {
-            "exported_from": "deeplabcut-pytorch",
-            "dlc_model_kind": model.kind,
-            "dlc_model_file": str(model.path.resolve()),
-            "dlc_config_file": str(model.config_path.resolve()),
-            "snapshot": model.path.name,
-            "net": model.net_type,
-            "method": str(model.config.get("method", "bu")),
-            "head": {"type": model.head.get("type"), "predictor": model.head.get("predictor")},
-            "project": None if root is None else str(root.resolve()),
-            "preprocessing": pre.describe(),
-            "decoding": {
-                "stride": dec.stride,
-                "offset": "stride/2",
-                "locref_std": dec.locref_std,
-                "apply_sigmoid": dec.apply_sigmoid,
-                "clip_scores": dec.clip_scores,
-            },
-            "map_sizes": grids,
-            "opset": opset,
-            "tools": tool_versions("deeplabcut", "torch", "onnx", "onnxruntime"),
-            "parity": {k: r.to_dict() for k, r in reports.items()},
-        },
-    }
+    meta = _bundle_meta(model, name, pre, dec, outputs, grids, opset, reports)
     with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from realtime_pose.bundle import Bundle, load_bundle, write_bundle
 from realtime_pose.exporters.frames import synthetic_frames
-from realtime_pose.exporters.parity import NetworkFn, ort_network, require_parity
+from realtime_pose.exporters.parity import NetworkFn, ParityReport, ort_network, require_parity
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
 from realtime_pose.geometry import Size
@@ -175,6 +175,168 @@ def _tf_reference(tf: Any, dlc: DlcExport) -> NetworkFn:
     return run
 
 
+def _warn_if_multi_output(dlc: DlcExport) -> None:
+    """Warn that a model trained for several outputs per keypoint is read as single-animal."""
+    cfg = dlc.config
+    if cfg.num_outputs > 1:
+        log.warning(
+            "%s: num_outputs=%d; the bundle finds one peak per keypoint (single animal)",
+            dlc.root,
+            cfg.num_outputs,
+        )
+
+
+def _map_names(dlc: DlcExport) -> list[str]:
+    """The bundle's map outputs: ``scmap``, and ``locref`` when the model refines locations."""
+    return ["scmap"] + (["locref"] if dlc.config.location_refinement else [])
+
+
+def _uint8_input_graph(tf: Any, dlc: DlcExport, input_size: Size | None) -> Any:
+    """A TF graph: uint8 ``image`` → Cast → the frozen graph → float32 map outputs by name."""
+    cfg = dlc.config
+    graph = tf.Graph()
+    with graph.as_default():
+        shape = [1, None, None, 3] if input_size is None else [1, *Size(*input_size).shape, 3]
+        image = tf.compat.v1.placeholder(tf.uint8, shape, name="image")
+        x = tf.cast(image, dlc.input_dtype)
+        sources = [f"{SCOREMAP_NODE}:0"] + ([f"{LOCREF_NODE}:0"] if cfg.location_refinement else [])
+        tensors = tf.compat.v1.import_graph_def(
+            dlc.graph_def,
+            input_map={f"{dlc.input_name}:0": x},
+            return_elements=sources,
+            name="dlc",
+        )
+        for out_name, tensor in zip(_map_names(dlc), tensors, strict=True):
+            tf.identity(tf.cast(tensor, tf.float32), name=out_name)
+    return graph
+
+
+def _convert_to_onnx(
+    tf: Any, tf2onnx: Any, dlc: DlcExport, opset: int, input_size: Size | None
+) -> bytes:
+    """The frozen graph, with a uint8 input, as ONNX maps-graph bytes (NCHW outputs)."""
+    from realtime_pose.exporters.keras_onnx import name_dynamic_dims
+
+    wanted = _map_names(dlc)
+    graph = _uint8_input_graph(tf, dlc, input_size)
+    tf_names = [f"{n}:0" for n in wanted]
+    proto, _ = tf2onnx.convert.from_graph_def(
+        graph.as_graph_def(),
+        input_names=["image:0"],
+        output_names=tf_names,
+        opset=opset,
+        outputs_as_nchw=tf_names,
+    )
+    _rename_tensor(proto, "image:0", "image")
+    for n in wanted:
+        _rename_tensor(proto, f"{n}:0", n)
+    name_dynamic_dims(proto)
+    return proto.SerializeToString()
+
+
+def _parity_frames(parity_images: Any, input_size: Size | None) -> tuple[list[np.ndarray], str]:
+    """The frames for the parity check (resized to ``input_size``) and where they came from."""
+    from realtime_pose.exporters.frames import load_frames
+
+    if parity_images is not None:
+        frames, source = load_frames(parity_images), "given images"
+    else:
+        frames, source = synthetic_frames(4, 240, 320, seed=4), "synthetic"
+    if input_size is not None:
+        import cv2
+
+        fixed = Size(*input_size)
+        frames = [cv2.resize(f, fixed, interpolation=cv2.INTER_AREA) for f in frames]
+    return frames, source
+
+
+def _append_keypoints(
+    maps_model: bytes,
+    reference: NetworkFn,
+    dlc: DlcExport,
+    frames: list[np.ndarray],
+    pose: dict[str, float],
+    tolerances: dict[str, Any],
+) -> tuple[bytes, ParityReport]:
+    """``maps_model`` with in-graph peaks appended, checked against the frozen graph."""
+    import onnx
+
+    from realtime_pose.exporters.in_graph_peaks import append_peaks
+
+    cfg = dlc.config
+    final_model = append_peaks(
+        onnx.load_from_string(maps_model),
+        num_keypoints=len(cfg.all_joints_names),
+        locref_name="locref" if cfg.location_refinement else None,
+        **pose,
+    ).SerializeToString()
+    candidate = ort_network(final_model)
+    if dlc.in_graph_pose:
+        # judge the appended peaks against DeepLabCut's own in-graph pose (concat_1)
+
+        def dlc_pose_reference(frame: np.ndarray) -> dict[str, np.ndarray]:
+            ref = reference(frame)
+            return {**ref, "keypoints": ref["dlc_pose_xyp"]}
+
+    else:
+        dlc_pose_reference = reference
+    report = require_parity(
+        dlc_pose_reference,
+        candidate,
+        frames,
+        label="in-graph peaks",
+        what=f"in-graph peaks of {dlc.root}",
+        **tolerances,
+        **pose,
+    )
+    return final_model, report
+
+
+def _bundle_meta(
+    dlc: DlcExport,
+    name: str | None,
+    input_size: Size | None,
+    outputs: dict[str, Any],
+    opset: int,
+    parity: dict[str, Any],
+) -> dict[str, Any]:
+    """The bundle's ``bundle.json``, with the export's ``pose_cfg.yaml`` in its provenance."""
+    cfg = dlc.config
+    extra = {
+        key: v
+        for key, v in (cfg.model_extra or {}).items()
+        if isinstance(v, (str, int, float, bool)) and key not in ("project_path",)
+    }
+    return {
+        "name": name or dlc.root.name,
+        "keypoints": cfg.all_joints_names,
+        "skeleton": [],
+        "stride": cfg.stride,
+        "locref_stdev": cfg.locref_stdev,
+        "input": {
+            "name": "image",
+            "layout": "HWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            **({} if input_size is None else {"width": input_size[0], "height": input_size[1]}),
+        },
+        "outputs": outputs,
+        "provenance": {
+            "exported_from": "deeplabcut",
+            "dlc_export_dir": str(dlc.root.resolve()),
+            "snapshot": dlc.snapshot.name,
+            "steps": _snapshot_iteration(dlc.snapshot),
+            "net": cfg.net_type,
+            "mean_pixel": cfg.mean_pixel,
+            "dlc_in_graph_pose": dlc.in_graph_pose,
+            "pose_cfg": extra,
+            "opset": opset,
+            "tools": tool_versions("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
+            "parity": parity,
+        },
+    }
+
+
 def import_dlc(
     export_dir: str | Path,
     output_dir: str | Path,
@@ -222,65 +384,18 @@ def import_dlc(
     ParityError
         When ONNX Runtime disagrees with TensorFlow beyond tolerance (nothing is written).
     """
-    from realtime_pose.exporters.frames import load_frames
-    from realtime_pose.exporters.keras_onnx import MAX_OPSET, MIN_OPSET, import_tensorflow
+    from realtime_pose.exporters.keras_onnx import check_opset, import_tensorflow, maps_outputs
 
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
+    check_opset(opset)
     check_target(output_dir, overwrite)
     dlc = read_dlc_export(export_dir)
     cfg = dlc.config
-    if cfg.num_outputs > 1:
-        log.warning(
-            "%s: num_outputs=%d; the bundle finds one peak per keypoint (single animal)",
-            dlc.root,
-            cfg.num_outputs,
-        )
+    _warn_if_multi_output(dlc)
     tf, tf2onnx = import_tensorflow()
-    import onnx
-
-    k = len(cfg.all_joints_names)
-    wanted = ["scmap"] + (["locref"] if cfg.location_refinement else [])
-    graph = tf.Graph()
-    with graph.as_default():
-        shape = [1, None, None, 3] if input_size is None else [1, *Size(*input_size).shape, 3]
-        image = tf.compat.v1.placeholder(tf.uint8, shape, name="image")
-        x = tf.cast(image, dlc.input_dtype)
-        sources = [f"{SCOREMAP_NODE}:0"] + ([f"{LOCREF_NODE}:0"] if cfg.location_refinement else [])
-        tensors = tf.compat.v1.import_graph_def(
-            dlc.graph_def,
-            input_map={f"{dlc.input_name}:0": x},
-            return_elements=sources,
-            name="dlc",
-        )
-        for out_name, tensor in zip(wanted, tensors, strict=True):
-            tf.identity(tf.cast(tensor, tf.float32), name=out_name)
-    tf_names = [f"{n}:0" for n in wanted]
-    proto, _ = tf2onnx.convert.from_graph_def(
-        graph.as_graph_def(),
-        input_names=["image:0"],
-        output_names=tf_names,
-        opset=opset,
-        outputs_as_nchw=tf_names,
-    )
-    _rename_tensor(proto, "image:0", "image")
-    for n in wanted:
-        _rename_tensor(proto, f"{n}:0", n)
-    from realtime_pose.exporters.keras_onnx import name_dynamic_dims
-
-    name_dynamic_dims(proto)
-    maps_model = proto.SerializeToString()
+    maps_model = _convert_to_onnx(tf, tf2onnx, dlc, opset, input_size)
 
     reference = _tf_reference(tf, dlc)
-    if parity_images is not None:
-        frames, source = load_frames(parity_images), "given images"
-    else:
-        frames, source = synthetic_frames(4, 240, 320, seed=4), "synthetic"
-    if input_size is not None:
-        import cv2
-
-        fixed = Size(*input_size)
-        frames = [cv2.resize(f, fixed, interpolation=cv2.INTER_AREA) for f in frames]
+    frames, source = _parity_frames(parity_images, input_size)
     pose = {"stride": cfg.stride, "locref_stdev": cfg.locref_stdev}
     tolerances = {"raw_tolerance": raw_tolerance, "tolerance_px": tolerance_px, "source": source}
     report = require_parity(
@@ -295,75 +410,17 @@ def import_dlc(
     parity: dict[str, Any] = {"tf_vs_onnx": report.to_dict()}
 
     final_model = maps_model
-    outputs: dict[str, Any] = {"scoremap": {"name": "scmap", "layout": "NCHW"}}
-    if cfg.location_refinement:
-        outputs["locref"] = {"name": "locref", "layout": "NCHW"}
+    outputs = maps_outputs(cfg.location_refinement)
     if in_graph_peaks is None:
         in_graph_peaks = dlc.in_graph_pose
     if in_graph_peaks:
-        from realtime_pose.exporters.in_graph_peaks import append_peaks
-
-        final_model = append_peaks(
-            onnx.load_from_string(maps_model),
-            num_keypoints=k,
-            locref_name="locref" if cfg.location_refinement else None,
-            **pose,
-        ).SerializeToString()
-        candidate = ort_network(final_model)
-        if dlc.in_graph_pose:
-            # judge the appended peaks against DeepLabCut's own in-graph pose (concat_1)
-
-            def dlc_pose_reference(frame: np.ndarray) -> dict[str, np.ndarray]:
-                ref = reference(frame)
-                return {**ref, "keypoints": ref["dlc_pose_xyp"]}
-
-        else:
-            dlc_pose_reference = reference
-        peaks_report = require_parity(
-            dlc_pose_reference,
-            candidate,
-            frames,
-            label="in-graph peaks",
-            what=f"in-graph peaks of {dlc.root}",
-            **tolerances,
-            **pose,
+        final_model, peaks_report = _append_keypoints(
+            maps_model, reference, dlc, frames, pose, tolerances
         )
         parity["in_graph_peaks"] = peaks_report.to_dict()
         outputs = {"keypoints": {"name": "keypoints"}}
 
-    extra = {
-        k_: v
-        for k_, v in (cfg.model_extra or {}).items()
-        if isinstance(v, (str, int, float, bool)) and k_ not in ("project_path",)
-    }
-    meta = {
-        "name": name or dlc.root.name,
-        "keypoints": cfg.all_joints_names,
-        "skeleton": [],
-        "stride": cfg.stride,
-        "locref_stdev": cfg.locref_stdev,
-        "input": {
-            "name": "image",
-            "layout": "HWC",
-            "dtype": "uint8",
-            "color": "RGB",
-            **({} if input_size is None else {"width": input_size[0], "height": input_size[1]}),
-        },
-        "outputs": outputs,
-        "provenance": {
-            "exported_from": "deeplabcut",
-            "dlc_export_dir": str(dlc.root.resolve()),
-            "snapshot": dlc.snapshot.name,
-            "steps": _snapshot_iteration(dlc.snapshot),
-            "net": cfg.net_type,
-            "mean_pixel": cfg.mean_pixel,
-            "dlc_in_graph_pose": dlc.in_graph_pose,
-            "pose_cfg": extra,
-            "opset": opset,
-            "tools": tool_versions("tensorflow", "tf2onnx", "onnx", "onnxruntime"),
-            "parity": parity,
-        },
-    }
+    meta = _bundle_meta(dlc, name, input_size, outputs, opset, parity)
     with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)

@@ -188,6 +188,180 @@ def _judge_int8(
     return held_out
 
 
+def check_opset(opset: int) -> None:
+    """Refuse an ONNX opset outside what tf2onnx converts to."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
+
+
+def maps_outputs(locref: bool = True) -> dict[str, Any]:
+    """The bundle's ``outputs`` for NCHW score maps (and location refinement) graphs."""
+    outputs: dict[str, Any] = {"scoremap": {"name": SCOREMAP_NAME, "layout": "NCHW"}}
+    if locref:
+        outputs["locref"] = {"name": LOCREF_NAME, "layout": "NCHW"}
+    return outputs
+
+
+def _convert_to_onnx(train: TrainOutput, opset: int) -> tuple[bytes, NetworkFn, int]:
+    """The Keras model as ONNX maps-graph bytes, its TF reference and its rewritten-conv count."""
+    k = len(train.config.keypoints)
+    tf, tf2onnx = import_tensorflow()
+    import keras
+
+    from realtime_pose.exporters.keras_rewrite import native_dilation_call
+
+    model = keras.models.load_model(train.model_path, compile=False)
+    serve = _serving_function(tf, model, k)
+    rewritten_call, n_rewritten = native_dilation_call(model)
+    export_fn = _serving_function(tf, model, k, rewritten_call) if n_rewritten else serve
+    spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
+    proto, _ = tf2onnx.convert.from_function(
+        export_fn,
+        input_signature=[spec],
+        opset=opset,
+        outputs_as_nchw=[SCOREMAP_NAME, LOCREF_NAME],
+    )
+    name_dynamic_dims(proto)
+    maps_model = proto.SerializeToString()
+    reference = tf_network(tf, serve.get_concrete_function(spec))
+    return maps_model, reference, n_rewritten
+
+
+def _quantize(
+    train: TrainOutput,
+    maps_model: bytes,
+    frames: list[np.ndarray],
+    source: str,
+    pose: dict[str, float],
+    method: CalibrationMethod,
+    max_calibration_frames: int,
+) -> tuple[bytes, dict[str, Any]]:
+    """The int8 graph and its ``quantization`` record, compared with the fp32 graph."""
+    from realtime_pose.exporters.int8 import quantize_model
+
+    calib, calib_source = calibration_frames(train, max_calibration_frames)
+    int8_model, quantization = quantize_model(maps_model, calib, method=method)
+    quantization["calibration_source"] = calib_source
+    q_report = check_parity(
+        ort_network(maps_model),
+        ort_network(int8_model),
+        frames,
+        raw_tolerance=None,
+        tolerance_px=None,
+        source=source,
+        **pose,
+    )
+    quantization["vs_fp32"] = q_report.to_dict()
+    log.info("int8 vs fp32: %s", q_report.describe())
+    return int8_model, quantization
+
+
+def _int8_or_fp32(
+    train: TrainOutput,
+    maps_model: bytes,
+    int8_model: bytes,
+    quantization: dict[str, Any],
+    provenance: dict[str, Any],
+    fp32_meta: dict[str, Any],
+    tolerance_px: float,
+) -> tuple[bytes, str]:
+    """The graph to write and its precision: int8 unless held-out frames refuse it (recorded)."""
+    held_out = _judge_int8(train, maps_model, int8_model, fp32_meta, tolerance_px)
+    quantization["held_out"] = held_out
+    if held_out is not None and not held_out["accepted"]:
+        provenance["int8_refused"] = quantization  # "quantization" marks an int8 graph
+        log.warning(
+            "int8 is not this bundle's model: it adds %.3g px of mean error on %d held-out "
+            "frames (fp32 %.3g px, int8 %.3g px), more than the tolerance of %.3g px; the "
+            "fp32 graph was written (a larger --int8-tolerance-px accepts it)",
+            held_out["change_px"],
+            held_out["frames"],
+            held_out["fp32_mean_px"],
+            held_out["int8_mean_px"],
+            tolerance_px,
+        )
+        return maps_model, "fp32"
+    provenance["quantization"] = quantization
+    return int8_model, "int8"
+
+
+def _provenance(
+    train: TrainOutput, opset: int, n_rewritten: int, parity: dict[str, Any]
+) -> dict[str, Any]:
+    """The bundle's ``provenance``: the training run, the conversion and its parity checks."""
+    return {
+        **train.provenance(),
+        "exported_from": "keras",
+        "opset": opset,
+        "native_dilated_convs": n_rewritten,
+        "tools": tool_versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"),
+        "parity": parity,
+    }
+
+
+def _bundle_meta(
+    train: TrainOutput,
+    name: str | None,
+    outputs: dict[str, Any],
+    precision: str,
+    provenance: dict[str, Any],
+) -> dict[str, Any]:
+    """The bundle's ``bundle.json`` for a graph with ``outputs`` at ``precision``."""
+    cfg = train.config
+    project_name = Path(cfg.project).name if cfg.project else train.root.name
+    meta = {
+        "name": name or f"{project_name}-{cfg.net or 'net'}" + "-int8" * (precision == "int8"),
+        "keypoints": cfg.keypoints,
+        "skeleton": cfg.skeleton,
+        "stride": cfg.stride,
+        "locref_stdev": cfg.locref_stdev,
+        "input": {
+            "name": INPUT_NAME,
+            "layout": "HWC",
+            "dtype": "uint8",
+            "color": "RGB",
+            "scale": cfg.input_scale,
+            "pad_to": 2 * round(cfg.stride),  # the stride-16 stage (NetworkInput.pad)
+        },
+        "outputs": outputs,
+        "provenance": provenance,
+    }
+    if cfg.animals is not None:  # several animals as identity channels
+        meta["animals"] = cfg.animals
+    return meta
+
+
+def _append_keypoints(
+    model: bytes,
+    maps_reference: NetworkFn,
+    train: TrainOutput,
+    frames: list[np.ndarray],
+    pose: dict[str, float],
+    tolerances: dict[str, Any],
+) -> tuple[bytes, ParityReport]:
+    """``model`` with in-graph peaks appended, checked against ``maps_reference``."""
+    import onnx
+
+    from realtime_pose.exporters.in_graph_peaks import append_peaks
+
+    peaks_model = append_peaks(
+        onnx.load_from_string(model),
+        num_keypoints=len(train.config.keypoints),
+        output_name=KEYPOINTS_NAME,
+        **pose,
+    ).SerializeToString()
+    report = require_parity(
+        maps_reference,
+        ort_network(peaks_model),
+        frames,
+        label="in-graph peaks",
+        what=f"in-graph peaks of {train.root}",
+        **tolerances,
+        **pose,
+    )
+    return peaks_model, report
+
+
 def export_bundle(
     train_dir: str | Path,
     output_dir: str | Path,
@@ -255,32 +429,11 @@ def export_bundle(
     TrainOutputError
         When the training-output folder is incomplete or inconsistent.
     """
-    if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
+    check_opset(opset)
     check_target(output_dir, overwrite)
     train = read_train_output(train_dir)
     cfg = train.config
-    k = len(cfg.keypoints)
-    tf, tf2onnx = import_tensorflow()
-    import keras
-    import onnx
-
-    from realtime_pose.exporters.keras_rewrite import native_dilation_call
-
-    model = keras.models.load_model(train.model_path, compile=False)
-    serve = _serving_function(tf, model, k)
-    rewritten_call, n_rewritten = native_dilation_call(model)
-    export_fn = _serving_function(tf, model, k, rewritten_call) if n_rewritten else serve
-    spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
-    proto, _ = tf2onnx.convert.from_function(
-        export_fn,
-        input_signature=[spec],
-        opset=opset,
-        outputs_as_nchw=[SCOREMAP_NAME, LOCREF_NAME],
-    )
-    name_dynamic_dims(proto)
-    maps_model = proto.SerializeToString()
-    reference = tf_network(tf, serve.get_concrete_function(spec))
+    maps_model, reference, n_rewritten = _convert_to_onnx(train, opset)
 
     frames, source = _parity_frames(train, parity_images, max_parity_frames)
     pose = {"stride": cfg.stride, "locref_stdev": cfg.locref_stdev}
@@ -299,101 +452,26 @@ def export_bundle(
     parity: dict[str, Any] = {"tf_vs_onnx": report.to_dict()}
     quantization: dict[str, Any] | None = None
     if int8:
-        from realtime_pose.exporters.int8 import quantize_model
-
-        calib, calib_source = calibration_frames(train, max_calibration_frames)
-        final_model, quantization = quantize_model(maps_model, calib, method=int8_calibration)
-        quantization["calibration_source"] = calib_source
-        q_report = check_parity(
-            ort_network(maps_model),
-            ort_network(final_model),
-            frames,
-            raw_tolerance=None,
-            tolerance_px=None,
-            source=source,
-            **pose,
+        final_model, quantization = _quantize(
+            train, maps_model, frames, source, pose, int8_calibration, max_calibration_frames
         )
-        quantization["vs_fp32"] = q_report.to_dict()
-        log.info("int8 vs fp32: %s", q_report.describe())
-
-    project_name = Path(cfg.project).name if cfg.project else train.root.name
-    provenance = {
-        **train.provenance(),
-        "exported_from": "keras",
-        "opset": opset,
-        "native_dilated_convs": n_rewritten,
-        "tools": tool_versions("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"),
-        "parity": parity,
-    }
-    outputs: dict[str, Any] = {
-        "scoremap": {"name": SCOREMAP_NAME, "layout": "NCHW"},
-        "locref": {"name": LOCREF_NAME, "layout": "NCHW"},
-    }
-
-    def bundle_meta(outputs: dict[str, Any], precision: str) -> dict[str, Any]:
-        meta = {
-            "name": name or f"{project_name}-{cfg.net or 'net'}" + "-int8" * (precision == "int8"),
-            "keypoints": cfg.keypoints,
-            "skeleton": cfg.skeleton,
-            "stride": cfg.stride,
-            "locref_stdev": cfg.locref_stdev,
-            "input": {
-                "name": INPUT_NAME,
-                "layout": "HWC",
-                "dtype": "uint8",
-                "color": "RGB",
-                "scale": cfg.input_scale,
-                "pad_to": 2 * round(cfg.stride),  # the stride-16 stage (NetworkInput.pad)
-            },
-            "outputs": outputs,
-            "provenance": provenance,
-        }
-        if cfg.animals is not None:  # several animals as identity channels
-            meta["animals"] = cfg.animals
-        return meta
-
+    provenance = _provenance(train, opset, n_rewritten, parity)
+    outputs = maps_outputs()
     precision = "fp32"
     if quantization is not None:
-        held_out = _judge_int8(
-            train, maps_model, final_model, bundle_meta(outputs, "fp32"), int8_tolerance_px
+        fp32_meta = _bundle_meta(train, name, outputs, "fp32", provenance)
+        final_model, precision = _int8_or_fp32(
+            train, maps_model, final_model, quantization, provenance, fp32_meta, int8_tolerance_px
         )
-        quantization["held_out"] = held_out
-        if held_out is not None and not held_out["accepted"]:
-            provenance["int8_refused"] = quantization  # "quantization" marks an int8 graph
-            log.warning(
-                "int8 is not this bundle's model: it adds %.3g px of mean error on %d held-out "
-                "frames (fp32 %.3g px, int8 %.3g px), more than the tolerance of %.3g px; the "
-                "fp32 graph was written (a larger --int8-tolerance-px accepts it)",
-                held_out["change_px"],
-                held_out["frames"],
-                held_out["fp32_mean_px"],
-                held_out["int8_mean_px"],
-                int8_tolerance_px,
-            )
-            final_model = maps_model
-        else:
-            provenance["quantization"] = quantization
-            precision = "int8"
     if in_graph_peaks:
-        from realtime_pose.exporters.in_graph_peaks import append_peaks
-
         maps_reference = reference if precision == "fp32" else ort_network(final_model)
-        final_model = append_peaks(
-            onnx.load_from_string(final_model), num_keypoints=k, output_name=KEYPOINTS_NAME, **pose
-        ).SerializeToString()
-        peaks_report = require_parity(
-            maps_reference,
-            ort_network(final_model),
-            frames,
-            label="in-graph peaks",
-            what=f"in-graph peaks of {train.root}",
-            **tolerances,
-            **pose,
+        final_model, peaks_report = _append_keypoints(
+            final_model, maps_reference, train, frames, pose, tolerances
         )
         parity["in_graph_peaks"] = peaks_report.to_dict()
         outputs = {"keypoints": {"name": KEYPOINTS_NAME}}
 
-    meta = bundle_meta(outputs, precision)
+    meta = _bundle_meta(train, name, outputs, precision, provenance)
     with staged_folder(output_dir, overwrite) as tmp:
         write_bundle(tmp, final_model, meta)
     return load_bundle(output_dir)

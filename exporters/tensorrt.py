@@ -119,6 +119,135 @@ def _engine_parity(
     return report.to_dict()
 
 
+def _refuse_onnxruntime_int8(bundle: Bundle) -> None:
+    """Refuse a bundle quantised for ONNX Runtime on the CPU (TensorRT cannot take its QDQ)."""
+    if bundle.meta.provenance.get("quantization"):
+        raise ValueError(
+            f"{bundle.root}: this is an ONNX Runtime int8 bundle for the CPU (asymmetric uint8 "
+            "QDQ, which TensorRT does not take); build the engine from the fp32 bundle, with "
+            "--int8 for TensorRT's own calibration"
+        )
+
+
+def _engine_size(bundle: Bundle, size: Size | None) -> Size:
+    """The engine's input size: ``size``, else the bundle's fixed size (``size`` must fit it)."""
+    fixed = bundle.meta.input.fixed_size
+    if size is None:
+        if fixed is None:
+            raise ValueError(
+                f"{bundle.root}: the bundle's input size is dynamic; give the size the live loop "
+                "feeds (--width W --height H)"
+            )
+        return fixed
+    if fixed is not None and fixed != size:
+        raise ValueError(f"{bundle.root}: the graph only accepts {fixed} input, not {size}")
+    return size
+
+
+def _parse_onnx(trt: Any, logger: Any, model_path: Path) -> tuple[Any, Any, Any]:
+    """TensorRT's builder, the network parsed from ``model_path`` and the parser that made it."""
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(model_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise EngineBuildError(f"{model_path}: TensorRT cannot parse the graph: {errors}")
+    return builder, network, parser
+
+
+def _fixed_size_config(
+    trt: Any, builder: Any, bundle: Bundle, size: Size, workspace_bytes: int
+) -> tuple[Any, Any, tuple[int, ...]]:
+    """A builder config with one optimisation profile fixed at ``size``, the profile, the shape."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
+    input_name = bundle.meta.input.name
+    shape = (1, *size.shape, bundle.meta.input.channels)
+    profile = builder.create_optimization_profile()
+    profile.set_shape(input_name, shape, shape, shape)
+    config.add_optimization_profile(profile)
+    return config, profile, shape
+
+
+def _calibration_frames(
+    bundle: Bundle, size: Size, images: Sequence[np.ndarray] | None, limit: int
+) -> tuple[list[np.ndarray], str]:
+    """INT8 calibration frames at the engine's input size, and where they came from."""
+    if images is None:
+        frames, source = bundle_frames(bundle, "train", limit)
+    else:
+        frames, source = list(images), "given images"
+    if not frames:
+        raise ValueError("int8 calibration needs at least one frame")
+    return [_resize(f, size) for f in frames], source
+
+
+def _build_and_save(
+    trt: Any,
+    cuda: Any,
+    bundle: Bundle,
+    path: Path,
+    size: Size,
+    precision: Precision,
+    gpu_name: str,
+    workspace_bytes: int,
+    calibration_images: Sequence[np.ndarray] | None,
+    max_calibration_frames: int,
+) -> dict[str, Any]:
+    """Build the engine, write it to ``path`` and return how it was built."""
+    logger = trt.Logger(trt.Logger.WARNING)
+    # the parser owns the network's weights: it must live until the engine is built
+    builder, network, _parser = _parse_onnx(trt, logger, bundle.model_path)
+    config, profile, shape = _fixed_size_config(trt, builder, bundle, size, workspace_bytes)
+    info: dict[str, Any] = {"input_shape": list(shape)}
+    if precision in ("fp16", "int8"):
+        if not getattr(builder, "platform_has_fast_fp16", True):
+            log.warning("%s has no fast fp16; TensorRT may stay in fp32", gpu_name)
+        config.set_flag(trt.BuilderFlag.FP16)
+    calibrator = None
+    if precision == "int8":
+        if not getattr(builder, "platform_has_fast_int8", True):
+            log.warning("%s has no fast int8; the engine may not be faster", gpu_name)
+        frames, source = _calibration_frames(
+            bundle, size, calibration_images, max_calibration_frames
+        )
+        cache_file = path.with_suffix(".calib")
+        cache_file.unlink(missing_ok=True)  # a new build calibrates afresh
+        calibrator = _make_calibrator(trt, cuda, frames, cache_file)
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = calibrator
+        config.set_calibration_profile(profile)
+        info["calibration"] = {
+            "method": "IInt8EntropyCalibrator2",
+            "frames": len(frames),
+            "source": source,
+        }
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise EngineBuildError(
+            f"{bundle.model_path}: TensorRT failed to build a {precision} engine at "
+            f"{size} (see TensorRT's messages above)"
+        )
+    tmp = path.with_suffix(".engine.partial")
+    tmp.write_bytes(bytes(serialized))
+    tmp.replace(path)
+    return info
+
+
+def _build_facts(
+    bundle: Bundle, gpu_name: str, trt_version: str, precision: Precision, build_s: float
+) -> dict[str, Any]:
+    """What the engine's JSON records about the build besides its input and calibration."""
+    return {
+        "bundle": bundle.meta.name,
+        "model_sha256": bundle.model_sha256(),
+        "gpu": gpu_name,
+        "tensorrt": trt_version,
+        "precision": precision,
+        "build_s": round(build_s, 2),
+    }
+
+
 def build_engine(
     bundle: Bundle,
     *,
@@ -161,23 +290,9 @@ def build_engine(
     from realtime_pose.engines.cache import engine_cache_path
     from realtime_pose.engines.tensorrt import _import_gpu_stack
 
-    if bundle.meta.provenance.get("quantization"):
-        raise ValueError(
-            f"{bundle.root}: this is an ONNX Runtime int8 bundle for the CPU (asymmetric uint8 "
-            "QDQ, which TensorRT does not take); build the engine from the fp32 bundle, with "
-            "--int8 for TensorRT's own calibration"
-        )
+    _refuse_onnxruntime_int8(bundle)
     trt, cuda = _import_gpu_stack()
-    fixed = bundle.meta.input.fixed_size
-    if size is None:
-        if fixed is None:
-            raise ValueError(
-                f"{bundle.root}: the bundle's input size is dynamic; give the size the live loop "
-                "feeds (--width W --height H)"
-            )
-        size = fixed
-    elif fixed is not None and fixed != size:
-        raise ValueError(f"{bundle.root}: the graph only accepts {fixed} input, not {size}")
+    size = _engine_size(bundle, size)
     if precision not in ("fp32", "fp16", "int8"):
         raise ValueError(f"precision must be fp32, fp16 or int8, got {precision!r}")
 
@@ -189,71 +304,22 @@ def build_engine(
     ctx.push()
     t0 = time.perf_counter()
     try:
-        logger = trt.Logger(trt.Logger.WARNING)
-        builder = trt.Builder(logger)
-        network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
-        parser = trt.OnnxParser(network, logger)
-        if not parser.parse_from_file(str(bundle.model_path)):
-            errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-            raise EngineBuildError(
-                f"{bundle.model_path}: TensorRT cannot parse the graph: {errors}"
-            )
-        config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
-        input_name = bundle.meta.input.name
-        shape = (1, *size.shape, bundle.meta.input.channels)
-        profile = builder.create_optimization_profile()
-        profile.set_shape(input_name, shape, shape, shape)
-        config.add_optimization_profile(profile)
-        info: dict[str, Any] = {"input_shape": list(shape)}
-        if precision in ("fp16", "int8"):
-            if not getattr(builder, "platform_has_fast_fp16", True):
-                log.warning("%s has no fast fp16; TensorRT may stay in fp32", gpu_name)
-            config.set_flag(trt.BuilderFlag.FP16)
-        calibrator = None
-        if precision == "int8":
-            if not getattr(builder, "platform_has_fast_int8", True):
-                log.warning("%s has no fast int8; the engine may not be faster", gpu_name)
-            if calibration_images is None:
-                frames, source = bundle_frames(bundle, "train", max_calibration_frames)
-            else:
-                frames, source = list(calibration_images), "given images"
-            if not frames:
-                raise ValueError("int8 calibration needs at least one frame")
-            frames = [_resize(f, size) for f in frames]
-            cache_file = path.with_suffix(".calib")
-            cache_file.unlink(missing_ok=True)  # a new build calibrates afresh
-            calibrator = _make_calibrator(trt, cuda, frames, cache_file)
-            config.set_flag(trt.BuilderFlag.INT8)
-            config.int8_calibrator = calibrator
-            config.set_calibration_profile(profile)
-            info["calibration"] = {
-                "method": "IInt8EntropyCalibrator2",
-                "frames": len(frames),
-                "source": source,
-            }
-        serialized = builder.build_serialized_network(network, config)
-        if serialized is None:
-            raise EngineBuildError(
-                f"{bundle.model_path}: TensorRT failed to build a {precision} engine at "
-                f"{size} (see TensorRT's messages above)"
-            )
-        tmp = path.with_suffix(".engine.partial")
-        tmp.write_bytes(bytes(serialized))
-        tmp.replace(path)
+        info = _build_and_save(
+            trt,
+            cuda,
+            bundle,
+            path,
+            size,
+            precision,
+            gpu_name,
+            workspace_bytes,
+            calibration_images,
+            max_calibration_frames,
+        )
     finally:
         ctx.pop()
     build_s = time.perf_counter() - t0
-    info.update(
-        {
-            "bundle": bundle.meta.name,
-            "model_sha256": bundle.model_sha256(),
-            "gpu": gpu_name,
-            "tensorrt": trt.__version__,
-            "precision": precision,
-            "build_s": round(build_s, 2),
-        }
-    )
+    info.update(_build_facts(bundle, gpu_name, trt.__version__, precision, build_s))
     if check:
         frames, _ = bundle_frames(bundle, "test", 4)
         info["vs_onnxruntime"] = _engine_parity(bundle, path, size, frames)

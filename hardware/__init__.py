@@ -6,7 +6,9 @@ protocol on a microcontroller, :mod:`.serial`), ``daq`` (NI-DAQmx digital lines,
 and ``log`` (a dry run that records edges, :mod:`.log`). :class:`OutputDispatcher` routes
 named outputs to them; :func:`build_dispatcher` builds one from the run config's ``outputs:``.
 Board stand-ins for tests and bench checks live in :mod:`.testing`. Of the rest of
-realtime-pose this package imports only :mod:`realtime_pose.plugins`.
+realtime-pose this package imports only the plug-in registry (:mod:`realtime_pose.plugins`) and
+two services of :mod:`realtime_pose.util`: supervised threads and, for the board check, safe
+writes.
 """
 
 from __future__ import annotations

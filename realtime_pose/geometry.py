@@ -124,16 +124,6 @@ class FrameTransform:
         out[..., 1] = (xy[..., 1] + 0.5) / self.scale_y - 0.5 + self.y0_px
         return out
 
-    def to_network(self, xy: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Map points ``[..., 2+]`` from frame to network pixels (extra columns are copied)."""
-        if out is None:
-            out = np.array(xy, dtype=np.float64 if xy.dtype != np.float32 else np.float32)
-        elif out is not xy:
-            out[...] = xy
-        out[..., 0] = (xy[..., 0] - self.x0_px + 0.5) * self.scale_x - 0.5
-        out[..., 1] = (xy[..., 1] - self.y0_px + 0.5) * self.scale_y - 0.5
-        return out
-
     def then(self, other: FrameTransform) -> FrameTransform:
         """The transform that applies ``self`` (frame → intermediate) then ``other``."""
         # Composition in centre-aligned coordinates c = x + 0.5: c' = (c - (x0 + 0.5) + 0.5) * s.

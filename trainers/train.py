@@ -21,7 +21,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -405,6 +405,56 @@ def _prepare_split(settings: TrainSettings, project: Project) -> tuple[list[int]
     return train_idx, test_idx
 
 
+@dataclasses.dataclass
+class _TrainingData:
+    """The frames a run trains and is evaluated on, and how its training batches are made."""
+
+    settings: TrainSettings
+    project: Project
+    train_idx: list[int]
+    test_idx: list[int]
+    input_scale: float
+    scale_choice: dict[str, Any]
+    crop: int
+    flip_perm: np.ndarray | None
+    aug_config: AugmentConfig
+    store: _ImageStore
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The augmented batch of training step ``step`` (see :func:`batch_for_step`)."""
+        return batch_for_step(
+            step,
+            self.settings.seed,
+            self.store,
+            self.train_idx,
+            self.settings.batch_size,
+            self.crop,
+            self.aug_config,
+            self.flip_perm,
+            self.settings.target_kind,
+        )
+
+
+@dataclasses.dataclass
+class _Network:
+    """The pose network, its training view (score logits and locref) and its optimizer."""
+
+    model: Any
+    train_model: Any
+    optimizer: Any
+    variables: list[Any]
+    backbone_start: str
+
+
+@dataclasses.dataclass
+class _TrainingOutcome:
+    """What the training loop reached."""
+
+    steps: int
+    train_s: float
+    steps_projected_at_start: int | None
+
+
 def train(settings: TrainSettings) -> dict[str, Any]:
     """Train a pose network on a DeepLabCut project; see the module docstring for the outputs.
 
@@ -413,11 +463,43 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     dict
         The contents of ``train_config.json`` (including the final test error).
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
+    _import_tensorflow_quietly()
     t_start = time.monotonic()
+    out, ckpt_dir = _prepare_output(settings)
+    data = _load_training_data(settings)
+    net = _build_network(settings, data.project)
+    step, elapsed_before_s = 0, 0.0
+    if settings.resume:
+        step, elapsed_before_s = _resume_from_checkpoint(settings, net, ckpt_dir, data.crop)
+    loop = _TrainingLoop(settings, net, data, ckpt_dir, step, elapsed_before_s)
+    _log_budget(settings, data.crop)
+    outcome = loop.run()
+    _finish_model(settings, net.model, data, outcome, out)
+    by_split, predicted = _evaluate_splits(net.model, data)
+    _write_evaluation(out, data.project, by_split)
+    _report_evaluation(out, data.project, by_split, predicted)
+    config = _train_config(settings, data, net, outcome, by_split, t_start)
+    (out / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    log.info(
+        "done: test error %s px (train %s px); wrote %s",
+        _fmt(config["test_error_px"]),
+        _fmt(config["train_error_px"]),
+        out,
+    )
+    return config
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras with TensorFlow's C++ log cut to errors (unless set), before
+    any work, so that a missing train extra fails at once."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras  # noqa: F401
+    import tensorflow  # noqa: F401
+
+
+def _prepare_output(settings: TrainSettings) -> tuple[Path, Path]:
+    """The output folder and its checkpoint folder, checked to suit a new run or a resume; the
+    output folder is created."""
     out = settings.output.expanduser()
     ckpt_dir = out / CHECKPOINT_DIR
     if (out / "model.keras").exists() and not settings.resume:
@@ -427,6 +509,12 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     if settings.resume and not ckpt_dir.is_dir():
         raise ProjectError(f"{ckpt_dir}: no checkpoint to resume from; drop --resume")
     out.mkdir(parents=True, exist_ok=True)
+    return out, ckpt_dir
+
+
+def _load_training_data(settings: TrainSettings) -> _TrainingData:
+    """Load and split the project (writing ``split.json``), choose the input scale, crop,
+    mirroring and augmentation, and decode the training frames."""
     project = load_project(settings.project, settings.train_fraction)
     train_idx, test_idx = _prepare_split(settings, project)
     log.info(
@@ -437,22 +525,62 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         len(train_idx),
         len(test_idx),
     )
+    input_scale, scale_choice = _choose_input_scale(settings, project, train_idx)
+    crop = _crop_side(settings, project, train_idx, input_scale)
+    flip_perm = _flip_permutation(settings, project)
+    aug_config = AugmentConfig(
+        scale_min=settings.scale_min * input_scale,
+        scale_max=settings.scale_max * input_scale,
+        rearrange_probability=_rearrange_probability(settings, project),
+    )
+    store = _ImageStore(project, train_idx)
+    return _TrainingData(
+        settings,
+        project,
+        train_idx,
+        test_idx,
+        input_scale,
+        scale_choice,
+        crop,
+        flip_perm,
+        aug_config,
+        store,
+    )
+
+
+def _choose_input_scale(
+    settings: TrainSettings, project: Project, train_idx: list[int]
+) -> tuple[float, dict[str, Any]]:
+    """The factor frames are resized by (``--scale``, else chosen from the training labels) and
+    the record of how it was chosen."""
     if settings.scale is None:
         choice = choose_scale(project.keypoints[train_idx], settings.scale_max, STRIDE)
-        input_scale, scale_reason = choice.scale, choice.as_dict()
+        input_scale, scale_choice = choice.scale, choice.as_dict()
     else:
-        input_scale, scale_reason = settings.scale, {"scale": settings.scale, "given": True}
+        input_scale, scale_choice = settings.scale, {"scale": settings.scale, "given": True}
     if input_scale != 1.0:
         log.info(
             "frames resized by %.2f for training and use (the animal spans ~%.0f px; %s)",
             input_scale,
-            scale_reason.get("animal_extent_px") or float("nan"),
+            scale_choice.get("animal_extent_px") or float("nan"),
             "--scale" if settings.scale is not None else "chosen from the labels",
         )
+    return input_scale, scale_choice
+
+
+def _crop_side(
+    settings: TrainSettings, project: Project, train_idx: list[int], input_scale: float
+) -> int:
+    """The square training-crop side (``--crop``, else :func:`auto_crop_size`), rounded up to a
+    multiple of 16."""
     crop = settings.crop_size or auto_crop_size(
         project, train_idx, settings.scale_max * input_scale
     )
-    crop = int(math.ceil(crop / 16) * 16)
+    return int(math.ceil(crop / 16) * 16)
+
+
+def _flip_permutation(settings: TrainSettings, project: Project) -> np.ndarray | None:
+    """The left/right bodypart permutation for mirroring, or None where mirroring is off."""
     flip_perm = flip_permutation(project.bodyparts, project.flip_pairs)
     if settings.flip is False:
         flip_perm = None
@@ -466,6 +594,12 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             "mirroring off: --no-flip, or a bodypart names a side but has no partner (declare "
             "pairs as 'symmetric_pairs' in config.yaml to turn it on)"
         )
+    return flip_perm
+
+
+def _rearrange_probability(settings: TrainSettings, project: Project) -> float:
+    """The share of samples whose animals are moved apart (``--rearrange``, else the default
+    for the number of animals)."""
     rearrange = settings.rearrange
     if rearrange is None:
         rearrange = DEFAULT_REARRANGE if project.animals else 0.0
@@ -477,39 +611,57 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         log.info(
             "moving the animals apart in %.0f %% of the samples (--rearrange)", 100 * rearrange
         )
-    aug_config = AugmentConfig(
-        scale_min=settings.scale_min * input_scale,
-        scale_max=settings.scale_max * input_scale,
-        rearrange_probability=rearrange,
-    )
-    store = _ImageStore(project, train_idx)
+    return rearrange
+
+
+def _build_network(settings: TrainSettings, project: Project) -> _Network:
+    """Seed Keras, build the network from its starting backbone weights, and its Adam optimizer."""
+    import keras
 
     keras.utils.set_random_seed(settings.seed)
     from_file = settings.weights if isinstance(settings.weights, Path) else None
     model, train_model = build_model(
         settings.net, project.num_keypoints, weights=from_file, logits=True
     )
-    backbone = f"file {from_file}" if from_file else "scratch"
+    backbone_start = _start_backbone(settings, model, from_file)
+    optimizer = keras.optimizers.Adam(learning_rate=settings.peak_learning_rate)
+    return _Network(model, train_model, optimizer, train_model.trainable_variables, backbone_start)
+
+
+def _start_backbone(settings: TrainSettings, model: Any, from_file: Path | None) -> str:
+    """Load the ImageNet weights where they are asked for; says where the backbone started."""
     if settings.resume:
-        backbone = "the checkpoint (resumed)"
-    elif settings.weights == IMAGENET:
+        return "the checkpoint (resumed)"
+    if settings.weights == IMAGENET:
         if load_imagenet_weights(model, settings.net):
-            backbone = "imagenet"
-        else:
-            backbone = "scratch (ImageNet weights could not be had)"
-    peak_lr = settings.peak_learning_rate
-    optimizer = keras.optimizers.Adam(learning_rate=peak_lr)
-    variables = train_model.trainable_variables
-    step, elapsed_before = 0, 0.0
-    if settings.resume:
-        state = _load_checkpoint(ckpt_dir, model, optimizer, variables)
-        if state.get("net") != settings.net or state.get("crop") != crop:
-            raise ProjectError(
-                f"{ckpt_dir}: the checkpoint was trained with net {state.get('net')} and crop "
-                f"{state.get('crop')}; resume with the same settings"
-            )
-        step, elapsed_before = int(state["step"]), float(state["elapsed_s"])
-        log.info("resuming at step %d (%.0f s trained)", step, elapsed_before)
+            return "imagenet"
+        return "scratch (ImageNet weights could not be had)"
+    return f"file {from_file}" if from_file else "scratch"
+
+
+def _resume_from_checkpoint(
+    settings: TrainSettings, net: _Network, ckpt_dir: Path, crop: int
+) -> tuple[int, float]:
+    """Restore the weights and optimizer state saved in ``ckpt_dir``; returns the steps and
+    seconds already trained."""
+    state = _load_checkpoint(ckpt_dir, net.model, net.optimizer, net.variables)
+    if state.get("net") != settings.net or state.get("crop") != crop:
+        raise ProjectError(
+            f"{ckpt_dir}: the checkpoint was trained with net {state.get('net')} and crop "
+            f"{state.get('crop')}; resume with the same settings"
+        )
+    step, elapsed_before_s = int(state["step"]), float(state["elapsed_s"])
+    log.info("resuming at step %d (%.0f s trained)", step, elapsed_before_s)
+    return step, elapsed_before_s
+
+
+def _train_step_function(net: _Network) -> Callable[..., Any]:
+    """One optimisation step as a ``tf.function`` of (images, scmap, locref, mask): sigmoid
+    cross-entropy on the score maps plus the masked Huber loss of the location refinement,
+    weighted by :data:`LOCREF_LOSS_WEIGHT`; it returns (loss, score loss, locref loss)."""
+    import tensorflow as tf
+
+    train_model, optimizer, variables = net.train_model, net.optimizer, net.variables
 
     @tf.function(reduce_retracing=True)
     def train_step(images: Any, scmap: Any, locref: Any, mask: Any) -> Any:
@@ -526,21 +678,11 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         optimizer.apply(grads, variables)
         return loss, score_loss, locref_loss
 
-    def make_batch(s: int) -> Any:
-        return batch_for_step(
-            s,
-            settings.seed,
-            store,
-            train_idx,
-            settings.batch_size,
-            crop,
-            aug_config,
-            flip_perm,
-            settings.target_kind,
-        )
+    return train_step
 
-    budget_s = settings.minutes * 60.0 if settings.minutes else math.inf
-    max_steps = settings.steps or 10**12
+
+def _log_budget(settings: TrainSettings, crop: int) -> None:
+    """Log what is about to be trained; warn when the step budget is too small to fit."""
     log.info(
         "training %s on %dx%d crops, batch %d, budget %s",
         settings.net,
@@ -556,93 +698,180 @@ def train(settings: TrainSettings) -> dict[str, Any]:
             steps_needed(settings.batch_size),
             settings.batch_size,
         )
-    prefetch = _Prefetcher(make_batch, step)
-    t_loop = t_first = time.monotonic()
-    compiled = False
-    calibrated = not settings.minutes
-    steps_at_compile = step
-    projected: int | None = None
-    t_log = t_ckpt = t_loop
-    steps_at_log = step
-    losses: list[float] = []
-    try:
-        for images, scmap, locref, mask in prefetch:
-            elapsed = elapsed_before + time.monotonic() - t_loop
-            if step >= max_steps or elapsed >= budget_s:
+
+
+class _TrainingLoop:
+    """Runs training steps until the step or time budget is spent, at the scheduled learning rate,
+    with progress logged and a checkpoint every few minutes.
+
+    Parameters
+    ----------
+    settings
+        The run's settings (budget, logging and checkpoint intervals).
+    net
+        The network and optimizer to train.
+    data
+        Where the training batches come from.
+    ckpt_dir
+        The checkpoint folder.
+    step, elapsed_before_s
+        The steps and seconds of training already done (non-zero on resume).
+    """
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        net: _Network,
+        data: _TrainingData,
+        ckpt_dir: Path,
+        step: int,
+        elapsed_before_s: float,
+    ) -> None:
+        self.settings = settings
+        self.net = net
+        self.data = data
+        self.ckpt_dir = ckpt_dir
+        self.train_step = _train_step_function(net)
+        self.peak_lr = settings.peak_learning_rate
+        self.budget_s = settings.minutes * 60.0 if settings.minutes else math.inf
+        self.max_steps = settings.steps or 10**12
+        self.step = step
+        self.elapsed_before_s = elapsed_before_s
+        self.steps_at_compile = self.steps_at_log = step
+        self.compiled = False
+        self.calibrated = not settings.minutes
+        self.projected: int | None = None
+        self.losses: list[float] = []
+        self.t_first = self.t_loop = self.t_log = self.t_ckpt = 0.0
+
+    def run(self) -> _TrainingOutcome:
+        """Train on batches made in a background thread, then write a last checkpoint."""
+        prefetch = _Prefetcher(self.data.batch, self.step)
+        self.t_first = self.t_loop = self.t_log = self.t_ckpt = time.monotonic()
+        try:
+            self._train_on(prefetch)
+        finally:
+            prefetch.close()
+        train_s = self.elapsed_before_s + time.monotonic() - self.t_loop
+        self._checkpoint(train_s)
+        return _TrainingOutcome(self.step, train_s, self.projected)
+
+    def _train_on(self, batches: Iterable[Any]) -> None:
+        """Take a step per batch until the budget is spent."""
+        for batch in batches:
+            elapsed_s = self.elapsed_before_s + time.monotonic() - self.t_loop
+            if self.step >= self.max_steps or elapsed_s >= self.budget_s:
                 break
-            progress = max(step / max_steps, elapsed / budget_s)
-            optimizer.learning_rate.assign(
-                learning_rate(peak_lr, step, progress, settings.warmup_steps)
-            )
-            loss, score_loss, locref_loss = train_step(images, scmap, locref, mask)
-            step += 1
-            if not compiled:
-                # the first step traces and compiles the graph (tens of seconds on a busy CPU);
-                # the budget counts training, not compilation
-                compiled = True
-                t_loop = t_log = t_ckpt = time.monotonic()
-                log.info("compiled the training step in %.0f s", t_loop - t_first)
-            losses.append(float(loss))
-            if not math.isfinite(losses[-1]):
-                raise FloatingPointError(
-                    f"loss became {losses[-1]} at step {step}; lower --learning-rate"
-                )
+            score_loss, locref_loss = self._take_step(batch, elapsed_s)
             now = time.monotonic()
-            if not calibrated and now - t_loop >= settings.budget_check_s:
-                calibrated = True
-                rate = (now - t_loop) / max(1, step - steps_at_compile)
-                projected, advice = budget_advice(
-                    rate, budget_s, elapsed, step, settings.batch_size
-                )
-                if advice:
-                    log.warning("%s", advice)
-                else:
-                    log.info("≈ %d steps in the %.0f-minute budget", projected, budget_s / 60)
-            if now - t_log >= settings.log_every_s:
-                rate = (now - t_log) / max(1, step - steps_at_log)
-                left = min((max_steps - step) * rate, budget_s - elapsed)
-                log.info(
-                    "step %d  loss %.5f (score %.5f, locref %.4f)  lr %.2e  %.3f s/step  "
-                    "%.0f s trained, ~%.0f s left",
-                    step,
-                    np.mean(losses[-100:]),
-                    float(score_loss),
-                    float(locref_loss),
-                    float(optimizer.learning_rate),
-                    rate,
-                    elapsed,
-                    left,
-                )
-                t_log, steps_at_log = now, step
-            if now - t_ckpt >= settings.checkpoint_minutes * 60:
-                _save_checkpoint(
-                    ckpt_dir, model, optimizer,
-                    {"step": step, "elapsed_s": elapsed_before + now - t_loop,
-                     "net": settings.net, "crop": crop},
-                )  # fmt: skip
-                t_ckpt = now
-    finally:
-        prefetch.close()
-    train_s = elapsed_before + time.monotonic() - t_loop
-    _save_checkpoint(
-        ckpt_dir, model, optimizer,
-        {"step": step, "elapsed_s": train_s, "net": settings.net, "crop": crop},
-    )  # fmt: skip
-    log.info("trained %d steps in %.0f s; re-estimating BatchNorm statistics", step, train_s)
-    if step < steps_needed(settings.batch_size):
+            if not self.calibrated and now - self.t_loop >= self.settings.budget_check_s:
+                self._judge_time_budget(now, elapsed_s)
+            if now - self.t_log >= self.settings.log_every_s:
+                self._log_progress(now, elapsed_s, score_loss, locref_loss)
+            if now - self.t_ckpt >= self.settings.checkpoint_minutes * 60:
+                self._checkpoint(self.elapsed_before_s + now - self.t_loop)
+                self.t_ckpt = now
+
+    def _take_step(self, batch: Sequence[np.ndarray], elapsed_s: float) -> tuple[Any, Any]:
+        """One optimisation step at the scheduled learning rate; returns the score and locref
+        losses."""
+        progress = max(self.step / self.max_steps, elapsed_s / self.budget_s)
+        self.net.optimizer.learning_rate.assign(
+            learning_rate(self.peak_lr, self.step, progress, self.settings.warmup_steps)
+        )
+        loss, score_loss, locref_loss = self.train_step(*batch)
+        self.step += 1
+        if not self.compiled:
+            self._restart_clocks_after_compiling()
+        self.losses.append(float(loss))
+        if not math.isfinite(self.losses[-1]):
+            raise FloatingPointError(
+                f"loss became {self.losses[-1]} at step {self.step}; lower --learning-rate"
+            )
+        return score_loss, locref_loss
+
+    def _restart_clocks_after_compiling(self) -> None:
+        """Start the clocks anew after the first step, which traced and compiled the graph."""
+        # compiling takes tens of seconds on a busy CPU; the budget counts training, not that
+        self.compiled = True
+        self.t_loop = self.t_log = self.t_ckpt = time.monotonic()
+        log.info("compiled the training step in %.0f s", self.t_loop - self.t_first)
+
+    def _judge_time_budget(self, now: float, elapsed_s: float) -> None:
+        """Project the steps the time budget will reach at the rate measured so far, and warn
+        when they are too few (:func:`budget_advice`)."""
+        self.calibrated = True
+        rate = (now - self.t_loop) / max(1, self.step - self.steps_at_compile)
+        self.projected, advice = budget_advice(
+            rate, self.budget_s, elapsed_s, self.step, self.settings.batch_size
+        )
+        if advice:
+            log.warning("%s", advice)
+        else:
+            log.info("≈ %d steps in the %.0f-minute budget", self.projected, self.budget_s / 60)
+
+    def _log_progress(
+        self, now: float, elapsed_s: float, score_loss: Any, locref_loss: Any
+    ) -> None:
+        """Log the recent loss, the learning rate, the speed and the time left."""
+        rate = (now - self.t_log) / max(1, self.step - self.steps_at_log)
+        left = min((self.max_steps - self.step) * rate, self.budget_s - elapsed_s)
+        log.info(
+            "step %d  loss %.5f (score %.5f, locref %.4f)  lr %.2e  %.3f s/step  "
+            "%.0f s trained, ~%.0f s left",
+            self.step,
+            np.mean(self.losses[-100:]),
+            float(score_loss),
+            float(locref_loss),
+            float(self.net.optimizer.learning_rate),
+            rate,
+            elapsed_s,
+            left,
+        )
+        self.t_log, self.steps_at_log = now, self.step
+
+    def _checkpoint(self, elapsed_s: float) -> None:
+        """Save the weights, the optimizer state and where the run stands."""
+        state = {
+            "step": self.step,
+            "elapsed_s": elapsed_s,
+            "net": self.settings.net,
+            "crop": self.data.crop,
+        }
+        _save_checkpoint(self.ckpt_dir, self.net.model, self.net.optimizer, state)
+
+
+def _finish_model(
+    settings: TrainSettings, model: Any, data: _TrainingData, outcome: _TrainingOutcome, out: Path
+) -> None:
+    """Report the steps trained, re-estimate the BatchNorm statistics and save ``model.keras``."""
+    log.info(
+        "trained %d steps in %.0f s; re-estimating BatchNorm statistics",
+        outcome.steps,
+        outcome.train_s,
+    )
+    if outcome.steps < steps_needed(settings.batch_size):
         log.warning(
             "trained %d steps, fewer than the ~%d this project needs: the model may underfit",
-            step,
+            outcome.steps,
             steps_needed(settings.batch_size),
         )
-    bn_batches = (make_batch(10**9 + i) for i in range(settings.bn_batches))
+    # step numbers no run reaches: augmented batches other than the ones trained on
+    bn_batches = (data.batch(10**9 + i) for i in range(settings.bn_batches))
     reestimate_batchnorm(model, bn_batches, settings.bn_batches)
     model.save(out / "model.keras")
 
-    predict = keras_predictor(model, input_scale=input_scale)
+
+def _evaluate_splits(
+    model: Any, data: _TrainingData
+) -> tuple[dict[str, Any], dict[str, tuple[list[int], np.ndarray]]]:
+    """Predict the held-out frames and up to 50 training frames; returns the metrics and the
+    predictions by split name ("test", "train"), for the splits that have frames."""
+    project = data.project
+    predict = keras_predictor(model, input_scale=data.input_scale)
     by_split: dict[str, Any] = {}
     predicted: dict[str, tuple[list[int], np.ndarray]] = {}
-    for name, idx in (("test", test_idx), ("train", train_idx[:50])):
+    for name, idx in (("test", data.test_idx), ("train", data.train_idx[:50])):
         if idx:
             preds = predict_frames(predict, project, idx)
             predicted[name] = (list(idx), preds)
@@ -650,35 +879,60 @@ def train(settings: TrainSettings) -> dict[str, Any]:
                 preds, project.keypoints[idx], project.bodyparts, project.pcutoff
             )
             by_split[name].update(split=name, images=[project.images[i] for i in idx])
-    # the held-out metrics at the top level (the layout `realtime-pose evaluate --json` writes),
-    # the training-frame metrics beside them
+    return by_split, predicted
+
+
+def _write_evaluation(out: Path, project: Project, by_split: dict[str, Any]) -> None:
+    """Write ``evaluation.json``: the held-out metrics at the top level (the layout
+    `realtime-pose evaluate --json` writes), the training-frame metrics beside them."""
     headline = by_split.get("test") or by_split.get("train") or {}
     evaluation = {**headline, "model": str(out), "project": str(project.root)}
     if "train" in by_split:
         evaluation["train"] = by_split["train"]
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
-    _report_evaluation(out, project, by_split, predicted)
-    config = {
+
+
+def _train_config(
+    settings: TrainSettings,
+    data: _TrainingData,
+    net: _Network,
+    outcome: _TrainingOutcome,
+    by_split: dict[str, Any],
+    t_start: float,
+) -> dict[str, Any]:
+    """The contents of ``train_config.json``: what the exporters need, and the run's record.
+
+    Parameters
+    ----------
+    settings, data, net, outcome
+        The run: its settings, training data, network and what the training loop reached.
+    by_split
+        The evaluation metrics by split name (:func:`_evaluate_splits`).
+    t_start
+        ``time.monotonic()`` when the run started.
+    """
+    project, train_idx, test_idx = data.project, data.train_idx, data.test_idx
+    return {
         "net": settings.net,
         "keypoints": list(project.bodyparts),
         "skeleton": [list(e) for e in project.skeleton],
         "animals": project.animals,
-        "input_scale": input_scale,
-        "scale_choice": scale_reason,
+        "input_scale": data.input_scale,
+        "scale_choice": data.scale_choice,
         "stride": STRIDE,
         "locref_stdev": LOCREF_STDEV,
         "pos_dist_thresh": POS_DIST_THRESH,
         "target_kind": settings.target_kind,
-        "crop_size": crop,
+        "crop_size": data.crop,
         "batch_size": settings.batch_size,
-        "learning_rate": peak_lr,
-        "flip": flip_perm is not None,
-        "augment": dataclasses.asdict(aug_config),
-        "steps": step,
+        "learning_rate": settings.peak_learning_rate,
+        "flip": data.flip_perm is not None,
+        "augment": dataclasses.asdict(data.aug_config),
+        "steps": outcome.steps,
         "steps_needed": steps_needed(settings.batch_size),
-        "backbone_start": backbone,
-        "steps_projected_at_start": projected,
-        "train_wall_time_s": round(train_s, 1),
+        "backbone_start": net.backbone_start,
+        "steps_projected_at_start": outcome.steps_projected_at_start,
+        "train_wall_time_s": round(outcome.train_s, 1),
         "total_wall_time_s": round(time.monotonic() - t_start, 1),
         "project": str(project.root),
         "data_hash": data_hash(project),
@@ -692,14 +946,6 @@ def train(settings: TrainSettings) -> dict[str, Any]:
         "test_error_px_pcutoff": by_split.get("test", {}).get("mean_error_px_pcutoff"),
         "train_error_px": by_split.get("train", {}).get("mean_error_px"),
     }
-    (out / "train_config.json").write_text(json.dumps(config, indent=2) + "\n")
-    log.info(
-        "done: test error %s px (train %s px); wrote %s",
-        _fmt(config["test_error_px"]),
-        _fmt(config["train_error_px"]),
-        out,
-    )
-    return config
 
 
 def _fmt(value: float | None) -> str:

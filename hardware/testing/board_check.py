@@ -143,6 +143,183 @@ def _echo_stats(link: _Link, n: int, timeout_s: float) -> tuple[dict[str, float]
     }, lost
 
 
+def _record(report: BoardReport, name: str, ok: bool, detail: str) -> bool:
+    """Add one check's outcome to ``report``; return whether it passed."""
+    report.checks.append(CheckResult(name, ok, detail))
+    return ok
+
+
+def _check_version(
+    link: _Link, report: BoardReport, boot_wait_s: float, baudrate: int
+) -> int | None:
+    """Check the version line; return the board's channel count, or ``None`` if it failed."""
+    banner = _find_banner(link, boot_wait_s)
+    fields = banner.split() if banner else []
+    good = len(fields) >= 4 and fields[1] == protocol.BOARD_ID and fields[3].isdigit()
+    if not _record(
+        report,
+        "version",
+        good and fields[2] == str(protocol.PROTOCOL_VERSION),
+        f"board says {banner!r}"
+        if banner
+        else f"no answer within {boot_wait_s} s: is realtime_pose_io.ino flashed, is this the "
+        f"board's port, and (UART boards) is the baud rate {baudrate}?",
+    ):
+        return None
+    report.banner = " ".join(fields[:4])
+    report.n_channels = int(fields[3])
+    return report.n_channels
+
+
+def _check_channel(report: BoardReport, channel: int, n_channels: int) -> bool:
+    """Check that ``channel`` exists on the board."""
+    return _record(
+        report,
+        "channel",
+        0 <= channel < n_channels,
+        f"checking channel {channel} of 0..{n_channels - 1}",
+    )
+
+
+def _switch_all_off(link: _Link) -> None:
+    """Switch every channel off and acknowledgements off, and drop whatever the board said."""
+    link.send("Z")
+    link.send("C 0")
+    link.quiet(0.1)
+
+
+def _check_version_seq(link: _Link, report: BoardReport, reply_timeout_s: float) -> None:
+    """Check that ``V <seq>`` answers with the sequence number at the end."""
+    link.send("V 17")
+    got = link.expect(lambda s: s.startswith("V "), reply_timeout_s)
+    _record(
+        report,
+        "version_seq",
+        got is not None and got[1].split()[-1] == "17",
+        f"'V 17' answered {got[1] if got else None!r} (want the seq 17 at the end)",
+    )
+
+
+def _check_echo(link: _Link, report: BoardReport, echoes: int, reply_timeout_s: float) -> None:
+    """Check that every ``E`` is echoed; note the round-trip statistics in ``report``."""
+    stats, lost = _echo_stats(link, echoes, reply_timeout_s)
+    report.echo_rtt_us = stats
+    _record(
+        report,
+        "echo",
+        stats is not None and lost == 0,
+        f"{echoes - lost}/{echoes} echoes answered; round trip (us) {stats}",
+    )
+
+
+def _check_error_codes(
+    link: _Link, report: BoardReport, channel: int, n_channels: int, reply_timeout_s: float
+) -> None:
+    """Check the board's answer to each kind of bad line (``!ERR CMD``, ``CH``, ...)."""
+    long_line = "x" * 60
+    for line, want in (
+        ("bogus", "!ERR CMD bogus"),
+        (f"P {n_channels} 1", f"!ERR CH P {n_channels} 1"),
+        (f"P {channel} 0", f"!ERR RANGE P {channel} 0"),
+        (f"P {channel} 1.2345", f"!ERR ARG P {channel} 1.2345"),
+        (long_line, "!ERR LONG " + long_line[:24]),
+    ):
+        link.send(line)
+        got = link.expect(lambda s: s.startswith(protocol.REPLY_ERROR), reply_timeout_s)
+        _record(
+            report,
+            f"error {want.split()[1]}",
+            got is not None and got[1] == want,
+            f"{line[:30]!r} answered {got[1] if got else None!r}, want {want!r}",
+        )
+
+
+def _check_acks(link: _Link, report: BoardReport, reply_timeout_s: float) -> None:
+    """Check the acknowledgements of ``C 1`` and ``K 7``, then switch acknowledgements off."""
+    link.send("C 1")
+    got_c = link.expect(lambda s: s.startswith("A "), reply_timeout_s)
+    link.send("K 7")
+    got_k = link.expect(lambda s: s.startswith("A "), reply_timeout_s)
+    link.send("C 0")
+    link.expect(lambda s: s.startswith("A "), reply_timeout_s)
+    _record(
+        report,
+        "acks",
+        got_c is not None and got_c[1] == "A - C" and got_k is not None and got_k[1] == "A 7 K",
+        f"'C 1' -> {got_c[1] if got_c else None!r}, 'K 7' -> {got_k[1] if got_k else None!r}",
+    )
+
+
+def _check_pulse(link: _Link, report: BoardReport, channel: int, reply_timeout_s: float) -> None:
+    """Check, through ``Q``, that a 150 ms pulse is on while it runs and off after it."""
+    link.send(f"M {channel} 1000")
+    link.send(f"P {channel} 150")
+    link.send(f"Q {channel} 1")
+    on = link.expect(lambda s: s.startswith("S ") and s.endswith(" 1"), reply_timeout_s)
+    link.quiet(0.3)
+    link.send(f"Q {channel} 2")
+    off = link.expect(lambda s: s.startswith("S ") and s.endswith(" 2"), reply_timeout_s)
+    on_f = on[1].split() if on else []
+    off_f = off[1].split() if off else []
+    _record(
+        report,
+        "pulse",
+        len(on_f) == 6
+        and on_f[2] == "1"
+        and 0 < int(on_f[3]) <= 150
+        and len(off_f) == 6
+        and off_f[2] == "0",
+        f"during 'P {channel} 150': {on[1] if on else None!r}; "
+        f"300 ms later: {off[1] if off else None!r}",
+    )
+
+
+def _check_max_on_time(
+    link: _Link, report: BoardReport, channel: int, reply_timeout_s: float, late_s: float
+) -> None:
+    """Check that the board cuts a channel held on past ``M`` (200 ms) and reports it."""
+    link.send(f"M {channel} 200")
+    t_on = link.send(f"H {channel}")
+    cut = link.expect(lambda s: s == f"X {channel} MAX", 0.2 + late_s + reply_timeout_s)
+    dt = None if cut is None else (cut[0] - t_on) / 1e9
+    _record(
+        report,
+        "max_on_time",
+        dt is not None and 0.2 - EARLY_S <= dt <= 0.2 + late_s,
+        f"'H {channel}' with 'M {channel} 200' and no 'L': "
+        + (f"'X {channel} MAX' after {dt * 1e3:.0f} ms" if dt is not None else "no cut report"),
+    )
+
+
+def _check_watchdog(
+    link: _Link, report: BoardReport, channel: int, reply_timeout_s: float, late_s: float
+) -> None:
+    """Check that the board trips its watchdog after ``W`` (300 ms) of host silence."""
+    link.send(f"M {channel} 2000")
+    link.send("W 300")
+    t_on = link.send(f"H {channel}")
+    trip = link.expect(lambda s: s == "X * WDG", 0.3 + late_s + reply_timeout_s)
+    dt = None if trip is None else (trip[0] - t_on) / 1e9
+    _record(
+        report,
+        "watchdog",
+        dt is not None and 0.3 - EARLY_S <= dt <= 0.3 + late_s,
+        "'W 300', 'H' then silence: "
+        + (f"'X * WDG' after {dt * 1e3:.0f} ms" if dt is not None else "no watchdog report"),
+    )
+
+
+def _restore_board(link: _Link, report: BoardReport, channel: int) -> None:
+    """Put back the board's settings; a refused restore line fails the ``clean_up`` check."""
+    link.send("W 1000")
+    link.send(f"M {channel} 1000")
+    link.send("C 0")
+    link.send("Z")
+    stray = [s for s in link.quiet(0.1) if s.startswith(protocol.REPLY_ERROR)]
+    if stray:
+        _record(report, "clean_up", False, f"the board refused the restore lines: {stray}")
+
+
 def check_board(
     port_url: str,
     channel: int = 0,
@@ -182,131 +359,23 @@ def check_board(
     report = BoardReport(port=port_url)
     port = serial.serial_for_url(port_url, baudrate=baudrate, timeout=0.05, write_timeout=1.0)
     link = _Link(port)
-
-    def check(name: str, ok: bool, detail: str) -> bool:
-        report.checks.append(CheckResult(name, ok, detail))
-        return ok
-
     try:
-        banner = _find_banner(link, boot_wait_s)
-        fields = banner.split() if banner else []
-        good = len(fields) >= 4 and fields[1] == protocol.BOARD_ID and fields[3].isdigit()
-        if not check(
-            "version",
-            good and fields[2] == str(protocol.PROTOCOL_VERSION),
-            f"board says {banner!r}"
-            if banner
-            else f"no answer within {boot_wait_s} s: is realtime_pose_io.ino flashed, is this the "
-            f"board's port, and (UART boards) is the baud rate {baudrate}?",
-        ):
+        n_channels = _check_version(link, report, boot_wait_s, baudrate)
+        if n_channels is None:
             return report
-        report.banner = " ".join(fields[:4])
-        report.n_channels = n = int(fields[3])
-        if not check(
-            "channel",
-            0 <= channel < n,
-            f"checking channel {channel} of 0..{n - 1}",
-        ):
+        if not _check_channel(report, channel, n_channels):
             return report
-        link.send("Z")
-        link.send("C 0")
-        link.quiet(0.1)
-
-        link.send("V 17")
-        got = link.expect(lambda s: s.startswith("V "), reply_timeout_s)
-        check(
-            "version_seq",
-            got is not None and got[1].split()[-1] == "17",
-            f"'V 17' answered {got[1] if got else None!r} (want the seq 17 at the end)",
-        )
-
-        stats, lost = _echo_stats(link, echoes, reply_timeout_s)
-        report.echo_rtt_us = stats
-        check(
-            "echo",
-            stats is not None and lost == 0,
-            f"{echoes - lost}/{echoes} echoes answered; round trip (us) {stats}",
-        )
-
-        long_line = "x" * 60
-        for line, want in (
-            ("bogus", "!ERR CMD bogus"),
-            (f"P {n} 1", f"!ERR CH P {n} 1"),
-            (f"P {channel} 0", f"!ERR RANGE P {channel} 0"),
-            (f"P {channel} 1.2345", f"!ERR ARG P {channel} 1.2345"),
-            (long_line, "!ERR LONG " + long_line[:24]),
-        ):
-            link.send(line)
-            got = link.expect(lambda s: s.startswith(protocol.REPLY_ERROR), reply_timeout_s)
-            check(
-                f"error {want.split()[1]}",
-                got is not None and got[1] == want,
-                f"{line[:30]!r} answered {got[1] if got else None!r}, want {want!r}",
-            )
-
-        link.send("C 1")
-        got_c = link.expect(lambda s: s.startswith("A "), reply_timeout_s)
-        link.send("K 7")
-        got_k = link.expect(lambda s: s.startswith("A "), reply_timeout_s)
-        link.send("C 0")
-        link.expect(lambda s: s.startswith("A "), reply_timeout_s)
-        check(
-            "acks",
-            got_c is not None and got_c[1] == "A - C" and got_k is not None and got_k[1] == "A 7 K",
-            f"'C 1' -> {got_c[1] if got_c else None!r}, 'K 7' -> {got_k[1] if got_k else None!r}",
-        )
-
-        link.send(f"M {channel} 1000")
-        link.send(f"P {channel} 150")
-        link.send(f"Q {channel} 1")
-        on = link.expect(lambda s: s.startswith("S ") and s.endswith(" 1"), reply_timeout_s)
-        link.quiet(0.3)
-        link.send(f"Q {channel} 2")
-        off = link.expect(lambda s: s.startswith("S ") and s.endswith(" 2"), reply_timeout_s)
-        on_f = on[1].split() if on else []
-        off_f = off[1].split() if off else []
-        check(
-            "pulse",
-            len(on_f) == 6
-            and on_f[2] == "1"
-            and 0 < int(on_f[3]) <= 150
-            and len(off_f) == 6
-            and off_f[2] == "0",
-            f"during 'P {channel} 150': {on[1] if on else None!r}; "
-            f"300 ms later: {off[1] if off else None!r}",
-        )
-
-        link.send(f"M {channel} 200")
-        t_on = link.send(f"H {channel}")
-        cut = link.expect(lambda s: s == f"X {channel} MAX", 0.2 + late_s + reply_timeout_s)
-        dt = None if cut is None else (cut[0] - t_on) / 1e9
-        check(
-            "max_on_time",
-            dt is not None and 0.2 - EARLY_S <= dt <= 0.2 + late_s,
-            f"'H {channel}' with 'M {channel} 200' and no 'L': "
-            + (f"'X {channel} MAX' after {dt * 1e3:.0f} ms" if dt is not None else "no cut report"),
-        )
-
-        link.send(f"M {channel} 2000")
-        link.send("W 300")
-        t_on = link.send(f"H {channel}")
-        trip = link.expect(lambda s: s == "X * WDG", 0.3 + late_s + reply_timeout_s)
-        dt = None if trip is None else (trip[0] - t_on) / 1e9
-        check(
-            "watchdog",
-            dt is not None and 0.3 - EARLY_S <= dt <= 0.3 + late_s,
-            "'W 300', 'H' then silence: "
-            + (f"'X * WDG' after {dt * 1e3:.0f} ms" if dt is not None else "no watchdog report"),
-        )
+        _switch_all_off(link)
+        _check_version_seq(link, report, reply_timeout_s)
+        _check_echo(link, report, echoes, reply_timeout_s)
+        _check_error_codes(link, report, channel, n_channels, reply_timeout_s)
+        _check_acks(link, report, reply_timeout_s)
+        _check_pulse(link, report, channel, reply_timeout_s)
+        _check_max_on_time(link, report, channel, reply_timeout_s, late_s)
+        _check_watchdog(link, report, channel, reply_timeout_s, late_s)
     finally:
         try:
-            link.send("W 1000")
-            link.send(f"M {channel} 1000")
-            link.send("C 0")
-            link.send("Z")
-            stray = [s for s in link.quiet(0.1) if s.startswith(protocol.REPLY_ERROR)]
-            if stray:
-                check("clean_up", False, f"the board refused the restore lines: {stray}")
+            _restore_board(link, report, channel)
         finally:
             port.close()
     return report

@@ -20,8 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train",
         help="train a pose network on a DeepLabCut project (TensorFlow)",
         description=(
-            "Train a DeepLabCut-style network (stride 8, score maps + location refinement) from "
-            "scratch on the labelled frames of PROJECT_DIR. Writes OUTPUT/model.keras, "
+            "Train a DeepLabCut-style network (stride 8, score maps + location refinement) on "
+            "the labelled frames of PROJECT_DIR, its backbone started from ImageNet weights "
+            "(see --weights; from scratch where they cannot be had). Writes OUTPUT/model.keras, "
             "train_config.json, split.json (the held-out frames), evaluation.json and "
             "checkpoints; export the result with 'realtime-pose export OUTPUT --output BUNDLE'."
         ),

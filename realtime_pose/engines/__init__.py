@@ -2,8 +2,11 @@
 
 Each backend is one module of this package registered as an engine plug-in
 (:data:`realtime_pose.plugins.ENGINES`): ``onnxruntime`` (CPU, CUDA or TensorRT execution
-providers) and ``tensorrt`` (a native TensorRT engine from the bundle's cache). The run config's
-``engine:`` section names the backend and its options::
+providers), ``openvino`` (Intel's and AMD's CPUs, in fp32 or the reduced precisions the CPU
+computes), ``tensorrt`` (a native TensorRT engine from the bundle's cache) and ``auto`` (what
+``realtime-pose tune`` chose for this bundle on this CPU, stored by :mod:`.tuned`; ONNX Runtime
+where nothing was tuned; the default when a run config has no ``engine:`` section). The run
+config's ``engine:`` section names the backend and its options::
 
     engine: {kind: onnxruntime, provider: cpu, threads: 2}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -79,6 +79,75 @@ def _provider_list(
         )
     trt_opts.update(profile)  # the live shapes: no engine rebuild per frame
     return [("TensorrtExecutionProvider", trt_opts), cuda, cpu]
+
+
+def _check_provider(provider: Provider, profile: dict[str, str], input_sizes: list[Size]) -> None:
+    """Raise if ``provider`` is unknown or this onnxruntime lacks it (naming what to install)."""
+    import onnxruntime as ort
+
+    if provider not in _ORT_NAMES:
+        raise EngineError(f"engine.provider must be one of {sorted(_ORT_NAMES)}, got {provider!r}")
+    available = ort.get_available_providers()
+    if _ORT_NAMES[provider] in available:
+        return
+    package = "onnxruntime-gpu (pip install 'realtime-pose[gpu]')"
+    if provider == "tensorrt":
+        package += " and the TensorRT libraries"
+    elif provider == "xnnpack":
+        package = "an onnxruntime built with XNNPACK (the PyPI CPU wheel has none)"
+    shapes = ""
+    if profile:
+        shapes = f" (for input sizes {', '.join(map(str, input_sizes))})"
+    raise EngineUnavailableError(
+        f"ONNX Runtime provider '{provider}'{shapes} is not available: it needs "
+        f"{package}; this onnxruntime {ort.__version__} has {available}"
+    )
+
+
+def _session_options(
+    *,
+    threads: int,
+    spinning: bool,
+    spin_duration_us: int | None,
+    sequential: bool,
+    denormal_as_zero: bool,
+    cpu_arena: bool,
+) -> Any:
+    """ONNX Runtime session options for batch-1 latency (see :class:`OrtEngine`)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.intra_op_num_threads = max(0, int(threads))
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = (
+        ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
+    )
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    if spinning and spin_duration_us is not None:
+        opts.add_session_config_entry(
+            "session.intra_op.spin_duration_us", str(max(1, int(spin_duration_us)))
+        )
+    opts.log_severity_level = 3
+    opts.enable_cpu_mem_arena = cpu_arena
+    if denormal_as_zero:
+        opts.add_session_config_entry("session.set_denormal_as_zero", "1")
+    return opts
+
+
+def _open_session(model_path: str | Path, opts: Any, providers: list[tuple[str, dict]]) -> Any:
+    """An ``InferenceSession`` on ``model_path``; :class:`EngineError` if ORT cannot make one."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(
+            str(model_path),
+            opts,
+            providers=[p for p, _ in providers],
+            provider_options=[o for _, o in providers],
+        )
+    except Exception as exc:  # ORT raises its own exception types
+        raise EngineError(f"{model_path}: ONNX Runtime could not create a session ({exc})") from exc
 
 
 class OrtOptions(EngineOptions):
@@ -187,59 +256,23 @@ class OrtEngine:
         input_sizes: Sequence[Size] = (),
         channels: int = 3,
     ) -> None:
-        import onnxruntime as ort
-
-        if provider not in _ORT_NAMES:
-            raise EngineError(
-                f"engine.provider must be one of {sorted(_ORT_NAMES)}, got {provider!r}"
-            )
-        available = ort.get_available_providers()
-        wanted = _ORT_NAMES[provider]
+        """Open the session on ``model_path`` and check it runs on ``provider``."""
         input_sizes = list(input_sizes)
         profile = trt_profile(input_name, channels, input_sizes) if provider == "tensorrt" else {}
-        if wanted not in available:
-            package = "onnxruntime-gpu (pip install 'realtime-pose[gpu]')"
-            if provider == "tensorrt":
-                package += " and the TensorRT libraries"
-            elif provider == "xnnpack":
-                package = "an onnxruntime built with XNNPACK (the PyPI CPU wheel has none)"
-            shapes = ""
-            if profile:
-                shapes = f" (for input sizes {', '.join(map(str, input_sizes))})"
-            raise EngineUnavailableError(
-                f"ONNX Runtime provider '{provider}'{shapes} is not available: it needs "
-                f"{package}; this onnxruntime {ort.__version__} has {available}"
-            )
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = max(0, int(threads))
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = (
-            ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
+        _check_provider(provider, profile, input_sizes)
+        wanted = _ORT_NAMES[provider]
+        opts = _session_options(
+            threads=threads,
+            spinning=spinning,
+            spin_duration_us=spin_duration_us,
+            sequential=sequential,
+            denormal_as_zero=denormal_as_zero,
+            cpu_arena=cpu_arena,
         )
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-        if spinning and spin_duration_us is not None:
-            opts.add_session_config_entry(
-                "session.intra_op.spin_duration_us", str(max(1, int(spin_duration_us)))
-            )
-        opts.log_severity_level = 3
-        opts.enable_cpu_mem_arena = cpu_arena
-        if denormal_as_zero:
-            opts.add_session_config_entry("session.set_denormal_as_zero", "1")
         providers = _provider_list(
             provider, device_id, fp16, Path(cache_dir) if cache_dir else None, profile
         )
-        try:
-            self._session = ort.InferenceSession(
-                str(model_path),
-                opts,
-                providers=[p for p, _ in providers],
-                provider_options=[o for _, o in providers],
-            )
-        except Exception as exc:  # ORT raises its own exception types
-            raise EngineError(
-                f"{model_path}: ONNX Runtime could not create a session ({exc})"
-            ) from exc
+        self._session = _open_session(model_path, opts, providers)
         active = self._session.get_providers()
         if active[0] != wanted:
             raise EngineUnavailableError(
@@ -252,14 +285,17 @@ class OrtEngine:
         self.fixed_input_size: Size | None = None
         self.input_color: str | None = None  # the bundle's
         self._warm_shapes: set[tuple[int, ...]] = set()
-        self._binding = None
-        if provider != "cpu":
-            # I/O binding: ORT copies the input to the device once and the outputs back once,
-            # with no per-call allocation of output buffers on the host side.
-            self._binding = self._session.io_binding()
-            for name in self.output_names:
-                self._binding.bind_output(name, "cpu")
+        self._binding = None if provider == "cpu" else self._bind_outputs_to_host()
         log.debug("ORT session on %s (threads=%s, spinning=%s)", active, threads, spinning)
+
+    def _bind_outputs_to_host(self) -> Any:
+        """An I/O binding that fetches every output into host memory."""
+        # I/O binding: ORT copies the input to the device once and the outputs back once,
+        # with no per-call allocation of output buffers on the host side.
+        binding = self._session.io_binding()
+        for name in self.output_names:
+            binding.bind_output(name, "cpu")
+        return binding
 
     def run(self, image: np.ndarray) -> list[np.ndarray]:
         """Run on one ``[H, W, C]`` image (batch axis added as a view)."""

@@ -10,19 +10,31 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 from realtime_pose.bundle import Bundle
+from realtime_pose.geometry import Size
 from realtime_pose.plugins import ENGINES, Choice
 from realtime_pose.util.machine import cpu_key
 from realtime_pose.util.safe_write import write_text
 
-if TYPE_CHECKING:
-    from realtime_pose.offline.tuning import TuneResult
-
 log = logging.getLogger(__name__)
 
 TUNED_FILENAME = "tuned.json"
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """Every candidate's timing and the one chosen."""
+
+    size: Size
+    cpu: str
+    rows: list[dict[str, Any]]
+    chosen: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": list(self.size), "cpu": self.cpu, "chosen": self.chosen, "rows": self.rows}
 
 
 def save_tuning(bundle: Bundle, result: TuneResult) -> None:

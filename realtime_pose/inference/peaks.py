@@ -11,9 +11,6 @@ which is DeepLabCut's pose math. Layouts: NCHW maps are ``S[K, H, W]`` and ``L[2
 NHWC maps are ``S[H, W, K]`` and ``L[H, W, 2K]``. NCHW is the fast path: each keypoint's map is
 contiguous, so the max search is one vectorised ``argmax`` per map; NHWC uses one Numba pass over
 the pixels that updates every keypoint's running maximum.
-
-Multi-peak finding (several animals) keeps every local maximum above a threshold within a square
-window of ``nms_radius`` cells (non-maximum suppression), the ``max_peaks`` strongest per keypoint.
 """
 
 from __future__ import annotations
@@ -127,85 +124,6 @@ def argmax_peaks_nhwc(
     return out
 
 
-@numba.njit(cache=True, nogil=True)
-def multi_peaks_nchw(
-    scmap: np.ndarray,
-    locref: np.ndarray,
-    stride: float,
-    locref_stdev: float,
-    threshold: float,
-    nms_radius: int,
-    out: np.ndarray,
-    counts: np.ndarray,
-) -> None:
-    """Several peaks per keypoint: local maxima ``>= threshold`` with non-maximum suppression.
-
-    A cell is kept when no other cell within ``nms_radius`` cells (square window) is larger;
-    among equal values the first in raster order wins, so two kept peaks are always more than
-    ``nms_radius`` cells apart. The ``N = out.shape[1]`` strongest survive, sorted by score.
-
-    Parameters
-    ----------
-    scmap
-        ``[K, H, W]`` score maps (any strides; pass a transposed view for NHWC).
-    locref
-        ``[2K, H, W]`` refinement or an array with ``shape[0] == 0``.
-    out
-        ``[K, N, 3]``: ``x, y, likelihood`` per candidate, network-input pixels.
-    counts
-        ``[K]`` int array receiving the number of valid candidates per keypoint.
-    """
-    k_count, height, width = scmap.shape
-    n_max = out.shape[1]
-    half = stride * 0.5
-    has_locref = locref.shape[0] > 0
-    r = nms_radius
-    for k in range(k_count):
-        n = 0
-        for iy in range(height):
-            for ix in range(width):
-                v = scmap[k, iy, ix]
-                if v < threshold:
-                    continue
-                is_peak = True
-                for yy in range(max(0, iy - r), min(height, iy + r + 1)):
-                    for xx in range(max(0, ix - r), min(width, ix + r + 1)):
-                        w = scmap[k, yy, xx]
-                        if w > v or (w == v and (yy < iy or (yy == iy and xx < ix))):
-                            is_peak = False
-                            break
-                    if not is_peak:
-                        break
-                if not is_peak:
-                    continue
-                # insert into the top-N list, kept sorted by descending score
-                if n < n_max:
-                    pos = n
-                    n += 1
-                elif v > out[k, n_max - 1, 2]:
-                    pos = n_max - 1
-                else:
-                    continue
-                while pos > 0 and out[k, pos - 1, 2] < v:
-                    out[k, pos, 0] = out[k, pos - 1, 0]
-                    out[k, pos, 1] = out[k, pos - 1, 1]
-                    out[k, pos, 2] = out[k, pos - 1, 2]
-                    pos -= 1
-                x = ix * stride + half
-                y = iy * stride + half
-                if has_locref:
-                    x += locref_stdev * locref[2 * k, iy, ix]
-                    y += locref_stdev * locref[2 * k + 1, iy, ix]
-                out[k, pos, 0] = x
-                out[k, pos, 1] = y
-                out[k, pos, 2] = v
-        counts[k] = n
-        for i in range(n, n_max):
-            out[k, i, 0] = np.nan
-            out[k, i, 1] = np.nan
-            out[k, i, 2] = 0.0
-
-
 def find_peaks(
     scmap: np.ndarray,
     locref: np.ndarray | None,
@@ -239,55 +157,6 @@ def find_peaks(
     elif not locref.flags.c_contiguous:
         locref = np.ascontiguousarray(locref)
     return kernel(scmap, locref, float(stride), float(locref_stdev), out)
-
-
-def find_multi_peaks(
-    scmap: np.ndarray,
-    locref: np.ndarray | None,
-    stride: float,
-    locref_stdev: float,
-    *,
-    threshold: float = 0.1,
-    nms_radius: int = 2,
-    max_peaks: int = 5,
-    layout: str = "NCHW",
-) -> tuple[np.ndarray, np.ndarray]:
-    """Up to ``max_peaks`` candidates per keypoint.
-
-    Returns
-    -------
-    peaks
-        ``[K, max_peaks, 3]`` (x, y, likelihood; network pixels), strongest first; unused slots
-        hold NaN coordinates and likelihood 0.
-    counts
-        ``[K]`` number of valid candidates per keypoint.
-    """
-    if threshold < 0 or nms_radius < 0 or max_peaks < 1:
-        raise ValueError("threshold and nms_radius must be >= 0 and max_peaks >= 1")
-    if scmap.ndim == 4:
-        scmap = scmap[0]
-        locref = None if locref is None else locref[0]
-    if layout == "NHWC":
-        scmap = scmap.transpose(2, 0, 1)
-        locref = None if locref is None else locref.transpose(2, 0, 1)
-    elif layout != "NCHW":
-        raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}")
-    scmap = np.ascontiguousarray(scmap, dtype=np.float32)
-    locref = _EMPTY_LOCREF if locref is None else np.ascontiguousarray(locref, dtype=np.float32)
-    k = scmap.shape[0]
-    out = np.empty((k, max_peaks, 3), dtype=np.float32)
-    counts = np.zeros(k, dtype=np.int64)
-    multi_peaks_nchw(
-        scmap,
-        locref,
-        float(stride),
-        float(locref_stdev),
-        float(threshold),
-        int(nms_radius),
-        out,
-        counts,
-    )
-    return out, counts
 
 
 def find_peaks_reference(

@@ -17,11 +17,14 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from realtime_pose.util.stats import Summary
+
+if TYPE_CHECKING:
+    from realtime_pose.live.session import LiveSession
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +71,18 @@ def _percentiles_ms(values_ns: np.ndarray) -> dict[str, float | int | None]:
     return Summary.of(values_ns).to_dict()
 
 
+@dataclass
+class _LoopRecords:
+    """What one run of the loop left behind: its stage times and the pulses' records."""
+
+    stages: dict[str, Any]
+    inference_ns: dict[int, int]
+    frames: int
+    dispatches: list[dict]
+    writes: list[dict]
+    arrivals: list[tuple[int, str]]
+
+
 def run_latency_test(
     bundle: Path,
     seconds: float = 10.0,
@@ -89,78 +104,37 @@ def run_latency_test(
     between frames.
     """
     from realtime_pose.bundle import load_bundle
-    from realtime_pose.hardware.testing.far_end import FarEndProcess
     from realtime_pose.hardware.testing.loopback import open_pty_pair
-    from realtime_pose.live.pipeline import STAGES
-    from realtime_pose.live.run_config import parse_config
-    from realtime_pose.live.session import LiveSession
-    from realtime_pose.util.stats import StageStats
 
     keypoint = load_bundle(bundle, validate_graph=False).keypoints[0]
     with tempfile.TemporaryDirectory(prefix="rp-latency-") as tmp, open_pty_pair() as pty:
-        config = {
-            "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
-            "bundle": str(bundle),
-            "engine": {
-                "threads": threads,
-                "spinning": spinning,
-                "spin_duration_us": spin_duration_us,
-            },
-            "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
-            "recording": {"enabled": False, "directory": tmp},
-            "outputs": {
-                "laser": {
-                    "kind": "serial",
-                    "port": pty.host_path,
-                    "channel": 0,
-                    "max_on_ms": 50,
-                    "configure_board": False,
-                },
-            },
-            "rules": [
-                {
-                    "name": "latency-probe",
-                    "on": "while",
-                    "condition": {"type": "likelihood", "keypoint": keypoint, "at_least": 0.0},
-                    "refractory_s": refractory_ms / 1000.0,
-                    "actions": [{"output": "laser", "action": "pulse", "duration_ms": 1}],
-                }
-            ],
-            "status_interval_s": 1.0,
-            "loop_cpus": loop_cpus,
-            "idle_poll_us": idle_poll_us,
-        }
-        session = LiveSession(parse_config(config, "latency-test"))
-        # keep every frame's stage times, so each firing finds its own frame's inference time
-        session.pipeline.stats = StageStats(STAGES, window=int(seconds * fps * 1.5) + 1000)
-        # and every firing's records (a few per firing, at most one firing per frame)
-        session.dispatcher.action_log.keep(int(seconds * fps * 1.5) * 6 + 1000)
-        reader = None
-        try:
-            # started once the session is built: with loop_cpus the child inherits the CPUs
-            # the session left to every thread but the loop's
-            reader = FarEndProcess(pty.far_fd)
-            session.run(seconds)
-            stages = session.pipeline.stats.summary_ms()
-            inference_ns = session.pipeline.stats.by_key("inference")
-            frames = session.pipeline.frames
-            time.sleep(0.2)  # let the last pulse lines arrive
-            action_log = session.dispatcher.action_log
-            dispatches = [r for r in action_log.records("dispatch") if r.get("action") == "pulse"]
-            writes = [r for r in action_log.records() if r.get("cmd") == "write_pulse"]
-        finally:
-            session.close()
-            arrivals = reader.stop() if reader is not None else []
-        latencies, missing = match_by_sequence(dispatches, writes, arrivals)
-        segments = path_segments(dispatches, writes, arrivals)
-        beyond = beyond_engine(dispatches, writes, arrivals, inference_ns)
-    engine_p50 = stages.get("inference", {}).get("p50", float("nan"))
+        config = _probe_run_config(
+            bundle,
+            keypoint,
+            tmp,
+            pty.host_path,
+            fps=fps,
+            size=size,
+            refractory_ms=refractory_ms,
+            threads=threads,
+            spinning=spinning,
+            loop_cpus=loop_cpus,
+            spin_duration_us=spin_duration_us,
+            idle_poll_us=idle_poll_us,
+        )
+        session = _open_session(config, seconds, fps)
+        records = _run_with_far_end(session, pty.far_fd, seconds)
+        pulses = (records.dispatches, records.writes, records.arrivals)
+        latencies, missing = match_by_sequence(*pulses)
+        segments = path_segments(*pulses)
+        beyond = beyond_engine(*pulses, records.inference_ns)
+    engine_p50 = records.stages.get("inference", {}).get("p50", float("nan"))
     return LatencyTestResult(
         latencies,
         engine_p50,
-        stages,
-        frames / max(seconds, 1e-9),
-        frames,
+        records.stages,
+        records.frames / max(seconds, 1e-9),
+        records.frames,
         missing,
         {
             "seconds": seconds,
@@ -178,6 +152,94 @@ def run_latency_test(
         segments,
         beyond,
     )
+
+
+def _probe_run_config(
+    bundle: Path,
+    keypoint: str,
+    recording_dir: str,
+    port: str,
+    *,
+    fps: float,
+    size: tuple[int, int],
+    refractory_ms: float,
+    threads: int,
+    spinning: bool,
+    loop_cpus: list[int] | None,
+    spin_duration_us: int | None,
+    idle_poll_us: int,
+) -> dict[str, Any]:
+    """The run config: the synthetic camera and a ``while`` rule pulsing a serial output."""
+    return {
+        "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
+        "bundle": str(bundle),
+        "engine": {
+            "threads": threads,
+            "spinning": spinning,
+            "spin_duration_us": spin_duration_us,
+        },
+        "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
+        "recording": {"enabled": False, "directory": recording_dir},
+        "outputs": {
+            "laser": {
+                "kind": "serial",
+                "port": port,
+                "channel": 0,
+                "max_on_ms": 50,
+                "configure_board": False,
+            },
+        },
+        "rules": [
+            {
+                "name": "latency-probe",
+                "on": "while",
+                "condition": {"type": "likelihood", "keypoint": keypoint, "at_least": 0.0},
+                "refractory_s": refractory_ms / 1000.0,
+                "actions": [{"output": "laser", "action": "pulse", "duration_ms": 1}],
+            }
+        ],
+        "status_interval_s": 1.0,
+        "loop_cpus": loop_cpus,
+        "idle_poll_us": idle_poll_us,
+    }
+
+
+def _open_session(config: dict[str, Any], seconds: float, fps: float) -> LiveSession:
+    """A live session on ``config`` that keeps every frame's and every firing's records."""
+    from realtime_pose.live.pipeline import STAGES
+    from realtime_pose.live.run_config import parse_config
+    from realtime_pose.live.session import LiveSession
+    from realtime_pose.util.stats import StageStats
+
+    session = LiveSession(parse_config(config, "latency-test"))
+    # keep every frame's stage times, so each firing finds its own frame's inference time
+    session.pipeline.stats = StageStats(STAGES, window=int(seconds * fps * 1.5) + 1000)
+    # and every firing's records (a few per firing, at most one firing per frame)
+    session.dispatcher.action_log.keep(int(seconds * fps * 1.5) * 6 + 1000)
+    return session
+
+
+def _run_with_far_end(session: LiveSession, far_fd: int, seconds: float) -> _LoopRecords:
+    """Run ``session`` for ``seconds`` with a far-end reader on ``far_fd``; close both."""
+    from realtime_pose.hardware.testing.far_end import FarEndProcess
+
+    reader = None
+    try:
+        # started once the session is built: with loop_cpus the child inherits the CPUs
+        # the session left to every thread but the loop's
+        reader = FarEndProcess(far_fd)
+        session.run(seconds)
+        stages = session.pipeline.stats.summary_ms()
+        inference_ns = session.pipeline.stats.by_key("inference")
+        frames = session.pipeline.frames
+        time.sleep(0.2)  # let the last pulse lines arrive
+        action_log = session.dispatcher.action_log
+        dispatches = [r for r in action_log.records("dispatch") if r.get("action") == "pulse"]
+        writes = [r for r in action_log.records() if r.get("cmd") == "write_pulse"]
+    finally:
+        session.close()
+        arrivals = reader.stop() if reader is not None else []
+    return _LoopRecords(stages, inference_ns, frames, dispatches, writes, arrivals)
 
 
 def beyond_engine(

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from realtime_pose.live.pipeline import finish_recording
+from realtime_pose.bundle import Bundle
+from realtime_pose.live.pipeline import Pipeline, finish_recording
+from realtime_pose.live.run_config import RunConfig
+from realtime_pose.ports import OutputPort
+from realtime_pose.rules import RuleConfig
 from realtime_pose.stream import messages
-
-if TYPE_CHECKING:
-    from realtime_pose.live.session import LiveSession
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +36,25 @@ def inside_folder(folder: Path, requested: str) -> Path:
     return path
 
 
-class SessionRequests:
-    """The control handlers of one :class:`~realtime_pose.live.session.LiveSession`."""
+class RunningSession(Protocol):
+    """What the handlers use of a running session
+    (:class:`~realtime_pose.live.session.LiveSession` is one)."""
 
-    def __init__(self, session: LiveSession) -> None:
+    config: RunConfig
+    bundle: Bundle
+    pipeline: Pipeline
+    publisher: Any  # a PosePublisher, or None when the stream is off
+    previewer: Any  # a FramePreviewer, or None without previews
+    dispatcher: OutputPort | None
+    meta: dict[str, Any]
+    rule_configs: list[RuleConfig]
+    """The rules as they run now; a zone edit replaces them."""
+
+
+class SessionRequests:
+    """The control handlers of one running session."""
+
+    def __init__(self, session: RunningSession) -> None:
         self.session = session
 
     def handlers(self) -> dict[str, Any]:

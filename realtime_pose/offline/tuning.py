@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -27,6 +26,7 @@ import numpy as np
 from realtime_pose.bundle import Bundle
 from realtime_pose.engines import open_engine
 from realtime_pose.engines.base import EngineError
+from realtime_pose.engines.tuned import TuneResult
 from realtime_pose.geometry import Size
 from realtime_pose.inference.estimator import NetworkInput
 from realtime_pose.offline.precision import is_reduced
@@ -55,19 +55,6 @@ def candidates() -> list[dict[str, Any]]:
             for t in (1, 2)
         ]
     return sections
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """Every candidate's timing and the one chosen."""
-
-    size: Size
-    cpu: str
-    rows: list[dict[str, Any]]
-    chosen: dict[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "cpu": self.cpu, "chosen": self.chosen, "rows": self.rows}
 
 
 Judge = Callable[[dict[str, Any], Size], dict[str, Any]]

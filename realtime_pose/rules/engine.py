@@ -159,6 +159,38 @@ class _Rule:
         self.held: dict[str, int] = {}  # output -> t_ns it was switched on by this rule
         self.release_pending = False
 
+    def is_active(self, rows: PoseRows, t_ns: int) -> bool:
+        """Whether this frame is inside an active episode (the condition, or for ``on: exit``
+        its negation once the condition has been true)."""
+        holds = self.condition.evaluate(rows, t_ns)
+        if not self.on_exit:
+            return holds
+        if holds:
+            self.ever_true = True
+            return False
+        return self.ever_true
+
+    def start_episode(self, t_ns: int) -> None:
+        """Begin an active episode at ``t_ns``: the dwell time counts from here."""
+        self.active = True
+        self.active_since_ns = t_ns
+        self.fired = False
+        self.done = False
+
+    def may_fire(self, t_ns: int) -> bool:
+        """Whether the dwell time and refractory period allow firing now.
+
+        An ``enter``/``exit`` edge that lands inside the refractory period is dropped.
+        """
+        if self.done or t_ns - self.active_since_ns < self.dwell_ns:
+            return False
+        last = self.last_fire_ns
+        if last is not None and t_ns - last < self.refractory_ns:
+            if not self.repeat:
+                self.done = True  # an edge inside the refractory period is dropped
+            return False
+        return True
+
 
 class RuleEngine:
     """Evaluates rules on each frame's pose and returns what happened.
@@ -389,71 +421,70 @@ class RuleEngine:
         for rule in self._rules:
             if not rule.enabled:
                 if rule.release_pending:
-                    rule.release_pending = False
-                    if rule.held or (rule.active and rule.fired):
-                        events.append(
-                            self._off_event(
-                                rule, "released", tuple(rule.held), frame_index, t_ns, "measured"
-                            )
-                        )
-                    rule.reset()
+                    self._release_disabled(rule, frame_index, t_ns, events)
                 continue
             if rule.use_predicted:
                 rows, source = projected, projected_source
             else:
                 rows, source = measured, "measured"
-
-            holds = rule.condition.evaluate(rows, t_ns)
-            if rule.on_exit:
-                if holds:
-                    rule.ever_true = True
-                    active = False
-                else:
-                    active = rule.ever_true
-            else:
-                active = holds
-
+            active = rule.is_active(rows, t_ns)
             if not active and rule.active:
-                rule.active = False
-                if rule.fired:
-                    outputs = tuple(rule.held) if rule.off_on_release else ()
-                    events.append(
-                        self._off_event(rule, "released", outputs, frame_index, t_ns, source)
-                    )
-
+                self._end_episode(rule, frame_index, t_ns, source, events)
             if rule.held and rule.max_on_ns is not None:
-                limit = t_ns - rule.max_on_ns
-                expired = tuple(o for o, since in rule.held.items() if since <= limit)
-                if expired:
-                    events.append(
-                        self._off_event(rule, "max_on_cut", expired, frame_index, t_ns, source)
-                    )
-                    if rule.active:
-                        rule.done = True  # no re-firing until the episode ends
-
+                self._cut_expired(rule, rule.max_on_ns, frame_index, t_ns, source, events)
             if not active:
                 continue
             if not rule.active:
-                rule.active = True
-                rule.active_since_ns = t_ns
-                rule.fired = False
-                rule.done = False
-            if rule.done or t_ns - rule.active_since_ns < rule.dwell_ns:
-                continue
-            last = rule.last_fire_ns
-            if last is not None and t_ns - last < rule.refractory_ns:
-                if not rule.repeat:
-                    rule.done = True  # an edge inside the refractory period is dropped
-                continue
-            rule.last_fire_ns = t_ns
-            rule.fired = True
-            rule.done = not rule.repeat
-            if rule.clear_outputs:
-                self._switched_off(rule.clear_outputs)
-            for output in rule.on_outputs:
-                if output not in rule.held:
-                    rule.held[output] = t_ns
-            events.append(
-                RuleEvent(rule.name, "fired", frame_index, t_ns, rule.fire_actions, source)
-            )
+                rule.start_episode(t_ns)
+            if rule.may_fire(t_ns):
+                events.append(self._fire(rule, frame_index, t_ns, source))
         return events
+
+    def _release_disabled(
+        self, rule: _Rule, frame_index: int, t_ns: int, events: list[RuleEvent]
+    ) -> None:
+        """Release what a just-disabled rule holds and reset it."""
+        rule.release_pending = False
+        if rule.held or (rule.active and rule.fired):
+            events.append(
+                self._off_event(rule, "released", tuple(rule.held), frame_index, t_ns, "measured")
+            )
+        rule.reset()
+
+    def _end_episode(
+        self, rule: _Rule, frame_index: int, t_ns: int, source: str, events: list[RuleEvent]
+    ) -> None:
+        """Close the rule's active episode; one that fired emits ``released``."""
+        rule.active = False
+        if rule.fired:
+            outputs = tuple(rule.held) if rule.off_on_release else ()
+            events.append(self._off_event(rule, "released", outputs, frame_index, t_ns, source))
+
+    def _cut_expired(
+        self,
+        rule: _Rule,
+        max_on_ns: int,
+        frame_index: int,
+        t_ns: int,
+        source: str,
+        events: list[RuleEvent],
+    ) -> None:
+        """Switch off the outputs the rule has held on for ``max_on_ns`` (``max_on_cut``)."""
+        limit = t_ns - max_on_ns
+        expired = tuple(o for o, since in rule.held.items() if since <= limit)
+        if expired:
+            events.append(self._off_event(rule, "max_on_cut", expired, frame_index, t_ns, source))
+            if rule.active:
+                rule.done = True  # no re-firing until the episode ends
+
+    def _fire(self, rule: _Rule, frame_index: int, t_ns: int, source: str) -> RuleEvent:
+        """Fire the rule: note the outputs it switches on or off and return its event."""
+        rule.last_fire_ns = t_ns
+        rule.fired = True
+        rule.done = not rule.repeat
+        if rule.clear_outputs:
+            self._switched_off(rule.clear_outputs)
+        for output in rule.on_outputs:
+            if output not in rule.held:
+                rule.held[output] = t_ns
+        return RuleEvent(rule.name, "fired", frame_index, t_ns, rule.fire_actions, source)

@@ -114,12 +114,6 @@ class ControlServer:
         )
         self._thread.start()
 
-    def set_handler(self, cmd: str, handler: Handler) -> None:
-        """Register or replace the handler for ``cmd`` (takes effect for the next request)."""
-        if cmd not in messages.COMMANDS:
-            raise ValueError(f"unknown command {cmd!r}; known: {messages.COMMANDS}")
-        self._handlers = {**self._handlers, cmd: handler}
-
     def _serve(self) -> None:
         poller = zmq.Poller()
         poller.register(self._socket, zmq.POLLIN)

@@ -7,11 +7,15 @@ import pytest
 from realtime_pose.geometry import FrameTransform
 
 
-def test_roundtrip_and_identity():
+def test_crop_and_resize_by_hand_and_identity():
     t = FrameTransform.for_crop_resize(100, 50, 320, 240, 160, 96)
-    pts = np.array([[0.0, 0.0, 0.3], [319.0, 239.0, 0.9], [12.5, 77.25, 1.0]])
-    back = t.to_frame(t.to_network(pts))
-    np.testing.assert_allclose(back, pts, atol=1e-9)
+    net = np.array([[0.0, 0.0, 0.3], [159.0, 95.0, 0.9], [12.5, 77.25, 1.0]])
+    # pixel centres scale: (x + 0.5) * 2 - 0.5 + x0, (y + 0.5) * 2.5 - 0.5 + y0; extras copied
+    expected = net.copy()
+    expected[:, 0] = (net[:, 0] + 0.5) * 2.0 - 0.5 + 100
+    expected[:, 1] = (net[:, 1] + 0.5) * 2.5 - 0.5 + 50
+    np.testing.assert_allclose(t.to_frame(net), expected, atol=1e-9)
+    pts = net
     assert FrameTransform.identity().is_identity
     np.testing.assert_allclose(FrameTransform().to_frame(pts), pts)
 
@@ -34,8 +38,8 @@ def test_in_place_and_composition():
     a = FrameTransform(10, 20, 0.5, 0.5)
     b = FrameTransform(4, 2, 2.0, 3.0)
     pts = np.array([[30.0, 40.0], [5.0, 7.0]], np.float32)
-    direct = b.to_network(a.to_network(pts))
-    np.testing.assert_allclose(a.then(b).to_network(pts), direct, rtol=1e-5)
+    direct = a.to_frame(b.to_frame(pts))  # network -> intermediate -> frame
+    np.testing.assert_allclose(a.then(b).to_frame(pts), direct, rtol=1e-5)
     buf = pts.copy()
     assert a.to_frame(buf, out=buf) is buf
 

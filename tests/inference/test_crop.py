@@ -99,9 +99,10 @@ def test_window_transform_maps_network_pixels_back_to_the_full_frame():
     cropper.update(pose([[300, 250]]))
     window = cropper.window()
     transform = window.transform(Size(80, 60))  # the crop is halved for the network
-    truth = np.array([[310.0, 255.0]])
-    network_xy = transform.to_network(truth)
-    np.testing.assert_allclose(transform.to_frame(network_xy), truth)
+    # network pixel (10, 7) covers frame pixels x0 + 20..21, y0 + 14..15: its centre
+    np.testing.assert_allclose(
+        transform.to_frame(np.array([[10.0, 7.0]])), [[window.x0 + 20.5, window.y0 + 14.5]]
+    )
     # Network pixel (0, 0) is the centre of the window's top-left 2x2 block.
     np.testing.assert_allclose(
         transform.to_frame(np.array([[0.0, 0.0]])), [[window.x0 + 0.5, window.y0 + 0.5]]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from realtime_pose.inference.peaks import find_multi_peaks, find_peaks, find_peaks_reference
+from realtime_pose.inference.peaks import find_peaks, find_peaks_reference
 
 
 def test_hand_computed_single_peak_with_locref():
@@ -63,54 +63,3 @@ def test_out_buffer_is_reused_and_non_contiguous_input_accepted():
 def test_bad_layout():
     with pytest.raises(ValueError, match="layout"):
         find_peaks(np.zeros((1, 1, 2, 2), np.float32), None, 8, 1, "HWCN")
-
-
-def test_multi_peaks_nms_and_top_n():
-    s = np.zeros((1, 2, 10, 10), np.float32)
-    s[0, 0, 2, 2] = 0.9
-    s[0, 0, 2, 3] = 0.8  # neighbour of the 0.9 peak: suppressed
-    s[0, 0, 7, 7] = 0.6
-    s[0, 0, 7, 1] = 0.3
-    s[0, 0, 0, 9] = 0.05  # below threshold
-    peaks, counts = find_multi_peaks(s, None, 8, 1.0, threshold=0.1, nms_radius=1, max_peaks=2)
-    assert counts.tolist() == [2, 0]
-    np.testing.assert_allclose(peaks[0, 0], [2 * 8 + 4, 2 * 8 + 4, 0.9], rtol=1e-6)
-    np.testing.assert_allclose(peaks[0, 1], [7 * 8 + 4, 7 * 8 + 4, 0.6], rtol=1e-6)
-    assert np.isnan(peaks[1]).any(axis=1).all() and (peaks[1, :, 2] == 0).all()
-    peaks3, counts3 = find_multi_peaks(s, None, 8, 1.0, threshold=0.1, nms_radius=1, max_peaks=5)
-    assert counts3[0] == 3
-    assert peaks3[0, :3, 2].tolist() == pytest.approx([0.9, 0.6, 0.3])
-    # with radius 0 the neighbour survives
-    _, c0 = find_multi_peaks(s, None, 8, 1.0, threshold=0.1, nms_radius=0, max_peaks=5)
-    assert c0[0] == 4
-
-
-def test_multi_peaks_matches_brute_force_and_layouts():
-    rng = np.random.default_rng(3)
-    s = rng.random((1, 3, 12, 9), dtype=np.float32)
-    loc = rng.standard_normal((1, 6, 12, 9)).astype(np.float32)
-    r, thr = 2, 0.5
-    peaks, counts = find_multi_peaks(s, loc, 8, 7.0, threshold=thr, nms_radius=r, max_peaks=50)
-    for k in range(3):
-        m = s[0, k]
-        expected = []
-        for iy in range(m.shape[0]):
-            for ix in range(m.shape[1]):
-                v = m[iy, ix]
-                win = m[max(0, iy - r) : iy + r + 1, max(0, ix - r) : ix + r + 1]
-                if v >= thr and v == win.max():
-                    expected.append(v)
-        assert counts[k] == len(expected)
-        np.testing.assert_allclose(peaks[k, : counts[k], 2], sorted(expected, reverse=True))
-    p2, c2 = find_multi_peaks(
-        s.transpose(0, 2, 3, 1),
-        loc.transpose(0, 2, 3, 1),
-        8,
-        7.0,
-        threshold=thr,
-        nms_radius=r,
-        max_peaks=50,
-        layout="NHWC",
-    )
-    np.testing.assert_array_equal(c2, counts)
-    np.testing.assert_allclose(p2, peaks)

@@ -134,7 +134,7 @@ def test_evaluate_runs_the_bundle_on_the_engine_asked(labelled_bundle, tmp_path,
     assert "engine" not in ort
     assert main([*base, str(tmp_path / "x.json"), "--engine", "[openvino]"]) == 2
     assert "--engine: expected a mapping" in capsys.readouterr().err
-    assert main([*base, str(tmp_path / "x.json"), "--engine", "{backend: nope}"]) == 2
+    assert main([*base, str(tmp_path / "x.json"), "--engine", "{kind: nope}"]) == 2
     assert "unknown engine 'nope'" in capsys.readouterr().err
     assert main([*base, str(tmp_path / "x.json"), "--input-size", "160by120"]) == 2
     assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
