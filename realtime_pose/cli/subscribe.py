@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 TOPIC_CHOICES = ("pose", "event", "status", "meta")
 
@@ -42,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many seconds without a message; 0: wait forever",
     )
     parser.add_argument("--json", action="store_true", help="print each message as one JSON line")
+    parser.add_argument("--client-key", type=Path, help="CURVE: this client's .key_secret file")
+    parser.add_argument("--server-key", type=Path, help="CURVE: the rig's public .key file")
     parser.set_defaults(func=run)
 
 
@@ -79,13 +82,28 @@ def run(args: argparse.Namespace) -> int:
     """Print messages until ``--count``, ``--timeout`` or Ctrl-C; then the summary."""
     import json
 
+    from realtime_pose.stream.security import CurveClientKeys
     from realtime_pose.stream.subscriber import PoseSubscriber
 
+    curve = None
+    if args.client_key or args.server_key:
+        if not (args.client_key and args.server_key):
+            print(
+                "realtime-pose subscribe: CURVE needs --client-key and --server-key",
+                file=sys.stderr,
+            )
+            return 2
+        curve = CurveClientKeys(args.client_key, args.server_key)
+        try:
+            curve.load()
+        except ValueError as exc:
+            print(f"realtime-pose subscribe: {exc}", file=sys.stderr)
+            return 2
     topics = tuple(dict.fromkeys(args.topic or ["pose"]))
     count_topic = "pose" if "pose" in topics else None
     counted = 0
     timeout_ms = int(args.timeout * 1000) if args.timeout > 0 else None
-    subscriber = PoseSubscriber(args.address, topics)
+    subscriber = PoseSubscriber(args.address, topics, curve=curve)
     try:
         while args.count <= 0 or counted < args.count:
             message = subscriber.recv(timeout_ms)

@@ -53,7 +53,12 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     import asyncio
 
-    from realtime_pose.stream.security import CurveClientKeys, InsecureBindError
+    from realtime_pose.stream.security import (
+        CURVE_ENV,
+        CurveClientKeys,
+        InsecureBindError,
+        client_keys_from_env,
+    )
     from realtime_pose.view.process import READY_PREFIX, TOKEN_ENV
 
     try:
@@ -68,6 +73,12 @@ def run(args: argparse.Namespace) -> int:
             log.error("CURVE needs both --client-key and --server-key")
             return 2
         curve = CurveClientKeys(args.client_key, args.server_key)
+    elif os.environ.get(CURVE_ENV):
+        try:
+            curve = client_keys_from_env(os.environ[CURVE_ENV])
+        except ValueError as exc:
+            log.error("%s", exc)
+            return 2
     try:
         control = args.control or default_control(args.stream)
         server = ViewServer(

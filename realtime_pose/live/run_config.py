@@ -26,6 +26,11 @@ from realtime_pose.geometry import Size
 from realtime_pose.live.processors import ProcessorConfig
 from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, Choice
 from realtime_pose.rules import RuleConfig, RuleList, parse_rules
+from realtime_pose.stream.security import (
+    CurveServerKeys,
+    insecure_bind_message,
+    is_loopback,
+)
 from realtime_pose.util.validation import format_validation_error
 
 SourceSection = SOURCES.section_type()
@@ -92,14 +97,38 @@ class PredictionConfig(_Section):
     max_coast_s: float = Field(default=0.5, gt=0)
 
 
+class CurveConfig(_Section):
+    """``stream.curve:``: CURVE encryption and authentication of the stream and control socket.
+
+    Make the files with ``realtime-pose keys --output keys/``; paths are relative to the config.
+    """
+
+    secret_key: Path = Field(description="the rig's .key_secret file (keys/rig.key_secret)")
+    authorized_clients: Path = Field(
+        description="folder of the client .key files admitted (keys/clients/); read at each "
+        "connection"
+    )
+
+    def server_keys(self) -> CurveServerKeys:
+        """The keys as the stream's sockets take them."""
+        return CurveServerKeys(self.secret_key, self.authorized_clients)
+
+
 class StreamConfig(_Section):
-    """``stream:``: the ZeroMQ pose stream and control socket (docs/protocol.md)."""
+    """``stream:``: the ZeroMQ pose stream and control socket (docs/protocol.md).
+
+    Beyond loopback, both sockets need ``curve`` (the control socket may use ``token`` instead;
+    it authenticates requests but does not encrypt them).
+    """
 
     enabled: bool = True
     address: str = "tcp://127.0.0.1:5555"
     control_address: str | None = "tcp://127.0.0.1:5556"
     sndhwm: int = Field(default=64, ge=1)
     token: str | None = Field(default=None, description="shared secret for control requests")
+    curve: CurveConfig | None = Field(
+        default=None, description="CURVE keys for the stream and control socket"
+    )
 
 
 class ViewConfig(_Section):
@@ -249,6 +278,18 @@ class RunConfig(_Section):
             )
         if self.rules_file is not None and not self.rules_file.is_absolute():
             update["rules_file"] = base / self.rules_file
+        if self.stream.curve is not None:
+            curve = self.stream.curve
+            update["stream"] = self.stream.model_copy(
+                update={
+                    "curve": curve.model_copy(
+                        update={
+                            "secret_key": base / curve.secret_key,
+                            "authorized_clients": base / curve.authorized_clients,
+                        }
+                    )
+                }
+            )
         update["source"] = _resolve_choice(self.source, base)
         update["engine"] = _resolve_choice(self.engine, base)
         update["outputs"] = {k: _resolve_choice(v, base) for k, v in self.outputs.items()}
@@ -276,7 +317,36 @@ def parse_config(data: Any, where: str = "config", base: Path | None = None) -> 
         config = RunConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, where)) from exc
-    return config.resolve_paths(base) if base is not None else config
+    if base is not None:
+        config = config.resolve_paths(base)
+    check_stream_security(config.stream, where)
+    return config
+
+
+def check_stream_security(stream: StreamConfig, where: str) -> None:
+    """Refuse a stream or control socket reachable from other hosts without authentication,
+    and CURVE key files that cannot be used; the message names ``where`` and the field."""
+    if not stream.enabled:
+        return
+    if stream.curve is not None:
+        try:
+            stream.curve.server_keys().load()
+        except ValueError as exc:
+            raise ConfigError(f"{where}: field 'stream.curve': {exc}") from None
+        return
+    sockets = [("stream.address", stream.address, False)]
+    if stream.control_address:
+        sockets.append(("stream.control_address", stream.control_address, True))
+    for field, address, token_allowed in sockets:
+        try:
+            loopback = is_loopback(address)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: field '{field}': {exc}") from None
+        if loopback or (token_allowed and stream.token):
+            continue
+        raise ConfigError(
+            f"{where}: field '{field}': {insecure_bind_message(address, token_allowed)}"
+        )
 
 
 def read_rules_file(name: str, where: str, base: Path | None) -> dict[str, Any]:

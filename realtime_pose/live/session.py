@@ -143,10 +143,13 @@ class LiveSession:
         if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
             self.meta["camera"] = describe()
         self.publisher = None
+        self._server_curve, self._view_curve = self._curve_keys(config)
         if config.stream.enabled:
             from realtime_pose.stream import PosePublisher
 
-            self.publisher = PosePublisher(config.stream.address, config.stream.sndhwm)
+            self.publisher = PosePublisher(
+                config.stream.address, config.stream.sndhwm, curve=self._server_curve
+            )
             self._on_close("stream", self.publisher.close)
         if config.view.frames_on and self.publisher is not None:
             from realtime_pose.view.preview import FramePreviewer
@@ -288,9 +291,27 @@ class LiveSession:
             self.control.bound_address,
             config.view.address,
             token=config.stream.token,
+            curve=self._view_curve,
         )
         self._on_close("view", view.close)
         return view
+
+    @staticmethod
+    def _curve_keys(config: RunConfig) -> tuple[Any, Any]:
+        """The stream's CURVE server keys and, when this session serves the live view, a key
+        pair for it that lives only in memory (admitted besides the authorized clients)."""
+        if config.stream.curve is None:
+            return None, None
+        server = config.stream.curve.server_keys()
+        if not config.view.enabled:
+            return server, None
+        import zmq
+
+        from realtime_pose.stream.security import CurveClientKeys
+
+        public, secret = zmq.curve_keypair()
+        view = CurveClientKeys.from_keys(public, secret, server.public_key())
+        return server.with_client(public), view
 
     def _open_control(self, config: RunConfig):
         if not (config.stream.enabled and config.stream.control_address):
@@ -299,7 +320,12 @@ class LiveSession:
         from realtime_pose.stream import ControlServer
 
         handlers = SessionRequests(self).handlers()
-        control = ControlServer(config.stream.control_address, handlers, token=config.stream.token)
+        control = ControlServer(
+            config.stream.control_address,
+            handlers,
+            token=config.stream.token,
+            curve=self._server_curve,
+        )
         self._on_close("control", control.close)
         return control
 

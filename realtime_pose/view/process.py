@@ -2,8 +2,8 @@
 
 The page's work (reading the stream, WebSockets, JSON) then never shares the loop's Python
 interpreter: a busy or stalled browser costs the loop nothing but what the operating system
-gives the child. The token goes through the environment, not the command line (which other
-users can read in ``ps``).
+gives the child. The token and the CURVE keys go through the environment, not the command line
+(which other users can read in ``ps``).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import subprocess
 import sys
 import threading
+
+from realtime_pose.stream.security import CURVE_ENV, CurveClientKeys, client_keys_to_env
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,9 @@ class ViewProcess:
         Where the page is served (``http://HOST:PORT``; port 0 picks a free one).
     token
         The session token (needed beyond loopback, and by the control socket if it has one).
+    curve
+        CURVE client keys for a stream and control socket that require them (handed over in
+        the environment, like the token).
 
     Raises
     ------
@@ -52,6 +57,7 @@ class ViewProcess:
         control_address: str,
         address: str,
         token: str | None = None,
+        curve: CurveClientKeys | None = None,
     ) -> None:
         if importlib.util.find_spec("aiohttp") is None:
             raise RuntimeError(
@@ -60,8 +66,11 @@ class ViewProcess:
             )
         env = dict(os.environ)
         env.pop(TOKEN_ENV, None)
+        env.pop(CURVE_ENV, None)
         if token:
             env[TOKEN_ENV] = token
+        if curve is not None:
+            env[CURVE_ENV] = client_keys_to_env(curve)
         cmd = [
             sys.executable,
             "-m",

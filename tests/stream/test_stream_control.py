@@ -227,7 +227,7 @@ def test_client_recovers_after_timeout():
 
 
 def test_non_loopback_needs_authentication():
-    with pytest.raises(InsecureBindError, match="or a shared token"):
+    with pytest.raises(InsecureBindError, match=r"or stream\.token"):
         ControlServer("tcp://0.0.0.0:*")
     with pytest.raises(InsecureBindError):
         ControlServer("tcp://*:*")
