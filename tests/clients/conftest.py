@@ -1,0 +1,63 @@
+"""A live session on loopback with CURVE on, for the clients in other languages to read.
+
+``curve_rig`` yields a :class:`Rig`: the stream and control addresses, the rig's public key
+file, an admitted client's key pair and a stranger's (not admitted), and the session itself
+(a marker video played in real time at 100 FPS, looping, so poses keep coming).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from realtime_pose.live.run_config import parse_config
+from realtime_pose.live.session import LiveSession
+from realtime_pose.stream.security import make_keys
+from tests.live.conftest import base_config, marker_bundle, marker_video  # noqa: F401 (fixtures)
+
+
+@dataclass(frozen=True)
+class Rig:
+    """What a client needs to reach the session, and the session."""
+
+    stream: str
+    control: str
+    server_public: Path
+    client_public: Path
+    client_secret: Path
+    stranger_secret: Path
+    session: LiveSession
+
+
+@pytest.fixture
+def curve_rig(tmp_path, marker_bundle, marker_video) -> Iterator[Rig]:  # noqa: F811
+    keys = tmp_path / "keys"
+    make_keys(keys, ("lab",))
+    make_keys(tmp_path / "other", ("stranger",))
+    source = {"kind": "video", "path": str(marker_video), "realtime": True, "loop": True}
+    data = base_config(marker_bundle, tmp_path, source, recording={"enabled": False})
+    data["stream"]["curve"] = {
+        "secret_key": str(keys / "rig.key_secret"),
+        "authorized_clients": str(keys / "clients"),
+    }
+    session = LiveSession(parse_config(data, "rig.yaml"))
+    runner = threading.Thread(target=session.run, kwargs={"duration_s": 120}, daemon=True)
+    runner.start()
+    try:
+        yield Rig(
+            stream=session.publisher.bound_address,
+            control=session.control.bound_address,
+            server_public=keys / "rig.key",
+            client_public=keys / "clients" / "lab.key",
+            client_secret=keys / "clients" / "lab.key_secret",
+            stranger_secret=tmp_path / "other" / "clients" / "stranger.key_secret",
+            session=session,
+        )
+    finally:
+        session.stop_event.set()
+        runner.join(10)
+        session.close()
