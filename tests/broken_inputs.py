@@ -217,12 +217,12 @@ CASES: list[BrokenCase] = [
     BrokenCase(
         "rule names an unknown keypoint",
         _set("rules.0.condition.keypoint", "snout"),
-        ("snout", "red-left"),
+        ("rig.yaml: invalid rules", "snout", "red-left"),
     ),
     BrokenCase(
         "rule zone outside the frame",
         _set("rules.0.condition.rectangle", [500, 500, 600, 600]),
-        ("red-left", "outside"),
+        ("rig.yaml: ", "red-left", "outside"),
     ),
     BrokenCase(
         "rule zone inverted",

@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from realtime_pose.geometry import Size
 from realtime_pose.live.processors import ProcessorConfig
@@ -183,6 +191,8 @@ class RecordingConfig(_Section):
 class RunConfig(_Section):
     """The whole run config."""
 
+    _file: str = PrivateAttr(default="the run config")
+
     source: SourceSection = Field(default_factory=SOURCES.default_choice)
     bundle: Path
     engine: EngineSection = Field(
@@ -266,6 +276,16 @@ class RunConfig(_Section):
                     )
         return self
 
+    @property
+    def where(self) -> str:
+        """The file this config was read from (for messages), or ``"the run config"``."""
+        return self._file
+
+    @property
+    def rules_where(self) -> str:
+        """The file the rules were read from: the rules file, else the config's."""
+        return str(self.rules_file) if self.rules_file is not None else self.where
+
     def resolve_paths(self, base: Path) -> RunConfig:
         """A copy with relative paths made absolute against ``base`` (the config's folder):
         the bundle, the recording folder and every path-typed option of the plug-ins."""
@@ -319,6 +339,7 @@ def parse_config(data: Any, where: str = "config", base: Path | None = None) -> 
         raise ConfigError(format_validation_error(exc, where)) from exc
     if base is not None:
         config = config.resolve_paths(base)
+    config._file = where
     check_stream_security(config.stream, where)
     return config
 

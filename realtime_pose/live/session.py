@@ -106,12 +106,12 @@ class LiveSession:
         if config.rules:
             from realtime_pose.rules import validate_rules
 
-            validate_rules(config.rules, meta.keypoints, list(config.outputs))
+            validate_rules(config.rules, meta.keypoints, list(config.outputs), config.rules_where)
         self.source, frame_size = self._probe_source(config)
         if config.rules:
             from realtime_pose.rules.config import validate_zones
 
-            validate_zones(config.rules, *frame_size)
+            validate_zones(config.rules, *frame_size, where=config.rules_where)
         estimator, cropper = self._open_estimator(config, frame_size)
         predictor, lead = self._make_predictor(config)
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])

@@ -481,9 +481,12 @@ def zone_bounds(zone: ZoneConfig) -> tuple[float, float, float, float]:
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def validate_zones(rules: Sequence[RuleConfig], frame_width: int, frame_height: int) -> None:
+def validate_zones(
+    rules: Sequence[RuleConfig], frame_width: int, frame_height: int, where: str = "rules"
+) -> None:
     """Refuse zones that lie wholly outside the frame (a typo, or a zone drawn for another
-    camera): they could never fire. Raises ``ValueError`` naming each such rule and field."""
+    camera): they could never fire. Raises ``ValueError`` naming ``where`` (the file the
+    rules came from), each such rule and field."""
     problems = []
     for i, rule in enumerate(rules):
         for field, zone in iter_zones(rule.condition):
@@ -495,7 +498,7 @@ def validate_zones(rules: Sequence[RuleConfig], frame_width: int, frame_height: 
                     f"{frame_width}x{frame_height} frame (bounds {x0:g}, {y0:g} to {x1:g}, {y1:g})"
                 )
     if problems:
-        raise ValueError("; ".join(problems))
+        raise ValueError(f"{where}: " + "; ".join(problems))
 
 
 def _unknown(kind: str, name: str, known: Collection[str]) -> str:
@@ -508,6 +511,7 @@ def validate_rules(
     rules: Sequence[RuleConfig],
     keypoints: Sequence[str],
     outputs: Collection[str] | None = None,
+    where: str = "the run config",
 ) -> None:
     """Check rules against the model's keypoints and the rig's outputs.
 
@@ -519,44 +523,47 @@ def validate_rules(
         Keypoint names of the model (``BundleMeta.keypoints``).
     outputs
         Names of the configured outputs; ``None`` skips the output check.
+    where
+        The file the rules came from (a rules file or the run config), for the message.
 
     Raises
     ------
     ValueError
-        Listing every problem as ``rules[i] 'name': field: what is wrong``, e.g. an unknown
+        Naming ``where`` and listing every problem as ``rules[i] 'name': field: what is
+        wrong``, e.g. an unknown
         keypoint or output name or a repeated rule name.
     """
     problems: list[str] = []
     known_kp = set(keypoints)
     seen: set[str] = set()
     for i, rule in enumerate(rules):
-        where = f"rules[{i}] {rule.name!r}"
+        rule_at = f"rules[{i}] {rule.name!r}"
         if rule.name in seen:
-            problems.append(f"{where}: name: repeated; rule names must be unique")
+            problems.append(f"{rule_at}: name: repeated; rule names must be unique")
         seen.add(rule.name)
         try:
             condition = scoped_condition(rule, keypoints)
         except ValueError as exc:
-            problems.append(f"{where}: animal: {exc}")
+            problems.append(f"{rule_at}: animal: {exc}")
             continue
         for field, name in iter_keypoint_refs(rule.condition):
             if rule.animal is not None and "/" not in name:
                 continue  # a bodypart of the scoped animal(s): checked below, once qualified
             if name not in known_kp:
-                problems.append(f"{where}: {field}: {_unknown('keypoint', name, known_kp)}")
+                problems.append(f"{rule_at}: {field}: {_unknown('keypoint', name, known_kp)}")
         if rule.animal is not None:
             for field, name in iter_keypoint_refs(condition):
                 if name not in known_kp:
                     msg = _unknown("keypoint", name, known_kp)
-                    problems.append(f"{where}: {field} (animal {rule.animal!r}): {msg}")
+                    problems.append(f"{rule_at}: {field} (animal {rule.animal!r}): {msg}")
         if outputs is not None:
             for j, action in enumerate(rule.actions):
                 if action.output not in outputs:
                     msg = _unknown("output", action.output, outputs)
-                    problems.append(f"{where}: actions[{j}].output: {msg}")
+                    problems.append(f"{rule_at}: actions[{j}].output: {msg}")
     if problems:
         raise ValueError(
-            "invalid rules in the run config:\n  "
+            f"{where}: invalid rules:\n  "
             + "\n  ".join(problems)
             + "\nFix these names under rules: (keypoints come from the model bundle, outputs from "
             "the outputs section)."
