@@ -27,7 +27,7 @@ def test_rules_in_a_rules_file_are_refused_naming_that_file(tmp_path):
     with pytest.raises(ValueError, match=r"zones\.yaml: invalid rules:\n.*keypoint 'snot'"):
         validate_rules(config.rules, ["snout"], ["laser"], config.rules_where)
     with pytest.raises(ValueError, match=r"^.*zones\.yaml: rules\[0\] 'laser'.*outside"):
-        validate_zones(config.rules, 4, 4, where=config.rules_where)  # the zone is right of and below 4x4
+        validate_zones(config.rules, 4, 4, where=config.rules_where)  # beyond a 4x4 frame
 
 
 def test_inline_rules_name_the_run_config(tmp_path):
