@@ -29,13 +29,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--address",
         default="http://127.0.0.1:8080",
-        help="where to serve the page; beyond loopback it needs the token",
+        help="where to serve the page; beyond loopback it must be https:// and needs the token",
     )
     p.add_argument(
-        "--token",
+        "--token-file",
+        type=Path,
         default=None,
-        help="the session token (stream.token); default: $REALTIME_POSE_VIEW_TOKEN",
+        help="a file holding the session token (stream.token); default: "
+        "$REALTIME_POSE_VIEW_TOKEN. Never on the command line, where other users can read it",
     )
+    p.add_argument("--tls-cert", type=Path, help="https: the certificate (PEM); default: the rig's")
+    p.add_argument("--tls-key", type=Path, help="https: the certificate's private key (PEM)")
     p.add_argument("--client-key", type=Path, help="CURVE: this client's .key_secret file")
     p.add_argument("--server-key", type=Path, help="CURVE: the rig's public .key file")
     p.set_defaults(func=run)
@@ -60,13 +64,26 @@ def run(args: argparse.Namespace) -> int:
         client_keys_from_env,
     )
     from realtime_pose.view.process import READY_PREFIX, TOKEN_ENV
+    from realtime_pose.view.tls import TlsFiles
 
     try:
         from realtime_pose.view.server import ViewServer
     except ImportError as exc:
         log.error("the live view needs aiohttp: pip install 'realtime-pose[view]' (%s)", exc)
         return 2
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip() or None
+        except OSError as exc:
+            log.error("--token-file: cannot read %s: %s", args.token_file, exc)
+            return 2
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            log.error("TLS needs both --tls-cert and --tls-key")
+            return 2
+        tls = TlsFiles(args.tls_cert, args.tls_key)
     curve = None
     if args.client_key or args.server_key:
         if not (args.client_key and args.server_key):
@@ -82,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         control = args.control or default_control(args.stream)
         server = ViewServer(
-            args.stream, None if control == "none" else control, args.address, token, curve
+            args.stream, None if control == "none" else control, args.address, token, curve, tls
         )
-    except (ValueError, InsecureBindError) as exc:
+    except (ValueError, InsecureBindError, RuntimeError) as exc:
         log.error("%s", exc)
         return 2
 
@@ -96,6 +113,14 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(2) from exc
         print(f"{READY_PREFIX}{url}", flush=True)
         log.info("live view of %s on %s", args.stream, url)
+        if server.address.tls and server.tls is not None:
+            log.info(
+                "TLS certificate %s: SHA-256 fingerprint %s (check it in the browser); "
+                "public-key pin %s",
+                server.tls.certificate,
+                server.tls.fingerprint(),
+                server.tls.spki_pin(),
+            )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         import signal

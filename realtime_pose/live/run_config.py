@@ -40,6 +40,7 @@ from realtime_pose.stream.security import (
     is_loopback,
 )
 from realtime_pose.util.validation import format_validation_error
+from realtime_pose.view.access import weak_token
 
 SourceSection = SOURCES.section_type()
 EngineSection = ENGINES.section_type()
@@ -151,8 +152,14 @@ class ViewConfig(_Section):
     enabled: bool = Field(default=False, description="serve the live page while the session runs")
     address: str = Field(
         default="http://127.0.0.1:8080",
-        description="where the page is served; beyond loopback it needs stream.token",
+        description="where the page is served; beyond loopback it must be https:// and needs "
+        "stream.token (at least 128 bits)",
     )
+    tls_certificate: Path | None = Field(
+        default=None,
+        description="https: the certificate (PEM); none: one made for the rig and reused",
+    )
+    tls_key: Path | None = Field(default=None, description="https: the certificate's key (PEM)")
     publish_frames: bool = Field(
         default=False,
         description="publish previews on the stream even without serving the page here (for "
@@ -171,6 +178,12 @@ class ViewConfig(_Section):
 
         HttpAddress.parse(v)
         return v
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ViewConfig:
+        if (self.tls_certificate is None) != (self.tls_key is None):
+            raise ValueError("give both view.tls_certificate and view.tls_key, or neither")
+        return self
 
     @property
     def frames_on(self) -> bool:
@@ -298,6 +311,13 @@ class RunConfig(_Section):
             )
         if self.rules_file is not None and not self.rules_file.is_absolute():
             update["rules_file"] = base / self.rules_file
+        if self.view.tls_certificate is not None and self.view.tls_key is not None:
+            update["view"] = self.view.model_copy(
+                update={
+                    "tls_certificate": base / self.view.tls_certificate,
+                    "tls_key": base / self.view.tls_key,
+                }
+            )
         if self.stream.curve is not None:
             curve = self.stream.curve
             update["stream"] = self.stream.model_copy(
@@ -363,7 +383,12 @@ def check_stream_security(stream: StreamConfig, where: str) -> None:
             loopback = is_loopback(address)
         except ValueError as exc:
             raise ConfigError(f"{where}: field '{field}': {exc}") from None
-        if loopback or (token_allowed and stream.token):
+        if loopback:
+            continue
+        if token_allowed and stream.token:
+            weak = weak_token(stream.token)
+            if weak:
+                raise ConfigError(f"{where}: field 'stream.token': {weak}")
             continue
         raise ConfigError(
             f"{where}: field '{field}': {insecure_bind_message(address, token_allowed)}"

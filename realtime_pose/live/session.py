@@ -79,6 +79,9 @@ class LiveSession:
         """The rules as they run now (zone edits from the live view change them)."""
         self.previewer = None
         self.view = None
+        self.requests = None
+        """The control handlers (:class:`~realtime_pose.live.requests.SessionRequests`), or
+        ``None`` without a control socket."""
         self.stop_event = threading.Event()
         self._closers: dict[str, Callable[[], Any]] = {}
         try:
@@ -292,6 +295,7 @@ class LiveSession:
             config.view.address,
             token=config.stream.token,
             curve=self._view_curve,
+            tls=(v.tls_certificate, v.tls_key) if (v := config.view).tls_certificate else None,
         )
         self._on_close("view", view.close)
         return view
@@ -319,14 +323,19 @@ class LiveSession:
         from realtime_pose.live.requests import SessionRequests
         from realtime_pose.stream import ControlServer
 
-        handlers = SessionRequests(self).handlers()
+        self.requests = SessionRequests(self)
         control = ControlServer(
             config.stream.control_address,
-            handlers,
+            self.requests.handlers(),
             token=config.stream.token,
             curve=self._server_curve,
         )
-        self._on_close("control", control.close)
+
+        def close_control() -> None:
+            control.close()  # no new requests; then the conversions and snapshots under way
+            self.requests.close()
+
+        self._on_close("control", close_control)
         return control
 
     # -- parts the pipeline calls back -----------------------------------------------------
@@ -346,10 +355,20 @@ class LiveSession:
         recorder = PoseRecorder(
             path, self.bundle.keypoints, self.meta, fsync_interval_s=rec.fsync_interval_s
         )
-        video_recorder = None
-        if video:
-            fps = self.source.fps or 30.0
-            video_recorder = VideoRecorder(Path(path).with_suffix(".avi"), fps, self.source.size)
+        if not video:
+            return recorder, None
+        video_path = Path(path).with_suffix(".avi")
+        try:
+            video_recorder = VideoRecorder(video_path, self.source.fps or 30.0, self.source.size)
+        except Exception as exc:  # an unwritable path, a codec OpenCV lacks, a name taken
+            # the log holds its header only: close it (file and fsync thread) and take it away,
+            # so that nothing half-started stays open and the name is free for the next try
+            recorder.close()
+            Path(recorder.path).unlink(missing_ok=True)
+            raise ValueError(
+                f"the video {video_path} cannot be recorded ({type(exc).__name__}: {exc}); "
+                f"nothing was recorded (the pose log {recorder.path} was not kept)"
+            ) from exc
         return recorder, video_recorder
 
     def _status_fields(self) -> dict[str, Any]:

@@ -57,9 +57,14 @@ class Chromium:
     ----------
     width, height
         The window size, CSS px.
+    extra_flags
+        More command-line flags, e.g. ``--ignore-certificate-errors-spki-list=PIN`` to trust
+        one self-signed certificate (the rig's) and no other.
     """
 
-    def __init__(self, width: int = 1400, height: int = 1000) -> None:
+    def __init__(
+        self, width: int = 1400, height: int = 1000, extra_flags: tuple[str, ...] = ()
+    ) -> None:
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -71,7 +76,7 @@ class Chromium:
         self.profile = Path(tempfile.mkdtemp(prefix="rp-chromium-"))
         options = webdriver.ChromeOptions()
         options.binary_location = browser
-        for flag in FLAGS:
+        for flag in (*FLAGS, *extra_flags):
             options.add_argument(flag)
         options.add_argument(f"--user-data-dir={self.profile}")
         options.add_argument(f"--window-size={width},{height}")

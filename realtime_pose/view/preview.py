@@ -16,6 +16,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -128,36 +129,61 @@ class FramePreviewer:
     def snapshot(self, folder: Path, stem: str = "snapshot") -> dict[str, str]:
         """Save the newest previewed frame as a lossless PNG and its pose as JSON in ``folder``
         (fresh names, never over a file); return their paths."""
+        planned = self.plan_snapshot(folder, stem)
+        write_snapshot(planned)
+        return planned.paths()
+
+    def plan_snapshot(self, folder: Path, stem: str = "snapshot") -> Snapshot:
+        """The newest previewed frame and the fresh names it will be saved under (quick: the
+        slow part, PNG encoding and writing, is :func:`write_snapshot`)."""
         tapped = self.last
         if tapped is None:
             raise RuntimeError("no frame has been previewed yet; try again in a moment")
-        ok, png = cv2.imencode(".png", tapped.image)
-        if not ok:
-            raise ValueError("OpenCV could not PNG-encode the frame")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         png_path = free_name(Path(folder) / f"{stem}-{stamp}-frame{tapped.frame_index}.png")
-        json_path = png_path.with_suffix(".json")
-        pose = {
-            "seq": tapped.seq,
-            "frame_index": tapped.frame_index,
-            "t_capture_ns": tapped.t_capture_ns,
-            "keypoints": messages.keypoints_as_list(tapped.pose),
-            "predicted": None
-            if tapped.predicted is None
-            else {
-                "t_target_ns": tapped.t_target_ns,
-                "keypoints": messages.keypoints_as_list(tapped.predicted),
-            },
-            "image": png_path.name,
-        }
-        with writing(png_path) as tmp:
-            tmp.write_bytes(png.tobytes())
-        with writing(json_path) as tmp:
-            tmp.write_text(json.dumps(pose, indent=1, allow_nan=True) + "\n")
-        return {"png": str(png_path), "pose": str(json_path)}
+        return Snapshot(tapped, png_path, png_path.with_suffix(".json"))
 
     def close(self, timeout_s: float = 2.0) -> None:
         """Stop the encoder thread. Idempotent."""
         self._stop.set()
         if self._thread.is_alive() and threading.current_thread() is not self._thread:
             self._thread.join(timeout_s)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A previewed frame (the tap's own copy) and where :func:`write_snapshot` saves it."""
+
+    tapped: TappedFrame
+    png_path: Path
+    json_path: Path
+
+    def paths(self) -> dict[str, str]:
+        """``png`` and ``pose``: the files, as the ``snapshot`` reply names them."""
+        return {"png": str(self.png_path), "pose": str(self.json_path)}
+
+
+def write_snapshot(snapshot: Snapshot) -> None:
+    """Encode the frame as a lossless PNG and write it and its pose (JSON), each through a
+    temporary name, never over a file that exists."""
+    tapped, png_path, json_path = snapshot.tapped, snapshot.png_path, snapshot.json_path
+    ok, png = cv2.imencode(".png", tapped.image)
+    if not ok:
+        raise ValueError("OpenCV could not PNG-encode the frame")
+    pose = {
+        "seq": tapped.seq,
+        "frame_index": tapped.frame_index,
+        "t_capture_ns": tapped.t_capture_ns,
+        "keypoints": messages.keypoints_as_list(tapped.pose),
+        "predicted": None
+        if tapped.predicted is None
+        else {
+            "t_target_ns": tapped.t_target_ns,
+            "keypoints": messages.keypoints_as_list(tapped.predicted),
+        },
+        "image": png_path.name,
+    }
+    with writing(png_path) as tmp:
+        tmp.write_bytes(png.tobytes())
+    with writing(json_path) as tmp:
+        tmp.write_text(json.dumps(pose, indent=1, allow_nan=True) + "\n")

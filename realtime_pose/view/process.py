@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 from realtime_pose.stream.security import CURVE_ENV, CurveClientKeys, client_keys_to_env
 
@@ -44,6 +45,8 @@ class ViewProcess:
     curve
         CURVE client keys for a stream and control socket that require them (handed over in
         the environment, like the token).
+    tls
+        ``(certificate, key)`` for an ``https://`` address (``None``: the rig's own).
 
     Raises
     ------
@@ -58,6 +61,7 @@ class ViewProcess:
         address: str,
         token: str | None = None,
         curve: CurveClientKeys | None = None,
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         if importlib.util.find_spec("aiohttp") is None:
             raise RuntimeError(
@@ -83,6 +87,8 @@ class ViewProcess:
             "--address",
             address,
         ]
+        if tls is not None:
+            cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
         self.url: str | None = None
         """The page's address once it serves (with the port chosen when 0 was asked for)."""
         self._ready = threading.Event()

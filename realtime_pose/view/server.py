@@ -37,6 +37,7 @@ from realtime_pose.stream.control import ControlClient, ControlTimeoutError
 from realtime_pose.stream.security import CurveClientKeys, is_loopback, wants_ipv6
 from realtime_pose.util.stats import Summary
 from realtime_pose.view import access
+from realtime_pose.view.tls import TlsFiles, rig_certificate
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,9 @@ class ViewServer:
         when the session has one).
     curve
         CURVE client keys when the session's stream and control socket use CURVE.
+    tls
+        Certificate and key for an ``https://`` address (``None``: one made for the rig,
+        :func:`realtime_pose.view.tls.rig_certificate`).
     """
 
     def __init__(
@@ -161,6 +165,7 @@ class ViewServer:
         address: str = "http://127.0.0.1:8080",
         token: str | None = None,
         curve: CurveClientKeys | None = None,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.stream_address = stream_address
         self.control_address = control_address
@@ -168,6 +173,13 @@ class ViewServer:
         access.check_bind(self.address, token)
         self.token = token
         self.curve = curve
+        self.tls = tls
+        if self.address.tls and self.tls is None:
+            self.tls = rig_certificate(self.address.host)
+        self._ssl = self.tls.context() if self.address.tls and self.tls is not None else None
+        self._session_secret = access.new_session_secret()
+        self._cookie = access.session_cookie(token, self._session_secret) if token else None
+        self.failed_attempts = access.FailedAttempts()
         self.same_host = is_loopback(stream_address)
         self.meta: dict[str, Any] | None = None
         self.rules: dict[str, Any] | None = None
@@ -203,34 +215,59 @@ class ViewServer:
         if self.address.loopback and not access.loopback_host_header(host):
             return self._refuse(403, f"Host {host!r} is not this computer")
         if self.token:
-            given = request.query.get("token")
-            if given is not None:
-                if not access.token_matches(given, self.token):
-                    return self._refuse(403, "wrong token")
-                response = web.HTTPSeeOther(request.rel_url.with_query({}))
-                response.set_cookie(
-                    access.COOKIE, given, httponly=True, samesite="Strict", path="/"
-                )
-                return response
-            given = request.cookies.get(access.COOKIE)
-            bearer = request.headers.get("Authorization", "")
-            if given is None and bearer.startswith("Bearer "):
-                given = bearer[len("Bearer ") :]
-            if given is None:
-                return self._refuse(
-                    401,
-                    "this live view needs the session token: open it "
-                    "as http://HOST:PORT/?token=...",
-                )
-            if not access.token_matches(given, self.token):
-                return self._refuse(403, "wrong token")
+            refused = self._check_token(request)
+            if refused is not None:
+                return refused
         if request.path == "/ws":
             origin = request.headers.get("Origin")
-            if origin is not None and not access.same_origin(origin, host):
+            if origin is not None and not access.same_origin(origin, host, self.address.scheme):
                 return self._refuse(403, f"WebSocket from another origin ({origin!r})")
         response = await handler(request)
         response.headers.update(SECURITY_HEADERS)
         return response
+
+    def _check_token(self, request: web.Request) -> web.StreamResponse | None:
+        """``None`` when the request carries the token (query, bearer) or the session cookie
+        derived from it; else the refusal. Wrong tokens are throttled per client address."""
+        assert self.token is not None and self._cookie is not None
+        remote = request.remote
+        wait_s = self.failed_attempts.wait_s(remote)
+        if wait_s > 0:
+            response = self._refuse(429, f"too many wrong tokens; try again in {wait_s:.0f} s")
+            response.headers["Retry-After"] = str(math.ceil(wait_s))
+            return response
+        given = request.query.get("token")
+        if given is not None:
+            if not access.token_matches(given, self.token):
+                self.failed_attempts.failed(remote)
+                return self._refuse(403, "wrong token")
+            response = web.HTTPSeeOther(request.rel_url.with_query({}))
+            response.set_cookie(
+                access.COOKIE,
+                self._cookie,
+                httponly=True,
+                samesite="Strict",
+                secure=self.address.tls,
+                path="/",
+            )
+            return response
+        cookie = request.cookies.get(access.COOKIE)
+        if cookie is not None:
+            if access.token_matches(cookie, self._cookie):
+                return None
+            self.failed_attempts.failed(remote)
+            return self._refuse(403, "wrong or expired session; open the page with ?token=")
+        bearer = request.headers.get("Authorization", "")
+        if bearer.startswith("Bearer "):
+            if access.token_matches(bearer[len("Bearer ") :], self.token):
+                return None
+            self.failed_attempts.failed(remote)
+            return self._refuse(403, "wrong token")
+        return self._refuse(
+            401,
+            "this live view needs the session token: open it as "
+            f"{self.address.scheme}://HOST:PORT/?token=...",
+        )
 
     @staticmethod
     def _refuse(status: int, why: str) -> web.Response:
@@ -263,20 +300,24 @@ class ViewServer:
         browser = Browser(ws, request.remote)
         self.browsers[browser.id] = browser
         log.info("browser %d connected from %s", browser.id, request.remote)
-        for message in self._welcome():
-            browser.offer_text(message)
-        sender = asyncio.create_task(self._send_to(browser))
+        sender: asyncio.Task | None = None
         try:
+            for message in self._welcome():
+                browser.offer_text(message)
+            sender = asyncio.create_task(self._send_to(browser))
             async for msg in ws:
                 if msg.type == WSMsgType.TEXT:
                     await self._from_browser(browser, msg.data)
                 elif msg.type == WSMsgType.ERROR:
                     break
         finally:
-            sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sender
+            # unregistered first, however the connection ended: what follows may raise
             self.browsers.pop(browser.id, None)
+            if sender is not None:
+                sender.cancel()
+                # a sender blocked on a socket that was reset ends with ConnectionError: that
+                # is how this browser left, not a fault of the view
+                await asyncio.gather(sender, return_exceptions=True)
             log.info("browser %d left (%d frames drawn)", browser.id, browser.drawn)
         return ws
 
@@ -482,7 +523,9 @@ class ViewServer:
         """Bind, start reading the stream; return the page's URL."""
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.address.host, self.address.port)
+        site = web.TCPSite(
+            self._runner, self.address.host, self.address.port, ssl_context=self._ssl
+        )
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = self.address.url(port)

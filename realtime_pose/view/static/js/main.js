@@ -137,8 +137,9 @@ async function act(cmd, fields, okText) {
 }
 
 $("record-start").onclick = () => act("record_start", {}, (r) => `recording to ${r.path}`);
-$("record-stop").onclick = () => act("record_stop", {}, (r) => `recording saved: ${r.path}`);
-$("snapshot").onclick = () => act("snapshot", {}, (r) => `snapshot saved on the rig: ${r.png}`);
+// slow work goes on on the rig after the reply; an event in the list says when it is done
+$("record-stop").onclick = () => act("record_stop", {}, (r) => `recording stopped: ${r.path} (converting to tables)`);
+$("snapshot").onclick = () => act("snapshot", {}, (r) => `snapshot being saved on the rig: ${r.png}`);
 $("test-pulse").onclick = () => {
   const output = $("test-output").value;
   const ms = Number($("test-ms").value);

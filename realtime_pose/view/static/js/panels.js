@@ -92,6 +92,8 @@ export function eventText(e) {
   if (e.event) parts.push(e.event);
   if (e.message) parts.push(e.message);
   if (e.zone) parts.push(JSON.stringify(e.zone));
+  if (e.error) parts.push(e.error);
+  if (e.conversion_error) parts.push(`conversion failed: ${e.conversion_error}`);
   return parts.filter((p) => p !== undefined && p !== null && p !== "").join(" ");
 }
 
