@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import re
 import shutil
 import zipfile
 from collections.abc import Sequence
@@ -39,10 +41,19 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from realtime_pose.geometry import Size
 from realtime_pose.util.validation import format_validation_error
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 1
 MODEL_FILENAME = "model.onnx"
 META_FILENAME = "bundle.json"
 ENGINE_CACHE_DIRNAME = "engines"
+NAME_PATTERN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._+ -]{0,126}[A-Za-z0-9._+-])?")
+"""A bundle's ``name``: it goes into file names (recordings, tables, scorers), so 1-128
+letters, digits, spaces and ``. _ + -``, starting with a letter or digit: no path separators,
+no hidden files, nothing a shell or another OS reads differently."""
+ZIP_LAYOUT = 2
+"""Bumped when what is unpacked from a zip changes (2: no engine plans), so older unpacked
+copies are not reused."""
 
 
 class BundleError(ValueError):
@@ -230,6 +241,17 @@ class BundleMeta(_Strict):
             )
         return v
 
+    @field_validator("name")
+    @classmethod
+    def _file_name_safe(cls, name: str) -> str:
+        if not NAME_PATTERN.fullmatch(name):
+            raise ValueError(
+                f"{name!r} cannot be used: the name goes into recording and table file names, "
+                "so use 1-128 letters, digits, spaces and . _ + -, starting with a letter or "
+                "digit (no '/', '\\', leading '.' or control characters)"
+            )
+        return name
+
     @field_validator("keypoints")
     @classmethod
     def _unique_keypoints(cls, names: list[str]) -> list[str]:
@@ -304,9 +326,15 @@ def _sha256(path: Path) -> str:
 
 
 def _extract_zip(path: Path, cache_root: Path | None) -> Path:
-    """Unpack a zipped bundle once into a cache folder keyed by the zip's hash."""
+    """Unpack a zipped bundle once into a cache folder keyed by the zip's hash.
+
+    Engine plans in the zip (``engines/``: serialised TensorRT engines, ORT's TensorRT cache)
+    are not unpacked: a plan is code for the GPU that TensorRT runs as it is, valid only for the
+    GPU and TensorRT it was built with, and a file that came in an archive is not to be trusted
+    that far. Engines are built on this machine and cached beside the unpacked bundle.
+    """
     cache_root = cache_root or Path.home() / ".cache" / "realtime-pose" / "bundles"
-    target = cache_root / _sha256(path)[:16]
+    target = cache_root / f"{_sha256(path)[:16]}-{ZIP_LAYOUT}"
     if (target / META_FILENAME).is_file():
         return target
     try:
@@ -319,15 +347,29 @@ def _extract_zip(path: Path, cache_root: Path | None) -> Path:
             tmp = target.with_suffix(".partial")
             shutil.rmtree(tmp, ignore_errors=True)
             tmp.mkdir(parents=True)
+            plans = []
             for name in names:
                 rel = Path(name).relative_to(prefix) if prefix != "." else Path(name)
                 if name.endswith("/") or ".." in rel.parts or rel.is_absolute():
+                    continue
+                if rel.parts[0] == ENGINE_CACHE_DIRNAME:
+                    plans.append(name)
                     continue
                 dest = tmp / rel
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 with zf.open(name) as src, dest.open("wb") as out:
                     shutil.copyfileobj(src, out)
             tmp.rename(target)
+            if plans:
+                log.warning(
+                    "%s: %d engine plan(s) under %s/ not unpacked (%s): engines are never loaded "
+                    "from a zip; they are built on this machine and cached in %s",
+                    path,
+                    len(plans),
+                    ENGINE_CACHE_DIRNAME,
+                    ", ".join(plans[:3]) + (", ..." if len(plans) > 3 else ""),
+                    target / ENGINE_CACHE_DIRNAME,
+                )
     except zipfile.BadZipFile as exc:
         raise BundleError(f"{path}: not a valid zip file ({exc})") from exc
     return target

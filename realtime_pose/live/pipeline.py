@@ -402,12 +402,26 @@ class Pipeline:
 
     # -- commands from other threads ------------------------------------------------------
     def call_in_loop(self, fn: Callable[[], Any], timeout_s: float = 2.0) -> Any:
-        """Run ``fn`` on the loop thread between frames (directly if the loop is not running)."""
+        """Run ``fn`` on the loop thread between frames (directly if the loop is not running).
+
+        What the caller is told is what happened: a command the loop has not taken within
+        ``timeout_s`` (a frame that takes that long, a stalled loop) is cancelled, never run
+        later, and :class:`TimeoutError` says nothing was done; one the loop took already is
+        waited for to its end, and its result (or error) returned.
+        """
         if self._loop_thread is None or self._loop_thread == threading.get_ident():
             return fn()
         future: concurrent.futures.Future = concurrent.futures.Future()
         self._commands.put((fn, future))
-        return future.result(timeout=timeout_s)
+        try:
+            return future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            if not future.cancel():  # running (or just finished) on the loop thread
+                return future.result()
+            raise TimeoutError(
+                f"the live loop did not take the command within {timeout_s:g} s (a frame that "
+                "slow, or a stalled loop); nothing was done, try again"
+            ) from None
 
     def _drain_posted_events(self) -> None:
         while True:
@@ -423,6 +437,8 @@ class Pipeline:
                 fn, future = self._commands.get_nowait()
             except queue.Empty:
                 return
+            if not future.set_running_or_notify_cancel():
+                continue  # its caller gave up waiting and was told nothing was done
             try:
                 future.set_result(fn())
             except Exception as exc:
@@ -485,7 +501,9 @@ class Pipeline:
 def finish_recording(
     recorder: PoseRecorderPort, video_recorder: FrameRecorderPort | None, convert: bool = True
 ) -> dict[str, Any]:
-    """Close detached recorders and convert the log; return the ``record_stop`` reply fields."""
+    """Close detached recorders and convert the log; return what was written (``path``,
+    ``poses``, ``events``, ``tables``, ``conversion_error``): the fields of the ``recording``
+    event that ends a ``record_stop``."""
     if video_recorder is not None:
         video_recorder.close()
     result = recorder.stop(convert=convert)

@@ -3,12 +3,19 @@ view's requests (zones, rules file, manual output pulses, snapshots); see docs/p
 
 Each handler takes a validated request (:mod:`realtime_pose.stream.messages`) and returns the
 reply's fields, or raises ``ValueError`` with a message the client shows. Anything that changes
-the loop's state runs in the loop, between two frames (:meth:`Pipeline.call_in_loop`).
+the loop's state runs in the loop, between two frames (:meth:`Pipeline.call_in_loop`). The
+control socket answers one request at a time, so what is slow (converting a stopped recording,
+encoding and writing a snapshot) runs on worker threads: the reply says what was started, and
+an ``event`` on the stream says when it is done, while ``ping`` and ``status`` go on answering.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
+import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +27,12 @@ from realtime_pose.rules import RuleConfig
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)
+
+SNAPSHOT_MIN_INTERVAL_S = 1.0
+"""At most one snapshot a second: each is a lossless PNG written on the rig."""
+SNAPSHOT_MIN_FREE_BYTES = 512 * 1024 * 1024
+"""Snapshots are refused below this much free disk where recordings go: the disk is the
+recording's first."""
 
 
 def inside_folder(folder: Path, requested: str) -> Path:
@@ -52,10 +65,47 @@ class RunningSession(Protocol):
 
 
 class SessionRequests:
-    """The control handlers of one running session."""
+    """The control handlers of one running session.
+
+    Attributes
+    ----------
+    snapshot_interval_s, snapshot_min_free_bytes
+        A snapshot is refused sooner than this after the last one, or where less disk than
+        this is free (:data:`SNAPSHOT_MIN_INTERVAL_S`, :data:`SNAPSHOT_MIN_FREE_BYTES`).
+    """
 
     def __init__(self, session: RunningSession) -> None:
         self.session = session
+        self.snapshot_interval_s = SNAPSHOT_MIN_INTERVAL_S
+        self.snapshot_min_free_bytes = SNAPSHOT_MIN_FREE_BYTES
+        self._last_snapshot = -float("inf")
+        # two workers: a snapshot need not wait for an hour's recording to be converted
+        self._work = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="control-work")
+
+    def close(self) -> None:
+        """Wait for the conversions and snapshots still running (call after the control
+        socket has closed); their files are the user's and their events are still sent."""
+        self._work.shutdown(wait=True)
+
+    def _in_background(
+        self, what: str, work: Callable[[], dict[str, Any]], event: Callable[..., dict]
+    ) -> None:
+        """Run ``work`` on a worker thread; post the ``event(**its fields)`` it returns, or
+        ``event(state="failed", error=...)`` if it raised."""
+        pipe = self.session.pipeline
+
+        def run() -> None:
+            try:
+                fields = work()
+            except Exception as exc:
+                log.exception("%s failed", what)
+                fields = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            try:
+                pipe.post_event(event(**fields))
+            except Exception:  # the stream may be gone at shutdown; the log says what happened
+                log.exception("the event after %s could not be sent", what)
+
+        self._work.submit(run)
 
     def handlers(self) -> dict[str, Any]:
         """The control socket's handlers by ``cmd``."""
@@ -78,8 +128,21 @@ class SessionRequests:
             return {"path": str(started)}
 
         def record_stop(_req: messages.RecordStopRequest) -> dict:
-            # detach between frames; close and convert here, on the control thread
-            return finish_recording(*pipe.call_in_loop(pipe.detach_recording))
+            # detach between frames (quick); close and convert on a worker, then say so
+            recorder, video = pipe.call_in_loop(pipe.detach_recording)
+            path = str(recorder.path)
+
+            def finish() -> dict[str, Any]:
+                reply = finish_recording(recorder, video)
+                reply.pop("path")
+                return {"state": "stopped", **reply}
+
+            self._in_background(
+                f"closing and converting {path}",
+                finish,
+                lambda **fields: messages.event_payload("recording", path, pipe.frames, **fields),
+            )
+            return {"path": path, "converting": True}
 
         def rule_switch(enable: bool):
             def handler(req: messages.RuleEnableRequest | messages.RuleDisableRequest) -> dict:
@@ -126,6 +189,7 @@ class SessionRequests:
     def zone_set(self, req: messages.ZoneSetRequest) -> dict[str, Any]:
         """Validate the edited rules as the config is, then run the new rule from the next
         frame (:meth:`RuleEngine.replace_rule`, in the loop)."""
+        from realtime_pose.rules.config import validate_zones
         from realtime_pose.rules.edit import with_zone
 
         pipe, engine = self.session.pipeline, self.session.pipeline.rules
@@ -139,6 +203,8 @@ class SessionRequests:
             self.session.bundle.keypoints,
             list(self.session.config.outputs),
         )
+        frame_width, frame_height = self.session.meta["frame_size"]
+        validate_zones(edited, frame_width, frame_height)  # as `run` will, with this zone
         rule = next(r for r in edited if r.name == req.rule)
 
         def apply() -> None:
@@ -203,6 +269,55 @@ class SessionRequests:
         return {"output": req.output, "duration_ms": req.duration_ms, "max_on_ms": max_on_ms}
 
     def snapshot(self, _req: messages.SnapshotRequest) -> dict[str, Any]:
-        if self.session.previewer is None:
+        """Name the newest previewed frame's files and save them on a worker (PNG encoding is
+        slow); an ``event`` of kind ``snapshot`` says when they are written. Refused sooner
+        than :attr:`snapshot_interval_s` after the last one, and below
+        :attr:`snapshot_min_free_bytes` of free disk."""
+        from realtime_pose.view.preview import write_snapshot
+
+        previewer = self.session.previewer
+        if previewer is None:
             raise ValueError("snapshots need previews: set view.enabled or view.publish_frames")
-        return self.session.previewer.snapshot(self.session.config.recording.directory)
+        since = time.monotonic() - self._last_snapshot
+        if since < self.snapshot_interval_s:
+            raise ValueError(
+                f"at most one snapshot every {self.snapshot_interval_s:g} s; try again in "
+                f"{self.snapshot_interval_s - since:.1f} s"
+            )
+        folder = self.session.config.recording.directory
+        free = free_disk_bytes(folder)
+        if free is not None and free < self.snapshot_min_free_bytes:
+            raise ValueError(
+                f"only {free / 1e6:.0f} MB free where snapshots go ({folder}); snapshots need "
+                f"{self.snapshot_min_free_bytes / 1e6:.0f} MB, the rest is kept for recordings"
+            )
+        planned = previewer.plan_snapshot(folder)
+        self._last_snapshot = time.monotonic()
+
+        def save() -> dict[str, Any]:
+            write_snapshot(planned)
+            return {"state": "saved"}
+
+        self._in_background(
+            f"saving the snapshot {planned.png_path}",
+            save,
+            lambda **fields: messages.event_payload(
+                "snapshot",
+                str(planned.png_path),
+                planned.tapped.frame_index,
+                **planned.paths(),
+                **fields,
+            ),
+        )
+        return {**planned.paths(), "saving": True}
+
+
+def free_disk_bytes(folder: Path) -> int | None:
+    """Free bytes on the disk that holds ``folder`` (or would: its nearest existing parent);
+    ``None`` where that cannot be read."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None

@@ -51,7 +51,8 @@ class RecordingResult:
     """Why conversion failed (the log itself is complete; convert it later), or ``None``."""
 
     def as_reply(self) -> dict[str, Any]:
-        """The fields of a ``record_stop`` control reply (see docs/protocol.md)."""
+        """What was written, as the ``recording`` event after ``record_stop`` carries it (see
+        docs/protocol.md)."""
         reply: dict[str, Any] = {
             "path": str(self.log_path),
             "poses": self.poses,

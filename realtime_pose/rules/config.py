@@ -36,6 +36,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    FiniteFloat,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -57,11 +58,17 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
+MAX_POLYGON_VERTICES = 256
+"""A zone's polygon is tested every frame (a point-in-polygon pass over its edges): 20,000
+vertices cost ~17 ms a frame, 256 a few microseconds."""
+
+
 class ZoneConfig(_Strict):
     """A keypoint inside (or outside) a zone in frame pixels.
 
     Give exactly one of ``rectangle`` ``[x0, y0, x1, y1]``, ``circle`` ``[cx, cy, r]`` or
-    ``polygon`` ``[[x, y], ...]`` (at least 3 vertices, any winding, may be concave).
+    ``polygon`` ``[[x, y], ...]`` (3 to :data:`MAX_POLYGON_VERTICES` vertices, any winding, may
+    be concave). Every number is finite (no NaN or infinity).
 
     ``hysteresis_px`` makes the zone a Schmitt trigger: a point outside must come
     ``hysteresis_px`` *inside* the border to count as in, and a point inside must go
@@ -71,11 +78,13 @@ class ZoneConfig(_Strict):
 
     type: Literal["zone"] = "zone"
     keypoint: KeypointName
-    rectangle: tuple[float, float, float, float] | None = None
-    circle: tuple[float, float, float] | None = None
-    polygon: list[tuple[float, float]] | None = None
+    rectangle: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
+    circle: tuple[FiniteFloat, FiniteFloat, FiniteFloat] | None = None
+    polygon: list[tuple[FiniteFloat, FiniteFloat]] | None = Field(
+        default=None, max_length=MAX_POLYGON_VERTICES
+    )
     inside: bool = True
-    hysteresis_px: float = Field(default=0.0, ge=0.0)
+    hysteresis_px: FiniteFloat = Field(default=0.0, ge=0.0)
     min_likelihood: Likelihood | None = Field(
         default=None, description="likelihood cutoff; None takes the rule's min_likelihood"
     )

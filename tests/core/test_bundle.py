@@ -52,6 +52,13 @@ def _write(tmp_path, meta, model=None):
         ({"unexpected": 1}, "unexpected"),
         ({"likelihood_clip": [1.0, 0.0]}, "likelihood_clip"),
         ({"likelihood_clip": [0.0]}, "likelihood_clip"),
+        ({"name": "../../outside"}, "name"),
+        ({"name": "rig/one"}, "name"),
+        ({"name": "rig\\one"}, "name"),
+        ({"name": ".hidden"}, "name"),
+        ({"name": "two\nlines"}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 129}, "name"),
     ],
 )
 def test_bad_meta_is_refused_naming_the_field(tmp_path, change, expected):
@@ -116,3 +123,26 @@ def test_write_bundle_validates_dict(tmp_path):
     meta["stride"] = -1
     with pytest.raises(BundleError, match="stride"):
         write_bundle(tmp_path / "w", marker_model(), meta)
+
+
+def test_names_that_make_good_file_names_load(tmp_path):
+    for i, name in enumerate(["openfield-mobilenet_v2_0.35", "DLC_arena+resnet 50", "m"]):
+        (tmp_path / str(i)).mkdir()
+        folder = _write(tmp_path / str(i), {**marker_meta(), "name": name})
+        assert load_bundle(folder).meta.name == name
+
+
+def test_a_zipped_bundle_brings_no_engine_plans(tmp_path, caplog):
+    folder = write_marker_bundle(tmp_path / "b")
+    archive = tmp_path / "b.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.write(folder / "model.onnx", "b/model.onnx")
+        zf.write(folder / "bundle.json", "b/bundle.json")
+        zf.writestr("b/engines/NVIDIA-H100_trt10.3.0_h64w80_fp16_0123456789ab.engine", b"plan")
+        zf.writestr("b/engines/ort-trt/TensorrtExecutionProvider_cache.engine", b"plan")
+    with caplog.at_level("WARNING", logger="realtime_pose.bundle"):
+        bundle = load_bundle(archive, zip_cache=tmp_path / "cache")
+    assert bundle.model_path.is_file()
+    cached = list(bundle.engine_cache_dir.rglob("*")) if bundle.engine_cache_dir.exists() else []
+    assert cached == [], "engine plans from a zip are never loaded: built here, beside it"
+    assert "engines/" in caplog.text and "not unpacked" in caplog.text

@@ -78,16 +78,18 @@ def test_control_survives_garbage_while_poses_flow(marker_bundle, tmp_path):
             started = client.request("record_start", path="ctl.poselog")
             assert started["ok"], started
             time.sleep(0.3)
-            stopped = client.request("record_stop")
-            assert stopped["ok"] and stopped["tables"] and stopped["poses"] > 5
+            stopped = client.request("record_stop")  # converts on a worker: an event says when
+            assert stopped["ok"] and stopped["converting"]
+            assert stopped["path"] == str(tmp_path / "ctl.poselog")
             assert client.request("meta")["meta"]["keypoints"] == ["red", "green", "blue"]
         time.sleep(0.2)
         assert session.pipeline.frames > frames_before + 10
-        assert len(read_log(tmp_path / "ctl.poselog").poses) > 5
     finally:
         session.stop_event.set()
         thread.join(10)
-        session.close()
+        session.close()  # waits for the conversion
+    assert len(read_log(tmp_path / "ctl.poselog").poses) > 5
+    assert (tmp_path / "ctl.h5").is_file() and (tmp_path / "ctl.csv").is_file()
 
 
 def test_subscriber_sees_contiguous_seq(marker_bundle, tmp_path):

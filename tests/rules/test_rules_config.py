@@ -100,6 +100,20 @@ ZONE = GOOD["condition"]
         (_with("condition", {**ZONE, "rectangle": None, "circle": [1, 1, 0]}), "circle"),
         (_with("condition", {**ZONE, "rectangle": None, "polygon": [[0, 0], [1, 1]]}), "polygon"),
         (_with("condition.hysteresis_px", -2), "hysteresis_px"),
+        (_with("condition.hysteresis_px", float("inf")), "hysteresis_px"),
+        (_with("condition.rectangle", [0, 0, float("inf"), 10]), "rectangle"),
+        (_with("condition", {**ZONE, "rectangle": None, "circle": [1, 1, float("inf")]}), "circle"),
+        (
+            _with("condition", {**ZONE, "rectangle": None, "polygon": [[0, 0], [1, 1]] * 129}),
+            "polygon",
+        ),
+        (
+            _with(
+                "condition",
+                {**ZONE, "rectangle": None, "polygon": [[0, 0], [9, 0], [0, float("-inf")]]},
+            ),
+            "polygon",
+        ),
         (_with("condition.type", "zoen"), "zoen"),
         (_with("condition", {"type": "speed", "keypoint": "snout"}), "above"),
         (

@@ -5,6 +5,7 @@ a manual output test held to the max on-time, snapshots. No browser needed."""
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +17,14 @@ import zmq
 
 from realtime_pose.live.run_config import load_config
 from realtime_pose.stream import ControlClient, messages
-from tests.view.sessions import FRAME_H, FRAME_W, RunningSession, marker_config, write_rules
+from tests.view.sessions import (
+    FRAME_H,
+    FRAME_W,
+    RunningSession,
+    StreamLog,
+    marker_config,
+    write_rules,
+)
 
 RULE = {
     "name": "red-in-zone",
@@ -144,16 +152,77 @@ def test_manual_output_test_is_held_to_the_max_on_time(rules_session):
     assert [p["duration_s"] for p in pulses if p["frame_index"] is not None][-1] == 0.03
 
 
+def snapshot_events(log: StreamLog) -> list[dict]:
+    return [e for e in log.of(b"event") if e["kind"] == "snapshot"]
+
+
+def wait_for(predicate, timeout_s: float = 10.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
 def test_snapshot_saves_the_raw_frame_and_its_pose(rules_session):
-    _, client, _ = rules_session
+    run, client, _ = rules_session
+    events = StreamLog(run.stream, (b"event",))
+    try:
+        time.sleep(0.3)
+        reply = client.request("snapshot")
+        assert reply["ok"], reply
+        assert wait_for(lambda: snapshot_events(events)), "no event said the snapshot was saved"
+        (saved,) = snapshot_events(events)
+        assert saved["state"] == "saved" and saved["png"] == reply["png"]
+        assert saved["pose"] == reply["pose"]
+        image = cv2.imread(reply["png"])
+        assert image.shape == (FRAME_H, FRAME_W, 3)
+        pose = json.loads(Path(reply["pose"]).read_text())
+        x, y, likelihood = pose["keypoints"][0][0]
+        b, g, r = image[int(y), int(x)]
+        assert likelihood > 0.5 and r > 200 and g < 60 and b < 60  # the red square under it
+        time.sleep(run.session.requests.snapshot_interval_s)
+        again = client.request("snapshot")
+        assert again["ok"], again
+        assert again["png"] != reply["png"], "a fresh name, never over the first"
+    finally:
+        events.close()
+
+
+def test_snapshots_are_rate_limited_and_keep_a_free_disk_floor(rules_session, tmp_path):
+    run, client, _ = rules_session
     time.sleep(0.3)
-    reply = client.request("snapshot")
-    assert reply["ok"], reply
-    image = cv2.imread(reply["png"])
-    assert image.shape == (FRAME_H, FRAME_W, 3)
-    pose = json.loads(Path(reply["pose"]).read_text())
-    x, y, likelihood = pose["keypoints"][0][0]
-    b, g, r = image[int(y), int(x)]
-    assert likelihood > 0.5 and r > 200 and g < 60 and b < 60  # the red square under it
-    again = client.request("snapshot")
-    assert again["png"] != reply["png"], "a fresh name, never over the first"
+    first = client.request("snapshot")
+    assert first["ok"], first
+    hasty = client.request("snapshot")
+    assert not hasty["ok"] and "one snapshot every" in hasty["error"], hasty
+    requests = run.session.requests
+    time.sleep(requests.snapshot_interval_s)
+    free = shutil.disk_usage(tmp_path).free
+    requests.snapshot_min_free_bytes = free + (1 << 40)  # a floor this disk is below
+    low = client.request("snapshot")
+    assert not low["ok"] and "free" in low["error"] and str(tmp_path / "rec") in low["error"]
+    requests.snapshot_min_free_bytes = 0
+    assert client.request("snapshot")["ok"], "refusals do not count against the rate"
+    saved = sorted((tmp_path / "rec").glob("snapshot-*.png"))
+    assert wait_for(lambda: len(sorted((tmp_path / "rec").glob("snapshot-*.png"))) == 2), saved
+
+
+def test_zone_edits_refuse_what_would_stop_the_next_run(rules_session):
+    run, client, _ = rules_session
+    nan, inf = float("nan"), float("inf")
+    refused = [
+        ({"rectangle": [nan, 0, 10, 10]}, "rectangle"),
+        ({"circle": [10, 10, inf]}, "circle"),
+        ({"polygon": [[0, 0], [-inf, 5], [5, 5]]}, "polygon"),
+        ({"polygon": [[i % 80, (7 * i) % 64] for i in range(257)]}, "at most 256"),
+        ({"rectangle": [200, 200, 300, 300]}, "outside the 80x64 frame"),
+    ]
+    engine = run.session.pipeline.rules
+    for zone, field in refused:
+        reply = client.request("zone_set", rule="red-in-zone", zone=zone)
+        assert not reply["ok"], (zone, reply)
+        assert field in reply["error"], (field, reply["error"])
+    assert engine._rule("red-in-zone").condition.signed_distance(60, 50) > 0  # unchanged
+    assert client.request("rules")["zones"][0]["rectangle"] == [40, 40, 80, 64]
+    many = [[40 + 20 * np.cos(a), 32 + 20 * np.sin(a)] for a in np.linspace(0, 6.2, 256)]
+    assert client.request("zone_set", rule="red-in-zone", zone={"polygon": many})["ok"]

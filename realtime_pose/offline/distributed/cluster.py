@@ -52,8 +52,34 @@ def _embedded_environment() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
+def _check_loopback_only(allow_beyond_loopback: bool) -> None:
+    """Refuse embedded Ray that would listen beyond loopback: Ray read its environment when it
+    was imported, so one imported before :func:`_embedded_environment` binds every interface,
+    and anyone on the network could then reach the workers (and run code in them)."""
+    if "ray" not in sys.modules or os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") == "0":
+        return
+    if allow_beyond_loopback:
+        log.warning(
+            "Ray was imported before it was set to listen on 127.0.0.1 only: embedded Ray may "
+            "listen on every interface (allowed by allow_beyond_loopback=True)"
+        )
+        return
+    raise ClusterError(
+        "Ray was imported before realtime-pose could set it to listen on 127.0.0.1 only, so "
+        "embedded Ray would listen on every interface of this machine; refused. Import ray "
+        "after starting the analysis (or set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before "
+        "importing it), or pass allow_beyond_loopback=True to ray_session if the network is "
+        "trusted"
+    )
+
+
 @contextmanager
-def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iterator[Any]:
+def ray_session(
+    address: str | None = None,
+    num_cpus: int | None = None,
+    *,
+    allow_beyond_loopback: bool = False,
+) -> Iterator[Any]:
     """Connect to Ray for the duration of the block and yield the ``ray`` module.
 
     Parameters
@@ -62,15 +88,18 @@ def ray_session(address: str | None = None, num_cpus: int | None = None) -> Iter
         ``None``: start Ray embedded on this machine (loopback only); else a cluster address.
     num_cpus
         CPUs the embedded Ray may use (default: all of this machine's).
+    allow_beyond_loopback
+        Embedded Ray only: start it even where it can no longer be kept to 127.0.0.1 (``ray``
+        was imported first), with a warning. Without it such a session is refused.
 
     Raises
     ------
     ClusterError
-        Ray is not installed, or the cluster at ``address`` cannot be reached.
+        Ray is not installed, the cluster at ``address`` cannot be reached, or embedded Ray
+        cannot be kept to loopback.
     """
     if address is None:
-        if "ray" in sys.modules and os.environ.get("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER") != "0":
-            log.warning("Ray was imported before it was set to listen on 127.0.0.1 only")
+        _check_loopback_only(allow_beyond_loopback)
         _embedded_environment()
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
