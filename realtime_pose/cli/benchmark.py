@@ -16,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "benchmark",
         help="time preprocess+engine+peaks+prediction per frame at several input sizes",
         description="Decode frames from VIDEO first, then time the whole per-frame path "
-        "(preprocess, engine, peaks, coordinates, prediction) at each target pixel count.",
+        "(preprocess, engine, peaks, coordinates, prediction) at each target pixel count, on "
+        "the engine `run` would use here (the tuned choice, see `realtime-pose tune`) or the "
+        "one --engine names; the output and the JSON say which engine ran.",
     )
     p.add_argument("video", type=Path)
     p.add_argument("--bundle", required=True, type=Path)
@@ -29,9 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--frames", type=int, default=1000, help="timed frames per size")
     p.add_argument("--decode", type=int, default=200, help="frames decoded from the video")
-    p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--no-spinning", action="store_true")
+    p.add_argument(
+        "--engine",
+        metavar="SECTION",
+        help="the engine, as a run config's engine: section in YAML, e.g. '{kind: openvino, "
+        "threads: 2}' (default: '{kind: auto}', what `run` uses without an engine: section)",
+    )
+    ort = p.add_argument_group("ONNX Runtime shortcuts (instead of --engine)")
+    ort.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"])
+    ort.add_argument("--threads", type=int)
+    ort.add_argument("--no-spinning", action="store_true")
     p.add_argument(
         "--json", type=Path, help="write results here, and a per-stage latency plot beside (.png)"
     )
@@ -57,21 +66,22 @@ def run(args: argparse.Namespace) -> int:
             check_free(args.json.with_suffix(".png"), args.overwrite)
         bundle = load_bundle(args.bundle)
         frames = [frame.image for frame in video_frames(args.video, args.decode)]
-    except (BundleError, SourceError, OutputExistsError) as exc:
+        config = engine_config(args)
+    except (BundleError, SourceError, OutputExistsError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    config = dict(provider=args.provider, threads=args.threads, spinning=not args.no_spinning)
     results, runs = [], []
     for pixels in args.pixels or [None]:
         try:
             run = run_benchmark(bundle, frames, pixels, args.frames, config)
-        except EngineError as exc:
+        except (EngineError, ValueError) as exc:  # ValueError: a bad --engine option
             log.error("%s", exc)
             return 2
         runs.append(run)
         summary = run.summary()
         results.append(summary)
         st = summary["stages"]
+        print(f"engine: {_describe(run.engine)}")
         print(
             f"{summary['width']:4d}x{summary['height']:<4d} p50 {summary['p50_ms']:7.3f} ms "
             f"p99 {summary['p99_ms']:7.3f} ms max {summary['max_ms']:7.3f} ms "
@@ -83,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
             "video": str(args.video),
             "bundle": str(args.bundle),
             "model": bundle.meta.name,
-            "engine": config,
+            "engine_asked": config,
+            "engine": runs[0].engine,
             "machine": machine_description(),
             "results": results,
         }
@@ -93,6 +104,31 @@ def run(args: argparse.Namespace) -> int:
         if plot is not None:
             log.info("wrote %s", plot)
     return 0
+
+
+def engine_config(args: argparse.Namespace) -> dict:
+    """The engine section asked for: --engine, the ONNX Runtime shortcuts, or ``auto``."""
+    from realtime_pose.engines import parse_engine_section
+
+    shortcuts = args.provider is not None or args.threads is not None or args.no_spinning
+    if args.engine is not None:
+        if shortcuts:
+            raise ValueError("give --engine or the ONNX Runtime shortcuts, not both")
+        return parse_engine_section(args.engine) or {}
+    if shortcuts:
+        return {
+            "kind": "onnxruntime",
+            "provider": args.provider or "cpu",
+            "threads": args.threads or 0,
+            "spinning": not args.no_spinning,
+        }
+    return {"kind": "auto"}
+
+
+def _describe(section: dict | None) -> str:
+    if not section:
+        return "(not known)"
+    return ", ".join(f"{k}: {v}" for k, v in section.items())
 
 
 def write_plot(path: Path, runs: list, model: str, overwrite: bool) -> Path | None:

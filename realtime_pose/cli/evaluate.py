@@ -49,13 +49,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print a summary; exit 0 on success, 2 on unusable input."""
     from realtime_pose.bundle import BundleError
-    from realtime_pose.engines import EngineError
+    from realtime_pose.engines import EngineError, parse_engine_section
     from realtime_pose.geometry import Size
     from realtime_pose.trainers.evaluate import evaluate, format_metrics
     from realtime_pose.trainers.project import ProjectError
 
     try:
-        engine = _engine_section(args.engine)
+        engine = parse_engine_section(args.engine)
         input_size = Size.parse(args.input_size) if args.input_size else None
         metrics = evaluate(
             args.model,
@@ -85,18 +85,3 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
-
-
-def _engine_section(text: str | None) -> dict | None:
-    """``--engine``'s YAML mapping, or ``None``; a clear error for anything else."""
-    if text is None:
-        return None
-    import yaml
-
-    try:
-        section = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"--engine: not YAML ({exc})") from exc
-    if not isinstance(section, dict):
-        raise ValueError(f"--engine: expected a mapping like '{{kind: openvino}}', got {text!r}")
-    return section

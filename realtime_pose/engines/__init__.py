@@ -16,6 +16,7 @@ Adding a backend is one new module here (or a package of your own registered thr
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -60,7 +61,33 @@ def open_engine(
     choice = ENGINES.choose(engine if engine is not None else {})
     fixed = bundle.meta.input.fixed_size
     sizes = [fixed] if fixed is not None else list(dict.fromkeys(Size(*s) for s in input_sizes))
-    return choice.cls.for_bundle(bundle, choice.options, sizes)
+    opened = choice.cls.for_bundle(bundle, choice.options, sizes)
+    if engine_section(opened) is None:
+        with contextlib.suppress(AttributeError):  # a plug-in with __slots__ says nothing
+            opened.section = choice.dump()
+    return opened
+
+
+def engine_section(engine: Engine) -> dict[str, Any] | None:
+    """The ``engine:`` section that actually runs in ``engine`` (for ``auto``: the tuned one,
+    or the fallback, with ``chosen_by``), as :func:`open_engine` noted it; ``None`` if unknown."""
+    return getattr(engine, "section", None)
+
+
+def parse_engine_section(text: str | None, option: str = "--engine") -> dict[str, Any] | None:
+    """A command line's engine section (YAML, e.g. ``'{kind: openvino, precision: bf16}'``),
+    or ``None``; ``ValueError`` naming ``option`` for anything but a mapping."""
+    if text is None:
+        return None
+    import yaml
+
+    try:
+        section = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{option}: not YAML ({exc})") from exc
+    if not isinstance(section, dict):
+        raise ValueError(f"{option}: expected a mapping like '{{kind: openvino}}', got {text!r}")
+    return section
 
 
 __all__ = [
@@ -69,5 +96,7 @@ __all__ = [
     "EngineError",
     "EngineOptions",
     "EngineUnavailableError",
+    "engine_section",
     "open_engine",
+    "parse_engine_section",
 ]

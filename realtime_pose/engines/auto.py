@@ -7,13 +7,14 @@ run here (its package uninstalled since), it is ONNX Runtime with its defaults, 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 
 from realtime_pose.bundle import Bundle
 from realtime_pose.engines.base import Engine, EngineOptions, EngineUnavailableError
 from realtime_pose.geometry import Size
-from realtime_pose.plugins import ENGINES
+from realtime_pose.plugins import ENGINES, Choice
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +43,22 @@ class AutoEngine:
                 bundle.meta.name,
                 bundle.root,
             )
-            choice = ENGINES.choose({"kind": "onnxruntime"})
-            return choice.cls.for_bundle(bundle, choice.options, input_sizes)
+            return _opened(ENGINES.choose({"kind": "onnxruntime"}), bundle, input_sizes, "default")
         log.info("%s: tuned engine %s", bundle.meta.name, choice.dump())
         try:
-            return choice.cls.for_bundle(bundle, choice.options, input_sizes)
+            return _opened(choice, bundle, input_sizes, "tune")
         except EngineUnavailableError as exc:  # uninstalled since, or another machine's choice
             log.warning(
                 "%s: the tuned engine cannot run here (%s); using ONNX Runtime (tune again)",
                 bundle.meta.name,
                 exc,
             )
-        choice = ENGINES.choose({"kind": "onnxruntime"})
-        return choice.cls.for_bundle(bundle, choice.options, input_sizes)
+        return _opened(ENGINES.choose({"kind": "onnxruntime"}), bundle, input_sizes, "fallback")
+
+
+def _opened(choice: Choice, bundle: Bundle, input_sizes: Sequence[Size], why: str) -> Engine:
+    """The engine ``choice`` names, noting which section runs and why (``chosen_by``)."""
+    engine = choice.cls.for_bundle(bundle, choice.options, input_sizes)
+    with contextlib.suppress(AttributeError):
+        engine.section = {**choice.dump(), "chosen_by": f"auto ({why})"}
+    return engine

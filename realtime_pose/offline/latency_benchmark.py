@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from realtime_pose.bundle import Bundle
-from realtime_pose.engines import open_engine
+from realtime_pose.engines import engine_section, open_engine
 from realtime_pose.geometry import Size
 from realtime_pose.inference.estimator import (
     ESTIMATOR_STAGES,
@@ -39,6 +39,8 @@ class BenchmarkRun:
     size: Size
     stage_ns: np.ndarray  # [frames, len(STAGES)]
     wall_s: float
+    engine: dict | None = None
+    """The engine section that ran (for ``auto``: the tuned one), when the engine says."""
 
     def summary(self) -> dict:
         """``{pixels, width, height, p50_ms, p99_ms, max_ms, fps, stages}``."""
@@ -77,6 +79,7 @@ def run_benchmark(
     size = size_for_pixels(frame_size, pixels) if pixels else frame_size
     sizing = NetworkInput.for_bundle(bundle.meta, size if pixels else None)
     runner = open_engine(bundle, engine, [sizing.size(frame_size)])  # the padded size it runs at
+    section = engine_section(runner)
     estimator = PoseEstimator(bundle, runner, size if pixels else None)
     predictor = ForwardPredictor(len(bundle.keypoints))
     predicted = np.zeros((len(bundle.keypoints), 3), np.float32)
@@ -103,4 +106,4 @@ def run_benchmark(
         row[5] = row[4] - row[1]
     wall = time.perf_counter() - t_wall
     runner.close()
-    return BenchmarkRun(pixels or frame_size.pixels, size, out, wall)
+    return BenchmarkRun(pixels or frame_size.pixels, size, out, wall, section)
