@@ -180,19 +180,19 @@ class CurveClientKeys:
 
 CURVE_ENV = "REALTIME_POSE_CURVE_KEYS"
 """Environment variable a child (the session's live view) reads its CURVE keys from:
-``client_public:client_secret:server_public``, Z85."""
+``client_public,client_secret,server_public``, Z85 (whose alphabet has no comma)."""
 
 
 def client_keys_to_env(keys: CurveClientKeys) -> str:
     """The value of :data:`CURVE_ENV` for ``keys``."""
-    return b":".join(keys.load()).decode("ascii")
+    return b",".join(keys.load()).decode("ascii")
 
 
 def client_keys_from_env(value: str) -> CurveClientKeys:
     """Parse :data:`CURVE_ENV`; ``ValueError`` if it is not three Z85 keys."""
-    parts = value.encode("ascii").split(b":")
+    parts = value.encode("ascii").split(b",")
     if len(parts) != 3 or any(len(p) != 40 for p in parts):
-        raise ValueError(f"{CURVE_ENV} must hold three 40-character Z85 keys joined by ':'")
+        raise ValueError(f"{CURVE_ENV} must hold three 40-character Z85 keys joined by ','")
     return CurveClientKeys.from_keys(*parts)
 
 

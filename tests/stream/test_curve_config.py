@@ -137,3 +137,50 @@ def test_subscribe_refuses_half_a_key_pair(tmp_path, keys, capsys):
     )
     assert code == 2 and "holds no secret key" in capsys.readouterr().err
     assert not os.environ.get("REALTIME_POSE_CURVE_KEYS")
+
+
+def test_the_sessions_own_view_reads_a_curve_stream_with_its_in_memory_keys(
+    tmp_path, keys, marker_bundle, marker_video
+):
+    import json
+    import time
+    import urllib.request
+
+    from realtime_pose.stream.security import client_keys_from_env, client_keys_to_env
+
+    pytest.importorskip("aiohttp", reason="the live view needs the view extra")
+    for _ in range(20):  # Z85 keys hold ':' and other punctuation: the hand-over keeps them
+        import zmq
+
+        public, secret = zmq.curve_keypair()
+        round_trip = client_keys_from_env(
+            client_keys_to_env(CurveClientKeys.from_keys(public, secret, public))
+        )
+        assert round_trip.load() == (public, secret, public)
+    source = {"kind": "video", "path": str(marker_video), "realtime": True, "loop": True}
+    data = base_config(marker_bundle, tmp_path, source, recording={"enabled": False})
+    data["stream"]["curve"] = {
+        "secret_key": str(keys / "rig.key_secret"),
+        "authorized_clients": str(keys / "clients"),
+    }
+    data["view"] = {"enabled": True, "address": "http://127.0.0.1:0"}
+    session = LiveSession(parse_config(data, "rig.yaml"))
+    runner = threading.Thread(target=session.run, kwargs={"duration_s": 60}, daemon=True)
+    try:
+        runner.start()
+        url = session.view.wait_ready(60)
+        assert not any((keys / "clients").glob("*view*"))  # its key was never written down
+        deadline, state = time.monotonic() + 30, {}
+        while time.monotonic() < deadline:
+            with urllib.request.urlopen(url + "api/state", timeout=5) as reply:
+                state = json.loads(reply.read())
+            if state["frames_received"] > 0 and state["meta"] and state["rules"] is not None:
+                break
+            time.sleep(0.3)
+        assert state["frames_received"] > 0, state  # the stream, over CURVE
+        assert state["meta"]["keypoints"]
+        assert state["rules"] is not None  # a control reply, over CURVE
+    finally:
+        session.stop_event.set()
+        runner.join(10)
+        session.close()
