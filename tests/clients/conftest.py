@@ -8,6 +8,7 @@ file, an admitted client's key pair and a stranger's (not admitted), and the ses
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 from realtime_pose.live.run_config import parse_config
 from realtime_pose.live.session import LiveSession
+from realtime_pose.stream import CurveClientKeys, PoseSubscriber
 from realtime_pose.stream.security import make_keys
 from tests.live.conftest import base_config, marker_bundle, marker_video  # noqa: F401 (fixtures)
 
@@ -61,3 +63,39 @@ def curve_rig(tmp_path, marker_bundle, marker_video) -> Iterator[Rig]:  # noqa: 
         session.stop_event.set()
         runner.join(10)
         session.close()
+
+
+class ReferenceSubscriber:
+    """The Python subscriber on the same stream, keeping every pose by seq, to check the
+    client's decoding against."""
+
+    def __init__(self, rig) -> None:
+        keys = CurveClientKeys(rig.client_secret, rig.server_public)
+        self.subscriber = PoseSubscriber(rig.stream, ("pose",), curve=keys)
+        self.poses: dict[int, dict] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            message = self.subscriber.recv(100)
+            if message is not None:
+                self.poses[message[1]["seq"]] = message[1]
+
+    def pose(self, seq: int, timeout_s: float = 5.0) -> dict:
+        """The pose numbered ``seq``, waiting for this subscriber to catch up."""
+        deadline = time.monotonic() + timeout_s
+        while seq not in self.poses and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.poses[seq]
+
+    def __enter__(self) -> ReferenceSubscriber:
+        first = self.subscriber.recv(5000)  # connected once a pose came
+        assert first is not None, "the rig published nothing to the Python subscriber"
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.subscriber.close()
