@@ -309,12 +309,18 @@ static int compare_int64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Median of `values` (sorted in place), in microseconds. */
-static double median_us(int64_t *values, long n)
+/* Median of `values` (already sorted), in microseconds. */
+static double median_us(const int64_t *values, long n)
 {
-    qsort(values, (size_t)n, sizeof *values, compare_int64);
     double middle = n % 2 ? (double)values[n / 2] : ((double)values[n / 2 - 1] + values[n / 2]) / 2;
     return middle / 1e3;
+}
+
+/* The 99th percentile of `values` (already sorted; nearest rank), in microseconds. */
+static double p99_us(const int64_t *values, long n)
+{
+    long rank = (long)ceil(0.99 * (double)n);
+    return (double)values[(rank > 0 ? rank : 1) - 1] / 1e3;
 }
 
 static void print_json_string(const char *text)
@@ -367,10 +373,13 @@ static void print_summary(stream_tally *tally, const ping_result *ping, bool com
            tally->timed_out ? "true" : "false");
     if (tally->received > 0) {
         const rtpose_pose *last = &tally->last;
+        qsort(tally->latencies_ns, (size_t)tally->received, sizeof *tally->latencies_ns,
+              compare_int64);
         printf("\"first_seq\":%lld,\"last_seq\":%lld,\"keypoints_shape\":[%zu,%zu,3],"
-               "\"latency_p50_us\":%.1f,",
+               "\"latency_p50_us\":%.1f,\"latency_p99_us\":%.1f,",
                (long long)tally->first_seq, (long long)last->seq, last->n_animals,
-               last->n_keypoints, median_us(tally->latencies_ns, tally->received));
+               last->n_keypoints, median_us(tally->latencies_ns, tally->received),
+               p99_us(tally->latencies_ns, tally->received));
         printf("\"last_pose\":{\"seq\":%lld,\"frame_index\":%lld,\"t_capture_ns\":%lld,"
                "\"keypoints\":",
                (long long)last->seq, (long long)last->frame_index,
@@ -379,7 +388,7 @@ static void print_summary(stream_tally *tally, const ping_result *ping, bool com
         printf("},");
     } else {
         printf("\"first_seq\":null,\"last_seq\":null,\"keypoints_shape\":null,"
-               "\"latency_p50_us\":null,\"last_pose\":null,");
+               "\"latency_p50_us\":null,\"latency_p99_us\":null,\"last_pose\":null,");
     }
     printf("\"ping_ok\":%s,\"ping_error\":", ping->ok ? "true" : "false");
     if (ping->ok)

@@ -10,7 +10,8 @@ function summary = rtpose_client(stream, control, client_secret, server_public, 
 %
 %   SUMMARY fields: received, gaps (jumps in seq), missing (poses lost in them), restarts (seq
 %   went down), decode_errors, timed_out, first_seq, last_seq, keypoints_shape ([A K 3]),
-%   latency_p50_us (receipt minus capture, through the ping's wall_offset_ns), last_pose (seq,
+%   latency_p50_us and latency_p99_us (receipt minus capture, through the ping's
+%   wall_offset_ns), last_pose (seq,
 %   frame_index, t_capture_ns, keypoints), ping_ok, ping_error; complete is true when COUNT
 %   poses came, all decoded, and the ping succeeded. [] where there is nothing to say.
 
@@ -27,7 +28,9 @@ keys = curve_keys(client_secret, server_public);
 if summary.received > 0 && summary.ping_ok
     % MATLAB and Octave cannot read the rig's clock (CLOCK_MONOTONIC): compare in Unix time
     capture_unix_us = double(capture_ns + wall_offset_ns) / 1e3;
-    summary.latency_p50_us = median(arrival_unix_s * 1e6 - capture_unix_us);
+    latency_us = sort(arrival_unix_s * 1e6 - capture_unix_us);
+    summary.latency_p50_us = median(latency_us);
+    summary.latency_p99_us = latency_us(max(1, ceil(0.99 * numel(latency_us))));
 end
 summary.complete = summary.received == count && summary.decode_errors == 0 && summary.ping_ok;
 fprintf('%s\n', summary_json(summary));
@@ -60,7 +63,8 @@ else
 end
 summary = struct('client', runtime, 'received', 0, 'gaps', 0, 'missing', 0, 'restarts', 0, ...
                  'decode_errors', 0, 'timed_out', false, 'first_seq', [], 'last_seq', [], ...
-                 'keypoints_shape', [], 'latency_p50_us', [], 'last_pose', []);
+                 'keypoints_shape', [], 'latency_p50_us', [], 'latency_p99_us', [], ...
+                 'last_pose', []);
 capture_ns = zeros(1, count, 'int64');
 arrival_unix_s = zeros(1, count);
 socket = RtposeSocket('SUB', stream, keys, 'pose');

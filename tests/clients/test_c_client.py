@@ -116,7 +116,7 @@ def test_c_client_receives_every_pose_and_pings_with_curve(curve_rig, c_client):
     assert summary["last_seq"] - summary["first_seq"] == COUNT - 1
     assert summary["keypoints_shape"] == [1, n_keypoints, 3]
     assert summary["ping_ok"] is True and summary["ping_error"] is None
-    assert 0 < summary["latency_p50_us"] < 1e6  # same host clock as t_capture_ns, in µs
+    assert 0 < summary["latency_p50_us"] <= summary["latency_p99_us"] < 1e6  # µs, rig clock
     last = summary["last_pose"]
     assert last["frame_index"] == expected["frame_index"]
     assert last["t_capture_ns"] == expected["t_capture_ns"]

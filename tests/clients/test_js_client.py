@@ -108,7 +108,8 @@ def test_js_client_receives_every_pose_and_pings_with_curve(node, curve_rig):
     assert summary["keypoints_shape_changes"] == 0
     # t_capture_ns decoded exactly and on the publisher's clock: same host, so a short latency.
     assert int(summary["last_t_capture_ns"]) > 0
-    assert 0 < summary["capture_to_receive_us"]["p50"] < 2_000_000
+    latency = summary["capture_to_receive_us"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"] < 2_000_000
     assert summary["ping_ok"] is True, summary["ping_error"]
 
 

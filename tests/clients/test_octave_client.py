@@ -85,7 +85,7 @@ def test_octave_client_receives_every_pose_and_pings_with_curve(curve_rig, octav
     assert summary["keypoints_shape"] == [1, n_keypoints, 3]
     assert summary["ping_ok"] is True and summary["ping_error"] is None
     # Octave cannot read CLOCK_MONOTONIC: receipt in Unix time minus capture + wall_offset_ns
-    assert 0 < summary["latency_p50_us"] < 1e6
+    assert 0 < summary["latency_p50_us"] <= summary["latency_p99_us"] < 1e6
     last = summary["last_pose"]
     assert last["frame_index"] == expected["frame_index"]
     assert last["t_capture_ns"] == expected["t_capture_ns"]

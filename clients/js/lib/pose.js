@@ -144,7 +144,11 @@ export class PoseTally {
       keypoints_shape: this.shape,
       keypoints_shape_changes: this.shapeChanges,
       capture_to_receive_us: latency.length
-        ? { p50: round1(latency[Math.floor((latency.length - 1) / 2)]), max: round1(latency.at(-1)) }
+        ? {
+            p50: round1(latency[Math.floor((latency.length - 1) / 2)]),
+            p99: round1(latency[Math.max(0, Math.ceil(0.99 * latency.length) - 1)]),
+            max: round1(latency.at(-1)),
+          }
         : null,
       rejected: this.rejected,
       last_rejection: this.lastRejection,

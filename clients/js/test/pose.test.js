@@ -57,6 +57,6 @@ test("the tally counts jumps in seq as gaps, their sizes as missing, and decreas
   assert.equal(s.first_seq, 5)
   assert.equal(s.last_seq, 1)
   assert.equal(s.last_t_capture_ns, "1000000")
-  assert.deepEqual(s.capture_to_receive_us, { p50: 250, max: 250 })
+  assert.deepEqual(s.capture_to_receive_us, { p50: 250, p99: 250, max: 250 })
   assert.doesNotThrow(() => JSON.stringify(s))
 })
