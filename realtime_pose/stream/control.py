@@ -178,7 +178,7 @@ class ControlServer:
             return messages.error_reply(f"{cmd!r} is not available in this session", request_id)
         try:
             result = handler(request)
-        except (ValueError, FileExistsError) as exc:  # cannot be carried out here: a refusal
+        except (ValueError, FileExistsError, TimeoutError) as exc:  # a refusal, or not now
             log.info("control %r refused: %s", cmd, exc)
             return messages.error_reply(f"{cmd} failed: {type(exc).__name__}: {exc}", request_id)
         except Exception as exc:
