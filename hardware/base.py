@@ -1,11 +1,14 @@
-"""The one small interface every output device implements, and the host-side maximum on-time.
+"""The one small interface every output device implements, and the host-side output limits.
 
 A device owns named *channels*, each mapped to a device *line* (a serial board's output number, a
 DAQ line such as ``"Dev1/port0/line0"``). Callers address channels by name (or by integer line).
 Every channel has a maximum on-time: whatever the caller does, the host switches a channel off once
 it has been on that long (a pulse is clamped to it; a ``set(on=True)`` is followed by an automatic
-off). Boards running the realtime-pose sketch enforce the same limit themselves, so the output also
-goes off if the host dies.
+off). A channel may also have a minimum off-time and a duty-cycle limit
+(:mod:`~realtime_pose.hardware.limits`): a switch-on too soon after the last on-period, or with
+the duty budget used up, is *held off* (refused and counted, never deferred), and an on-period is
+cut when the budget runs out. Boards running the realtime-pose sketch enforce the same limits
+themselves, so the output stays within them if the host dies.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from realtime_pose.hardware.action_log import ActionLog
 from realtime_pose.hardware.deadline_timer import DeadlineTimer
+from realtime_pose.hardware.limits import HOLD_MIN_OFF, ChannelLimits
+from realtime_pose.hardware.protocol import MAX_TIME_MS
 from realtime_pose.plugins import PluginOptions
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,10 @@ ChannelSpec = Mapping[str, Line] | Sequence[Line] | int | None
 
 CAUSE_MAX_ON = "max_on"
 CAUSE_PULSE_END = "pulse_end"
+CAUSE_DUTY = "duty"
+
+OUTPUT_FIELDS = ("channel", "max_on_ms", "min_off_ms", "max_duty", "duty_window_ms")
+"""The fields of an ``outputs:`` entry that belong to the output, not to its device."""
 
 
 _D = TypeVar("_D", bound="OutputDevice")
@@ -40,18 +49,50 @@ _D = TypeVar("_D", bound="OutputDevice")
 class OutputOptions(PluginOptions):
     """One named output under ``outputs:``; a device adds the fields it needs.
 
-    ``channel`` and ``max_on_ms`` are the output's own; every other field configures the device
-    it is on, and outputs whose device fields agree share one device (one port, one task).
+    ``channel`` and the limits (``max_on_ms``, ``min_off_ms``, ``max_duty``, ``duty_window_ms``)
+    are the output's own; every other field configures the device it is on, and outputs whose
+    device fields agree share one device (one port, one task).
     """
 
     channel: int | str = Field(default=0, description="the device line this output drives")
     max_on_ms: float = Field(
         default=1000.0, gt=0, description="the longest the output may stay on, in ms"
     )
+    min_off_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=MAX_TIME_MS,
+        description="after each on-period the output stays off at least this long, in ms: a "
+        "switch-on sooner is refused (held off), never deferred; 0: no minimum",
+    )
+    max_duty: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        description="the largest fraction of any duty_window_ms the output may be on: a "
+        "switch-on with no budget left is refused and an on-period is cut when the budget runs "
+        "out (counted in duty_window_ms/8 slots, so a steady pulse train may get 8/9 of it); "
+        "1: no limit",
+    )
+    duty_window_ms: float = Field(
+        default=1000.0,
+        gt=0,
+        le=MAX_TIME_MS,
+        description="the sliding window max_duty is measured over, in ms",
+    )
+
+    @model_validator(mode="after")
+    def _duty_budget_is_measurable(self) -> OutputOptions:
+        if self.max_duty < 1 and self.max_duty * self.duty_window_ms < 0.001:
+            raise ValueError(
+                f"max_duty {self.max_duty:g} of duty_window_ms {self.duty_window_ms:g} is under "
+                "1 µs of on-time per window; raise one of them"
+            )
+        return self
 
     def device_fields(self) -> dict[str, Any]:
-        """The fields that configure the device (everything but channel and max_on_ms)."""
-        return {k: v for k, v in self if k not in ("channel", "max_on_ms")}
+        """The fields that configure the device (everything but the channel and its limits)."""
+        return {k: v for k, v in self if k not in OUTPUT_FIELDS}
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -76,6 +117,11 @@ class DeviceHealth:
         Successful re-openings after the device disappeared.
     auto_offs
         Channels switched off by the host's maximum on-time.
+    held_off
+        Switch-ons refused by a channel's minimum off-time or duty-cycle limit (the host's own
+        and those the board reported); per channel and cause in :meth:`OutputDevice.hold_offs`.
+    duty_cuts
+        On-periods the host cut short because the duty budget ran out.
     device_errors
         ``!ERR`` replies and other complaints from the device.
     t_last_error_ns
@@ -90,6 +136,8 @@ class DeviceHealth:
     failed: int
     reconnects: int
     auto_offs: int = 0
+    held_off: int = 0
+    duty_cuts: int = 0
     device_errors: int = 0
     t_last_error_ns: int | None = None
     pending: int = 0
@@ -119,7 +167,8 @@ def _normalise_channels(channels: ChannelSpec) -> dict[str, Line]:
 
 
 class OutputDevice(ABC):
-    """Base class of output adapters: named channels, ``set``/``pulse``, maximum on-time, health.
+    """Base class of output adapters: named channels, ``set``/``pulse``, maximum on-time, minimum
+    off-time and duty-cycle limit (:meth:`set_limits`), health.
 
     Subclasses implement ``_open``, ``_close`` and ``_write_set`` (and may override ``_write_pulse``
     and ``_write_all_off``). All public methods are thread-safe. ``set``, ``pulse`` and ``all_off``
@@ -174,6 +223,12 @@ class OutputDevice(ABC):
         self._on_until_ns = [0] * n
         self._on_since_ns = [0] * n
         self._generation = [0] * n
+        self._limits = [ChannelLimits() for _ in range(n)]
+        self._max_duty = [1.0] * n  # as configured, for messages
+        self._held_min_off = [0] * n
+        self._held_duty = [0] * n
+        self._duty_cuts = [0] * n
+        self._last_hold: list[str | None] = [None] * n
         self._lock = threading.RLock()
         self._stats_lock = threading.Lock()
         self._sent = self._failed = self._reconnects = self._auto_offs = self._device_errors = 0
@@ -242,6 +297,69 @@ class OutputDevice(ABC):
         """The maximum on-time of a channel, in seconds."""
         return self._max_on_ns[self._resolve(channel)] / 1e9
 
+    def set_limits(
+        self,
+        channel: str | int,
+        *,
+        min_off_s: float = 0.0,
+        max_duty: float = 1.0,
+        duty_window_s: float = 1.0,
+    ) -> None:
+        """Give a channel a minimum off-time and a duty-cycle limit (µs resolution).
+
+        Parameters
+        ----------
+        channel
+            The channel.
+        min_off_s
+            After each on-period the channel stays off at least this long; a switch-on sooner
+            is held off (refused, counted, never deferred). ``0``: no minimum.
+        max_duty, duty_window_s
+            At most ``max_duty * duty_window_s`` of on-time in any window of ``duty_window_s``
+            (:mod:`~realtime_pose.hardware.limits` says how it is counted); a switch-on with no
+            budget left is held off, and an on-period is cut when the budget runs out.
+            ``max_duty`` 1: no limit.
+
+        Set them before :meth:`open` (the serial device sends them to the board when it
+        connects); set later, they apply from the channel's next switch-on.
+        """
+        i = self._resolve(channel)
+        where = f"channel {self._names[i]!r} of device {self.name!r}"
+        max_s = MAX_TIME_MS / 1e3
+        for label, value in (("min_off_s", min_off_s), ("duty_window_s", duty_window_s)):
+            if not (isinstance(value, int | float) and math.isfinite(value)) or not (
+                0 <= value <= max_s
+            ):
+                raise ValueError(f"{label} for {where} must be 0 .. {max_s:g} s, got {value!r}")
+        if not (isinstance(max_duty, int | float) and 0 < max_duty <= 1):
+            raise ValueError(f"max_duty for {where} must be in (0, 1], got {max_duty!r}")
+        window_ns = round(duty_window_s * 1e6) * 1000
+        on_ns = window_ns if max_duty >= 1 else round(max_duty * duty_window_s * 1e6) * 1000
+        if window_ns <= 0 or on_ns <= 0:
+            raise ValueError(
+                f"max_duty {max_duty:g} of duty_window_s {duty_window_s:g} for {where} is under "
+                "1 µs of on-time per window"
+            )
+        with self._lock:
+            now = time.monotonic_ns()
+            self._settle(i, now)
+            limits = self._limits[i]
+            limits.set_min_off(round(min_off_s * 1e6) * 1000)
+            limits.set_duty(on_ns, window_ns, now)
+            self._max_duty[i] = float(max_duty)
+            self._limits_changed(i)
+
+    def limits(self, channel: str | int) -> dict[str, float]:
+        """A channel's limits: ``max_on_ms``, ``min_off_ms``, ``max_duty``, ``duty_window_ms``."""
+        i = self._resolve(channel)
+        lim = self._limits[i]
+        return {
+            "max_on_ms": self._max_on_ns[i] / 1e6,
+            "min_off_ms": lim.min_off_ns / 1e6,
+            "max_duty": self._max_duty[i] if lim.duty_limited else 1.0,
+            "duty_window_ms": lim.duty_window_ns / 1e6 if lim.duty_window_ns else 1000.0,
+        }
+
     def _resolve(self, channel: str | int) -> int:
         try:
             return self._index[channel]
@@ -305,38 +423,54 @@ class OutputDevice(ABC):
         self.close()
 
     # ------------------------------------------------------------------ actions
-    def set(self, channel: str | int, on: bool) -> None:
-        """Switch a channel on or off. An ``on`` ends by itself after the channel's max on-time.
+    def set(self, channel: str | int, on: bool) -> str | None:
+        """Switch a channel on or off. An ``on`` ends by itself after the channel's max on-time
+        (or sooner, when its duty budget runs out).
 
         The max on-time counts from the channel's off→on edge: switching on a channel that is
         already on does not extend it, so a loop that re-sends "on" every frame cannot hold an
         output on longer than the limit.
+
+        Returns
+        -------
+        str or None
+            ``"min_off"`` or ``"duty"`` when a switch-on was held off (the channel stays off);
+            ``None`` otherwise.
         """
         i = self._resolve(channel)
         with self._lock:
             if not self._check_open("set", i):
-                return
+                return None
             now = time.monotonic_ns()
-            self._generation[i] += 1
             if on:
-                deadline = self._on_since(i, now) + self._max_on_ns[i]
+                held = self._begin_on(i, now)
+                if held is not None:
+                    self._held_off(i, held, now, "set")
+                    return held
+                deadline, cause = self._on_limit(i)
+                self._generation[i] += 1
                 self._on_until_ns[i] = deadline
-            else:
-                self._on_until_ns[i] = 0
-            if on:
                 self._record("set", i, on=True, t_ns=now, off_at_ns=deadline)
+                self._write_set(i, True)
+                self._schedule(deadline, i, cause)
             else:
+                self._generation[i] += 1
                 self._record("set", i, on=False, t_ns=now)
-            self._write_set(i, bool(on))
-            if on:
-                self._schedule(deadline, i, CAUSE_MAX_ON)
+                self._write_set(i, False)
+                self._end_on(i, time.monotonic_ns())  # counted until the write: never short
+        return None
 
-    def pulse(self, channel: str | int, duration_s: float) -> None:
+    def pulse(self, channel: str | int, duration_s: float) -> str | None:
         """Switch a channel on for ``duration_s``.
 
         The pulse is clamped so that the channel is on no longer than its max on-time, counted
         from its off→on edge (a pulse on a channel that is already on ends no later than the
-        running on-period's limit).
+        running on-period's limit), and no longer than its duty budget allows.
+
+        Returns
+        -------
+        str or None
+            ``"min_off"`` or ``"duty"`` when the pulse was held off; ``None`` otherwise.
         """
         if (
             not (isinstance(duration_s, int | float) and math.isfinite(duration_s))
@@ -348,22 +482,120 @@ class OutputDevice(ABC):
         i = self._resolve(channel)
         with self._lock:
             if not self._check_open("pulse", i):
-                return
+                return None
             now = time.monotonic_ns()
-            limit_ns = self._on_since(i, now) + self._max_on_ns[i] - now
-            duration_ns = max(1, min(round(duration_s * 1e9), limit_ns))
+            held = self._begin_on(i, now)
+            if held is not None:
+                self._held_off(i, held, now, "pulse")
+                return held
+            deadline, cause = self._on_limit(i)
+            requested_ns = round(duration_s * 1e9)
+            duration_ns = max(1, min(requested_ns, deadline - now))
+            if cause == CAUSE_DUTY and duration_ns < requested_ns:
+                self._note_duty_cut(i)
             self._generation[i] += 1
             self._on_until_ns[i] = now + duration_ns
             self._record("pulse", i, duration_s=duration_ns / 1e9, t_ns=now)
             self._write_pulse(i, duration_ns)
             if self.host_timed_pulses:
                 self._schedule(now + duration_ns, i, CAUSE_PULSE_END)
+        return None
 
-    def _on_since(self, index: int, now: int) -> int:
-        """Start of the channel's current on-period (``now`` if it is off: a new edge)."""
-        if self._on_until_ns[index] <= now:
+    def _settle(self, index: int, now: int) -> None:
+        """Close an on-period that ended by itself (a pulse the device timed, a cut whose timer
+        has not run yet) at the time it ended."""
+        limits = self._limits[index]
+        if limits.on and self._on_until_ns[index] <= now:
+            limits.switch_off(max(self._on_until_ns[index], limits.acct_ns))
+
+    def _begin_on(self, index: int, now: int) -> str | None:
+        """Open an on-period at ``now`` unless the channel is on already; return the hold-off
+        cause when its limits refuse the edge."""
+        self._settle(index, now)
+        limits = self._limits[index]
+        if limits.on:
+            return None
+        held = limits.switch_on(now)
+        if held is None:
             self._on_since_ns[index] = now
-        return self._on_since_ns[index]
+        return held
+
+    def _end_on(self, index: int, now: int) -> None:
+        """The channel goes off now (or went off earlier, at the end of its pulse)."""
+        limits = self._limits[index]
+        if limits.on:
+            limits.switch_off(max(min(self._on_until_ns[index], now), limits.acct_ns))
+        self._on_until_ns[index] = 0
+
+    def _on_limit(self, index: int) -> tuple[int, str]:
+        """When the current on-period must end at the latest, and why."""
+        deadline = self._on_since_ns[index] + self._max_on_ns[index]
+        duty_end = self._limits[index].duty_end_ns()
+        if duty_end is not None and duty_end < deadline:
+            return duty_end, CAUSE_DUTY
+        return deadline, CAUSE_MAX_ON
+
+    def _held_off(self, index: int, cause: str, now: int, action: str) -> None:
+        with self._stats_lock:
+            if cause == HOLD_MIN_OFF:
+                self._held_min_off[index] += 1
+            else:
+                self._held_duty[index] += 1
+            self._last_hold[index] = cause
+        self._record("held_off", index, t_ns=now, cause=cause, action=action)
+
+    def _note_duty_cut(self, index: int) -> None:
+        with self._stats_lock:
+            self._duty_cuts[index] += 1
+            self._last_hold[index] = CAUSE_DUTY
+
+    def hold_offs(self, channel: str | int) -> dict[str, Any]:
+        """How often a channel's limits refused or cut it: ``min_off`` and ``duty`` (switch-ons
+        held off, by cause), ``duty_cuts`` (on-periods cut short by the duty budget) and
+        ``last_cause`` (``"min_off"``, ``"duty"`` or ``None``)."""
+        i = self._resolve(channel)
+        with self._stats_lock:
+            return {
+                "min_off": self._held_min_off[i],
+                "duty": self._held_duty[i],
+                "duty_cuts": self._duty_cuts[i],
+                "last_cause": self._last_hold[i],
+            }
+
+    def hold_off_reason(self, channel: str | int, duration_s: float | None = None) -> str | None:
+        """Why switching ``channel`` on now (for ``duration_s``) would not do as asked: it is on
+        already, its minimum off-time has not passed, or its duty budget is short. ``None`` when
+        it would. A check for requests made by hand (the control socket's ``output_test``)."""
+        i = self._resolve(channel)
+        with self._lock:
+            now = time.monotonic_ns()
+            self._settle(i, now)
+            limits = self._limits[i]
+            if limits.on:
+                left_ms = (self._on_until_ns[i] - now) / 1e6
+                return f"is on for another {left_ms:.3g} ms; a new pulse starts only from off"
+            wait_ns = limits.min_off_left_ns(now)
+            if wait_ns > 0:
+                return (
+                    f"must stay off {limits.min_off_ns / 1e6:g} ms after each on-period "
+                    f"(min_off_ms): try again in {wait_ns / 1e6:.1f} ms"
+                )
+            allowance = limits.allowance_ns(now)
+            if allowance is None:
+                return None
+            budget = (
+                f"max_duty {self._max_duty[i]:g} of every {limits.duty_window_ns / 1e6:g} ms "
+                f"(duty_window_ms), i.e. {limits.duty_on_ns / 1e6:g} ms on"
+            )
+            if allowance == 0:
+                return f"has used up its duty-cycle budget ({budget}): try again later"
+            if duration_s is not None and allowance < round(duration_s * 1e9):
+                return (
+                    f"has only {allowance / 1e6:.1f} ms left of its duty-cycle budget ({budget}):"
+                    f" a {duration_s * 1e3:g} ms pulse would be cut; ask for less or try again "
+                    "later"
+                )
+            return None
 
     def all_off(self, reason: str = "request") -> None:
         """Switch every channel off."""
@@ -372,9 +604,11 @@ class OutputDevice(ABC):
                 return
             for i in range(len(self._names)):
                 self._generation[i] += 1
-                self._on_until_ns[i] = 0
             self._record("all_off", reason=reason)
             self._write_all_off()
+            now = time.monotonic_ns()
+            for i in range(len(self._names)):
+                self._end_on(i, now)
 
     def is_on(self, channel: str | int) -> bool:
         """Whether the host believes the channel is on now (after pulse ends and max on-time)."""
@@ -390,6 +624,8 @@ class OutputDevice(ABC):
                 failed=self._failed,
                 reconnects=self._reconnects,
                 auto_offs=self._auto_offs,
+                held_off=sum(self._held_min_off) + sum(self._held_duty),
+                duty_cuts=sum(self._duty_cuts),
                 device_errors=self._device_errors,
                 t_last_error_ns=self._t_last_error_ns,
                 pending=self._pending(),
@@ -418,6 +654,10 @@ class OutputDevice(ABC):
 
     def _is_connected(self) -> bool:
         return True
+
+    def _limits_changed(self, index: int) -> None:
+        """A channel's minimum off-time or duty limit changed (a board may want to hear it)."""
+        return
 
     def _pending(self) -> int:
         return 0
@@ -467,12 +707,30 @@ class OutputDevice(ABC):
     def _forget_state(self) -> None:
         """Consider every channel off and cancel pending pulse ends / max on-time cuts.
 
-        Used after a reconnection, when the device may have rebooted with its outputs low.
+        Used after a reconnection, when the device may have rebooted with its outputs low. The
+        limits' history stays: the host keeps counting the on-time it sent.
         """
         with self._lock:
+            now = time.monotonic_ns()
             for i in range(len(self._names)):
                 self._generation[i] += 1
-                self._on_until_ns[i] = 0
+                self._end_on(i, now)
+
+    def _forget_on(self, index: int) -> None:
+        """The channel is off as far as the host knows (its command did not reach the device)."""
+        with self._lock:
+            self._end_on(index, time.monotonic_ns())
+
+    def _note_device_hold(self, index: int, cause: str, **fields: Any) -> None:
+        """The device itself refused to switch a channel on (its own limits): count it."""
+        t_ns = time.monotonic_ns()
+        with self._stats_lock:
+            if cause == HOLD_MIN_OFF:
+                self._held_min_off[index] += 1
+            else:
+                self._held_duty[index] += 1
+            self._last_hold[index] = cause
+        self._record("device_held_off", index, t_ns=t_ns, cause=cause, **fields)
 
     def _note_reconnect(self) -> None:
         with self._stats_lock:
@@ -503,7 +761,6 @@ class OutputDevice(ABC):
             if not self._opened or generation != self._generation[index]:
                 return
             self._generation[index] += 1
-            self._on_until_ns[index] = 0
             if cause == CAUSE_MAX_ON:
                 with self._stats_lock:
                     self._auto_offs += 1
@@ -512,8 +769,16 @@ class OutputDevice(ABC):
                     self.name,
                     self._names[index],
                 )
-            self._record("auto_off" if cause == CAUSE_MAX_ON else "pulse_end", index, cause=cause)
+            elif cause == CAUSE_DUTY:
+                self._note_duty_cut(index)
+                log.debug("%s: channel %r used up its duty budget", self.name, self._names[index])
+            self._record(
+                "pulse_end" if cause == CAUSE_PULSE_END else "auto_off", index, cause=cause
+            )
             self._write_set(index, False)
+            now = time.monotonic_ns()  # the line went off now, however late the timer ran
+            self._on_until_ns[index] = now
+            self._end_on(index, now)
 
     def __repr__(self) -> str:
         chans = dict(zip(self._names, self._lines, strict=True))

@@ -148,7 +148,9 @@ class OutputDispatcher:
         Returns
         -------
         dict
-            The ``dispatch`` record (``t_ns``, output, action, frame fields, ``t_done_ns``).
+            The ``dispatch`` record (``t_ns``, output, action, frame fields, ``t_done_ns``,
+            ``held_off``: ``"min_off"`` or ``"duty"`` when the output's limits refused the
+            switch-on, else ``None``).
 
         Raises
         ------
@@ -180,11 +182,11 @@ class OutputDispatcher:
             )
         if action == "pulse":
             assert duration_s is not None
-            device.pulse(channel, duration_s)
+            held = device.pulse(channel, duration_s)
         elif action == "toggle":
-            device.set(channel, not device.is_on(channel))
+            held = device.set(channel, not device.is_on(channel))
         else:
-            device.set(channel, action == "on")
+            held = device.set(channel, action == "on")
         self._n_submitted += 1
         return self.action_log.record(
             "dispatch",
@@ -196,12 +198,21 @@ class OutputDispatcher:
             frame_index=frame_index,
             t_frame_ns=t_frame_ns,
             t_done_ns=time.monotonic_ns(),
+            held_off=held,
         )
 
     def is_on(self, output_name: str) -> bool:
         """Whether the host believes the output is on now."""
         device, channel = self.target(output_name)
         return device.is_on(channel)
+
+    def hold_off(self, output_name: str, duration_s: float | None = None) -> str | None:
+        """Why a pulse of ``duration_s`` on the output now would not run as asked (it is on, its
+        minimum off-time has not passed, its duty budget is short), as a sentence that starts
+        with the output's name; ``None`` when it would."""
+        device, channel = self.target(output_name)
+        reason = device.hold_off_reason(channel, duration_s)
+        return None if reason is None else f"output {output_name!r} {reason}"
 
     def all_off(self, reason: str = "request") -> None:
         """Switch every output off (on every device the outputs use). Never raises."""
@@ -279,13 +290,15 @@ class OutputDispatcher:
 
     # ------------------------------------------------------------------ lifecycle
     def health(self) -> dict[str, Any]:
-        """Counters and per-device health (for the status stream)."""
+        """Counters, per-device health and, under ``held_off``, each output's hold-offs
+        (:meth:`~.base.OutputDevice.hold_offs`): for the status stream."""
         return {
             "submitted": self._n_submitted,
             "rejected": self._n_rejected,
             "watchdog_trips": self._n_watchdog_trips,
             "stalled": self._stalled,
             "devices": {d.name: d.health().to_dict() for d in self._devices},
+            "held_off": {name: d.hold_offs(ch) for name, (d, ch) in self._outputs.items()},
         }
 
     def close(self) -> None:
@@ -362,7 +375,8 @@ def build_dispatcher(
         "port": "/dev/ttyACM0", "channel": 0, "max_on_ms": 50}, "valve": {"kind": "log",
         "channel": 1}}``; sections already validated by the run config are taken as they are.
         Outputs of the same device kind whose device fields (every field but ``channel`` and
-        ``max_on_ms``) agree share one device; two outputs on the same ``port`` must agree.
+        the limits ``max_on_ms``, ``min_off_ms``, ``max_duty``, ``duty_window_ms``) agree share
+        one device; two outputs on the same ``port`` must agree.
     stall_timeout_s, action_log, register_atexit
         As for :class:`OutputDispatcher` (the action log is shared with the devices).
 
@@ -387,7 +401,14 @@ def build_dispatcher(
         key = (choice.name, identity)
         group = groups.setdefault(
             key,
-            {"choice": choice, "fields": fields, "channels": {}, "max_on_s": {}, "first": name},
+            {
+                "choice": choice,
+                "fields": fields,
+                "channels": {},
+                "max_on_s": {},
+                "limits": {},
+                "first": name,
+            },
         )
         if group["fields"] != fields:
             diff = sorted(k for k in fields if fields[k] != group["fields"].get(k))
@@ -403,6 +424,11 @@ def build_dispatcher(
                 )
         group["channels"][name] = options.channel
         group["max_on_s"][name] = options.max_on_ms / 1000.0
+        group["limits"][name] = {
+            "min_off_s": options.min_off_ms / 1000.0,
+            "max_duty": options.max_duty,
+            "duty_window_s": options.duty_window_ms / 1000.0,
+        }
     outputs: dict[str, tuple[OutputDevice, str | int]] = {}
     devices: list[OutputDevice] = []
     try:
@@ -416,6 +442,8 @@ def build_dispatcher(
                 action_log=action_log,
             )
             devices.append(device)
+            for name, limits in group["limits"].items():
+                device.set_limits(name, **limits)
             try:
                 device.open()
             except DeviceUnavailableError as err:

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from realtime_pose.hardware.limits import HOLD_MIN_OFF, ChannelLimits
+
 PROTOCOL_VERSION = 1
 BOARD_ID = "RPIO"
 
 MAX_LINE_BYTES = 48
 """Longest accepted command line in bytes, terminator included."""
 MAX_TIME_MS = 3_600_000
-"""Longest pulse / maximum on-time accepted, in ms (fits a 32-bit microsecond counter)."""
+"""Longest pulse / maximum on-time / minimum off-time / duty window accepted, in ms (fits a
+32-bit microsecond counter)."""
 MAX_WATCHDOG_MS = 60_000
 MAX_SEQ = 999_999_999
 DEFAULT_MAX_ON_MS = 1_000
@@ -31,6 +34,8 @@ CMD_ALL_OFF = "Z"
 CMD_QUERY = "Q"
 CMD_ECHO = "E"
 CMD_MAX_ON = "M"
+CMD_MIN_OFF = "R"
+CMD_DUTY = "D"
 CMD_WATCHDOG = "W"
 CMD_HEARTBEAT = "K"
 CMD_CONFIRM = "C"
@@ -54,6 +59,11 @@ ERR_LONG = "LONG"
 CAUSE_MAX_ON = "max_on"
 CAUSE_PULSE_END = "pulse_end"
 CAUSE_WATCHDOG = "watchdog"
+CAUSE_DUTY = "duty"
+
+# What the board names in ``X <ch> HELD <why> [seq]`` when it refuses a switch-on.
+HELD_MIN_OFF = "MINOFF"
+HELD_DUTY = "DUTY"
 
 
 class ProtocolError(ValueError):
@@ -121,6 +131,17 @@ def encode_max_on(channel: int, max_on_ms: float, seq: int | None = None) -> byt
     return _with_seq(f"M {channel} {format_ms(max_on_ms)}", seq)
 
 
+def encode_min_off(channel: int, min_off_ms: float, seq: int | None = None) -> bytes:
+    """``R <ch> <ms> [seq]``: the channel's minimum off-time ("rest"), 0 for none."""
+    return _with_seq(f"R {channel} {format_ms(min_off_ms)}", seq)
+
+
+def encode_duty(channel: int, on_ms: float, window_ms: float, seq: int | None = None) -> bytes:
+    """``D <ch> <on_ms> <window_ms> [seq]``: at most ``on_ms`` on in any ``window_ms``
+    (``on_ms == window_ms``: no duty limit)."""
+    return _with_seq(f"D {channel} {format_ms(on_ms)} {format_ms(window_ms)}", seq)
+
+
 def encode_watchdog(timeout_ms: int, seq: int | None = None) -> bytes:
     """``W <ms> [seq]``: host-silence watchdog timeout, 0 disables it."""
     return _with_seq(f"W {int(timeout_ms)}", seq)
@@ -148,28 +169,36 @@ def encode_version(seq: int | None = None) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One parsed host command. Times are integer microseconds; absent fields are ``None``."""
+    """One parsed host command. Times are integer microseconds; absent fields are ``None``.
+
+    ``time_us`` is the first time field (``P``, ``M``, ``R``, and ``D``'s on-time),
+    ``time2_us`` the second (``D``'s window).
+    """
 
     op: str
     channel: int | None = None
     time_us: int | None = None
     value: int | None = None
     seq: int | None = None
+    time2_us: int | None = None
 
 
-# op -> (needs channel, time field: None | "ms" | "int", optional seq allowed)
-_GRAMMAR: dict[str, tuple[bool, str | None]] = {
-    CMD_PULSE: (True, "ms"),
-    CMD_HIGH: (True, None),
-    CMD_LOW: (True, None),
-    CMD_ALL_OFF: (False, None),
-    CMD_QUERY: (True, None),
-    CMD_ECHO: (False, None),
-    CMD_MAX_ON: (True, "ms"),
-    CMD_WATCHDOG: (False, "int"),
-    CMD_HEARTBEAT: (False, None),
-    CMD_CONFIRM: (False, "int"),
-    CMD_VERSION: (False, None),
+# op -> (needs channel, its fields after the channel: "ms" (> 0), "ms0" (>= 0) or "int");
+# every command takes an optional seq after them.
+_GRAMMAR: dict[str, tuple[bool, tuple[str, ...]]] = {
+    CMD_PULSE: (True, ("ms",)),
+    CMD_HIGH: (True, ()),
+    CMD_LOW: (True, ()),
+    CMD_ALL_OFF: (False, ()),
+    CMD_QUERY: (True, ()),
+    CMD_ECHO: (False, ()),
+    CMD_MAX_ON: (True, ("ms",)),
+    CMD_MIN_OFF: (True, ("ms0",)),
+    CMD_DUTY: (True, ("ms", "ms")),
+    CMD_WATCHDOG: (False, ("int",)),
+    CMD_HEARTBEAT: (False, ()),
+    CMD_CONFIRM: (False, ("int",)),
+    CMD_VERSION: (False, ()),
 }
 
 
@@ -214,11 +243,12 @@ def parse_command(line: str, n_channels: int) -> Command:
         if len(args) != 1:
             raise ProtocolError(ERR_ARG, line)
         return Command(op, seq=_parse_uint(args[0], line, MAX_SEQ))
-    needs_channel, time_kind = _GRAMMAR[op]
-    n_required = int(needs_channel) + int(time_kind is not None)
+    needs_channel, kinds = _GRAMMAR[op]
+    n_required = int(needs_channel) + len(kinds)
     if not n_required <= len(args) <= n_required + 1:
         raise ProtocolError(ERR_ARG, line)
-    channel = time_us = value = None
+    channel = value = None
+    times: list[int] = []
     i = 0
     if needs_channel:
         if not args[0].isdigit():
@@ -227,17 +257,27 @@ def parse_command(line: str, n_channels: int) -> Command:
         if channel >= n_channels:
             raise ProtocolError(ERR_CH, line)
         i = 1
-    if time_kind == "ms":
-        time_us = parse_ms_to_us(args[i], line)
-        if time_us == 0:
-            raise ProtocolError(ERR_RANGE, line)
-        i += 1
-    elif time_kind == "int":
-        limit = MAX_WATCHDOG_MS if op == CMD_WATCHDOG else 1
-        value = _parse_uint(args[i], line, limit)
+    for kind in kinds:
+        if kind == "int":
+            limit = MAX_WATCHDOG_MS if op == CMD_WATCHDOG else 1
+            value = _parse_uint(args[i], line, limit)
+        else:
+            us = parse_ms_to_us(args[i], line)
+            if us == 0 and kind == "ms":
+                raise ProtocolError(ERR_RANGE, line)
+            times.append(us)
         i += 1
     seq = _parse_uint(args[i], line, MAX_SEQ) if i < len(args) else None
-    return Command(op, channel=channel, time_us=time_us, value=value, seq=seq)
+    if op == CMD_DUTY and times[0] > times[1]:
+        raise ProtocolError(ERR_RANGE, line)  # more on-time than the window holds
+    return Command(
+        op,
+        channel=channel,
+        time_us=times[0] if times else None,
+        value=value,
+        seq=seq,
+        time2_us=times[1] if len(times) > 1 else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,7 +331,9 @@ class BoardState:
     """The protocol's device-side behaviour, driven by ``handle_line`` and ``tick``.
 
     Mirrors the firmware sketch: per-channel output state and off deadline, per-channel maximum
-    on-time, host-silence watchdog (any received byte feeds it), optional acknowledgements.
+    on-time, minimum off-time and duty-cycle limit (:class:`~.limits.ChannelLimits`, the code
+    the host runs too), host-silence watchdog (any received byte feeds it), optional
+    acknowledgements. At boot no channel has a minimum off-time or a duty limit.
 
     Parameters
     ----------
@@ -312,6 +354,7 @@ class BoardState:
     off_cause: list[str] = field(default_factory=list)
     max_on_ns: list[int] = field(default_factory=list)
     on_since_ns: list[int] = field(default_factory=list)
+    limits: list[ChannelLimits] = field(default_factory=list)
     last_rx_ns: int = 0
     watchdog_tripped: bool = False
 
@@ -321,6 +364,7 @@ class BoardState:
         self.off_cause = [""] * self.n_channels
         self.max_on_ns = [round(self.max_on_ms * 1e6)] * self.n_channels
         self.on_since_ns = [0] * self.n_channels
+        self.limits = [ChannelLimits() for _ in range(self.n_channels)]
 
     def banner(self) -> str:
         """The line the board sends when it boots: ``V RPIO <version> <n_channels>``."""
@@ -340,21 +384,26 @@ class BoardState:
         replies: list[str] = []
         edges: list[Edge] = []
         op, ch = cmd.op, cmd.channel
-        if op == CMD_PULSE:
-            assert ch is not None and cmd.time_us is not None
-            self._switch_on(ch, now_ns, cmd.time_us * 1000, CAUSE_PULSE_END)
-            edges.append(Edge(ch, True, op))
-        elif op == CMD_HIGH:
+        if op in (CMD_PULSE, CMD_HIGH):
             assert ch is not None
-            self._switch_on(ch, now_ns, self.max_on_ns[ch], CAUSE_MAX_ON)
-            edges.append(Edge(ch, True, op))
+            if op == CMD_PULSE:
+                assert cmd.time_us is not None
+                held = self._switch_on(ch, now_ns, cmd.time_us * 1000, CAUSE_PULSE_END)
+            else:
+                held = self._switch_on(ch, now_ns, self.max_on_ns[ch], CAUSE_MAX_ON)
+            if held is None:
+                edges.append(Edge(ch, True, op))
+            else:
+                why = HELD_MIN_OFF if held == HOLD_MIN_OFF else HELD_DUTY
+                tail = f" {cmd.seq}" if cmd.seq is not None else ""
+                replies.append(f"{REPLY_EVENT} {ch} HELD {why}{tail}")
         elif op == CMD_LOW:
             assert ch is not None
             if self.on[ch]:
                 edges.append(Edge(ch, False, op))
-            self.on[ch] = False
+                self._switch_off(ch, now_ns)
         elif op == CMD_ALL_OFF:
-            edges.extend(self._all_off(op))
+            edges.extend(self._all_off(op, now_ns))
         elif op == CMD_QUERY:
             assert ch is not None
             remaining_ms = max(0, self.off_at_ns[ch] - now_ns) // 1_000_000 if self.on[ch] else 0
@@ -370,6 +419,17 @@ class BoardState:
             if self.on[ch] and self.off_at_ns[ch] > limit_ns:
                 self.off_at_ns[ch] = limit_ns  # counted from the edge: may be due at once
                 self.off_cause[ch] = CAUSE_MAX_ON
+        elif op == CMD_MIN_OFF:
+            assert ch is not None and cmd.time_us is not None
+            self.limits[ch].set_min_off(cmd.time_us * 1000)
+        elif op == CMD_DUTY:
+            assert ch is not None and cmd.time_us is not None and cmd.time2_us is not None
+            limits = self.limits[ch]
+            limits.set_duty(cmd.time_us * 1000, cmd.time2_us * 1000, now_ns)
+            duty_end = limits.duty_end_ns()
+            if self.on[ch] and duty_end is not None and self.off_at_ns[ch] > duty_end:
+                self.off_at_ns[ch] = duty_end  # the allowance counts from now
+                self.off_cause[ch] = CAUSE_DUTY
         elif op == CMD_WATCHDOG:
             assert cmd.value is not None
             self.watchdog_ms = cmd.value
@@ -388,17 +448,19 @@ class BoardState:
         edges: list[Edge] = []
         for ch in range(self.n_channels):
             if self.on[ch] and now_ns - self.off_at_ns[ch] >= 0:
-                self.on[ch] = False
+                self._switch_off(ch, now_ns)
                 edges.append(Edge(ch, False, self.off_cause[ch]))
                 if self.off_cause[ch] == CAUSE_MAX_ON:
                     replies.append(f"{REPLY_EVENT} {ch} MAX")
+                elif self.off_cause[ch] == CAUSE_DUTY:
+                    replies.append(f"{REPLY_EVENT} {ch} DUTY")
         if (
             self.watchdog_ms > 0
             and not self.watchdog_tripped
             and now_ns - self.last_rx_ns >= self.watchdog_ms * 1_000_000
         ):
             self.watchdog_tripped = True
-            cut = self._all_off(CAUSE_WATCHDOG)
+            cut = self._all_off(CAUSE_WATCHDOG, now_ns)
             if cut:
                 edges.extend(cut)
                 replies.append(f"{REPLY_EVENT} * WDG")
@@ -411,20 +473,36 @@ class BoardState:
             deadlines.append(self.last_rx_ns + self.watchdog_ms * 1_000_000)
         return min(deadlines) if deadlines else None
 
-    def _switch_on(self, ch: int, now_ns: int, duration_ns: int, cause: str) -> None:
+    def _switch_on(self, ch: int, now_ns: int, duration_ns: int, cause: str) -> str | None:
         """On for ``duration_ns`` from now, but never past the max on-time counted from the
-        off→on edge: re-sending ``H`` or ``P`` cannot extend an output beyond its limit."""
+        off→on edge nor past the duty budget: re-sending ``H`` or ``P`` cannot extend an output
+        beyond its limits. An off→on edge within the minimum off-time, or with no duty budget
+        left, is refused: returns the hold-off cause and the channel stays off."""
+        limits = self.limits[ch]
         if not self.on[ch]:
+            held = limits.switch_on(now_ns)
+            if held is not None:
+                return held
             self.on_since_ns[ch] = now_ns
         self.on[ch] = True
         off_at = now_ns + duration_ns
-        limit_ns = self.on_since_ns[ch] + self.max_on_ns[ch]
+        limit_ns, limit_cause = self.on_since_ns[ch] + self.max_on_ns[ch], CAUSE_MAX_ON
+        duty_end = limits.duty_end_ns()
+        if duty_end is not None and duty_end < limit_ns:
+            limit_ns, limit_cause = duty_end, CAUSE_DUTY
         if off_at >= limit_ns:
-            off_at, cause = limit_ns, CAUSE_MAX_ON
+            off_at, cause = limit_ns, limit_cause
         self.off_at_ns[ch] = off_at
         self.off_cause[ch] = cause
+        return None
 
-    def _all_off(self, cause: str) -> list[Edge]:
+    def _switch_off(self, ch: int, now_ns: int) -> None:
+        self.on[ch] = False
+        self.limits[ch].switch_off(now_ns)
+
+    def _all_off(self, cause: str, now_ns: int) -> list[Edge]:
         edges = [Edge(ch, False, cause) for ch in range(self.n_channels) if self.on[ch]]
-        self.on = [False] * self.n_channels
+        for ch in range(self.n_channels):
+            if self.on[ch]:
+                self._switch_off(ch, now_ns)
         return edges

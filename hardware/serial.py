@@ -8,7 +8,8 @@ When the port disappears or a write fails, the writer closes it and re-opens it 
 backoff. Commands issued while disconnected are logged and counted as failed, never kept to fire
 late; likewise a switch-on or pulse that waited longer than ``stale_after_s`` in the queue is
 dropped (a switch-off is always sent: it is never harmful late). After a reconnection the board is
-re-configured (maximum on-times, watchdog, acknowledgements) and every channel is considered off.
+re-configured (maximum on-times, minimum off-times, duty-cycle limits, watchdog,
+acknowledgements) and every channel is considered off.
 
 Any pyserial URL works: ``/dev/ttyACM0``, ``COM3``, a pty path, ``loop://``.
 """
@@ -40,6 +41,7 @@ from realtime_pose.hardware.base import (
     OutputDevice,
     OutputOptions,
 )
+from realtime_pose.hardware.limits import HOLD_DUTY, HOLD_MIN_OFF
 from realtime_pose.plugins import OUTPUTS
 from realtime_pose.util.supervision import SupervisedThread
 
@@ -97,7 +99,7 @@ class SerialOptions(OutputOptions):
     )
     reconnect_initial_s: float = Field(default=0.05, gt=0, description="first reopen delay")
     reconnect_max_s: float = Field(default=2.0, gt=0, description="largest reopen delay")
-    configure_board: bool = Field(default=True, description="send C/M/W on every connection")
+    configure_board: bool = Field(default=True, description="send C/M/R/D/W on every connection")
 
 
 @OUTPUTS.register("serial")
@@ -132,7 +134,8 @@ class SerialDevice(OutputDevice):
     reconnect_initial_s, reconnect_max_s
         First and largest delay between re-open attempts (doubling in between).
     configure_board
-        Send ``C``/``M``/``W`` on every (re)connection.
+        Send ``C``/``M``/``R``/``D``/``W`` on every (re)connection (the limits of
+        :meth:`~.base.OutputDevice.set_limits` are the ``R`` and ``D`` lines).
     name, action_log
         As for :class:`~.base.OutputDevice`.
     """
@@ -260,7 +263,7 @@ class SerialDevice(OutputDevice):
         cmd = _Command(data_for_seq(seq), event, time.monotonic_ns(), index, droppable, seq)
         if not self._is_connected():
             if index is not None:
-                self._on_until_ns[index] = 0  # nothing reached the board
+                self._forget_on(index)  # nothing reached the board
             self._note_failure(
                 f"{event} not sent: serial port {self.port!r} is disconnected (reconnecting)",
                 index,
@@ -378,12 +381,29 @@ class SerialDevice(OutputDevice):
             if writable:
                 time.sleep(0.0005)  # a pty may report room before it has any; do not spin
 
+    def _limit_lines(self, index: int) -> list[bytes]:
+        """``R`` and ``D`` for a channel: its minimum off-time and duty limit, as the board
+        takes them (sent even without limits, so a board that kept older ones forgets them)."""
+        limits, line = self._limits[index], self._lines[index]
+        window_ms = limits.duty_window_ns / 1e6 or 1000.0
+        on_ms = limits.duty_on_ns / 1e6 if limits.duty_limited else window_ms
+        return [
+            protocol.encode_min_off(line, limits.min_off_ns / 1e6),
+            protocol.encode_duty(line, on_ms, window_ms),
+        ]
+
+    def _limits_changed(self, index: int) -> None:
+        if self.is_open and self._is_connected() and self.configure_board:
+            for data in self._limit_lines(index):
+                self._queue.put(_Command(data, "write_limits", time.monotonic_ns(), index))
+
     def _configure(self, port: Any) -> None:
         if not self.configure_board:
             return
         lines = [protocol.encode_confirm(self.confirm)]
         for i, line in enumerate(self._lines):
             lines.append(protocol.encode_max_on(line, self._max_on_ns[i] / 1e6))
+            lines.extend(self._limit_lines(i))
         lines.append(protocol.encode_watchdog(self.watchdog_ms))
         self._write_all(port, b"".join(lines))
         self._record("configured", lines=[x.decode().strip() for x in lines])
@@ -570,12 +590,14 @@ class SerialDevice(OutputDevice):
     def _handle_reply(self, reply: protocol.Reply, t_ns: int) -> None:
         kind = reply.kind
         if kind == protocol.REPLY_ERROR:
-            self._note_device_error(reply.line)
+            self._board_error(reply)
             return
         if kind == protocol.REPLY_EVENT:
             f = reply.fields
             if len(f) >= 2 and f[1] == "WDG":
                 self._note_error("device_watchdog", "the board's host-silence watchdog fired")
+            elif len(f) >= 3 and f[1] == "HELD" and f[0].isdigit():
+                self._board_held(int(f[0]), f[2], reply.line)
             else:
                 self._record("device_event", t_ns=t_ns, reply=reply.line)
             return
@@ -594,3 +616,30 @@ class SerialDevice(OutputDevice):
             self._record("board", t_ns=t_ns, banner=self.board_banner)
         else:
             log.debug("%s: unexpected line from the board: %r", self.name, reply.line)
+
+    def _board_held(self, line: int, why: str, text: str) -> None:
+        """``X <ch> HELD MINOFF|DUTY [seq]``: the board refused a switch-on the host allowed
+        (their clocks differ by the link's latency); counted with the host's own hold-offs."""
+        index = self._index.get(line)
+        if index is None or why not in (protocol.HELD_MIN_OFF, protocol.HELD_DUTY):
+            self._record("device_event", reply=text)
+            return
+        cause = HOLD_MIN_OFF if why == protocol.HELD_MIN_OFF else HOLD_DUTY
+        self._note_device_hold(index, cause, reply=text)
+
+    def _board_error(self, reply: protocol.Reply) -> None:
+        f = reply.fields
+        if len(f) >= 2 and f[0] == protocol.ERR_CMD and f[1].upper() in ("R", "D"):
+            # A sketch older than the minimum off-time and duty limits: harmless while no
+            # output asks for them (the host enforces them anyway), an error otherwise.
+            limited = any(lim.min_off_ns or lim.duty_limited for lim in self._limits)
+            if not limited:
+                self._record("board_lacks_limits", reply=reply.line)
+                return
+            self._note_device_error(
+                f"{reply.line}: the board's sketch predates the minimum off-time and duty-cycle "
+                "limits, so only the host enforces them; flash "
+                "hardware/firmware/realtime_pose_io/realtime_pose_io.ino from this version"
+            )
+            return
+        self._note_device_error(reply.line)

@@ -188,7 +188,13 @@ class OutputPort(Protocol):
         frame_index: int | None = None,
         t_frame_ns: int | None = None,
     ) -> Any:
-        """Act on an output now; returns at once."""
+        """Act on an output now; returns at once. The returned record's ``held_off`` names the
+        limit that refused a switch-on (``"min_off"``, ``"duty"``), else ``None``."""
+        ...
+
+    def hold_off(self, output_name: str, duration_s: float | None = None) -> str | None:
+        """Why a pulse on the output now would not run as asked (on already, minimum off-time,
+        duty budget), or ``None``."""
         ...
 
     def kick(self) -> None:

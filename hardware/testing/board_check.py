@@ -7,10 +7,12 @@ Run it once after flashing ``realtime_pose_io.ino`` (and whenever a rig behaves 
 
 It talks to the board line by line, as ``docs/serial-protocol.md`` describes, and checks: the
 version line, echo (with round-trip statistics), the error codes, acknowledgements, a pulse
-seen through ``Q``, the board-side maximum on-time (``X <ch> MAX`` without any ``L``) and the
-host-silence watchdog (``X * WDG``). The checked channel switches on for up to a few hundred
-milliseconds: disconnect the laser or valve first. The board's settings are restored (``M``
-1000 ms, ``W`` 1000 ms, acks off, all off) at the end. The exit code is 0 when every check
+seen through ``Q``, the board-side maximum on-time (``X <ch> MAX`` without any ``L``), the
+minimum off-time (``X <ch> HELD MINOFF``), the duty-cycle limit (``X <ch> DUTY`` then ``X <ch>
+HELD DUTY``) and the host-silence watchdog (``X * WDG``). The checked channel switches on for up
+to a few hundred milliseconds: disconnect the laser or valve first. The board's settings are
+restored (``M`` 1000 ms, no minimum off-time, no duty limit, ``W`` 1000 ms, acks off, all off) at
+the end. The exit code is 0 when every check
 passes, 1 when one fails, 2 when the port cannot be opened.
 """
 
@@ -291,6 +293,58 @@ def _check_max_on_time(
     )
 
 
+def _check_min_off_time(link: _Link, report: BoardReport, channel: int, reply_timeout_s: float):
+    """Check that ``R`` (300 ms) refuses a pulse right after the last one and allows one later."""
+    link.send(f"P {channel} 20")
+    deadline = time.monotonic() + reply_timeout_s
+    while time.monotonic() < deadline:  # until the board says the pulse is over
+        time.sleep(0.03)
+        link.send(f"Q {channel} 30")
+        got = link.expect(lambda s: s.startswith("S ") and s.endswith(" 30"), reply_timeout_s)
+        if got is not None and got[1].split()[2] == "0":
+            break
+    link.send(f"R {channel} 300")  # counted from the last on-period's end
+    link.send(f"P {channel} 20 31")
+    held = link.expect(lambda s: s.startswith(f"X {channel} HELD"), reply_timeout_s)
+    time.sleep(0.4)
+    link.send(f"P {channel} 20 32")
+    late = [s for s in link.quiet(0.1) if s.startswith(f"X {channel} HELD")]
+    link.send(f"R {channel} 0")
+    want = f"X {channel} HELD MINOFF 31"
+    _record(
+        report,
+        "min_off_time",
+        held is not None and held[1] == want and not late,
+        f"with 'R {channel} 300', a pulse just after the last answered "
+        f"{held[1] if held else None!r} (want {want!r}); 400 ms later: {late or 'accepted'}",
+    )
+
+
+def _check_duty_cycle(
+    link: _Link, report: BoardReport, channel: int, reply_timeout_s: float, late_s: float
+) -> None:
+    """Check that ``D`` (100 ms of every 1000 ms) cuts an ``H`` at 100 ms and refuses the next."""
+    link.send(f"D {channel} 100 1000")
+    t_on = link.send(f"H {channel}")
+    cut = link.expect(lambda s: s == f"X {channel} DUTY", 0.1 + late_s + reply_timeout_s)
+    link.send(f"H {channel} 41")
+    held = link.expect(lambda s: s.startswith(f"X {channel} HELD"), reply_timeout_s)
+    link.send(f"D {channel} 1000 1000")
+    dt = None if cut is None else (cut[0] - t_on) / 1e9
+    want = f"X {channel} HELD DUTY 41"
+    _record(
+        report,
+        "duty_cycle",
+        dt is not None
+        and 0.1 - EARLY_S <= dt <= 0.1 + late_s
+        and held is not None
+        and held[1] == want,
+        f"'H {channel}' with 'D {channel} 100 1000': "
+        + (f"'X {channel} DUTY' after {dt * 1e3:.0f} ms" if dt is not None else "no cut report")
+        + f"; the next 'H' answered {held[1] if held else None!r} (want {want!r})",
+    )
+
+
 def _check_watchdog(
     link: _Link, report: BoardReport, channel: int, reply_timeout_s: float, late_s: float
 ) -> None:
@@ -313,6 +367,8 @@ def _restore_board(link: _Link, report: BoardReport, channel: int) -> None:
     """Put back the board's settings; a refused restore line fails the ``clean_up`` check."""
     link.send("W 1000")
     link.send(f"M {channel} 1000")
+    link.send(f"R {channel} 0")
+    link.send(f"D {channel} 1000 1000")
     link.send("C 0")
     link.send("Z")
     stray = [s for s in link.quiet(0.1) if s.startswith(protocol.REPLY_ERROR)]
@@ -372,6 +428,8 @@ def check_board(
         _check_acks(link, report, reply_timeout_s)
         _check_pulse(link, report, channel, reply_timeout_s)
         _check_max_on_time(link, report, channel, reply_timeout_s, late_s)
+        _check_min_off_time(link, report, channel, reply_timeout_s)
+        _check_duty_cycle(link, report, channel, reply_timeout_s, late_s)
         _check_watchdog(link, report, channel, reply_timeout_s, late_s)
     finally:
         try:

@@ -1,7 +1,8 @@
 """A Python stand-in for the realtime-pose output board, on the far end of a pseudo-terminal.
 
 It runs the protocol's device-side state machine (:class:`..protocol.BoardState`: pulses,
-firmware-side maximum on-time, host-silence watchdog, echo, acknowledgements, ``!ERR`` replies)
+firmware-side maximum on-time, minimum off-time and duty-cycle limit, host-silence watchdog,
+echo, acknowledgements, ``!ERR`` replies)
 against a real pty, and logs every received line, every reply and every output edge with
 ``time.monotonic_ns()`` to a JSONL file written with one ``write`` per record, so the log is
 complete even when the host (or the emulator) is SIGKILLed.
@@ -15,8 +16,10 @@ creates a pty pair, points ``/tmp/rig-laser`` at its host end (open it as the se
 ``ready <link> <pty>`` and runs until SIGTERM or Ctrl-C.
 
 Log records: ``{"t_ns", "event": "start"|"rx"|"tx"|"edge"|"tx_dropped"|"stop", ...}``; ``edge``
-records carry ``channel``, ``on`` and ``cause`` (the command letter, ``pulse_end``, ``max_on`` or
-``watchdog``).
+records carry ``channel``, ``on`` and ``cause`` (the command letter, ``pulse_end``, ``max_on``,
+``duty`` or ``watchdog``), and those a timer ended (``pulse_end``, ``max_on``, ``duty``) also
+``due_ns``, when the board was due to end them. A switch-on the board's limits refuse makes no
+edge: its ``X <ch> HELD MINOFF|DUTY`` reply is in the ``tx`` records.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from realtime_pose.hardware import protocol
 from realtime_pose.hardware.testing.loopback import PtyPair, open_pty_pair
 
 _POLL_S = 0.05
+_TIMED = (protocol.CAUSE_PULSE_END, protocol.CAUSE_MAX_ON, protocol.CAUSE_DUTY)
 
 
 def _printable(raw: bytes) -> str:
@@ -142,7 +146,11 @@ class Emulator:
 
     def _emit(self, replies: list[str], edges: list[protocol.Edge], t_ns: int) -> None:
         for e in edges:
-            self._log("edge", t_ns, channel=e.channel, on=e.state, cause=e.cause)
+            if e.cause in _TIMED:  # when it was due: how late this process's timer ran
+                due_ns = self.state.off_at_ns[e.channel]
+                self._log("edge", t_ns, channel=e.channel, on=e.state, cause=e.cause, due_ns=due_ns)
+            else:
+                self._log("edge", t_ns, channel=e.channel, on=e.state, cause=e.cause)
         self._send(replies, t_ns)
 
     def run(self) -> None:

@@ -231,16 +231,23 @@ class Pipeline:
         ``output`` event per action (docs/protocol.md, topic ``event``)."""
         for event in events:
             self.events += 1
+            held: dict[int, str] | None = None  # action index -> the limit that refused it
             if self.dispatcher is not None:
-                for action in event.actions:
-                    self.dispatcher.submit(
+                for k, action in enumerate(event.actions):
+                    done = self.dispatcher.submit(
                         action.output,
                         action.action,
                         action.duration_s,
                         frame_index=event.frame_index,
                         t_frame_ns=event.t_ns,
                     )
+                    if done is not None and done.get("held_off") is not None:
+                        held = held or {}
+                        held[k] = done["held_off"]
             actions = [a.to_dict() for a in event.actions]
+            if held:
+                for k, cause in held.items():
+                    actions[k]["held_off"] = cause
             self.emit_event(
                 messages.event_payload(
                     "rule",
@@ -262,6 +269,7 @@ class Pipeline:
                         action=action["action"],
                         duration_s=action["duration_s"],
                         rule=event.rule,
+                        **({"held_off": action["held_off"]} if "held_off" in action else {}),
                     )
                 )
 

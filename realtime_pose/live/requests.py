@@ -235,7 +235,9 @@ class SessionRequests:
         return {"path": str(path)}
 
     def output_test(self, req: messages.OutputTestRequest) -> dict[str, Any]:
-        """A manual pulse, refused beyond the output's max on-time (the device clamps too)."""
+        """A manual pulse, refused beyond the output's max on-time, and refused when asked
+        faster than its limits allow: while it is on, within its minimum off-time, or beyond
+        its duty budget (the device holds such pulses off too; this says why)."""
         pipe, dispatcher = self.session.pipeline, self.session.dispatcher
         if dispatcher is None:
             raise ValueError("this run has no outputs")
@@ -252,6 +254,10 @@ class SessionRequests:
             )
 
         def act() -> None:
+            # in the loop, so nothing switches the output between the check and the pulse
+            refusal = dispatcher.hold_off(req.output, req.duration_ms / 1e3)
+            if refusal is not None:
+                raise ValueError(f"{refusal} (a test pulse is never deferred)")
             dispatcher.submit(req.output, "pulse", req.duration_ms / 1e3, frame_index=pipe.frames)
             pipe.emit_event(
                 messages.event_payload(
@@ -266,7 +272,15 @@ class SessionRequests:
             )
 
         pipe.call_in_loop(act)
-        return {"output": req.output, "duration_ms": req.duration_ms, "max_on_ms": max_on_ms}
+        limits = choice.options  # the output's limits, as configured
+        return {
+            "output": req.output,
+            "duration_ms": req.duration_ms,
+            "max_on_ms": max_on_ms,
+            "min_off_ms": limits.min_off_ms,  # type: ignore[attr-defined]
+            "max_duty": limits.max_duty,  # type: ignore[attr-defined]
+            "duty_window_ms": limits.duty_window_ms,  # type: ignore[attr-defined]
+        }
 
     def snapshot(self, _req: messages.SnapshotRequest) -> dict[str, Any]:
         """Name the newest previewed frame's files and save them on a worker (PNG encoding is

@@ -135,7 +135,13 @@ class LiveSession:
             prediction=predictor is not None,
             engine={"backend": config.engine.name, **config.engine.options.model_dump(mode="json")},
             outputs={
-                name: {"device": choice.name, "max_on_ms": choice.options.max_on_ms}
+                name: {
+                    "device": choice.name,
+                    "max_on_ms": choice.options.max_on_ms,
+                    "min_off_ms": choice.options.min_off_ms,
+                    "max_duty": choice.options.max_duty,
+                    "duty_window_ms": choice.options.duty_window_ms,
+                }
                 for name, choice in config.outputs.items()
             },
             rules_file=None if config.rules_file is None else str(config.rules_file),

@@ -28,6 +28,8 @@ ALL_CHECKS = {
     "acks",
     "pulse",
     "max_on_time",
+    "min_off_time",
+    "duty_cycle",
     "watchdog",
 }
 
@@ -40,9 +42,10 @@ def test_the_emulator_passes_every_check_and_is_left_as_it_was(emulator: Emulato
     assert report.banner == "V RPIO 1 4" and report.n_channels == 4
     assert report.echo_rtt_us is not None and report.echo_rtt_us["n"] == 30
     edges = emulator.emulator.edges(1)
-    assert {e["cause"] for e in edges if not e["on"]} >= {"pulse_end", "max_on", "watchdog"}
+    assert {e["cause"] for e in edges if not e["on"]} >= {"pulse_end", "max_on", "duty", "watchdog"}
     state = emulator.emulator.state
     assert state.watchdog_ms == 1000 and state.max_on_ns[1] == 1_000_000_000
+    assert state.limits[1].min_off_ns == 0 and not state.limits[1].duty_limited
     assert not any(state.on) and not state.ack
 
 
@@ -85,7 +88,8 @@ def test_a_board_that_half_speaks_the_protocol_fails_the_right_checks(capsys) ->
     assert code == 1
     status = {line.split()[1]: line.split()[0] for line in out.splitlines()[:-1]}
     assert status["version"] == "PASS" and status["echo"] == "PASS"
-    for name in ("version_seq", "error", "acks", "pulse", "max_on_time", "watchdog"):
+    checks = ("version_seq", "error", "acks", "pulse", "max_on_time", "min_off_time", "duty_cycle")
+    for name in (*checks, "watchdog"):
         assert status[name] == "FAIL", (name, out)
     assert out.splitlines()[-1].endswith("FAILED")
 

@@ -4,7 +4,9 @@
 its logic is plain C++: ``firmware_harness/`` supplies ``micros()``, ``digitalWrite`` and a
 ``Serial`` made of strings, and feeds it timed lines. Every reply line and every pin edge must be
 what :class:`realtime_pose.hardware.protocol.BoardState` (the executable protocol) produces for
-the same inputs, including across the 32-bit ``micros()`` wrap.
+the same inputs, including across the 32-bit ``micros()`` wrap, and with the minimum off-time
+and duty-cycle limits (``R``, ``D``) that the host runs from the same reference
+(:mod:`realtime_pose.hardware.limits`).
 """
 
 from __future__ import annotations
@@ -243,4 +245,90 @@ def test_sketch_matches_reference_on_random_sessions(harness: Path, seed: int) -
     for _ in range(400):
         t += rng.choice([0, 1, 500, 3_000, 40_000, 250_000, 700_000])
         steps.append((t, None if rng.random() < 0.25 else _random_line(rng)))
+    assert_same(harness, steps, t0_us=t0)
+
+
+def test_sketch_matches_reference_on_min_off_and_duty_limits(harness: Path) -> None:
+    steps: list[Step] = [
+        (1_000, "W 0"),
+        (2_000, "C 1"),
+        (3_000, "R 0 50 1"),
+        (4_000, "P 0 10"),
+        (14_000, None),  # pulse ends
+        (20_000, "P 0 10 2"),  # 6 ms after: X 0 HELD MINOFF 2
+        (63_999, "H 0"),  # 1 us short
+        (64_000, "H 0 3"),  # exactly 50 ms: on
+        (70_000, "L 0"),
+        (80_000, "R 0 0"),  # no minimum off-time any more
+        (80_001, "P 0 1"),
+        (90_000, "D 1 30 100 4"),  # 30 ms in any 100 ms: slots of 12.5 ms from 90 ms
+        (91_000, "H 1"),
+        (121_000, None),  # X 1 DUTY at 30 ms
+        (125_000, "P 1 5 5"),  # X 1 HELD DUTY 5
+        (202_499, "P 1 5"),  # still held: the first slot counts until 90 + 9 x 12.5 ms
+        (202_500, "P 1 50"),  # it left (11.5 ms of on-time): on, cut at 214 ms
+        (213_999, None),
+        (214_000, None),
+        (240_000, "D 1 30 100"),  # the same values: nothing changes
+        (250_000, "Q 1 6"),
+        (300_000, "H 2"),
+        (350_000, "D 2 20 100"),  # set while on: counted from now, cut at 370 ms
+        (369_999, None),
+        (370_000, None),
+        (400_000, "D 2 100 100"),  # on-time == window: no limit
+        (400_001, "H 2"),
+        (900_000, "D 3 1 3600000"),  # 1 ms in an hour: the longest window
+        (900_001, "D 3 3600000 3600000.001"),  # RANGE
+        (900_002, "R 3 3600000.001"),  # RANGE
+        (900_003, "D 3 5 4"),  # RANGE: more on than the window
+        (900_004, "D 3 0 4"),  # RANGE
+        (900_005, "D 3 5"),  # ARG
+        (900_006, "D 3 5 10 1 2"),  # ARG: six fields
+        (900_007, "D 3 5 10 999999999"),
+        (900_008, "R 3"),  # ARG
+        (900_009, "R 3 0.0"),
+        (1_500_000, None),
+    ]
+    assert_same(harness, steps)
+
+
+def test_sketch_matches_reference_on_limits_across_the_micros_wrap(harness: Path) -> None:
+    t0 = (1 << 32) - 150_000  # micros() wraps 150 ms after boot
+    steps: list[Step] = [(t0 + 1, "W 0"), (t0 + 2, "R 0 20"), (t0 + 3, "D 0 30 100")]
+    t = t0 + 10
+    for i in range(60):  # a host asking for 25 ms every 7 ms, across the wrap
+        t += 7_000
+        steps.append((t, "P 0 25" if i % 3 else "H 0"))
+    steps.append((t + 200_000, None))
+    assert_same(harness, steps, t0_us=t0)
+
+
+def _random_limits_line(rng: random.Random) -> str:
+    ch = str(rng.choice([0, 1, 8]))
+    ms = lambda: rng.choice(["1", "2.5", "0.25", "7.777", "40", "90", "300", "0", "x"])  # noqa: E731
+    op = rng.choice("PPPPHHHLLZQRRDDDM")
+    body = {
+        "P": f"P {ch} {ms()}",
+        "H": f"H {ch}",
+        "L": f"L {ch}",
+        "Z": "Z",
+        "Q": f"Q {ch}",
+        "R": f"R {ch} {ms()}",
+        "D": f"D {ch} {ms()} {ms()}",
+        "M": f"M {ch} {ms()}",
+    }[op]
+    return body + rng.choice(["", "", " 5"])
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5, 6])
+def test_sketch_matches_reference_on_random_sessions_with_limits(harness: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    t0 = rng.choice([0, (1 << 32) - 3_000_000])
+    t = t0
+    steps: list[Step] = [(t0 + 1, "W 0")]
+    for _ in range(400):
+        t += rng.choice([0, 1, 100, 700, 3_000, 9_000, 40_000, 125_000])
+        steps.append((t, None if rng.random() < 0.25 else _random_limits_line(rng)))
+    replies = [line for r, _ in run_reference(steps, t0) for line in r]
+    assert any(" HELD " in line for line in replies) and any("DUTY" in line for line in replies)
     assert_same(harness, steps, t0_us=t0)

@@ -20,6 +20,9 @@ def test_encoders_produce_documented_lines():
     assert p.encode_max_on(0, 50) == b"M 0 50\n"
     assert p.encode_watchdog(250) == b"W 250\n"
     assert p.encode_confirm(True) == b"C 1\n"
+    assert p.encode_min_off(1, 0) == b"R 1 0\n"
+    assert p.encode_min_off(1, 20.5, seq=3) == b"R 1 20.5 3\n"
+    assert p.encode_duty(2, 300, 1000) == b"D 2 300 1000\n"
 
 
 def test_parse_command_round_trips_encoders():
@@ -27,6 +30,10 @@ def test_parse_command_round_trips_encoders():
     assert (cmd.op, cmd.channel, cmd.time_us, cmd.seq) == ("P", 3, 12_500, 7)
     cmd = p.parse_command("w 200", n_channels=4)
     assert (cmd.op, cmd.value, cmd.seq) == ("W", 200, None)
+    cmd = p.parse_command(p.encode_duty(1, 0.25, 1000, seq=9).decode().strip(), n_channels=4)
+    assert (cmd.op, cmd.channel, cmd.time_us, cmd.time2_us, cmd.seq) == ("D", 1, 250, 10**6, 9)
+    cmd = p.parse_command("R 3 0", n_channels=4)  # 0: no minimum off-time
+    assert (cmd.op, cmd.channel, cmd.time_us, cmd.seq) == ("R", 3, 0, None)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +51,14 @@ def test_parse_command_round_trips_encoders():
         ("H 1 2 3", p.ERR_ARG),
         ("E", p.ERR_ARG),
         ("P 1 5 " + "1" * 60, p.ERR_LONG),
+        ("R 1", p.ERR_ARG),
+        ("R 1 3600001", p.ERR_RANGE),
+        ("D 1 5", p.ERR_ARG),
+        ("D 1 0 100", p.ERR_RANGE),
+        ("D 1 5 0", p.ERR_RANGE),
+        ("D 1 101 100", p.ERR_RANGE),  # more on-time than the window holds
+        ("D 1 5 100 7 8", p.ERR_ARG),
+        ("D 9 5 100", p.ERR_CH),
     ],
 )
 def test_parse_command_rejects_with_the_boards_error_code(line, code):
@@ -122,3 +137,36 @@ def test_resending_on_cannot_extend_an_output_past_its_max_on_time():
     board.handle_line("M 0 20", 330 * ms)
     _, edges = board.tick(330 * ms)
     assert edges and not edges[0].state
+
+
+def test_board_holds_off_a_switch_on_within_its_minimum_off_time():
+    board = p.BoardState(n_channels=2, watchdog_ms=0)
+    board.handle_line("R 0 50", 0)
+    board.handle_line("P 0 10", 0)
+    assert board.tick(10 * MS)[1] == [p.Edge(0, False, p.CAUSE_PULSE_END)]
+    assert board.handle_line("H 0 7", 59 * MS) == (["X 0 HELD MINOFF 7"], [])
+    assert board.handle_line("P 0 5", 40 * MS) == (["X 0 HELD MINOFF"], [])
+    assert board.handle_line("H 1", 40 * MS)[1] == [p.Edge(1, True, "H")]  # per channel
+    assert board.handle_line("H 0", 60 * MS)[1] == [p.Edge(0, True, "H")]
+
+
+def test_board_cuts_at_the_duty_budget_and_refuses_until_it_comes_back():
+    board = p.BoardState(n_channels=1, max_on_ms=1000, watchdog_ms=0)
+    board.handle_line("C 1", 0)
+    assert board.handle_line("D 0 30 100 4", 0)[0] == ["A 4 D"]
+    board.handle_line("H 0", 0)
+    assert board.next_deadline_ns() == 30 * MS
+    assert board.tick(30 * MS) == (["X 0 DUTY"], [p.Edge(0, False, p.CAUSE_DUTY)])
+    assert board.handle_line("P 0 5 6", 40 * MS)[0] == ["X 0 HELD DUTY 6", "A 6 P"]
+    # slots of 12.5 ms: the first one's on-time leaves the 9-slot count at 112.5 ms
+    assert board.handle_line("P 0 50", 112_500_000)[1] == [p.Edge(0, True, "P")]
+    assert board.next_deadline_ns() == 125 * MS and board.off_cause[0] == p.CAUSE_DUTY
+
+
+def test_duty_set_while_on_restarts_the_count_and_may_cut_sooner():
+    board = p.BoardState(n_channels=1, max_on_ms=1000, watchdog_ms=0)
+    board.handle_line("H 0", 0)
+    board.handle_line("D 0 20 100", 500 * MS)
+    assert board.next_deadline_ns() == 520 * MS and board.off_cause[0] == p.CAUSE_DUTY
+    board.handle_line("D 0 20 100", 510 * MS)  # the same values again change nothing
+    assert board.next_deadline_ns() == 520 * MS

@@ -25,13 +25,17 @@ def test_loop_url_carries_the_configuration_and_commands_in_order():
         dev.pulse("laser", 0.0125)
         dev.set("led", True)
         dev.all_off()
-        wait_until(lambda: len(_lines(dev)) >= 7)
+        wait_until(lambda: len(_lines(dev)) >= 11)
     finally:
         dev.close()
-    assert _lines(dev)[:7] == [
+    assert _lines(dev)[:11] == [
         "C 0",
         "M 0 50",
+        "R 0 0",  # no minimum off-time and no duty limit: said anyway, a board may keep old ones
+        "D 0 1000 1000",
         "M 3 1000",
+        "R 3 0",
+        "D 3 1000 1000",
         "W 0",
         "P 0 12.5 1",
         "H 3 2",

@@ -42,7 +42,16 @@ def test_device_vanishes_and_comes_back(link, action_log):
         if second is not None:
             second.stop()
     rx = [r["line"] for r in second.emulator.records("rx")]
-    assert rx[:4] == ["C 0", "M 0 1000", "M 1 1000", "W 1000"]  # re-configured on reconnect
+    assert rx[:8] == [  # re-configured on reconnect
+        "C 0",
+        "M 0 1000",
+        "R 0 0",
+        "D 0 1000 1000",
+        "M 1 1000",
+        "R 1 0",
+        "D 1 1000 1000",
+        "W 1000",
+    ]
     assert not any(line.startswith("H 1") for line in rx)  # the stale "on" never fired late
     failed = action_log.records("failed")
     assert any(r.get("channel") == "1" and r["cmd"] == "write_on" for r in failed)

@@ -12,6 +12,9 @@
 //     Q <ch> [seq]        query      -> S <ch> <0|1> <remaining_ms> <max_ms> [seq]
 //     E <seq>             echo       -> E <seq>   (answered before anything else happens)
 //     M <ch> <ms> [seq]   set the channel's maximum on-time
+//     R <ch> <ms> [seq]   set the channel's minimum off-time ("rest"), 0 = none (the default)
+//     D <ch> <on_ms> <window_ms> [seq]
+//                         duty cycle: at most <on_ms> on in any <window_ms>; equal = no limit
 //     W <ms> [seq]        host-silence watchdog timeout, 0 = off (default 1000 ms)
 //     K [seq]             heartbeat (any byte feeds the watchdog; K exists for idle hosts)
 //     C <0|1> [seq]       acknowledgements off/on (A <seq|-> <op> after each command)
@@ -19,13 +22,18 @@
 //   Board -> host, unsolicited:
 //     V RPIO 1 <channels>   at boot
 //     X <ch> MAX            the board cut <ch> at its maximum on-time
+//     X <ch> DUTY           the board cut <ch> when its duty-cycle budget ran out
+//     X <ch> HELD MINOFF [seq]   a P/H was refused: <ch> went off less than its R ago
+//     X <ch> HELD DUTY [seq]     a P/H was refused: <ch> has no duty budget left
 //     X * WDG               the watchdog fired and switched outputs off
 //     !ERR <CODE> <line>    a refused line: CMD, ARG, CH, RANGE or LONG, then its first 24 chars
 //
 // Design rules: nothing blocks. No delay(), no String, no heap; timers are micros() differences
 // in uint32 arithmetic (correct across the 71.6-minute wrap because every duration is shorter
-// than that: MAX_TIME_MS is 60 minutes). The maximum on-time and the watchdog run on the board,
-// so an output goes off even when the host process dies, the cable is pulled or the PC hangs.
+// than that: MAX_TIME_MS is 60 minutes; times that could grow older are retired by runTimers
+// first). The maximum on-time, the minimum off-time, the duty-cycle limit and the watchdog run on
+// the board, so an output stays within them even when the host process dies, the cable is
+// pulled or the PC hangs. RAM: about 100 bytes per channel (mostly the duty-cycle slots).
 //
 // NOT COMPILED FOR A BOARD in the project's CI (no Arduino toolchain there). Its logic is compiled
 // for the PC with a stand-in Arduino core (tests/hardware/firmware_harness) and every reply and
@@ -61,18 +69,36 @@ static const uint32_t DEFAULT_WATCHDOG_MS = 1000UL;
 #define MAX_WATCHDOG_MS 60000UL
 #define MAX_SEQ 999999999UL
 #define ERR_ECHO_CHARS 24            // how much of a refused line !ERR repeats
+#define DUTY_SLOTS 8                 // duty-cycle slots per window (hardware/limits.py)
+#define DUTY_RING (DUTY_SLOTS + 1)   // the current slot and the DUTY_SLOTS before it
 
 static const uint8_t N_CHANNELS = sizeof(OUTPUT_PINS) / sizeof(OUTPUT_PINS[0]);
 
-enum OffCause : uint8_t { CAUSE_PULSE_END = 0, CAUSE_MAX_ON = 1 };
+enum OffCause : uint8_t { CAUSE_PULSE_END = 0, CAUSE_MAX_ON = 1, CAUSE_DUTY = 2 };
+enum HoldCause : uint8_t { HOLD_MIN_OFF = 1, HOLD_DUTY = 2 };
 
 struct Channel {
   bool on;
-  uint32_t on_start_us;     // when the current on-period (or its last P/H/M) started
+  uint32_t on_start_us;     // when the current on-period (or its last P/H/M/D) started
   uint32_t on_duration_us;  // off when micros() - on_start_us >= on_duration_us
   uint32_t max_on_us;
   uint32_t edge_us;         // when the channel last went from off to on (max on-time origin)
   OffCause cause;           // why the pending off will happen
+  // Minimum off-time (R; hardware/limits.py ChannelLimits).
+  uint32_t min_off_us;
+  uint32_t off_us;          // when the channel last went off
+  bool off_recent;          // off_us is younger than MAX_TIME_MS (older, it no longer matters)
+  // Duty cycle (D): on-time per slot, the current slot at `head`, DUTY_SLOTS older ones after.
+  uint32_t duty_on_us;      // budget per window; >= duty_window_us: no duty limit
+  uint32_t duty_window_us;
+  uint32_t slot_us;         // ceil(duty_window_us / DUTY_SLOTS)
+  uint32_t slot_start_us;   // start of the current slot
+  uint32_t acct_us;         // on-time is counted up to here
+  uint32_t slots[DUTY_RING];
+  uint8_t head;
+  bool duty_bounded;        // the current on-period has a duty allowance:
+  uint32_t duty_from_us;    //   duty_len_us of on-time from duty_from_us
+  uint32_t duty_len_us;
 };
 
 static Channel channels[N_CHANNELS];
@@ -185,6 +211,86 @@ static void replyError(const char *code, const char *line) {
 }
 
 // ----------------------------------------------------------------------------------------------
+// Minimum off-time and duty cycle (hardware/limits.py ChannelLimits, line by line).
+
+static inline bool dutyLimited(const Channel &c) { return c.duty_on_us < c.duty_window_us; }
+
+// Bring the slots up to now: on-time since acct_us goes into the slots it fell in; slots older
+// than DUTY_SLOTS slots are dropped. Calling it more or less often changes nothing.
+static void dutyAdvance(Channel &c, uint32_t now_us) {
+  if (!dutyLimited(c)) return;
+  const uint32_t size = c.slot_us;
+  const uint32_t elapsed = now_us - c.slot_start_us;
+  if (elapsed >= size) {
+    const uint32_t k = elapsed / size;  // slot boundaries crossed
+    if (c.on) c.slots[c.head] += size - (c.acct_us - c.slot_start_us);
+    const uint32_t fill = c.on ? size : 0;
+    for (uint32_t j = (k > DUTY_RING) ? k - DUTY_RING + 1 : 1; j <= k; ++j) {
+      c.slots[(c.head + j % DUTY_RING) % DUTY_RING] = (j < k) ? fill : 0;
+    }
+    c.head = (uint8_t)((c.head + k % DUTY_RING) % DUTY_RING);
+    c.slot_start_us += k * size;
+    c.acct_us = c.slot_start_us;
+  }
+  if (c.on) {
+    c.slots[c.head] += now_us - c.acct_us;
+    c.acct_us = now_us;
+  }
+}
+
+// On-time left from now if the channel stays on (after dutyAdvance): the on-time grows with
+// the time elapsed, and each slot boundary drops the oldest slot from the count.
+static uint32_t dutyAllowanceUs(const Channel &c, uint32_t now_us) {
+  uint32_t used = 0;
+  for (uint8_t i = 0; i < DUTY_RING; ++i) used += c.slots[i];
+  if (used >= c.duty_on_us) return 0;
+  uint32_t avail = c.duty_on_us - used;
+  const uint32_t first = c.slot_us - (now_us - c.slot_start_us);
+  uint32_t to_boundary = first;
+  uint32_t elapsed = 0;
+  for (uint8_t j = 1; j <= DUTY_RING; ++j) {
+    if (avail <= to_boundary) return elapsed + avail;
+    avail -= to_boundary;
+    elapsed += to_boundary;
+    avail += c.slots[(c.head + j) % DUTY_RING];
+    if (j == DUTY_RING) avail += first;  // the current slot drops too, with what it gained
+    to_boundary = c.slot_us;
+  }
+  return elapsed + avail;  // not reached: the budget is at most DUTY_SLOTS slots
+}
+
+// D: new values restart the accounting; the same values again change nothing.
+static void dutySet(Channel &c, uint32_t on_us, uint32_t window_us, uint32_t now_us) {
+  if (on_us == c.duty_on_us && window_us == c.duty_window_us) return;
+  c.duty_on_us = on_us;
+  c.duty_window_us = window_us;
+  c.slot_us = window_us / DUTY_SLOTS + ((window_us % DUTY_SLOTS) ? 1 : 0);
+  for (uint8_t i = 0; i < DUTY_RING; ++i) c.slots[i] = 0;
+  c.head = 0;
+  c.slot_start_us = now_us;
+  c.acct_us = now_us;
+  c.duty_from_us = now_us;
+  c.duty_bounded = c.on && dutyLimited(c);
+  c.duty_len_us = c.duty_bounded ? dutyAllowanceUs(c, now_us) : 0;
+}
+
+// Time left of the current on-period's duty allowance (0 when used up).
+static uint32_t dutyLeftUs(const Channel &c, uint32_t now_us) {
+  uint32_t since = now_us - c.duty_from_us;
+  return (since < c.duty_len_us) ? c.duty_len_us - since : 0;
+}
+
+static void replyHeld(uint8_t ch, HoldCause hold, bool has_seq, uint32_t seq) {
+  Reply r;
+  replyBegin(r);
+  replyStr(r, "X ");
+  replyUint(r, ch);
+  replyStr(r, (hold == HOLD_MIN_OFF) ? " HELD MINOFF" : " HELD DUTY");
+  replySeq(r, has_seq, seq);
+  replySend(r);
+}
+
+// ----------------------------------------------------------------------------------------------
 // Channel state changes (BoardState._switch_on / L / _all_off).
 
 // Time left before the max on-time, counted from the off->on edge (0 when already reached).
@@ -193,15 +299,44 @@ static uint32_t allowedUs(const Channel &c, uint32_t now_us) {
   return (since_edge < c.max_on_us) ? c.max_on_us - since_edge : 0;
 }
 
-// On for duration_us from now, never past the max on-time counted from the off->on edge, so a
-// host re-sending H or P cannot keep an output on beyond its limit.
-static void switchOn(uint8_t ch, uint32_t now_us, uint32_t duration_us, OffCause cause) {
+// On for duration_us from now, never past the max on-time counted from the off->on edge nor past
+// the duty budget, so a host re-sending H or P cannot keep an output on beyond its limits. An
+// off->on edge within the minimum off-time, or with no duty budget left, is refused (X HELD).
+static void switchOn(uint8_t ch, uint32_t now_us, uint32_t duration_us, OffCause cause,
+                     bool has_seq, uint32_t seq) {
   Channel &c = channels[ch];
-  if (!c.on) c.edge_us = now_us;
+  if (!c.on) {
+    if (c.off_recent && (uint32_t)(now_us - c.off_us) < c.min_off_us) {
+      replyHeld(ch, HOLD_MIN_OFF, has_seq, seq);
+      return;
+    }
+    c.duty_bounded = false;
+    if (dutyLimited(c)) {
+      dutyAdvance(c, now_us);
+      const uint32_t allowance = dutyAllowanceUs(c, now_us);
+      if (allowance == 0) {
+        replyHeld(ch, HOLD_DUTY, has_seq, seq);
+        return;
+      }
+      c.duty_bounded = true;
+      c.duty_len_us = allowance;
+    }
+    c.duty_from_us = now_us;
+    c.acct_us = now_us;
+    c.edge_us = now_us;
+  }
   uint32_t allowed = allowedUs(c, now_us);
+  OffCause limit_cause = CAUSE_MAX_ON;
+  if (c.duty_bounded) {
+    const uint32_t duty_left = dutyLeftUs(c, now_us);
+    if (duty_left < allowed) {
+      allowed = duty_left;
+      limit_cause = CAUSE_DUTY;
+    }
+  }
   if (duration_us >= allowed) {
     duration_us = allowed;
-    cause = CAUSE_MAX_ON;
+    cause = limit_cause;
   }
   drive(ch, true);
   c.on = true;
@@ -210,17 +345,23 @@ static void switchOn(uint8_t ch, uint32_t now_us, uint32_t duration_us, OffCause
   c.cause = cause;
 }
 
-static void switchOff(uint8_t ch) {
+static void switchOff(uint8_t ch, uint32_t now_us) {
+  Channel &c = channels[ch];
+  if (c.on) {
+    dutyAdvance(c, now_us);  // its on-time counts up to now
+    c.off_us = now_us;
+    c.off_recent = true;
+  }
   drive(ch, false);
-  channels[ch].on = false;
+  c.on = false;
 }
 
 // Returns whether any channel was on.
-static bool allOff() {
+static bool allOff(uint32_t now_us) {
   bool any = false;
   for (uint8_t ch = 0; ch < N_CHANNELS; ++ch) {
     if (channels[ch].on) any = true;
-    switchOff(ch);
+    switchOff(ch, now_us);
   }
   return any;
 }
@@ -301,15 +442,15 @@ static void handleLine(char *line, uint32_t now_us) {
     return;
   }
 
-  // No command takes more than 4 fields; a 5th only makes the line an ARG error (after the
-  // command letter is checked, as the reference does).
-  char *tokens[5];
+  // No command takes more than 5 fields (D <ch> <on> <window> <seq>); a 6th only makes the line
+  // an ARG error (after the command letter is checked, as the reference does).
+  char *tokens[6];
   uint8_t n_tokens = 0;
   char *p = line;
   while (*p) {
     while (*p && isSpace(*p)) *p++ = '\0';
     if (!*p) break;
-    if (n_tokens < 5) tokens[n_tokens++] = p;
+    if (n_tokens < 6) tokens[n_tokens++] = p;
     while (*p && !isSpace(*p)) ++p;
   }
   if (tokens[0][1] != '\0') {  // a multi-letter first token is an unknown command
@@ -322,12 +463,15 @@ static void handleLine(char *line, uint32_t now_us) {
   uint8_t n_args = n_tokens - 1;
 
   bool needs_channel = false;
-  char time_kind = 0;  // 'm': <ms>, 'i': integer (W, C)
+  char time_kind = 0;  // 'm': <ms> > 0, 'z': <ms> >= 0, 'i': integer (W, C)
+  uint8_t n_fields = 0;  // how many of them
   switch (op) {
-    case 'P': needs_channel = true; time_kind = 'm'; break;
+    case 'P': needs_channel = true; time_kind = 'm'; n_fields = 1; break;
     case 'H': case 'L': case 'Q': needs_channel = true; break;
-    case 'M': needs_channel = true; time_kind = 'm'; break;
-    case 'W': case 'C': time_kind = 'i'; break;
+    case 'M': needs_channel = true; time_kind = 'm'; n_fields = 1; break;
+    case 'R': needs_channel = true; time_kind = 'z'; n_fields = 1; break;
+    case 'D': needs_channel = true; time_kind = 'm'; n_fields = 2; break;
+    case 'W': case 'C': time_kind = 'i'; n_fields = 1; break;
     case 'Z': case 'K': case 'V': case 'E': break;
     default:
       replyError("CMD", original);
@@ -358,7 +502,7 @@ static void handleLine(char *line, uint32_t now_us) {
     return;
   }
 
-  uint8_t n_required = (needs_channel ? 1 : 0) + (time_kind ? 1 : 0);
+  uint8_t n_required = (needs_channel ? 1 : 0) + n_fields;
   if (n_args < n_required || n_args > n_required + 1) {
     replyError("ARG", original);
     return;
@@ -378,19 +522,21 @@ static void handleLine(char *line, uint32_t now_us) {
     ch = (uint8_t)v;
     i = 1;
   }
-  uint32_t time_us = 0;
+  uint32_t times_us[2] = {0, 0};
   uint32_t value = 0;
-  if (time_kind == 'm') {
-    const char *err = parseMsToUs(args[i], &time_us);
-    if (err) {
-      replyError(err, original);
-      return;
+  if (time_kind == 'm' || time_kind == 'z') {
+    for (uint8_t f = 0; f < n_fields; ++f) {
+      const char *err = parseMsToUs(args[i], &times_us[f]);
+      if (err) {
+        replyError(err, original);
+        return;
+      }
+      if (times_us[f] == 0 && time_kind == 'm') {
+        replyError("RANGE", original);
+        return;
+      }
+      ++i;
     }
-    if (time_us == 0) {
-      replyError("RANGE", original);
-      return;
-    }
-    ++i;
   } else if (time_kind == 'i') {
     if (!parseUint(args[i], 10, &value)) {
       replyError("ARG", original);
@@ -413,20 +559,25 @@ static void handleLine(char *line, uint32_t now_us) {
     }
     has_seq = true;
   }
+  if (op == 'D' && times_us[0] > times_us[1]) {  // more on-time than the window holds
+    replyError("RANGE", original);
+    return;
+  }
+  const uint32_t time_us = times_us[0];
 
   Channel &c = channels[ch];
   switch (op) {
     case 'P':
-      switchOn(ch, now_us, time_us, CAUSE_PULSE_END);
+      switchOn(ch, now_us, time_us, CAUSE_PULSE_END, has_seq, seq);
       break;
     case 'H':
-      switchOn(ch, now_us, c.max_on_us, CAUSE_MAX_ON);
+      switchOn(ch, now_us, c.max_on_us, CAUSE_MAX_ON, has_seq, seq);
       break;
     case 'L':
-      switchOff(ch);
+      switchOff(ch, now_us);
       break;
     case 'Z':
-      allOff();
+      allOff(now_us);
       break;
     case 'Q': {
       uint32_t remaining_us = 0;
@@ -460,6 +611,21 @@ static void handleLine(char *line, uint32_t now_us) {
       }
       break;
     }
+    case 'R':
+      c.min_off_us = time_us;
+      break;
+    case 'D':
+      dutySet(c, times_us[0], times_us[1], now_us);
+      if (c.on && c.duty_bounded) {
+        uint32_t elapsed = now_us - c.on_start_us;
+        uint32_t remaining = (elapsed < c.on_duration_us) ? c.on_duration_us - elapsed : 0;
+        if (remaining > c.duty_len_us) {  // the allowance counts from now
+          c.on_start_us = now_us;
+          c.on_duration_us = c.duty_len_us;
+          c.cause = CAUSE_DUTY;
+        }
+      }
+      break;
     case 'W':
       watchdog_ms = value;
       break;
@@ -518,19 +684,25 @@ static void readSerial() {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Timers (BoardState.tick): pulse ends, max on-time cuts, host-silence watchdog.
+// Timers (BoardState.tick): pulse ends, max on-time and duty cuts, host-silence watchdog.
 
 static void runTimers(uint32_t now_us) {
   for (uint8_t ch = 0; ch < N_CHANNELS; ++ch) {
     Channel &c = channels[ch];
+    // Keep every stored time younger than the 71.6-minute micros() wrap (changes no decision:
+    // an off older than MAX_TIME_MS is past any minimum off-time).
+    dutyAdvance(c, now_us);
+    if (c.off_recent && (uint32_t)(now_us - c.off_us) >= MAX_TIME_MS * 1000UL) {
+      c.off_recent = false;
+    }
     if (c.on && (uint32_t)(now_us - c.on_start_us) >= c.on_duration_us) {
-      switchOff(ch);
-      if (c.cause == CAUSE_MAX_ON) {
+      switchOff(ch, now_us);
+      if (c.cause == CAUSE_MAX_ON || c.cause == CAUSE_DUTY) {
         Reply r;
         replyBegin(r);
         replyStr(r, "X ");
         replyUint(r, ch);
-        replyStr(r, " MAX");
+        replyStr(r, (c.cause == CAUSE_MAX_ON) ? " MAX" : " DUTY");
         replySend(r);
       }
     }
@@ -538,7 +710,7 @@ static void runTimers(uint32_t now_us) {
   if (watchdog_ms > 0 && !watchdog_tripped &&
       (uint32_t)(now_us - last_rx_us) >= watchdog_ms * 1000UL) {
     watchdog_tripped = true;
-    if (allOff()) {
+    if (allOff(now_us)) {
       Reply r;
       replyBegin(r);
       replyStr(r, "X * WDG");
@@ -558,6 +730,11 @@ void setup() {
     channels[ch].on_duration_us = 0;
     channels[ch].max_on_us = DEFAULT_MAX_ON_MS * 1000UL;
     channels[ch].cause = CAUSE_PULSE_END;
+    channels[ch].min_off_us = 0;  // no minimum off-time and no duty limit until R / D
+    channels[ch].off_recent = false;
+    channels[ch].duty_on_us = 0;
+    channels[ch].duty_window_us = 0;
+    channels[ch].duty_bounded = false;
   }
   Serial.begin(BAUD_RATE);
   last_rx_us = micros();
