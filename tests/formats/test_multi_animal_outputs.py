@@ -1,6 +1,8 @@
 """`realtime-pose analyze` with a multi-animal bundle: DeepLabCut's multi-animal table layout and
 SLEAP predictions with one track per animal, read back by pandas and sleap-io."""
 
+import importlib.util
+
 import cv2
 import numpy as np
 import pandas as pd
@@ -78,7 +80,8 @@ def test_each_animal_is_drawn_in_its_own_colour():
 def test_analyze_undoes_a_short_identity_swap_the_same_way_sequential_and_chunked(tmp_path):
     """Two animals 88 px apart walk right; in frames 6-7 the network names each by the other's
     name (the markers' colours swap). Both analysis paths keep each animal on its track."""
-    pytest.importorskip("ray")
+    if importlib.util.find_spec("ray") is None:  # not imported here: see offline/distributed
+        pytest.skip("the cluster extra (Ray) is not installed")
     frames = []
     for i in range(16):
         a, b = (2 + i, 2), (2 + i, 13)
