@@ -1,7 +1,10 @@
 """A serial output device speaking the realtime-pose line protocol (:mod:`.protocol`).
 
-``set``/``pulse`` only encode a line and put it on a queue; a dedicated writer thread owns the port
-and does the I/O, so the caller (the live loop) never waits on a USB stack. A reader thread parses
+``set``/``pulse`` write the line from the caller's thread when the port takes it at once (a
+non-blocking write with nothing queued ahead of it: no hand-off to another thread in the firing
+path), and otherwise put it on a queue; a dedicated writer thread owns everything that can block
+(a full buffer, reconnection, heartbeats), so the caller (the live loop) never waits on a USB
+stack. A reader thread parses
 the board's replies (acknowledgements, echoes, max on-time and watchdog events, ``!ERR``).
 
 When the port disappears or a write fails, the writer closes it and re-opens it with exponential
@@ -100,6 +103,11 @@ class SerialOptions(OutputOptions):
     reconnect_initial_s: float = Field(default=0.05, gt=0, description="first reopen delay")
     reconnect_max_s: float = Field(default=2.0, gt=0, description="largest reopen delay")
     configure_board: bool = Field(default=True, description="send C/M/R/D/W on every connection")
+    direct_write: bool = Field(
+        default=True,
+        description="write a line from the caller's thread when the port takes it at once "
+        "(no hand-off to the writer thread); false: always through the writer thread",
+    )
 
 
 @OUTPUTS.register("serial")
@@ -159,6 +167,7 @@ class SerialDevice(OutputDevice):
         reconnect_initial_s: float = 0.05,
         reconnect_max_s: float = 2.0,
         configure_board: bool = True,
+        direct_write: bool = True,
         name: str | None = None,
         action_log: ActionLog | None = None,
     ) -> None:
@@ -193,10 +202,13 @@ class SerialDevice(OutputDevice):
         self.reconnect_initial_s = float(reconnect_initial_s)
         self.reconnect_max_s = float(reconnect_max_s)
         self.configure_board = bool(configure_board)
+        self.direct_write = bool(direct_write)
         self.board_banner: str | None = None
         """The last ``V RPIO <version> <n_channels>`` line the board sent."""
 
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._write_lock = threading.Lock()  # one writer at a time: the loop's or the thread's
+        self._direct_ok = False  # the board is configured: lines may go out directly
         self._seq = itertools.count(1)
         self._cond = threading.Condition()
         self._port: Any = None  # pyserial.Serial while connected (guarded by _cond)
@@ -271,7 +283,49 @@ class SerialDevice(OutputDevice):
                 line=cmd.data.decode().strip(),
             )
             return
+        if self._try_direct(cmd):
+            return
         self._queue.put(cmd)
+
+    def _try_direct(self, cmd: _Command) -> bool:
+        """Write ``cmd`` now, from the caller's thread, when that keeps the order of lines (the
+        board configured, nothing queued, the writer thread not writing) and the port takes it
+        at once; ``False``: queue it for the writer thread."""
+        if not (self.direct_write and self._direct_ok and self._queue.empty()):
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            return self._direct_ok and self._queue.empty() and self._write_now(cmd)
+        finally:
+            self._write_lock.release()
+
+    def _write_now(self, cmd: _Command) -> bool:
+        """Write ``cmd`` from the caller's thread if the port takes it without waiting; ``True``
+        when it is handled (written, or failed and counted), ``False`` to queue it instead.
+        Call with the write lock held and nothing queued."""
+        port = self._port
+        try:
+            fd = port.fileno()
+        except (NotImplementedError, io.UnsupportedOperation, *_IO_ERRORS):
+            return False  # loop:// and other URL handlers, or a port going away: the writer
+        if fd is None:
+            return False
+        self._note_tx(cmd)
+        t_write_ns = time.monotonic_ns()
+        try:
+            written = os.write(fd, cmd.data)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as err:
+            self._fail(cmd, f"write to {self.port!r} failed: {err}")
+            self._mark_lost(port, f"write failed: {err}")
+            return True
+        if written < len(cmd.data):  # the rest goes first in the writer's queue, in order
+            self._queue.put(_Command(cmd.data[written:], cmd.event, cmd.t_submit_ns, cmd.index))
+            return True
+        self._note_written(cmd, t_write_ns, direct=True)
+        return True
 
     def _write_set(self, index: int, on: bool) -> None:
         line = self._lines[index]
@@ -414,11 +468,15 @@ class SerialDevice(OutputDevice):
         with self._cond:
             port = self._port
         try:
-            self._configure(port)
+            with self._write_lock:
+                self._configure(port)
+                self._direct_ok = True
         except _IO_ERRORS as err:
             self._mark_lost(port, f"configuring the board failed: {err}")
         while True:
             if self._lost is not None:
+                with self._write_lock:  # no direct write in flight on the port being dropped
+                    self._direct_ok = False
                 self._drop_port()
                 if not self._reconnect():
                     return
@@ -427,16 +485,20 @@ class SerialDevice(OutputDevice):
                 item = self._queue.get(timeout=heartbeat_s)
             except queue.Empty:
                 try:
-                    self._write_all(self._port, heartbeat)
+                    with self._write_lock:
+                        self._write_all(self._port, heartbeat)
                 except _IO_ERRORS as err:
                     self._mark_lost(self._port, f"heartbeat write failed: {err}")
                 continue
             if item is _STOP:
+                with self._write_lock:
+                    self._direct_ok = False
                 self._drop_port()
                 return
             if item is _WAKE:
                 continue
-            self._write_command(item)
+            with self._write_lock:
+                self._write_command(item)
 
     def _write_command(self, cmd: _Command) -> None:
         port = self._port
@@ -447,14 +509,7 @@ class SerialDevice(OutputDevice):
         if cmd.droppable and age_ns > self.stale_after_ns:
             self._fail(cmd, f"stale: waited {age_ns / 1e6:.1f} ms in the queue, not sent late")
             return
-        if cmd.seq is not None:
-            waiter = self._waiters.get(cmd.seq)
-            if waiter is not None:
-                waiter.t_tx_ns = time.monotonic_ns()
-            elif self.confirm:
-                if len(self._t_written) > 10_000:
-                    self._t_written.clear()
-                self._t_written[cmd.seq] = time.monotonic_ns()
+        self._note_tx(cmd)
         t_write_ns = time.monotonic_ns()
         try:
             self._write_all(port, cmd.data)
@@ -462,6 +517,22 @@ class SerialDevice(OutputDevice):
             self._fail(cmd, f"write to {self.port!r} failed: {err}")
             self._mark_lost(port, f"write failed: {err}")
             return
+        self._note_written(cmd, t_write_ns, direct=False)
+
+    def _note_tx(self, cmd: _Command) -> None:
+        """Note when a command numbered for confirmation leaves (for its round trip)."""
+        if cmd.seq is None:
+            return
+        waiter = self._waiters.get(cmd.seq)
+        if waiter is not None:
+            waiter.t_tx_ns = time.monotonic_ns()
+        elif self.confirm:
+            if len(self._t_written) > 10_000:
+                self._t_written.clear()
+            self._t_written[cmd.seq] = time.monotonic_ns()
+
+    def _note_written(self, cmd: _Command, t_write_ns: int, direct: bool) -> None:
+        """Count and record a command the port took (``direct``: from the caller's thread)."""
         t_ns = time.monotonic_ns()
         self._note_sent()
         self._record(
@@ -472,6 +543,8 @@ class SerialDevice(OutputDevice):
             line=cmd.data.decode().strip(),
             queued_ns=t_ns - cmd.t_submit_ns,
             t_write_ns=t_write_ns,
+            direct=direct,
+            thread=threading.current_thread().name,
         )
 
     def _fail(self, cmd: _Command, message: str) -> None:
@@ -489,6 +562,7 @@ class SerialDevice(OutputDevice):
             if port is None or self._port is not port or self._lost is not None:
                 return
             self._lost = message
+            self._direct_ok = False
         self._note_error("disconnected", f"lost serial port {self.port!r}: {message}")
         self._queue.put(_WAKE)
 
@@ -539,6 +613,7 @@ class SerialDevice(OutputDevice):
             with self._cond:
                 self._port = port
                 self._lost = None
+                self._direct_ok = True
                 self._cond.notify_all()
             self._note_reconnect()
             log.warning("%s: reconnected to %r after %d attempt(s)", self.name, self.port, attempt)

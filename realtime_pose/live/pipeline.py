@@ -35,6 +35,7 @@ from realtime_pose.inference.estimator import (
 )
 from realtime_pose.inference.predict import ForwardPredictor, LeadTime
 from realtime_pose.live.affinity import allowed_cpus, set_thread_cpus
+from realtime_pose.live.garbage import LoopCollector
 from realtime_pose.live.grabber import Grabber
 from realtime_pose.ports import (
     FrameRecorderPort,
@@ -301,8 +302,12 @@ class Pipeline:
         on_status: Callable[[dict[str, Any]], None] | None = None,
         loop_cpus: Iterable[int] | None = None,
         idle_poll_s: float | None = None,
+        collector: LoopCollector | None = None,
     ) -> None:
         """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes.
+
+        With ``collector`` Python's garbage collection runs between frames, on the loop, and
+        never inside one (:mod:`realtime_pose.live.garbage`).
 
         With ``idle_poll_s`` the loop thread wakes that often while it waits for a frame
         (:meth:`Grabber.get`'s ``poll_s``).
@@ -325,6 +330,8 @@ class Pipeline:
         grabber.start()
         previous_cpus = allowed_cpus()
         pinned = loop_cpus is not None and set_thread_cpus(loop_cpus)
+        if collector is not None:
+            collector.start()
         try:
             while not stop.is_set():
                 frame = grabber.get(timeout_s=0.05, poll_s=idle_poll_s)
@@ -334,6 +341,8 @@ class Pipeline:
                     break
                 elif self.dispatcher is not None:
                     self.dispatcher.kick()  # idle is not a stall: the loop is alive
+                if collector is not None:
+                    collector.after_frame()  # a frame is done, or none came: collect now
                 if not self._commands.empty():
                     self._drain_commands()
                 if not self._posted_events.empty():
@@ -347,6 +356,8 @@ class Pipeline:
                 if t_end is not None and now >= t_end:
                     break
         finally:
+            if collector is not None:
+                collector.stop()
             sys.setswitchinterval(previous_switch_interval)
             if pinned:
                 set_thread_cpus(previous_cpus)

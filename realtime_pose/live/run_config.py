@@ -239,6 +239,11 @@ class RunConfig(_Section):
         description="pin the loop thread (engine included) to these CPUs and every other "
         "thread to the rest (Linux); null = let the scheduler place them",
     )
+    gc_between_frames: bool = Field(
+        default=True,
+        description="run Python's garbage collection on the loop between frames, never inside "
+        "one (objects alive at start are frozen); false: the interpreter collects whenever",
+    )
     idle_poll_us: int = Field(
         default=0,
         ge=0,

@@ -27,6 +27,7 @@ from realtime_pose.inference.crop import CropWindow, DynamicCropper
 from realtime_pose.inference.estimator import NetworkInput, PoseEstimator, undersized_input
 from realtime_pose.inference.predict import ForwardPredictor, LeadTime
 from realtime_pose.live.affinity import CpuPlan, allowed_cpus, plan_cpus, set_thread_cpus
+from realtime_pose.live.garbage import LoopCollector
 from realtime_pose.live.grabber import Grabber
 from realtime_pose.live.pipeline import Pipeline
 from realtime_pose.live.processors import ProcessorChain, load_processor
@@ -79,6 +80,7 @@ class LiveSession:
         """The rules as they run now (zone edits from the live view change them)."""
         self.previewer = None
         self.view = None
+        self.collector = LoopCollector() if config.gc_between_frames else None
         self.requests = None
         """The control handlers (:class:`~realtime_pose.live.requests.SessionRequests`), or
         ``None`` without a control socket."""
@@ -413,7 +415,10 @@ class LiveSession:
             on_status,
             loop_cpus,
             idle_poll_s=self.config.idle_poll_us / 1e6 or None,
+            collector=self.collector,
         )
+        if self.collector is not None:
+            log.info("garbage collection between frames: %s", self.collector.stats())
 
     def install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM stop the loop cleanly (files closed, outputs off)."""

@@ -102,3 +102,60 @@ def test_set_returns_while_the_writer_is_blocked_and_stale_ons_are_not_sent_late
     stale = [r for r in log.records("failed") if "stale" in r["error"]]
     assert len(stale) >= 49
     assert all(r["cmd"] == "write_on" for r in stale)  # offs are never dropped
+
+
+def test_a_line_the_port_takes_at_once_is_written_from_the_callers_thread_in_order():
+    """No hand-off in the firing path: with nothing queued, set/pulse write from the caller's
+    thread; a full port sends them through the writer thread instead, still in order, and the
+    next line once the port drains goes direct again."""
+    import threading
+
+    pair = open_pty_pair()
+    log = ActionLog()
+    dev = SerialDevice(pair.device_path, 1, watchdog_ms=0, write_timeout_s=60.0, action_log=log)
+    dev.open()
+    reader = FarEndReader(pair.far_fd)
+    try:
+        wait_until(lambda: log.records("configured"))
+        wait_until(lambda: dev._direct_ok)
+        dev.pulse(0, 0.001)
+        wait_until(lambda: log.records("sent"))
+        first = log.records("sent")[-1]
+        assert first["direct"] is True and first["thread"] == threading.current_thread().name
+        reader.stop()
+        fill_pty(pair.device_fd)  # the board stops reading: the port takes nothing more
+        for _ in range(5):
+            dev.set(0, False)
+        assert dev.health().pending >= 4  # queued behind the blocked writer thread
+        reader = FarEndReader(pair.far_fd)  # the board reads again
+        wait_until(lambda: dev.health().pending == 0 and len(log.records("sent")) >= 6)
+        sent = log.records("sent")
+        assert [r["direct"] for r in sent[1:6]].count(False) >= 4
+        assert all(r["thread"].endswith("-writer") for r in sent[1:6] if not r["direct"])
+        dev.pulse(0, 0.001)
+        wait_until(lambda: len(log.records("sent")) >= 7)
+        assert log.records("sent")[-1]["direct"] is True  # drained: direct again
+        lines = reader.wait_for_line(lambda line: line.startswith("P 0"), timeout_s=WAIT_S)
+        assert lines is not None
+        seqs = [int(line.split()[-1]) for _, line in reader.lines if line[:1] in ("L", "P")]
+        assert seqs == sorted(seqs)  # the board saw every line in the order it was given
+    finally:
+        reader.stop()
+        dev.close()
+        pair.close()
+
+
+def test_direct_writes_can_be_turned_off():
+    pair = open_pty_pair()
+    log = ActionLog()
+    dev = SerialDevice(pair.device_path, 1, watchdog_ms=0, direct_write=False, action_log=log)
+    reader = FarEndReader(pair.far_fd)
+    try:
+        with dev:
+            for _ in range(3):
+                dev.pulse(0, 0.001)
+            wait_until(lambda: len(log.records("sent")) >= 3)
+        assert [r["direct"] for r in log.records("sent")[:3]] == [False, False, False]
+    finally:
+        reader.stop()
+        pair.close()
