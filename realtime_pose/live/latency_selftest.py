@@ -94,8 +94,14 @@ def run_latency_test(
     loop_cpus: list[int] | None = None,
     spin_duration_us: int | None = None,
     idle_poll_us: int = 0,
+    direct_write: bool = True,
+    gc_between_frames: bool = True,
 ) -> LatencyTestResult:
     """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received.
+
+    ``direct_write`` and ``gc_between_frames`` are the serial output's and the run config's
+    options of those names (on by default, as in a rig's config): off, they give the firing
+    path as it was with a hand-off to the writer thread and collections anywhere.
 
     ``loop_cpus`` pins the loop thread there and every other thread (and the far-end reader
     process, started from the session's thread) to the remaining CPUs; see
@@ -122,6 +128,8 @@ def run_latency_test(
             spin_duration_us=spin_duration_us,
             idle_poll_us=idle_poll_us,
         )
+        config["outputs"]["laser"]["direct_write"] = direct_write
+        config["gc_between_frames"] = gc_between_frames
         session = _open_session(config, seconds, fps)
         records = _run_with_far_end(session, pty.far_fd, seconds)
         pulses = (records.dispatches, records.writes, records.arrivals)
@@ -148,6 +156,8 @@ def run_latency_test(
             "loop_cpus": loop_cpus,
             "spin_duration_us": spin_duration_us,
             "idle_poll_us": idle_poll_us,
+            "direct_write": direct_write,
+            "gc_between_frames": gc_between_frames,
         },
         segments,
         beyond,
