@@ -165,36 +165,19 @@ def _row(name: str, report: dict) -> dict:
     }
 
 
-def _c_args(creds: tuple[str, ...]) -> list[str]:
+def _options(creds: tuple[str, ...], key: str, server: str) -> list[str]:
+    """``--stream S --control C KEY SECRET SERVER PUBLIC``: the C and JS clients' options."""
     stream, control, secret, public = creds
-    return [
-        "--stream",
-        stream,
-        "--control",
-        control,
-        "--client-secret",
-        secret,
-        "--server-public",
-        public,
-    ]
+    return ["--stream", stream, "--control", control, key, secret, server, public]
+
+
+def _c_args(creds: tuple[str, ...]) -> list[str]:
+    return _options(creds, "--client-secret", "--server-public")
 
 
 def _js_args(creds: tuple[str, ...], count: int) -> list[str]:
-    stream, control, secret, public = creds
-    return [
-        "--stream",
-        stream,
-        "--control",
-        control,
-        "--client-key",
-        secret,
-        "--server-key",
-        public,
-        "--count",
-        str(count),
-        "--timeout",
-        "5",
-    ]
+    options = _options(creds, "--client-key", "--server-key")
+    return [*options, "--count", str(count), "--timeout", "5"]
 
 
 def _octave(creds: tuple[str, ...], count: int) -> list[str]:

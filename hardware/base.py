@@ -536,13 +536,16 @@ class OutputDevice(ABC):
         return deadline, CAUSE_MAX_ON
 
     def _held_off(self, index: int, cause: str, now: int, action: str) -> None:
+        self._count_hold(index, cause)
+        self._record("held_off", index, t_ns=now, cause=cause, action=action)
+
+    def _count_hold(self, index: int, cause: str) -> None:
         with self._stats_lock:
             if cause == HOLD_MIN_OFF:
                 self._held_min_off[index] += 1
             else:
                 self._held_duty[index] += 1
             self._last_hold[index] = cause
-        self._record("held_off", index, t_ns=now, cause=cause, action=action)
 
     def _note_duty_cut(self, index: int) -> None:
         with self._stats_lock:
@@ -723,14 +726,8 @@ class OutputDevice(ABC):
 
     def _note_device_hold(self, index: int, cause: str, **fields: Any) -> None:
         """The device itself refused to switch a channel on (its own limits): count it."""
-        t_ns = time.monotonic_ns()
-        with self._stats_lock:
-            if cause == HOLD_MIN_OFF:
-                self._held_min_off[index] += 1
-            else:
-                self._held_duty[index] += 1
-            self._last_hold[index] = cause
-        self._record("device_held_off", index, t_ns=t_ns, cause=cause, **fields)
+        self._count_hold(index, cause)
+        self._record("device_held_off", index, t_ns=time.monotonic_ns(), cause=cause, **fields)
 
     def _note_reconnect(self) -> None:
         with self._stats_lock:

@@ -19,7 +19,7 @@ from realtime_pose.live.run_config import parse_config
 from realtime_pose.live.session import LiveSession
 from realtime_pose.stream import CurveClientKeys, PoseSubscriber
 from realtime_pose.stream.security import make_keys
-from tests.live.conftest import base_config, marker_bundle, marker_video  # noqa: F401 (fixtures)
+from tests.live.conftest import curve_config, marker_bundle, marker_video  # noqa: F401 (fixtures)
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,7 @@ def curve_rig(tmp_path, marker_bundle, marker_video) -> Iterator[Rig]:  # noqa: 
     keys = tmp_path / "keys"
     make_keys(keys, ("lab",))
     make_keys(tmp_path / "other", ("stranger",))
-    source = {"kind": "video", "path": str(marker_video), "realtime": True, "loop": True}
-    data = base_config(marker_bundle, tmp_path, source, recording={"enabled": False})
-    data["stream"]["curve"] = {
-        "secret_key": str(keys / "rig.key_secret"),
-        "authorized_clients": str(keys / "clients"),
-    }
+    data = curve_config(marker_bundle, marker_video, tmp_path, keys)
     session = LiveSession(parse_config(data, "rig.yaml"))
     runner = threading.Thread(target=session.run, kwargs={"duration_s": 120}, daemon=True)
     runner.start()

@@ -46,3 +46,15 @@ def base_config(bundle: Path, tmp_path: Path, source: dict, **extra) -> dict:
     }
     config.update(extra)
     return config
+
+
+def curve_config(bundle: Path, video: Path, tmp_path: Path, keys: Path) -> dict:
+    """A run config: the marker video looping in real time, stream and control with CURVE
+    (keys from ``realtime-pose keys``: ``rig.key_secret`` and ``clients/``), no recording."""
+    source = {"kind": "video", "path": str(video), "realtime": True, "loop": True}
+    config = base_config(bundle, tmp_path, source, recording={"enabled": False})
+    config["stream"]["curve"] = {
+        "secret_key": str(keys / "rig.key_secret"),
+        "authorized_clients": str(keys / "clients"),
+    }
+    return config

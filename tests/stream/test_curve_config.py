@@ -17,7 +17,7 @@ from realtime_pose.cli import main
 from realtime_pose.live.run_config import ConfigError, load_config, parse_config
 from realtime_pose.live.session import LiveSession
 from realtime_pose.stream import ControlClient, ControlTimeoutError, CurveClientKeys, PoseSubscriber
-from tests.live.conftest import base_config
+from tests.live.conftest import curve_config
 
 
 @pytest.fixture
@@ -77,12 +77,7 @@ def test_curve_paths_are_relative_to_the_config_and_checked_at_load(tmp_path, ke
 def test_a_live_session_with_curve_streams_only_to_admitted_clients(
     tmp_path, keys, marker_bundle, marker_video
 ):
-    source = {"kind": "video", "path": str(marker_video), "realtime": True, "loop": True}
-    data = base_config(marker_bundle, tmp_path, source, recording={"enabled": False})
-    data["stream"]["curve"] = {
-        "secret_key": str(keys / "rig.key_secret"),
-        "authorized_clients": str(keys / "clients"),
-    }
+    data = curve_config(marker_bundle, marker_video, tmp_path, keys)
     session = LiveSession(parse_config(data, "rig.yaml"))
     runner = threading.Thread(target=session.run, kwargs={"duration_s": 30}, daemon=True)
     lab = CurveClientKeys(keys / "clients" / "lab.key_secret", keys / "rig.key")
@@ -157,12 +152,7 @@ def test_the_sessions_own_view_reads_a_curve_stream_with_its_in_memory_keys(
             client_keys_to_env(CurveClientKeys.from_keys(public, secret, public))
         )
         assert round_trip.load() == (public, secret, public)
-    source = {"kind": "video", "path": str(marker_video), "realtime": True, "loop": True}
-    data = base_config(marker_bundle, tmp_path, source, recording={"enabled": False})
-    data["stream"]["curve"] = {
-        "secret_key": str(keys / "rig.key_secret"),
-        "authorized_clients": str(keys / "clients"),
-    }
+    data = curve_config(marker_bundle, marker_video, tmp_path, keys)
     data["view"] = {"enabled": True, "address": "http://127.0.0.1:0"}
     session = LiveSession(parse_config(data, "rig.yaml"))
     runner = threading.Thread(target=session.run, kwargs={"duration_s": 60}, daemon=True)
