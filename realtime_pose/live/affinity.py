@@ -70,3 +70,42 @@ def plan_cpus(loop: Iterable[int], allowed: Iterable[int] | None = None) -> CpuP
         raise ValueError(f"CPU(s) {outside} are not available here (available: {sorted(pool)})")
     others = pool - chosen
     return CpuPlan(loop=chosen, others=others or chosen)
+
+
+def set_thread_realtime(priority: int) -> tuple[int, int] | None:
+    """Run the *calling thread* under ``SCHED_FIFO`` at ``priority`` (1-99; Linux).
+
+    Returns the previous ``(policy, priority)`` to restore with :func:`restore_thread_policy`,
+    or ``None`` where the platform has no such scheduling or refuses it (no ``CAP_SYS_NICE``,
+    an ``RLIMIT_RTPRIO`` of 0, a container without it): one clear log line says so, and the
+    loop runs as before.
+    """
+    if not hasattr(os, "sched_setscheduler"):
+        log.warning(
+            "real-time scheduling is not available on this platform; realtime_priority "
+            "ignored (on Windows raise the process's priority class instead)"
+        )
+        return None
+    previous = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as exc:
+        log.warning(
+            "could not run the loop thread under SCHED_FIFO %d (%s); running without. Allow it "
+            "with `setcap cap_sys_nice+ep` on the Python binary or an rtprio limit in "
+            "/etc/security/limits.conf (docs/realtime.md)",
+            priority,
+            exc,
+        )
+        return None
+    log.info("loop thread under SCHED_FIFO priority %d", priority)
+    return previous
+
+
+def restore_thread_policy(previous: tuple[int, int]) -> None:
+    """Put the calling thread back under the policy :func:`set_thread_realtime` replaced."""
+    policy, priority = previous
+    try:
+        os.sched_setscheduler(0, policy, os.sched_param(priority))
+    except OSError as exc:
+        log.warning("could not restore the loop thread's scheduling policy: %s", exc)

@@ -34,7 +34,12 @@ from realtime_pose.inference.estimator import (
     estimator_stage_ns,
 )
 from realtime_pose.inference.predict import ForwardPredictor, LeadTime
-from realtime_pose.live.affinity import allowed_cpus, set_thread_cpus
+from realtime_pose.live.affinity import (
+    allowed_cpus,
+    restore_thread_policy,
+    set_thread_cpus,
+    set_thread_realtime,
+)
 from realtime_pose.live.garbage import LoopCollector
 from realtime_pose.live.grabber import Grabber
 from realtime_pose.ports import (
@@ -303,11 +308,14 @@ class Pipeline:
         loop_cpus: Iterable[int] | None = None,
         idle_poll_s: float | None = None,
         collector: LoopCollector | None = None,
+        realtime_priority: int | None = None,
     ) -> None:
         """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes.
 
         With ``collector`` Python's garbage collection runs between frames, on the loop, and
-        never inside one (:mod:`realtime_pose.live.garbage`).
+        never inside one (:mod:`realtime_pose.live.garbage`). With ``realtime_priority`` the
+        loop thread runs under ``SCHED_FIFO`` at that priority where the OS permits (one log
+        line where not; :func:`realtime_pose.live.affinity.set_thread_realtime`).
 
         With ``idle_poll_s`` the loop thread wakes that often while it waits for a frame
         (:meth:`Grabber.get`'s ``poll_s``).
@@ -330,6 +338,7 @@ class Pipeline:
         grabber.start()
         previous_cpus = allowed_cpus()
         pinned = loop_cpus is not None and set_thread_cpus(loop_cpus)
+        policy = set_thread_realtime(realtime_priority) if realtime_priority else None
         if collector is not None:
             collector.start()
         try:
@@ -361,6 +370,8 @@ class Pipeline:
             sys.setswitchinterval(previous_switch_interval)
             if pinned:
                 set_thread_cpus(previous_cpus)
+            if policy is not None:
+                restore_thread_policy(policy)
             self._loop_thread = None
             self._drain_commands()
             self._drain_posted_events()

@@ -239,6 +239,13 @@ class RunConfig(_Section):
         description="pin the loop thread (engine included) to these CPUs and every other "
         "thread to the rest (Linux); null = let the scheduler place them",
     )
+    realtime_priority: int | None = Field(
+        default=None,
+        ge=1,
+        le=99,
+        description="run the loop thread under SCHED_FIFO at this priority (Linux; needs "
+        "CAP_SYS_NICE or an rtprio limit, else one log line and normal scheduling); null = off",
+    )
     gc_between_frames: bool = Field(
         default=True,
         description="run Python's garbage collection on the loop between frames, never inside "

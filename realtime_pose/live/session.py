@@ -416,6 +416,7 @@ class LiveSession:
             loop_cpus,
             idle_poll_s=self.config.idle_poll_us / 1e6 or None,
             collector=self.collector,
+            realtime_priority=self.config.realtime_priority,
         )
         if self.collector is not None:
             log.info("garbage collection between frames: %s", self.collector.stats())
