@@ -58,12 +58,17 @@ class PluginOptions(BaseModel):
 
     def path_fields(self) -> list[str]:
         """Names of the fields holding file-system paths (resolved against the config's folder)."""
-        hints = typing.get_type_hints(type(self))
-        return [
-            name
-            for name in type(self).model_fields
-            if _is_path_type(hints.get(name)) and getattr(self, name) is not None
-        ]
+        return path_fields(self)
+
+
+def path_fields(model: BaseModel) -> list[str]:
+    """Names of ``model``'s fields that are typed as paths and set (not ``None``)."""
+    hints = typing.get_type_hints(type(model))
+    return [
+        name
+        for name in type(model).model_fields
+        if _is_path_type(hints.get(name)) and getattr(model, name) is not None
+    ]
 
 
 def _is_path_type(tp: Any) -> bool:

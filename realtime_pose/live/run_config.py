@@ -17,7 +17,7 @@ their options).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -32,7 +32,7 @@ from pydantic import (
 
 from realtime_pose.geometry import Size
 from realtime_pose.live.processors import ProcessorConfig
-from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, Choice
+from realtime_pose.plugins import ENGINES, OUTPUTS, SOURCES, Choice, path_fields
 from realtime_pose.rules import RuleConfig, RuleList, parse_rules
 from realtime_pose.stream.security import (
     CurveServerKeys,
@@ -45,6 +45,9 @@ from realtime_pose.view.access import weak_token
 SourceSection = SOURCES.section_type()
 EngineSection = ENGINES.section_type()
 OutputSection = OUTPUTS.section_type()
+
+
+_S = TypeVar("_S", bound=BaseModel)
 
 
 class ConfigError(ValueError):
@@ -312,48 +315,38 @@ class RunConfig(_Section):
         return str(self.rules_file) if self.rules_file is not None else self.where
 
     def resolve_paths(self, base: Path) -> RunConfig:
-        """A copy with relative paths made absolute against ``base`` (the config's folder):
-        the bundle, the recording folder and every path-typed option of the plug-ins."""
-        update: dict[str, Any] = {}
-        if not self.bundle.is_absolute():
-            update["bundle"] = base / self.bundle
-        if not self.recording.directory.is_absolute():
-            update["recording"] = self.recording.model_copy(
-                update={"directory": base / self.recording.directory}
-            )
-        if self.rules_file is not None and not self.rules_file.is_absolute():
-            update["rules_file"] = base / self.rules_file
-        if self.view.tls_certificate is not None and self.view.tls_key is not None:
-            update["view"] = self.view.model_copy(
-                update={
-                    "tls_certificate": base / self.view.tls_certificate,
-                    "tls_key": base / self.view.tls_key,
-                }
-            )
+        """A copy with relative paths made absolute against ``base`` (the config's folder): the
+        bundle, the rules file, the recording folder, the CURVE keys, the view's certificate and
+        every path-typed option of the plug-ins."""
+        update: dict[str, Any] = _relative_paths(self, base)
+        update["recording"] = _resolve_section(self.recording, base)
+        update["view"] = _resolve_section(self.view, base)
         if self.stream.curve is not None:
-            curve = self.stream.curve
-            update["stream"] = self.stream.model_copy(
-                update={
-                    "curve": curve.model_copy(
-                        update={
-                            "secret_key": base / curve.secret_key,
-                            "authorized_clients": base / curve.authorized_clients,
-                        }
-                    )
-                }
-            )
+            curve = _resolve_section(self.stream.curve, base)
+            update["stream"] = self.stream.model_copy(update={"curve": curve})
         update["source"] = _resolve_choice(self.source, base)
         update["engine"] = _resolve_choice(self.engine, base)
         update["outputs"] = {k: _resolve_choice(v, base) for k, v in self.outputs.items()}
         return self.model_copy(update=update)
 
 
-def _resolve_choice(choice: Choice, base: Path) -> Choice:
-    relative = {
-        name: base / getattr(choice.options, name)
-        for name in choice.options.path_fields()
-        if not Path(getattr(choice.options, name)).is_absolute()
+def _relative_paths(model: BaseModel, base: Path) -> dict[str, Path]:
+    """``model``'s relative path fields, made absolute against ``base``."""
+    return {
+        name: base / getattr(model, name)
+        for name in path_fields(model)
+        if not Path(getattr(model, name)).is_absolute()
     }
+
+
+def _resolve_section(section: _S, base: Path) -> _S:
+    """``section`` with its relative path fields made absolute against ``base``."""
+    relative = _relative_paths(section, base)
+    return section.model_copy(update=relative) if relative else section
+
+
+def _resolve_choice(choice: Choice, base: Path) -> Choice:
+    relative = _relative_paths(choice.options, base)
     return choice.with_options(**relative) if relative else choice
 
 
