@@ -82,23 +82,14 @@ def run(args: argparse.Namespace) -> int:
     """Print messages until ``--count``, ``--timeout`` or Ctrl-C; then the summary."""
     import json
 
-    from realtime_pose.stream.security import CurveClientKeys
+    from realtime_pose.stream.security import client_keys_from_files
     from realtime_pose.stream.subscriber import PoseSubscriber
 
-    curve = None
-    if args.client_key or args.server_key:
-        if not (args.client_key and args.server_key):
-            print(
-                "realtime-pose subscribe: CURVE needs --client-key and --server-key",
-                file=sys.stderr,
-            )
-            return 2
-        curve = CurveClientKeys(args.client_key, args.server_key)
-        try:
-            curve.load()
-        except ValueError as exc:
-            print(f"realtime-pose subscribe: {exc}", file=sys.stderr)
-            return 2
+    try:
+        curve = client_keys_from_files(args.client_key, args.server_key)
+    except ValueError as exc:
+        print(f"realtime-pose subscribe: {exc}", file=sys.stderr)
+        return 2
     topics = tuple(dict.fromkeys(args.topic or ["pose"]))
     count_topic = "pose" if "pose" in topics else None
     counted = 0

@@ -59,9 +59,9 @@ def run(args: argparse.Namespace) -> int:
 
     from realtime_pose.stream.security import (
         CURVE_ENV,
-        CurveClientKeys,
         InsecureBindError,
         client_keys_from_env,
+        client_keys_from_files,
     )
     from realtime_pose.view.process import READY_PREFIX, TOKEN_ENV
     from realtime_pose.view.tls import TlsFiles
@@ -84,18 +84,13 @@ def run(args: argparse.Namespace) -> int:
             log.error("TLS needs both --tls-cert and --tls-key")
             return 2
         tls = TlsFiles(args.tls_cert, args.tls_key)
-    curve = None
-    if args.client_key or args.server_key:
-        if not (args.client_key and args.server_key):
-            log.error("CURVE needs both --client-key and --server-key")
-            return 2
-        curve = CurveClientKeys(args.client_key, args.server_key)
-    elif os.environ.get(CURVE_ENV):
-        try:
+    try:
+        curve = client_keys_from_files(args.client_key, args.server_key)
+        if curve is None and os.environ.get(CURVE_ENV):
             curve = client_keys_from_env(os.environ[CURVE_ENV])
-        except ValueError as exc:
-            log.error("%s", exc)
-            return 2
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         control = args.control or default_control(args.stream)
         server = ViewServer(

@@ -178,6 +178,20 @@ class CurveClientKeys:
         socket.curve_serverkey = server_public
 
 
+def client_keys_from_files(
+    secret_key_file: Path | None, server_public_key_file: Path | None
+) -> CurveClientKeys | None:
+    """A command line's ``--client-key``/``--server-key``: ``None`` when neither is given, else
+    the keys, read now; ``ValueError`` for half a pair or a file that holds no usable key."""
+    if secret_key_file is None and server_public_key_file is None:
+        return None
+    if secret_key_file is None or server_public_key_file is None:
+        raise ValueError("CURVE needs --client-key and --server-key (both)")
+    keys = CurveClientKeys(secret_key_file, server_public_key_file)
+    keys.load()
+    return keys
+
+
 CURVE_ENV = "REALTIME_POSE_CURVE_KEYS"
 """Environment variable a child (the session's live view) reads its CURVE keys from:
 ``client_public,client_secret,server_public``, Z85 (whose alphabet has no comma)."""
