@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -198,41 +197,26 @@ def c_client(work: Path) -> str:
 
 def python_client(stream: str, control: str, secret: str, public: str, count: str) -> int:
     """One Python subscriber: ``count`` poses with these keys, then a ping; one JSON line."""
-    import numpy as np
-
     from realtime_pose.stream import ControlClient, CurveClientKeys, PoseSubscriber
 
     keys = CurveClientKeys(Path(secret), Path(public))
-    n = int(count)
-    latencies = np.empty(n, np.int64)
-    received = gaps = missing = 0
-    last = None
-    with PoseSubscriber(stream, ("pose",), curve=keys, latency_window=10) as sub:
-        while received < n:
-            message = sub.recv(5000)
-            if message is None:
-                break
-            t = time.monotonic_ns()
-            seq = message[1]["seq"]
-            if last is not None and seq != last + 1:
-                gaps += 1
-                missing += max(0, seq - last - 1)
-            last = seq
-            latencies[received] = t - message[1]["t_capture_ns"]
+    with PoseSubscriber(stream, ("pose",), curve=keys, latency_window=int(count)) as sub:
+        received = 0  # the subscription is pose only: every message is one
+        while received < int(count) and sub.recv(5000) is not None:
             received += 1
+        stats = sub.stats()
     with ControlClient(control, timeout_ms=5000, curve=keys) as client:
         ping_ok = bool(client.request("ping").get("ok"))
-    lat = np.sort(latencies[:received])
-    p = (lambda q: float(lat[max(0, int(np.ceil(q * len(lat))) - 1)]) / 1e3) if received else None
+    latency = stats.capture_to_receive
     print(
         json.dumps(
             {
                 "client": "python",
-                "received": received,
-                "gaps": gaps,
-                "missing": missing,
-                "latency_p50_us": p(0.5) if p else None,
-                "latency_p99_us": p(0.99) if p else None,
+                "received": stats.poses,
+                "gaps": stats.gaps,
+                "missing": stats.missing,
+                "latency_p50_us": latency.p50_us if stats.poses else None,
+                "latency_p99_us": latency.p99_us if stats.poses else None,
                 "ping_ok": ping_ok,
             }
         )

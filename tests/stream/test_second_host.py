@@ -16,7 +16,7 @@ def test_over_curve_an_admitted_client_on_another_host_gets_every_pose_and_stran
     result = run_as_rig(Path(__file__).with_name("netns_curve_check.py"), timeout=180)
     assert result["stream"].startswith("tcp://10.231.0.1:")
     admitted = result["admitted"]
-    assert admitted["received"] == 300 and admitted["gaps"] == 0 and admitted["stats_gaps"] == 0
+    assert admitted["received"] == 300 and admitted["gaps"] == 0
     assert admitted["ping"] is True
     for name in ("stranger", "anonymous"):
         assert result[name]["received"] == 0, name
