@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from realtime_pose.live.run_config import parse_config
 from realtime_pose.live.session import LiveSession
 from realtime_pose.stream import CurveClientKeys, PoseSubscriber
 from realtime_pose.stream.security import make_keys
 from tests.live.conftest import curve_config, marker_bundle, marker_video  # noqa: F401 (fixtures)
+from tests.view.sessions import RunningSession
 
 
 @dataclass(frozen=True)
@@ -41,23 +41,16 @@ def curve_rig(tmp_path, marker_bundle, marker_video) -> Iterator[Rig]:  # noqa: 
     make_keys(keys, ("lab",))
     make_keys(tmp_path / "other", ("stranger",))
     data = curve_config(marker_bundle, marker_video, tmp_path, keys)
-    session = LiveSession(parse_config(data, "rig.yaml"))
-    runner = threading.Thread(target=session.run, kwargs={"duration_s": 120}, daemon=True)
-    runner.start()
-    try:
+    with RunningSession(data, tmp_path) as run:
         yield Rig(
-            stream=session.publisher.bound_address,
-            control=session.control.bound_address,
+            stream=run.stream,
+            control=run.control,
             server_public=keys / "rig.key",
             client_public=keys / "clients" / "lab.key",
             client_secret=keys / "clients" / "lab.key_secret",
             stranger_secret=tmp_path / "other" / "clients" / "stranger.key_secret",
-            session=session,
+            session=run.session,
         )
-    finally:
-        session.stop_event.set()
-        runner.join(10)
-        session.close()
 
 
 class ReferenceSubscriber:

@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import os
 import stat
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
 from realtime_pose.cli import main
-from realtime_pose.live.run_config import ConfigError, load_config, parse_config
-from realtime_pose.live.session import LiveSession
+from realtime_pose.live.run_config import ConfigError, load_config
 from realtime_pose.stream import ControlClient, ControlTimeoutError, CurveClientKeys, PoseSubscriber
 from tests.live.conftest import curve_config
+from tests.view.sessions import RunningSession
 
 
 @pytest.fixture
@@ -78,15 +77,12 @@ def test_a_live_session_with_curve_streams_only_to_admitted_clients(
     tmp_path, keys, marker_bundle, marker_video
 ):
     data = curve_config(marker_bundle, marker_video, tmp_path, keys)
-    session = LiveSession(parse_config(data, "rig.yaml"))
-    runner = threading.Thread(target=session.run, kwargs={"duration_s": 30}, daemon=True)
     lab = CurveClientKeys(keys / "clients" / "lab.key_secret", keys / "rig.key")
     stranger_keys = tmp_path / "stranger"
     assert main(["keys", "--output", str(stranger_keys), "--client", "x"]) == 0
     stranger = CurveClientKeys(stranger_keys / "clients" / "x.key_secret", keys / "rig.key")
-    try:
-        runner.start()
-        stream = session.publisher.bound_address
+    with RunningSession(data, tmp_path) as run:
+        stream = run.stream
         admitted = PoseSubscriber(stream, ("pose",), curve=lab)
         refused = [PoseSubscriber(stream, ("pose",), curve=stranger), PoseSubscriber(stream)]
         got = [admitted.recv(3000) for _ in range(5)]
@@ -94,7 +90,7 @@ def test_a_live_session_with_curve_streams_only_to_admitted_clients(
         assert all(s.recv(1000) is None for s in refused)
         for s in (admitted, *refused):
             s.close()
-        control = session.control.bound_address
+        control = run.control
         with ControlClient(control, timeout_ms=3000, curve=lab) as client:
             assert client.request("ping")["ok"] is True
         with (
@@ -118,10 +114,6 @@ def test_a_live_session_with_curve_streams_only_to_admitted_clients(
             ]
         )
         assert code == 0
-    finally:
-        session.stop_event.set()
-        runner.join(10)
-        session.close()
 
 
 def test_subscribe_refuses_half_a_key_pair(tmp_path, keys, capsys):
@@ -154,11 +146,8 @@ def test_the_sessions_own_view_reads_a_curve_stream_with_its_in_memory_keys(
         assert round_trip.load() == (public, secret, public)
     data = curve_config(marker_bundle, marker_video, tmp_path, keys)
     data["view"] = {"enabled": True, "address": "http://127.0.0.1:0"}
-    session = LiveSession(parse_config(data, "rig.yaml"))
-    runner = threading.Thread(target=session.run, kwargs={"duration_s": 60}, daemon=True)
-    try:
-        runner.start()
-        url = session.view.wait_ready(60)
+    with RunningSession(data, tmp_path) as run:
+        url = run.url
         assert not any((keys / "clients").glob("*view*"))  # its key was never written down
         deadline, state = time.monotonic() + 30, {}
         while time.monotonic() < deadline:
@@ -170,7 +159,3 @@ def test_the_sessions_own_view_reads_a_curve_stream_with_its_in_memory_keys(
         assert state["frames_received"] > 0, state  # the stream, over CURVE
         assert state["meta"]["keypoints"]
         assert state["rules"] is not None  # a control reply, over CURVE
-    finally:
-        session.stop_event.set()
-        runner.join(10)
-        session.close()
