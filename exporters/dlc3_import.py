@@ -424,26 +424,20 @@ def _append_keypoints(
     checks: dict[str, Any],
 ) -> tuple[bytes, ParityReport]:
     """``maps_model`` with in-graph peaks appended, checked against DeepLabCut in PyTorch."""
-    import onnx
+    from realtime_pose.exporters.in_graph_peaks import append_checked_peaks
 
-    from realtime_pose.exporters.in_graph_peaks import append_peaks
-
-    final_model = append_peaks(
-        onnx.load_from_string(maps_model),
+    return append_checked_peaks(
+        maps_model,
+        reference,
+        lambda candidate: ort_candidate(candidate, dec),
+        frames,
+        what=str(model.path),
+        parity=checks,
         num_keypoints=len(model.bodyparts),
         stride=dec.stride,
         locref_stdev=dec.locref_std,
         locref_name="locref" if dec.location_refinement else None,
-    ).SerializeToString()
-    report = require_parity(
-        reference,
-        ort_candidate(final_model, dec),
-        frames,
-        label="in-graph peaks",
-        what=f"in-graph peaks of {model.path}",
-        **checks,
     )
-    return final_model, report
 
 
 def _provenance(

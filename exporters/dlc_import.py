@@ -259,18 +259,9 @@ def _append_keypoints(
     tolerances: dict[str, Any],
 ) -> tuple[bytes, ParityReport]:
     """``maps_model`` with in-graph peaks appended, checked against the frozen graph."""
-    import onnx
-
-    from realtime_pose.exporters.in_graph_peaks import append_peaks
+    from realtime_pose.exporters.in_graph_peaks import append_checked_peaks
 
     cfg = dlc.config
-    final_model = append_peaks(
-        onnx.load_from_string(maps_model),
-        num_keypoints=len(cfg.all_joints_names),
-        locref_name="locref" if cfg.location_refinement else None,
-        **pose,
-    ).SerializeToString()
-    candidate = ort_network(final_model)
     if dlc.in_graph_pose:
         # judge the appended peaks against DeepLabCut's own in-graph pose (concat_1)
 
@@ -280,16 +271,17 @@ def _append_keypoints(
 
     else:
         dlc_pose_reference = reference
-    report = require_parity(
+    return append_checked_peaks(
+        maps_model,
         dlc_pose_reference,
-        candidate,
+        ort_network,
         frames,
-        label="in-graph peaks",
-        what=f"in-graph peaks of {dlc.root}",
-        **tolerances,
+        what=str(dlc.root),
+        parity={**tolerances, **pose},
+        num_keypoints=len(cfg.all_joints_names),
+        locref_name="locref" if cfg.location_refinement else None,
         **pose,
     )
-    return final_model, report
 
 
 def _bundle_meta(

@@ -9,12 +9,15 @@ network-input pixels, first maximum in raster order (like ``numpy.argmax``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 if TYPE_CHECKING:
     import onnx
+
+    from realtime_pose.exporters.parity import NetworkFn, ParityReport
 
 
 def append_peaks(
@@ -113,3 +116,38 @@ def append_peaks(
     graph.output.append(helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [1, k, 3]))
     onnx.checker.check_model(out)
     return out
+
+
+def append_checked_peaks(
+    maps_model: bytes,
+    reference: NetworkFn,
+    candidate: Callable[[bytes], NetworkFn],
+    frames: Iterable[np.ndarray],
+    *,
+    what: str,
+    parity: Mapping[str, Any],
+    **peaks: Any,
+) -> tuple[bytes, ParityReport]:
+    """``maps_model`` (serialised ONNX) with in-graph peaks appended (``peaks``: the options of
+    :func:`append_peaks`), run through ``candidate`` and checked against ``reference`` on
+    ``frames`` (``parity``: :func:`~realtime_pose.exporters.parity.check_parity`'s options).
+
+    Raises
+    ------
+    ParityError
+        The appended peaks disagree with the reference; the message names ``what``.
+    """
+    import onnx
+
+    from realtime_pose.exporters.parity import require_parity
+
+    model = append_peaks(onnx.load_from_string(maps_model), **peaks).SerializeToString()
+    report = require_parity(
+        reference,
+        candidate(model),
+        frames,
+        label="in-graph peaks",
+        what=f"in-graph peaks of {what}",
+        **parity,
+    )
+    return model, report

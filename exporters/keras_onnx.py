@@ -340,26 +340,19 @@ def _append_keypoints(
     tolerances: dict[str, Any],
 ) -> tuple[bytes, ParityReport]:
     """``model`` with in-graph peaks appended, checked against ``maps_reference``."""
-    import onnx
+    from realtime_pose.exporters.in_graph_peaks import append_checked_peaks
 
-    from realtime_pose.exporters.in_graph_peaks import append_peaks
-
-    peaks_model = append_peaks(
-        onnx.load_from_string(model),
+    return append_checked_peaks(
+        model,
+        maps_reference,
+        ort_network,
+        frames,
+        what=str(train.root),
+        parity={**tolerances, **pose},
         num_keypoints=len(train.config.keypoints),
         output_name=KEYPOINTS_NAME,
         **pose,
-    ).SerializeToString()
-    report = require_parity(
-        maps_reference,
-        ort_network(peaks_model),
-        frames,
-        label="in-graph peaks",
-        what=f"in-graph peaks of {train.root}",
-        **tolerances,
-        **pose,
     )
-    return peaks_model, report
 
 
 def export_bundle(
