@@ -167,7 +167,7 @@ def test_snapshot_saves_the_raw_frame_and_its_pose(rules_session):
     run, client, _ = rules_session
     events = StreamLog(run.stream, (b"event",))
     try:
-        time.sleep(0.3)
+        assert wait_for(lambda: run.session.previewer.last is not None), "no frame previewed"
         reply = client.request("snapshot")
         assert reply["ok"], reply
         assert wait_for(lambda: snapshot_events(events)), "no event said the snapshot was saved"
@@ -190,7 +190,7 @@ def test_snapshot_saves_the_raw_frame_and_its_pose(rules_session):
 
 def test_snapshots_are_rate_limited_and_keep_a_free_disk_floor(rules_session, tmp_path):
     run, client, _ = rules_session
-    time.sleep(0.3)
+    assert wait_for(lambda: run.session.previewer.last is not None), "no frame previewed"
     first = client.request("snapshot")
     assert first["ok"], first
     hasty = client.request("snapshot")
