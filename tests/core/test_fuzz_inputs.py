@@ -10,6 +10,7 @@ import json
 
 import msgpack
 import numpy as np
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
