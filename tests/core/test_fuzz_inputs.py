@@ -79,7 +79,7 @@ config_like = st.fixed_dictionaries(
 
 @SETTINGS
 @given(data=config_like)
-@pytest.mark.filterwarnings("ignore:`(device|backend): .* is the old spelling:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore:.*is the old spelling for:DeprecationWarning")
 def test_a_config_is_accepted_or_refused_naming_the_file(tmp_path_factory, data):
     path = tmp_path_factory.mktemp("cfg") / "rig.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
