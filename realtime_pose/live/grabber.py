@@ -47,6 +47,10 @@ class Grabber:
         Give up after this many failed reads or reopens in a row and end the stream with
         :attr:`failure` set (offline analysis: a file that cannot be decoded further); ``None``
         keeps trying, as a live rig should.
+    wakeup
+        Set whenever a frame lands in the mailbox or the source ends: one event shared by the
+        grabbers of a camera group lets one thread wait for any of them
+        (:class:`~realtime_pose.live.frame_sets.FrameSetGrabber`).
     on_status
         Called (from a grabber thread) with a dict describing each state change: ``event``
         (``stalled``, ``error``, ``reopened``, ``reopen_failed``, ``ended``; for a triggered
@@ -80,6 +84,7 @@ class Grabber:
         on_status: StatusCallback | None = None,
         lockstep: bool | None = None,
         max_reopens: int | None = None,
+        wakeup: threading.Event | None = None,
     ) -> None:
         if not stall_timeout_s > 0:
             raise ValueError(f"stall_timeout_s must be positive, got {stall_timeout_s}")
@@ -93,6 +98,7 @@ class Grabber:
         self.on_status = on_status
         self.lockstep = (not source.live) if lockstep is None else bool(lockstep)
         self.max_reopens = max_reopens
+        self.wakeup = wakeup
         self.failure: str | None = None
         """Why the grabber gave up on the source (``max_reopens``), or ``None``."""
         self._cond = threading.Condition()
@@ -184,6 +190,10 @@ class Grabber:
                 raise SourceError(self.failure)
             if self.ended or self._stop.is_set() or timeout_s is not None:
                 return
+
+    def take(self) -> Frame | None:
+        """The newest frame not yet returned, or ``None`` at once (no waiting)."""
+        return self.get(timeout_s=0.0)
 
     @property
     def ended(self) -> bool:
@@ -327,6 +337,8 @@ class Grabber:
                         self._slot = frame
                         self._counts["read"] += 1
                         self._cond.notify()
+                    if self.wakeup is not None:
+                        self.wakeup.set()
                 if frame is None:
                     self._report("ended", "end of stream")
                     break
@@ -344,6 +356,8 @@ class Grabber:
             self._close_quietly()
             with self._cond:
                 self._cond.notify_all()
+            if self.wakeup is not None:
+                self.wakeup.set()  # the end (or a give-up) is news for a group's waiter too
 
     def _give_up(self, attempts: int) -> None:
         with self._cond:
