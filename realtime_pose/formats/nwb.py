@@ -17,6 +17,23 @@ Layout, the one ``movement`` and DANDI read (``movement.io.load_poses.from_nwb_f
   frames), which :mod:`realtime_pose.formats.pose_files` reads to decide whether an output is
   complete.
 
+3D poses of a camera rig (:class:`~realtime_pose.formats.anipose.Poses3D`,
+:func:`poses3d_nwbfile`) follow ndx-pose's layout for triangulated poses:
+
+- ``processing/behavior/PoseEstimation3D`` (``PoseEstimation3D_animal<i>``), a
+  ``MultiCameraPoseEstimation``: one ``PoseEstimationSeries`` per keypoint (x, y, z in
+  millimetres in the calibration's frame, the score as confidence, each frame set's capture
+  time), and one (2D-less) ``PoseEstimation`` per camera view linking that camera's ``Device``
+  in ``general/devices`` (a ``CalibratedCamera`` with its intrinsics and pose when the rig's
+  calibration is given). ``movement`` reads it with ``pose_estimation_key="PoseEstimation3D"``.
+- ``processing/behavior/reprojection_error`` and ``triangulation_views`` (TimeSeries
+  ``[T, K]``, ``_animal<i>`` added as above): each point's reprojection error (px) and how many
+  views it came from.
+- ``acquisition/frame_sets`` (each frame set's index at its time) and, per camera,
+  ``acquisition/camera_frames_<camera>``: the capture time of every frame that camera delivered
+  (data: the frame set it belongs to), the times a lab aligns to its camera trigger or exposure
+  line recorded beside the electrophysiology.
+
 pynwb and ndx-pose are the ``nwb`` extra, imported inside the functions.
 """
 
@@ -27,12 +44,16 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from realtime_pose import __version__
 from realtime_pose.util.safe_write import writing
+
+if TYPE_CHECKING:
+    from realtime_pose.calibration import CameraRig
+    from realtime_pose.formats.anipose import Poses3D
 
 REFERENCE_FRAME = "(0, 0) is the top-left corner of the video frame; x points right, y down"
 CONFIDENCE_DEFINITION = "the network's score-map peak for the keypoint (likelihood, 0-1)"
@@ -350,3 +371,274 @@ def read_nwb_analysis(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: not a readable realtime-pose NWB file ({exc})") from exc
     return provenance, counts
+
+
+POSE_3D_NAME = "PoseEstimation3D"
+"""Name of the ``MultiCameraPoseEstimation`` of :func:`poses3d_nwbfile` (``_animal<i>`` added
+for several animals); movement: ``from_nwb_file(path, pose_estimation_key=POSE_3D_NAME)``."""
+SCORE_DEFINITION_3D = (
+    "confidence of the triangulated point, 0-1 (the 2D likelihoods of the views it was "
+    "triangulated from); NaN where it was not triangulated"
+)
+
+
+def poses3d_nwbfile(
+    poses: Poses3D | Sequence[Poses3D],
+    *,
+    identifier: str,
+    session_start: datetime.datetime,
+    t0_ns: int | None = None,
+    rig: CameraRig | None = None,
+    calibration_file: str | os.PathLike[str] | None = None,
+    scorer: str = "realtime-pose",
+    description: str | None = None,
+    provenance: Mapping[str, Any] | None = None,
+):
+    """An NWB file of a camera rig's 3D poses (layout in the module docstring).
+
+    Parameters
+    ----------
+    poses
+        One :class:`~realtime_pose.formats.anipose.Poses3D`, or one per animal (the same
+        keypoints, frame sets and times).
+    identifier
+        The file's unique identifier (e.g. the recording's name).
+    session_start
+        Wall-clock time (timezone-aware) of ``t0_ns``.
+    t0_ns
+        The monotonic time that is 0 s in the file; default the earliest capture time.
+    rig
+        The rig's calibration: each camera becomes a ``CalibratedCamera`` (intrinsics,
+        distortions, world → camera rotation and translation); else a plain ``Device``.
+    calibration_file
+        The calibration's file name, named in the cameras' and poses' descriptions.
+    scorer, description, provenance
+        The scorer (model) name, a description of the session, and JSON-serialisable
+        provenance stored in ``general/data_collection``.
+
+    Raises
+    ------
+    ValueError
+        No frame sets, animals that disagree, a name NWB cannot hold (``/``), or a camera
+        missing from ``rig``.
+    """
+    from ndx_pose import (
+        CalibratedCamera,
+        MultiCameraPoseEstimation,
+        PoseEstimation,
+        PoseEstimationSeries,
+        Skeleton,
+        Skeletons,
+    )
+    from pynwb import TimeSeries
+    from pynwb.device import Device
+
+    animals = [poses] if not isinstance(poses, Sequence) else list(poses)
+    first = _check_animals(animals)
+    cameras = list(first.camera_names or (rig.names if rig is not None else []))
+    slashed = [n for n in (*first.keypoints, *cameras) if "/" in n]
+    if slashed:
+        raise ValueError(f"NWB object names cannot hold '/': {slashed}")
+    calib = Path(calibration_file).name if calibration_file is not None else None
+    where = f"calibration {calib}" if calib else "the rig's calibration"
+    if t0_ns is None:
+        t0_ns = int(first.t_ns[0])
+        if first.camera_t_ns is not None and np.any(first.camera_t_ns >= 0):
+            t0_ns = min(t0_ns, int(first.camera_t_ns[first.camera_t_ns >= 0].min()))
+    stored = {
+        "realtime_pose_3d": {"t0_ns": int(t0_ns), "cameras": cameras, "calibration": calib},
+        **(provenance or {}),
+    }
+    nwbfile = _nwbfile(
+        identifier=identifier,
+        description=description or f"3D poses triangulated from {len(cameras)} cameras",
+        start=session_start,
+        provenance=stored,
+    )
+    devices = {}
+    for name in cameras:
+        what = f"camera {name!r} of the rig, calibrated in {where}"
+        if rig is None:
+            devices[name] = Device(name=name, description=what)
+        else:
+            try:
+                cam = rig.camera(name)
+            except KeyError as exc:
+                raise ValueError(f"{where}: {exc.args[0]}") from None
+            devices[name] = CalibratedCamera(
+                name=name,
+                description=f"{what}; image {cam.size[0]}x{cam.size[1]} px, OpenCV conventions",
+                intrinsic_matrix=cam.matrix.astype(np.float32),
+                rotation_matrix=cam.rotation_matrix.astype(np.float32),
+                translation_vector=cam.translation.astype(np.float32),
+                distortion_coefficients=cam.distortions.astype(np.float32),
+            )
+        nwbfile.add_device(devices[name])
+
+    seconds = (first.t_ns - t0_ns) / 1e9
+    index = {name: i for i, name in enumerate(first.keypoints)}
+    edges = np.array([[index[a], index[b]] for a, b in first.skeleton], dtype=np.uint8)
+    skeleton = Skeleton(name="skeleton", nodes=list(first.keypoints), edges=edges.reshape(-1, 2))
+    behavior = nwbfile.create_processing_module(
+        name="behavior", description="3D poses triangulated by realtime-pose"
+    )
+    behavior.add(Skeletons(skeletons=[skeleton]))
+    reference = f"the world frame of {where} (its board's origin and axes); x, y, z in millimetres"
+    keypoint_list = ", ".join(first.keypoints)
+    for a, animal in enumerate(animals):
+        suffix = "" if len(animals) == 1 else f"_animal{a}"
+        series = []
+        for k, name in enumerate(first.keypoints):
+            timing = {"timestamps": series[0]} if series else {"timestamps": seconds}
+            series.append(
+                PoseEstimationSeries(
+                    name=name,
+                    description=f"triangulated 3D position of {name}",
+                    data=animal.points[:, k],
+                    unit="millimeters",
+                    reference_frame=reference,
+                    confidence=animal.scores[:, k],
+                    confidence_definition=SCORE_DEFINITION_3D,
+                    **timing,
+                )
+            )
+        views = [
+            PoseEstimation(
+                name=cam,
+                description=f"camera view {cam!r} (its 2D estimates are not stored here)",
+                device=devices[cam],
+            )
+            for cam in cameras
+        ]
+        behavior.add(
+            MultiCameraPoseEstimation(
+                name=POSE_3D_NAME + suffix,
+                pose_estimation_series=series,
+                pose_estimations=views,
+                description=(
+                    f"keypoints triangulated from the views of {len(cameras)} cameras with "
+                    f"{where}, at each frame set's capture time"
+                    + (f" (animal {a})" if suffix else "")
+                ),
+                scorer=scorer,
+                source_software="realtime-pose",
+                source_software_version=__version__,
+                skeleton=skeleton,
+            )
+        )
+        behavior.add(
+            TimeSeries(
+                name=f"reprojection_error{suffix}",
+                description=f"mean reprojection error of each point, columns {keypoint_list}",
+                data=animal.errors,
+                unit="pixels",
+                timestamps=series[0],
+            )
+        )
+        behavior.add(
+            TimeSeries(
+                name=f"triangulation_views{suffix}",
+                description=f"camera views each point came from, columns {keypoint_list}",
+                data=animal.n_views,
+                unit="camera views",
+                timestamps=series[0],
+            )
+        )
+    nwbfile.add_acquisition(
+        TimeSeries(
+            name="frame_sets",
+            description="each frame set's index (the row of every camera's video) at its time",
+            data=first.frame_index,
+            unit="frame set index",
+            timestamps=series[0],
+        )
+    )
+    if first.camera_t_ns is not None:
+        for c, name in enumerate(cameras):
+            got = first.camera_t_ns[:, c] >= 0
+            nwbfile.add_acquisition(
+                TimeSeries(
+                    name=f"camera_frames_{name}",
+                    description=(
+                        f"capture time of each frame camera {name!r} delivered; data: the frame "
+                        "set it belongs to (align to the camera's trigger or exposure line)"
+                    ),
+                    data=first.frame_index[got],
+                    unit="frame set index",
+                    timestamps=(first.camera_t_ns[got, c] - t0_ns) / 1e9,
+                )
+            )
+    return nwbfile
+
+
+def _check_animals(animals: Sequence[Poses3D]) -> Poses3D:
+    if not animals:
+        raise ValueError("no poses to write")
+    first = animals[0]
+    if first.n_frames == 0:
+        raise ValueError("no frame sets to write (NWB series need at least one sample)")
+    for a, other in enumerate(animals[1:], 1):
+        if other.keypoints != first.keypoints or not (
+            np.array_equal(other.t_ns, first.t_ns)
+            and np.array_equal(other.frame_index, first.frame_index)
+        ):
+            raise ValueError(
+                f"animal {a} has other keypoints, frame sets or times than animal 0: "
+                "the animals of one file share them"
+            )
+    return first
+
+
+def read_poses3d_nwb(path: str | os.PathLike[str], animal: int | None = None) -> Poses3D:
+    """The :class:`~realtime_pose.formats.anipose.Poses3D` that :func:`poses3d_nwbfile` wrote
+    (``animal`` ``i`` of several), capture times restored in the original monotonic ns.
+
+    Raises
+    ------
+    ValueError
+        The file holds no such 3D poses (the message says what is missing).
+    """
+    from pynwb import NWBHDF5IO
+
+    from realtime_pose.formats.anipose import Poses3D
+
+    suffix = "" if animal is None else f"_animal{animal}"
+    try:
+        with NWBHDF5IO(str(path), "r") as io:
+            nwbfile = io.read()
+            facts = json.loads(nwbfile.data_collection or "{}")["realtime_pose"]
+            facts = facts["realtime_pose_3d"]
+            behavior = nwbfile.processing["behavior"]
+            estimation = behavior[POSE_3D_NAME + suffix]
+            keypoints = list(estimation.skeleton.nodes[:])
+            by_name = estimation.pose_estimation_series
+            stamps = np.asarray(by_name[keypoints[0]].timestamps[:])
+            t0_ns = int(facts["t0_ns"])
+            frame_index = np.asarray(nwbfile.acquisition["frame_sets"].data[:])
+            cameras = list(facts["cameras"]) or None
+            camera_t_ns = None
+            if cameras and f"camera_frames_{cameras[0]}" in nwbfile.acquisition:
+                row = {int(f): i for i, f in enumerate(frame_index)}
+                camera_t_ns = np.full((len(frame_index), len(cameras)), -1, np.int64)
+                for c, name in enumerate(cameras):
+                    frames = nwbfile.acquisition[f"camera_frames_{name}"]
+                    rows = [row[int(f)] for f in frames.data[:]]
+                    camera_t_ns[rows, c] = np.round(np.asarray(frames.timestamps[:]) * 1e9) + t0_ns
+            nodes = estimation.skeleton.nodes[:]
+            poses = Poses3D(
+                keypoints=tuple(keypoints),
+                points=np.stack([np.asarray(by_name[k].data[:]) for k in keypoints], 1),
+                errors=np.asarray(behavior[f"reprojection_error{suffix}"].data[:]),
+                n_views=np.asarray(behavior[f"triangulation_views{suffix}"].data[:]),
+                scores=np.stack([np.asarray(by_name[k].confidence[:]) for k in keypoints], 1),
+                frame_index=frame_index,
+                t_ns=np.round(stamps * 1e9).astype(np.int64) + t0_ns,
+                camera_names=tuple(cameras) if cameras else None,
+                camera_t_ns=camera_t_ns,
+                skeleton=tuple((nodes[i], nodes[j]) for i, j in estimation.skeleton.edges[:]),
+            )
+    except (OSError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"{path}: no realtime-pose 3D poses {POSE_3D_NAME + suffix} ({exc!r})"
+        ) from exc
+    return poses
