@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
-EXTRAS ?= train,export,view,openvino,dev,cluster,nwb,movement,basler,genicam,aravis
+EXTRAS ?= train,export,view,openvino,dev,cluster,nwb,movement,basler,genicam,aravis,calibrate
+# aniposelib without its opencv-contrib-python (see the calibrate extra in pyproject.toml)
+ANIPOSELIB ?= aniposelib==0.8.0
 DEMO_SECONDS ?= 20
 # a second environment for importing DeepLabCut 3 (PyTorch) models and checking them against
 # DeepLabCut-Live: PyTorch, DeepLabCut 3 and DeepLabCut-Live (numpy<2), ~6.8 GB
@@ -18,6 +20,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --no-deps "$(ANIPOSELIB)"
 	touch $(STAMP)
 
 ## setup: create the virtual environment with the runtime, trainer, exporter and dev tools

@@ -17,7 +17,7 @@ distortions)``.
 from __future__ import annotations
 
 import math
-import tomllib
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,11 @@ import cv2
 import numpy as np
 
 from realtime_pose.util.safe_write import write_text
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 
 class CalibrationError(ValueError):

@@ -194,6 +194,44 @@ class ViewConfig(_Section):
         return self.enabled or self.publish_frames
 
 
+class SyncConfig(_Section):
+    """``sync:``: how a camera group's frames become frame sets, and the sync line.
+
+    ``frame_id`` matches the cameras' own frame counters (cameras on one hardware trigger line,
+    or one software trigger clock, started together); ``timestamp`` matches capture times within
+    ``tolerance_ms`` (free-running cameras). See :mod:`realtime_pose.live.frame_sets`.
+    """
+
+    mode: Literal["frame_id", "timestamp"] = "frame_id"
+    tolerance_ms: float = Field(
+        default=2.0, ge=0, description="timestamp mode: views this close form one set"
+    )
+    wait_ms: float = Field(
+        default=5.0, ge=0, description="how long a set waits for a late view before it goes on"
+    )
+    output: str | None = Field(
+        default=None,
+        description="an output (under outputs:) that gets a TTL pulse per frame set, for "
+        "aligning electrophysiology (Open Ephys, SpikeGLX) to the poses",
+    )
+    pulse_ms: float = Field(default=1.0, gt=0, description="length of each sync pulse")
+    every: int = Field(default=1, ge=1, description="a pulse every this many frame sets")
+
+
+class TriangulationConfig(_Section):
+    """``triangulation:``: turning the views' 2D poses into 3D (camera groups only)."""
+
+    min_likelihood: float = Field(
+        default=0.5, ge=0, le=1, description="views below this likelihood are not used"
+    )
+    outlier_px: float | None = Field(
+        default=20.0,
+        gt=0,
+        description="views reprojecting farther than this from the consensus of the others are "
+        "left out (RANSAC over view pairs); null: use every view",
+    )
+
+
 class RecordingConfig(_Section):
     """``recording:``: the crash-safe pose log (and optional raw video)."""
 
@@ -210,6 +248,16 @@ class RunConfig(_Section):
     _file: str = PrivateAttr(default="the run config")
 
     source: SourceSection = Field(default_factory=SOURCES.default_choice)
+    sources: dict[str, SourceSection] | None = Field(
+        default=None,
+        description="a camera group in one session: camera name (as in the calibration) → "
+        "source section; needs calibration, replaces source",
+    )
+    calibration: Path | None = Field(
+        default=None, description="anipose's calibration.toml of the camera group"
+    )
+    sync: SyncConfig = Field(default_factory=SyncConfig)
+    triangulation: TriangulationConfig = Field(default_factory=TriangulationConfig)
     bundle: Path
     engine: EngineSection = Field(
         default_factory=lambda: ENGINES.choose({"kind": "auto"}),
@@ -294,6 +342,33 @@ class RunConfig(_Section):
         return self
 
     @model_validator(mode="after")
+    def _camera_group(self) -> RunConfig:
+        if self.sources is None:
+            if self.calibration is not None:
+                raise ValueError("calibration: a calibration is for a camera group; add sources:")
+            if self.sync.output is not None:
+                raise ValueError("sync.output: a sync pulse per frame set needs sources:")
+            return self
+        if "source" in self.model_fields_set:
+            raise ValueError("give source: (one camera) or sources: (a camera group), not both")
+        if len(self.sources) < 2:
+            raise ValueError("sources: a camera group needs at least two cameras")
+        if self.calibration is None:
+            raise ValueError("calibration: a camera group needs its calibration.toml")
+        if self.crop.enabled:
+            raise ValueError("crop.enabled: a camera group runs on full frames; set it false")
+        if self.processors:
+            raise ValueError("processors: not run in a camera group yet (they take 2D poses)")
+        if self.recording.video:
+            raise ValueError("recording.video: not recorded for a camera group yet")
+        if self.sync.output is not None and self.sync.output not in self.outputs:
+            raise ValueError(
+                f"sync.output: {self.sync.output!r} is not declared under 'outputs' "
+                f"(declared: {sorted(self.outputs)})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _rule_outputs_exist(self) -> RunConfig:
         for i, rule in enumerate(self.rules):
             for j, action in enumerate(rule.actions):
@@ -325,6 +400,8 @@ class RunConfig(_Section):
             curve = _resolve_section(self.stream.curve, base)
             update["stream"] = self.stream.model_copy(update={"curve": curve})
         update["source"] = _resolve_choice(self.source, base)
+        if self.sources is not None:
+            update["sources"] = {k: _resolve_choice(v, base) for k, v in self.sources.items()}
         update["engine"] = _resolve_choice(self.engine, base)
         update["outputs"] = {k: _resolve_choice(v, base) for k, v in self.outputs.items()}
         return self.model_copy(update=update)
@@ -366,7 +443,25 @@ def parse_config(data: Any, where: str = "config", base: Path | None = None) -> 
         config = config.resolve_paths(base)
     config._file = where
     check_stream_security(config.stream, where)
+    if config.sources is not None:
+        check_calibration(config, where)
     return config
+
+
+def check_calibration(config: RunConfig, where: str) -> None:
+    """Refuse a camera group whose calibration cannot be read or lacks one of its cameras."""
+    from realtime_pose.calibration import CalibrationError, load_calibration
+
+    try:
+        rig = load_calibration(config.calibration)  # type: ignore[arg-type]
+    except CalibrationError as exc:
+        raise ConfigError(f"{where}: field 'calibration': {exc}") from None
+    unknown = [name for name in config.sources or {} if name not in rig.names]
+    if unknown:
+        raise ConfigError(
+            f"{where}: field 'sources': camera(s) {unknown} are not in the calibration "
+            f"{config.calibration} (it has {rig.names}); name each source as its camera there"
+        )
 
 
 def check_stream_security(stream: StreamConfig, where: str) -> None:

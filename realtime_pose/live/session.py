@@ -17,10 +17,12 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from realtime_pose.bundle import load_bundle
+from realtime_pose.calibration import CameraRig
 from realtime_pose.engines import open_engine
 from realtime_pose.geometry import Size
 from realtime_pose.inference.crop import CropWindow, DynamicCropper
@@ -56,6 +58,27 @@ goes), the recording finished (and converted) while the stream still reports it,
 encoder before the stream it feeds, the engine last."""
 
 
+@dataclass(frozen=True)
+class CameraGroup:
+    """The cameras of a multi-camera session, in ``sources:`` order, and their calibration."""
+
+    names: list[str]
+    sources: list[FrameSource]
+    sizes: list[Size]
+    rig: CameraRig
+
+    def meta(self, config: RunConfig) -> dict[str, Any]:
+        """The ``cameras`` field of ``meta``."""
+        return {
+            "names": list(self.names),
+            "sources": [s.source_id for s in self.sources],
+            "frame_sizes": [list(size) for size in self.sizes],
+            "calibration": str(config.calibration),
+            "sync": config.sync.model_dump(mode="json"),
+            "units": "mm",
+        }
+
+
 class LiveSession:
     """Owns the source, grabber, engine, pipeline, stream, control socket and outputs.
 
@@ -80,6 +103,8 @@ class LiveSession:
         """The rules as they run now (zone edits from the live view change them)."""
         self.previewer = None
         self.view = None
+        self.group: CameraGroup | None = None
+        """The camera group of a ``sources:`` session, else ``None``."""
         self.collector = LoopCollector() if config.gc_between_frames else None
         self.requests = None
         """The control handlers (:class:`~realtime_pose.live.requests.SessionRequests`), or
@@ -112,12 +137,24 @@ class LiveSession:
             from realtime_pose.rules import validate_rules
 
             validate_rules(config.rules, meta.keypoints, list(config.outputs), config.rules_where)
-        self.source, frame_size = self._probe_source(config)
-        if config.rules:
+        if meta.animals is not None and config.sources is not None:
+            raise ValueError(
+                f"sources: a camera group triangulates one animal, and {config.bundle} has "
+                f"{len(meta.animals.names)}; use a single-animal bundle"
+            )
+        self.group = self._probe_group(config) if config.sources is not None else None
+        if self.group is not None:
+            self.source, frame_size = self.group.sources[0], self.group.sizes[0]
+        else:
+            self.source, frame_size = self._probe_source(config)
+        if config.rules and self.group is None:
             from realtime_pose.rules.config import validate_zones
 
             validate_zones(config.rules, *frame_size, where=config.rules_where)
-        estimator, cropper = self._open_estimator(config, frame_size)
+        if self.group is not None:
+            estimator, cropper = self._open_group_estimator(config, self.group.sizes), None
+        else:
+            estimator, cropper = self._open_estimator(config, frame_size)
         predictor, lead = self._make_predictor(config)
         processors = ProcessorChain([load_processor(c, config_dir) for c in config.processors])
         rules = None
@@ -150,6 +187,8 @@ class LiveSession:
         )
         if meta.animals is not None:  # several animals: how subscribers split the rows
             self.meta["animals"] = meta.animals.model_dump(mode="json")
+        if self.group is not None:  # a camera group: pose3d, per-view 2D poses
+            self.meta["cameras"] = self.group.meta(config)
         describe = getattr(self.source, "describe", None)
         if callable(describe):  # a machine-vision camera: backend, clock, trigger, strobe
             self.meta["camera"] = describe()
@@ -171,32 +210,50 @@ class LiveSession:
             )
             self._on_close("preview", self.previewer.close)
             frame_taps = (*frame_taps, self.previewer)
-        self.pipeline = Pipeline(
-            estimator,
-            tracking=self._make_tracking(config, meta),
-            predictor=predictor,
-            lead=lead,
-            cropper=cropper,
-            processors=processors,
-            rules=rules,
-            dispatcher=self.dispatcher,
-            publisher=self.publisher,
-            recorder_factory=self._make_recorders,
-            frame_taps=frame_taps,
-            status_interval_s=config.status_interval_s,
-            meta=self.meta,
-            status_fields=self._status_fields,
-        )
+        if self.group is not None:
+            self.pipeline = self._group_pipeline(
+                config, estimator, predictor, lead, rules, frame_taps
+            )
+        else:
+            self.pipeline = Pipeline(
+                estimator,
+                tracking=self._make_tracking(config, meta),
+                predictor=predictor,
+                lead=lead,
+                cropper=cropper,
+                processors=processors,
+                rules=rules,
+                dispatcher=self.dispatcher,
+                publisher=self.publisher,
+                recorder_factory=self._make_recorders,
+                frame_taps=frame_taps,
+                status_interval_s=config.status_interval_s,
+                meta=self.meta,
+                status_fields=self._status_fields,
+            )
         self._on_close("pipeline", self.pipeline.close)
         self._attach_processors(processors)
         self.control = self._open_control(config)
         if config.view.enabled:
             self.view = self._start_view(config)
-        self.grabber = Grabber(
-            self.source,  # probed and closed above; the grabber reopens it
-            stall_timeout_s=config.grab_timeout_s,
-            on_status=self._on_grabber_status,
-        )
+        if self.group is not None:
+            from realtime_pose.live.frame_sets import FrameSetGrabber
+
+            self.grabber = FrameSetGrabber(
+                self.group.sources,
+                self.group.names,
+                mode=config.sync.mode,
+                tolerance_ms=config.sync.tolerance_ms,
+                wait_ms=config.sync.wait_ms,
+                stall_timeout_s=config.grab_timeout_s,
+                on_status=self._on_grabber_status,
+            )
+        else:
+            self.grabber = Grabber(
+                self.source,  # probed and closed above; the grabber reopens it
+                stall_timeout_s=config.grab_timeout_s,
+                on_status=self._on_grabber_status,
+            )
         if self.publisher is not None:
             self.publisher.publish_meta(self.meta)
         if config.recording.enabled:
@@ -221,6 +278,74 @@ class LiveSession:
         size = source.size
         source.close()
         return source, size
+
+    def _probe_group(self, config: RunConfig) -> CameraGroup:
+        """Build every camera of the group and open each once (fail now, naming it)."""
+        from realtime_pose.calibration import load_calibration
+
+        names, sources, sizes = [], [], []
+        for name, choice in (config.sources or {}).items():
+            source: FrameSource = choice.cls.from_options(choice.options)
+            try:
+                source.open()
+            except Exception as exc:
+                raise ValueError(f"sources.{name}: cannot be opened: {exc}") from exc
+            sizes.append(source.size)
+            source.close()
+            names.append(name)
+            sources.append(source)
+        rig = load_calibration(config.calibration).subset(names)  # type: ignore[arg-type]
+        for name, size, camera in zip(names, sizes, rig.cameras, strict=True):
+            if tuple(size) != camera.size:
+                raise ValueError(
+                    f"sources.{name}: frames are {size.width}x{size.height}, the calibration "
+                    f"{config.calibration} has {camera.size[0]}x{camera.size[1]} for camera "
+                    f"{name!r}; calibrate at the size the session runs"
+                )
+        return CameraGroup(names, sources, sizes, rig)
+
+    def _open_group_estimator(self, config: RunConfig, sizes: list[Size]) -> PoseEstimator:
+        """One engine for every view, built and warmed up for each view's size."""
+        sizing = NetworkInput.for_bundle(self.bundle.meta, config.input_size)
+        shapes = list(dict.fromkeys(s for size in sizes for s in sizing.loop_sizes(size)))
+        engine = open_engine(self.bundle, config.engine, shapes)
+        self._on_close("engine", engine.close)
+        estimator = PoseEstimator(self.bundle, engine, config.input_size)
+        runs = config.engine.options.warmup_runs  # type: ignore[attr-defined]
+        for size in dict.fromkeys(sizes):
+            estimator.warmup(size, None, runs)
+        return estimator
+
+    def _group_pipeline(self, config, estimator, predictor, lead, rules, frame_taps):
+        """The camera group's loop: triangulation, 3D prediction, sync pulses."""
+        from realtime_pose.inference.triangulate import Triangulator
+        from realtime_pose.live.multiview import MultiViewPipeline, SyncPulse
+
+        assert self.group is not None
+        t = config.triangulation
+        triangulator = Triangulator(
+            self.group.rig, min_likelihood=t.min_likelihood, outlier_px=t.outlier_px
+        )
+        triangulator.warmup()
+        sync = None
+        if config.sync.output is not None:
+            sync = SyncPulse(config.sync.output, config.sync.pulse_ms, config.sync.every)
+        return MultiViewPipeline(
+            estimator,
+            triangulator,
+            self.group.names,
+            predictor=predictor,
+            lead=lead,
+            sync=sync,
+            rules=rules,
+            dispatcher=self.dispatcher,
+            publisher=self.publisher,
+            recorder_factory=self._make_recorders,
+            frame_taps=frame_taps,
+            status_interval_s=config.status_interval_s,
+            meta=self.meta,
+            status_fields=self._status_fields,
+        )
 
     def _make_tracking(self, config: RunConfig, meta: Any) -> Any:
         """The identity-tracking stage for a multi-animal bundle (``None``: one animal, or off)."""
@@ -391,6 +516,13 @@ class LiveSession:
         if self.dispatcher is not None:
             dispatcher = self.dispatcher
             fields["outputs_on"] = {n: dispatcher.is_on(n) for n in self.config.outputs}
+        if self.group is not None:
+            group = self.grabber
+            fields["frame_sets"] = {
+                **group.counts,
+                "missing": {name: dict(c) for name, c in group.missing.items()},
+                "stale_frames": dict(group.stale_frames),
+            }
         return fields
 
     def _on_grabber_status(self, status: dict[str, Any]) -> None:

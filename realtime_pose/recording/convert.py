@@ -1,4 +1,5 @@
-"""Pose log → DeepLabCut tables (``.h5`` and ``.csv``), one pair per animal."""
+"""Pose log → DeepLabCut tables (``.h5`` and ``.csv``), one pair per animal; a camera group's
+log → anipose's 3D table (``<stem>_3d.csv``) and one DeepLabCut table pair per camera."""
 
 from __future__ import annotations
 
@@ -67,10 +68,12 @@ def convert_log(
             log_path,
             pose_log.bad_records,
         )
+    out_dir = Path(output_dir) if output_dir is not None else log_path.parent
+    if pose_log.sets is not None:
+        return _convert_sets(log_path, pose_log, out_dir, scorer, overwrite)
     if len(pose_log.poses) == 0:
         log.warning("%s holds no poses; no tables written", log_path)
         return []
-    out_dir = Path(output_dir) if output_dir is not None else log_path.parent
     n_animals = pose_log.poses.shape[1]
     tables = []  # (stem, poses, frame indices), checked before anything is written
     for animal, stem in enumerate(table_stems(log_path, out_dir, n_animals)):
@@ -92,6 +95,78 @@ def convert_log(
     return written
 
 
+def camera_names(pose_log: PoseLog) -> list[str]:
+    """The cameras of a camera-group log, in its order (from the header's meta)."""
+    cameras = pose_log.header.get("meta", {}).get("cameras", {})
+    names = cameras.get("names") if isinstance(cameras, dict) else None
+    c = pose_log.sets.views2d.shape[1] if pose_log.sets is not None else 0
+    if isinstance(names, list) and len(names) == c:
+        return [str(n) for n in names]
+    return [f"cam{i}" for i in range(c)]
+
+
+def poses3d_from_log(pose_log: PoseLog):
+    """A camera-group log's frame sets as :class:`~realtime_pose.formats.anipose.Poses3D`;
+    ``scores`` are the mean 2D likelihood of the views that saw each keypoint (0 where it was
+    not triangulated)."""
+    from realtime_pose.formats.anipose import Poses3D
+
+    sets = pose_log.sets
+    if sets is None:
+        raise ValueError(f"{pose_log.path} is not a camera-group recording (no pose3d records)")
+    likelihood = np.nan_to_num(sets.views2d[..., 2], nan=0.0)  # [N, C, K]
+    seen = likelihood > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scores = np.where(seen.any(1), likelihood.sum(1) / np.maximum(seen.sum(1), 1), 0.0)
+    triangulated = np.isfinite(sets.points[..., 0])
+    skeleton = pose_log.header.get("meta", {}).get("skeleton", [])
+    return Poses3D(
+        keypoints=tuple(pose_log.keypoints),
+        points=sets.points[..., :3],
+        errors=np.where(triangulated, sets.points[..., 3], np.nan),
+        n_views=np.where(triangulated, sets.points[..., 4], 0).astype(np.int64),
+        scores=np.where(triangulated, scores, np.nan),
+        frame_index=sets.set_index,
+        t_ns=np.maximum.accumulate(sets.t_capture_ns),
+        camera_names=tuple(camera_names(pose_log)),
+        camera_t_ns=sets.view_t_capture_ns,
+        skeleton=tuple((str(a), str(b)) for a, b in skeleton),
+    )
+
+
+def _convert_sets(
+    log_path: Path, pose_log: PoseLog, out_dir: Path, scorer: str, overwrite: bool
+) -> list[Path]:
+    """anipose's 3D CSV and each camera's 2D tables, checked free before anything is written."""
+    from realtime_pose.formats.anipose import write_anipose_csv
+
+    sets = pose_log.sets
+    assert sets is not None
+    if len(sets.points) == 0:
+        log.warning("%s holds no frame sets; no tables written", log_path)
+        return []
+    csv = out_dir / f"{log_path.stem}_3d.csv"
+    views = []
+    for c, name in enumerate(camera_names(pose_log)):
+        has = sets.view_frames[:, c] >= 0
+        views.append((out_dir / f"{log_path.stem}_{name}", c, has))
+    check_free(csv, overwrite)
+    for stem, _, _ in views:
+        for path in table_paths(stem):
+            check_free(path, overwrite)
+    written = [write_anipose_csv(csv, poses3d_from_log(pose_log), overwrite=overwrite)]
+    for stem, c, has in views:
+        written += write_pose_tables(
+            stem,
+            sets.views2d[has, c],
+            pose_log.keypoints,
+            scorer,
+            sets.view_frames[has, c],
+            overwrite=overwrite,
+        )
+    return written
+
+
 def convert_log_to_nwb(
     log_path: str | Path,
     output_dir: str | Path | None = None,
@@ -108,6 +183,41 @@ def convert_log_to_nwb(
     pose_log = pose_log if pose_log is not None else read_log(log_path)
     out_dir = Path(output_dir) if output_dir is not None else log_path.parent
     path = out_dir / f"{log_path.stem}.nwb"
+    if pose_log.sets is not None:
+        return write_nwb(_sets_nwbfile(log_path, pose_log), path, overwrite)
     video = log_path.with_suffix(".avi")
     nwbfile = session_nwbfile(pose_log, path, video if video.is_file() else None)
     return write_nwb(nwbfile, path, overwrite)
+
+
+def _sets_nwbfile(log_path: Path, pose_log: PoseLog):
+    """The NWB file of a camera-group log: 3D poses, cameras (calibrated where the calibration
+    named in the log is still there) and every camera's frame times."""
+    import datetime
+
+    from realtime_pose.calibration import CalibrationError, load_calibration
+    from realtime_pose.formats.nwb import poses3d_nwbfile
+
+    meta = pose_log.header.get("meta", {})
+    calibration = (meta.get("cameras") or {}).get("calibration")
+    rig = None
+    if calibration:
+        try:
+            rig = load_calibration(calibration).subset(camera_names(pose_log))
+        except (CalibrationError, KeyError) as exc:
+            log.warning("%s: cameras written without their calibration (%s)", log_path, exc)
+    t0 = int(pose_log.header["t_start_ns"])
+    start = datetime.datetime.fromtimestamp(
+        (t0 + int(pose_log.header["wall_offset_ns"])) / 1e9, tz=datetime.timezone.utc
+    )
+    model = meta.get("model", {}) if isinstance(meta.get("model"), dict) else {}
+    return poses3d_nwbfile(
+        poses3d_from_log(pose_log),
+        identifier=log_path.stem,
+        session_start=start,
+        t0_ns=t0,
+        rig=rig,
+        calibration_file=calibration,
+        scorer=str(model.get("name", "realtime-pose")),
+        description=f"realtime-pose camera-group session {log_path.name}",
+    )

@@ -18,6 +18,14 @@ Record types:
     machine-vision camera also ``camera_frame_id``, ``t_camera_ns`` (the camera's raw timestamp),
     ``t_arrival_ns`` (host time the frame reached the host) and ``camera_dropped`` (frames the
     camera lost so far). ``t_capture_ns`` is then the camera time mapped to the host clock.
+``pose3d`` (a camera-group session: one per frame set)
+    ``seq``, ``set_index``, ``t_capture_ns`` (the set's earliest view), ``t_record_ns``,
+    ``cameras`` (C), ``points`` (``K*5`` float64: ``x, y, z`` mm, reprojection error px, views
+    used), ``views2d`` (``C*K*3`` float64: each view's 2D pose, NaN where missing),
+    ``view_frames`` and ``view_t_capture_ns`` (``C`` int64 each, ``-1`` where missing),
+    ``missing`` (camera → cause), and optionally ``t_target_ns`` + ``predicted`` (``K*3``) and
+    ``sync_t_ns`` (when the set's electrophysiology sync pulse was sent). The header's
+    ``meta`` names the cameras (``cameras``) and the calibration (``calibration``).
 ``event``
     ``frame_index``, ``t_ns`` and ``event`` (the map published on the ``event`` topic).
 ``close`` (last record of a log closed cleanly)
@@ -78,6 +86,8 @@ class PoseLog:
         ``frame_indices`` frames the newest-frame grabber dropped.
     events
         Event records in log order, each ``{"frame_index", "t_ns", "event"}``.
+    sets
+        The ``pose3d`` records of a camera-group session (:class:`FrameSets`), else ``None``.
     closed_cleanly
         Whether the log ends with a ``close`` record (``False`` after a crash).
     torn_bytes
@@ -100,6 +110,7 @@ class PoseLog:
     t_arrival_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     camera_dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     events: list[dict[str, Any]] = field(default_factory=list)
+    sets: FrameSets | None = None
     closed_cleanly: bool = False
     torn_bytes: int = 0
     bad_records: int = 0
@@ -108,6 +119,96 @@ class PoseLog:
     def keypoints(self) -> list[str]:
         """Keypoint names from the header."""
         return list(self.header["keypoints"])
+
+
+@dataclass
+class FrameSets:
+    """The 3D poses of a camera-group recording, one row per frame set.
+
+    Attributes
+    ----------
+    points
+        ``[N, K, 5]``: ``x, y, z`` (mm), reprojection error (px), views used.
+    views2d
+        ``[N, C, K, 3]``: each camera's 2D pose (NaN where the view was missing).
+    view_frames, view_t_capture_ns
+        ``[N, C]`` int64 (``-1`` where the view was missing).
+    set_index, seq, t_capture_ns, t_record_ns
+        ``[N]`` int64.
+    sync_t_ns
+        ``[N]`` int64: when each set's sync pulse was sent (``-1``: none).
+    predicted
+        ``[N, K, 3]`` (NaN where none), or ``None`` without prediction.
+    missing
+        Per set, camera → cause of a missing view.
+    """
+
+    points: np.ndarray
+    views2d: np.ndarray
+    view_frames: np.ndarray
+    view_t_capture_ns: np.ndarray
+    set_index: np.ndarray
+    seq: np.ndarray
+    t_capture_ns: np.ndarray
+    t_record_ns: np.ndarray
+    sync_t_ns: np.ndarray
+    predicted: np.ndarray | None
+    missing: list[dict[str, str]]
+
+
+def _usable_pose3d(record: dict[str, Any], k: int) -> bool:
+    ints = ("seq", "set_index", "t_capture_ns", "t_record_ns", "cameras")
+    if not all(_int64(record.get(name)) for name in ints):
+        return False
+    c = record["cameras"]
+    sizes = {
+        "points": k * 5 * 8,
+        "views2d": c * k * 3 * 8,
+        "view_frames": c * 8,
+        "view_t_capture_ns": c * 8,
+    }
+    if not 1 <= c <= 64 or not isinstance(record.get("missing"), dict):
+        return False
+    if "predicted" in record and not (
+        isinstance(record["predicted"], bytes) and len(record["predicted"]) == k * 24
+    ):
+        return False
+    return all(isinstance(record.get(n), bytes) and len(record[n]) == b for n, b in sizes.items())
+
+
+def _frame_sets(records: list[dict[str, Any]], k: int) -> FrameSets | None:
+    if not records:
+        return None
+    c = max(int(r["cameras"]) for r in records)
+    records = [r for r in records if r["cameras"] == c]
+    n = len(records)
+
+    def floats(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        return np.stack([np.frombuffer(r[name], "<f8").reshape(shape) for r in records])
+
+    def ints(name: str, default: int | None = None) -> np.ndarray:
+        values = (r[name] if default is None else r.get(name, default) for r in records)
+        return np.fromiter(values, np.int64, count=n)
+
+    predicted = None
+    if any("predicted" in r for r in records):
+        predicted = np.full((n, k, 3), np.nan)
+        for i, r in enumerate(records):
+            if "predicted" in r:
+                predicted[i] = np.frombuffer(r["predicted"], "<f8").reshape(k, 3)
+    return FrameSets(
+        points=floats("points", (k, 5)),
+        views2d=floats("views2d", (c, k, 3)),
+        view_frames=np.stack([np.frombuffer(r["view_frames"], "<i8") for r in records]),
+        view_t_capture_ns=np.stack([np.frombuffer(r["view_t_capture_ns"], "<i8") for r in records]),
+        set_index=ints("set_index"),
+        seq=ints("seq"),
+        t_capture_ns=ints("t_capture_ns"),
+        t_record_ns=ints("t_record_ns"),
+        sync_t_ns=ints("sync_t_ns", -1),
+        predicted=predicted,
+        missing=[{str(a): str(b) for a, b in r["missing"].items()} for r in records],
+    )
 
 
 def _iter_records(data: bytes) -> tuple[list[dict[str, Any]], int]:
@@ -169,8 +270,9 @@ def read_log(path: str | Path) -> PoseLog:
         for r in records[1:]
         if r.get("r") == "event" and _usable_event(r)
     ]
+    sets = [r for r in records[1:] if r.get("r") == "pose3d" and _usable_pose3d(r, n_keypoints)]
     known = sum(r.get("r") in ("close", "header") for r in records[1:])
-    bad = len(records) - 1 - len(poses) - len(events) - known
+    bad = len(records) - 1 - len(poses) - len(events) - len(sets) - known
     n = len(poses)
     n_animals = max((int(r["shape"][0]) for r in poses), default=1)
     out = np.full((n, n_animals, n_keypoints, 3), np.nan)
@@ -204,6 +306,7 @@ def read_log(path: str | Path) -> PoseLog:
         t_arrival_ns=column("t_arrival_ns", -1),
         camera_dropped=column("camera_dropped", 0),
         events=events,
+        sets=_frame_sets(sets, n_keypoints),
         closed_cleanly=records[-1].get("r") == "close",
         torn_bytes=torn,
         bad_records=bad,

@@ -241,6 +241,71 @@ class PoseRecorder:
             return True
         return False
 
+    def write_pose3d(
+        self,
+        seq: int,
+        set_index: int,
+        t_capture_ns: int,
+        points: np.ndarray,
+        views2d: np.ndarray,
+        view_frames: np.ndarray,
+        view_t_capture_ns: np.ndarray,
+        missing: Mapping[str, str],
+        predicted: tuple[int, np.ndarray] | None = None,
+        sync_t_ns: int | None = None,
+    ) -> bool:
+        """Append one frame set's 3D pose; return whether it was written.
+
+        Parameters
+        ----------
+        seq, set_index, t_capture_ns
+            As published on ``pose3d``.
+        points
+            ``[K, 5]``: ``x, y, z`` (mm), reprojection error (px), views used.
+        views2d
+            ``[C, K, 3]``: each camera's 2D pose (NaN rows for a missing view).
+        view_frames, view_t_capture_ns
+            ``[C]`` int64: each view's frame index and capture time (``-1``: missing).
+        missing
+            Camera name → why its view is missing.
+        predicted
+            ``(t_target_ns, [K, 3])`` of the 3D forward prediction, or ``None``.
+        sync_t_ns
+            When the set's sync pulse was sent (electrophysiology alignment), or ``None``.
+        """
+        if self._closed:
+            raise RuntimeError(f"recording {self.path} is closed")
+        k = len(self.keypoints)
+        pts = np.asarray(points, dtype="<f8")
+        views = np.asarray(views2d, dtype="<f8")
+        if pts.shape != (k, 5) or views.ndim != 3 or views.shape[1:] != (k, 3):
+            raise ValueError(
+                f"points must be [{k}, 5] and views2d [cameras, {k}, 3], got "
+                f"{list(pts.shape)} and {list(views.shape)}"
+            )
+        record: dict[str, Any] = {
+            "r": "pose3d",
+            "seq": int(seq),
+            "set_index": int(set_index),
+            "t_capture_ns": int(t_capture_ns),
+            "t_record_ns": time.monotonic_ns(),
+            "cameras": views.shape[0],
+            "points": pts.tobytes(),
+            "views2d": views.tobytes(),
+            "view_frames": np.asarray(view_frames, "<i8").tobytes(),
+            "view_t_capture_ns": np.asarray(view_t_capture_ns, "<i8").tobytes(),
+            "missing": dict(missing),
+        }
+        if predicted is not None:
+            record["t_target_ns"] = int(predicted[0])
+            record["predicted"] = np.asarray(predicted[1], dtype="<f8").tobytes()
+        if sync_t_ns is not None:
+            record["sync_t_ns"] = int(sync_t_ns)
+        if self._append(record):
+            self.poses += 1
+            return True
+        return False
+
     def write_event(
         self, frame_index: int, event: Mapping[str, Any], t_ns: int | None = None
     ) -> bool:

@@ -26,7 +26,8 @@ TOPIC_EVENT = b"event"
 TOPIC_STATUS = b"status"
 TOPIC_META = b"meta"
 TOPIC_FRAME = b"frame"
-TOPICS = (TOPIC_POSE, TOPIC_EVENT, TOPIC_STATUS, TOPIC_META, TOPIC_FRAME)
+TOPIC_POSE3D = b"pose3d"
+TOPICS = (TOPIC_POSE, TOPIC_EVENT, TOPIC_STATUS, TOPIC_META, TOPIC_FRAME, TOPIC_POSE3D)
 
 DEFAULT_PUB_ADDRESS = "tcp://127.0.0.1:5555"
 DEFAULT_CONTROL_ADDRESS = "tcp://127.0.0.1:5556"
@@ -122,6 +123,64 @@ def pose_payload(
     }
     if camera is not None:
         payload.update(camera)
+    return payload
+
+
+def pose3d_payload(
+    seq: int,
+    set_index: int,
+    t_capture_ns: int,
+    t_publish_ns: int,
+    latency_ns: Mapping[str, int],
+    points: np.ndarray,
+    views: Mapping[str, Mapping[str, Any]],
+    missing: Mapping[str, str],
+    predicted: tuple[int, np.ndarray] | None = None,
+    sync_t_ns: int | None = None,
+) -> dict[str, Any]:
+    """Build a ``pose3d`` payload: one frame set's triangulated pose (docs/protocol.md).
+
+    Parameters
+    ----------
+    seq
+        +1 per published ``pose3d``; consumers detect drops from gaps.
+    set_index
+        The frame set's index (:class:`~realtime_pose.live.frame_sets.FrameSet`).
+    t_capture_ns, t_publish_ns
+        The set's earliest capture time and the publication time (``monotonic_ns``).
+    latency_ns
+        Per-stage latency in ns.
+    points
+        ``[K, 5]`` (or ``[A, K, 5]``): ``x, y, z`` in the calibration's unit (mm),
+        reprojection error (px) and the number of views used; ``x, y, z`` are NaN where fewer
+        than two views saw the keypoint.
+    views
+        Camera name → ``{"frame_index", "t_capture_ns", "keypoints"}`` (that view's 2D pose,
+        ``[K, 3]`` lists) for the views the set has.
+    missing
+        Camera name → why the set lacks its view.
+    predicted
+        ``(t_target_ns, [K, 3])``: the forward-predicted 3D pose, or ``None``.
+    sync_t_ns
+        When the set's sync pulse (for electrophysiology) was sent, or ``None``.
+    """
+    arr = np.asarray(points)
+    payload: dict[str, Any] = {
+        "v": SCHEMA_VERSION,
+        "seq": int(seq),
+        "set_index": int(set_index),
+        "t_capture_ns": int(t_capture_ns),
+        "t_publish_ns": int(t_publish_ns),
+        "latency_ns": {str(k): int(v) for k, v in latency_ns.items()},
+        "keypoints": (arr[None] if arr.ndim == 2 else arr).tolist(),
+        "views": {str(k): dict(v) for k, v in views.items()},
+        "missing": {str(k): str(v) for k, v in missing.items()},
+        "predicted": None
+        if predicted is None
+        else {"t_target_ns": int(predicted[0]), "keypoints": np.asarray(predicted[1]).tolist()},
+    }
+    if sync_t_ns is not None:
+        payload["sync_t_ns"] = int(sync_t_ns)
     return payload
 
 

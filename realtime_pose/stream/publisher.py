@@ -132,6 +132,14 @@ class PosePublisher:
         self._send(messages.TOPIC_POSE, payload)
         return t_publish_ns
 
+    def publish_pose3d(self, payload: dict[str, Any]) -> int:
+        """Publish one frame set's 3D pose (a :func:`messages.pose3d_payload` map; its
+        ``t_publish_ns`` is set here, in place); return that ``t_publish_ns``."""
+        t_publish_ns = time.monotonic_ns()
+        payload["t_publish_ns"] = t_publish_ns
+        self._send(messages.TOPIC_POSE3D, payload)
+        return t_publish_ns
+
     def publish_event(self, event: Mapping[str, Any]) -> bool:
         """Publish a rule firing or output action (a map; see docs/protocol.md, ``event``)."""
         return self._send(messages.TOPIC_EVENT, messages.with_version(event))
