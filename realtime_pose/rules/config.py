@@ -5,6 +5,11 @@ or a polygon with two points is refused when the config is loaded, with pydantic
 the field. Names that can only be checked against the running rig (keypoints of the model, outputs
 of the hardware section) are checked by :func:`validate_rules`.
 
+A rule's conditions are all 2D (the pose in frame pixels: ``zone``, ``speed``, ``distance``,
+``angle``, ``likelihood``) or all 3D (the triangulated pose in millimetres: ``zone3d``,
+``height``, ``distance3d``, ``speed3d``); :attr:`RuleConfig.space` says which, and
+:func:`validate_rules` (``space=``) refuses rules the session has no pose for.
+
 Example (YAML)::
 
     rules:
@@ -27,9 +32,10 @@ the models accept both spellings, so ``on: enter`` and ``action: off`` work unqu
 from __future__ import annotations
 
 import difflib
+import math
 from collections import Counter
 from collections.abc import Collection, Iterator, Sequence
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -47,6 +53,12 @@ from realtime_pose.bundle import animal_layout
 
 Likelihood = Annotated[float, Field(ge=0.0, le=1.0)]
 KeypointName = Annotated[str, Field(min_length=1)]
+MinViews = Annotated[int, Field(ge=2)]
+"""Fewest camera views a triangulated keypoint needs to count (a point needs two)."""
+Vector3 = tuple[FiniteFloat, FiniteFloat, FiniteFloat]
+Space = Literal["2d", "3d"]
+"""Which pose a condition looks at: ``2d`` rows ``[x, y, likelihood]`` in frame pixels, or
+``3d`` rows ``[x, y, z, reprojection_px, n_views]`` in millimetres (triangulated)."""
 
 
 class _Strict(BaseModel):
@@ -77,6 +89,7 @@ class ZoneConfig(_Strict):
     """
 
     type: Literal["zone"] = "zone"
+    space: ClassVar[Space] = "2d"
     keypoint: KeypointName
     rectangle: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
     circle: tuple[FiniteFloat, FiniteFloat, FiniteFloat] | None = None
@@ -127,6 +140,7 @@ class SpeedConfig(_Strict):
     """
 
     type: Literal["speed"] = "speed"
+    space: ClassVar[Space] = "2d"
     keypoint: KeypointName
     above: float | None = Field(default=None, ge=0.0, description="px/s")
     below: float | None = Field(default=None, gt=0.0, description="px/s")
@@ -142,6 +156,7 @@ class DistanceConfig(_Strict):
     """The distance between two keypoints, in px, above and/or below a threshold."""
 
     type: Literal["distance"] = "distance"
+    space: ClassVar[Space] = "2d"
     keypoints: tuple[KeypointName, KeypointName]
     above: float | None = Field(default=None, ge=0.0, description="px")
     below: float | None = Field(default=None, gt=0.0, description="px")
@@ -166,6 +181,7 @@ class AngleConfig(_Strict):
     """
 
     type: Literal["angle"] = "angle"
+    space: ClassVar[Space] = "2d"
     keypoints: list[KeypointName] = Field(min_length=2, max_length=3)
     min_deg: float = Field(ge=-360.0, le=360.0)
     max_deg: float = Field(ge=-360.0, le=360.0)
@@ -190,8 +206,165 @@ class LikelihoodConfig(_Strict):
     """A likelihood gate: true when the keypoint's likelihood is at least ``at_least``."""
 
     type: Literal["likelihood"] = "likelihood"
+    space: ClassVar[Space] = "2d"
     keypoint: KeypointName
     at_least: Likelihood
+
+
+# 3D conditions look at the triangulated pose: millimetres in the calibration's world frame. A
+# keypoint counts when x, y, z are numbers and at least ``min_views`` cameras saw it; the
+# condition is false otherwise (as a 2D condition is for a keypoint below its likelihood cutoff).
+
+
+def _nonzero(vector: Vector3, what: str) -> None:
+    if not math.hypot(*vector) > 0.0:
+        raise ValueError(f"{what} must be a non-zero vector [x, y, z], got {list(vector)}")
+
+
+class CylinderConfig(_Strict):
+    """A closed cylinder: ``base`` is the centre of its bottom disc, ``axis`` points from there
+    to the top disc (any length; default straight up, +z), ``height`` is measured along it."""
+
+    base: Vector3
+    axis: Vector3 = (0.0, 0.0, 1.0)
+    radius: FiniteFloat = Field(gt=0.0, description="mm")
+    height: FiniteFloat = Field(gt=0.0, description="mm")
+
+    @model_validator(mode="after")
+    def _axis(self) -> CylinderConfig:
+        _nonzero(self.axis, "the cylinder's axis")
+        return self
+
+
+class Zone3DConfig(_Strict):
+    """A keypoint of the 3D pose inside (or outside) a zone in millimetres.
+
+    Give exactly one of ``box`` ``[x0, y0, z0, x1, y1, z1]`` (axis-aligned in the calibration's
+    world frame), ``cylinder`` ``{base: [x, y, z], axis: [ax, ay, az], radius, height}`` (see
+    :class:`CylinderConfig`) or ``sphere`` ``[cx, cy, cz, r]``. Every number is finite.
+
+    ``hysteresis_mm`` is the Schmitt trigger of the 2D zone's ``hysteresis_px``, on the signed
+    distance to the zone's surface: in once ``hysteresis_mm`` inside it, out once
+    ``hysteresis_mm`` beyond it. It must be less than the zone's depth (the farthest a point
+    inside can be from the surface), or the keypoint could never count as inside.
+    """
+
+    type: Literal["zone3d"] = "zone3d"
+    space: ClassVar[Space] = "3d"
+    keypoint: KeypointName
+    box: (
+        tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None
+    ) = None
+    cylinder: CylinderConfig | None = None
+    sphere: tuple[FiniteFloat, FiniteFloat, FiniteFloat, FiniteFloat] | None = None
+    inside: bool = True
+    hysteresis_mm: FiniteFloat = Field(default=0.0, ge=0.0)
+    min_views: MinViews | None = Field(
+        default=None, description="fewest views; None takes the rule's min_views"
+    )
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> Zone3DConfig:
+        given = [n for n in ("box", "cylinder", "sphere") if getattr(self, n) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a zone3d needs exactly one of box: [x0, y0, z0, x1, y1, z1], "
+                "cylinder: {base: [x, y, z], radius: r, height: h} or sphere: [cx, cy, cz, r]; "
+                f"got {given or 'none'}"
+            )
+        if self.box is not None:
+            x0, y0, z0, x1, y1, z1 = self.box
+            if not (x1 > x0 and y1 > y0 and z1 > z0):
+                raise ValueError(
+                    "box must be [x0, y0, z0, x1, y1, z1] with x1 > x0, y1 > y0 and z1 > z0, "
+                    f"got {list(self.box)}"
+                )
+            depth = min(x1 - x0, y1 - y0, z1 - z0) / 2.0
+        elif self.sphere is not None:
+            if not self.sphere[3] > 0:
+                raise ValueError(
+                    f"sphere must be [cx, cy, cz, r] with r > 0, got {list(self.sphere)}"
+                )
+            depth = self.sphere[3]
+        else:
+            assert self.cylinder is not None
+            depth = min(self.cylinder.radius, self.cylinder.height / 2.0)
+        if not self.hysteresis_mm < depth:
+            raise ValueError(
+                f"hysteresis_mm ({self.hysteresis_mm:g}) must be less than the {given[0]}'s "
+                f"depth ({depth:g} mm, the farthest a point inside is from its surface), or the "
+                "keypoint could never count as inside"
+            )
+        return self
+
+
+class HeightConfig(_Strict):
+    """A keypoint's height in mm above a plane: ``above`` and/or ``below`` a threshold.
+
+    The height is ``dot(p - origin, up / |up|)``: by default ``z`` above ``z = 0``; give
+    ``up`` (any length, not zero) and ``origin`` (a point of the plane) when the calibration's
+    floor is another plane. Negative below the plane. True while the height is at least
+    ``above`` and at most ``below`` (both: inside the band). ``hysteresis_mm`` is a Schmitt
+    trigger on the thresholds: true once ``hysteresis_mm`` past them, false once
+    ``hysteresis_mm`` back beyond them.
+    """
+
+    type: Literal["height"] = "height"
+    space: ClassVar[Space] = "3d"
+    keypoint: KeypointName
+    above: FiniteFloat | None = Field(default=None, description="mm")
+    below: FiniteFloat | None = Field(default=None, description="mm")
+    up: Vector3 = (0.0, 0.0, 1.0)
+    origin: Vector3 = (0.0, 0.0, 0.0)
+    hysteresis_mm: FiniteFloat = Field(default=0.0, ge=0.0)
+    min_views: MinViews | None = None
+
+    @model_validator(mode="after")
+    def _band(self) -> HeightConfig:
+        _check_band(self.above, self.below, "above", "below")
+        _nonzero(self.up, "up")
+        low, high = self.above, self.below
+        if low is not None and high is not None and not high - low > 2.0 * self.hysteresis_mm:
+            raise ValueError(
+                f"the band from above ({low:g}) to below ({high:g}) must be wider than twice "
+                f"hysteresis_mm ({self.hysteresis_mm:g}), or the keypoint could never count as "
+                "inside it"
+            )
+        return self
+
+
+class Distance3DConfig(_Strict):
+    """The 3D distance between two keypoints, in mm, above and/or below a threshold (as
+    :class:`DistanceConfig`, on the triangulated pose)."""
+
+    type: Literal["distance3d"] = "distance3d"
+    space: ClassVar[Space] = "3d"
+    keypoints: tuple[KeypointName, KeypointName]
+    above: FiniteFloat | None = Field(default=None, ge=0.0, description="mm")
+    below: FiniteFloat | None = Field(default=None, gt=0.0, description="mm")
+    min_views: MinViews | None = None
+
+    @model_validator(mode="after")
+    def _band(self) -> Distance3DConfig:
+        _check_band(self.above, self.below, "above", "below")
+        return self
+
+
+class Speed3DConfig(_Strict):
+    """A keypoint's 3D speed in mm/s (as :class:`SpeedConfig`, on the triangulated pose): false
+    on the first frame and after a frame where the keypoint was not triangulated."""
+
+    type: Literal["speed3d"] = "speed3d"
+    space: ClassVar[Space] = "3d"
+    keypoint: KeypointName
+    above: FiniteFloat | None = Field(default=None, ge=0.0, description="mm/s")
+    below: FiniteFloat | None = Field(default=None, gt=0.0, description="mm/s")
+    min_views: MinViews | None = None
+
+    @model_validator(mode="after")
+    def _band(self) -> Speed3DConfig:
+        _check_band(self.above, self.below, "above", "below")
+        return self
 
 
 class AllConfig(_Strict):
@@ -221,6 +394,10 @@ ConditionConfig = Annotated[
     | DistanceConfig
     | AngleConfig
     | LikelihoodConfig
+    | Zone3DConfig
+    | HeightConfig
+    | Distance3DConfig
+    | Speed3DConfig
     | AllConfig
     | AnyConfig
     | NotConfig,
@@ -281,16 +458,21 @@ class RuleConfig(_Strict):
         Whether the rule runs from the start.
     source
         ``measured`` pose, or the forward-``predicted`` pose (falls back to measured on frames
-        without a prediction).
+        without a prediction). A 3D rule uses the predicted 3D pose.
     condition
-        The condition tree.
+        The condition tree: 2D conditions (on the pose in frame pixels) or 3D conditions
+        (``zone3d``, ``height``, ``distance3d``, ``speed3d``, on the triangulated pose in
+        millimetres), not both; :attr:`space` says which.
     on
         ``enter``: fire when the condition becomes true; ``exit``: when it becomes false (only
         after it has been true); ``while``: every frame while it is true (rate-limited by
         ``refractory_s``).
     min_likelihood
-        Default likelihood cutoff for the position conditions of this rule; a keypoint below it
+        Default likelihood cutoff for the position conditions of a 2D rule; a keypoint below it
         makes them false.
+    min_views
+        Default for the 3D conditions of a 3D rule: a keypoint triangulated from fewer camera
+        views (or not at all, NaN) makes them false.
     min_dwell_s
         The edge must hold this long before the rule fires.
     refractory_s
@@ -320,6 +502,7 @@ class RuleConfig(_Strict):
     condition: ConditionConfig
     on: Literal["enter", "exit", "while"] = "enter"
     min_likelihood: Likelihood = 0.5
+    min_views: MinViews = 2
     min_dwell_s: float = Field(default=0.0, ge=0.0)
     refractory_s: float = Field(default=0.0, ge=0.0)
     max_on_s: float | None = Field(default=None, gt=0.0)
@@ -345,6 +528,35 @@ class RuleConfig(_Strict):
                 "remove max_on_s or add an {action: on} action"
             )
         return self
+
+    @model_validator(mode="after")
+    def _one_space(self) -> RuleConfig:
+        found: dict[str, list[str]] = {"2d": [], "3d": []}
+        for path, leaf in iter_leaves(self.condition):
+            found[leaf.space].append(f"{leaf.type} at {path}")
+        if found["2d"] and found["3d"]:
+            raise ValueError(
+                f"rule {self.name!r} mixes 2D conditions ({', '.join(found['2d'])}: frame "
+                f"pixels) with 3D conditions ({', '.join(found['3d'])}: millimetres on the "
+                "triangulated pose); a rule looks at one of the two poses: split it into a 2D "
+                "rule and a 3D rule"
+            )
+        if found["3d"] and "min_likelihood" in self.model_fields_set:
+            raise ValueError(
+                f"rule {self.name!r}: min_likelihood applies to 2D conditions and this is a 3D "
+                "rule; use min_views (fewest camera views of a triangulated keypoint)"
+            )
+        if found["2d"] and "min_views" in self.model_fields_set:
+            raise ValueError(
+                f"rule {self.name!r}: min_views applies to 3D conditions and this is a 2D rule; "
+                "use min_likelihood"
+            )
+        return self
+
+    @property
+    def space(self) -> Space:
+        """``"3d"`` when the condition looks at the triangulated pose, else ``"2d"``."""
+        return condition_space(self.condition)
 
 
 def _unique_names(rules: list[RuleConfig]) -> list[RuleConfig]:
@@ -405,12 +617,21 @@ def iter_leaves(
         yield path, condition
 
 
+def condition_space(condition: ConditionConfig) -> Space:
+    """Which pose a condition tree looks at (``"2d"`` or ``"3d"``); a tree that mixes them is
+    refused by :class:`RuleConfig`, and counts as ``"3d"`` here."""
+    return "3d" if any(leaf.space == "3d" for _, leaf in iter_leaves(condition)) else "2d"
+
+
+_MULTI_KEYPOINT = (DistanceConfig, AngleConfig, Distance3DConfig)
+
+
 def iter_keypoint_refs(
     condition: ConditionConfig, path: str = "condition"
 ) -> Iterator[tuple[str, str]]:
     """Yield ``(field_path, keypoint_name)`` for every keypoint a condition tree names."""
     for leaf_path, leaf in iter_leaves(condition, path):
-        if isinstance(leaf, (DistanceConfig, AngleConfig)):
+        if isinstance(leaf, _MULTI_KEYPOINT):
             for i, name in enumerate(leaf.keypoints):
                 yield f"{leaf_path}.keypoints.{i}", name
         else:
@@ -437,9 +658,9 @@ def qualify_condition(condition: ConditionConfig, animal: str) -> ConditionConfi
         return condition.model_copy(
             update={"condition": qualify_condition(condition.condition, animal)}
         )
-    if isinstance(condition, (DistanceConfig, AngleConfig)):
+    if isinstance(condition, _MULTI_KEYPOINT):
         names = [name(n) for n in condition.keypoints]
-        keypoints = tuple(names) if isinstance(condition, DistanceConfig) else names
+        keypoints = names if isinstance(condition, AngleConfig) else tuple(names)
         return condition.model_copy(update={"keypoints": keypoints})
     return condition.model_copy(update={"keypoint": name(condition.keypoint)})
 
@@ -473,7 +694,8 @@ def scoped_condition(rule: RuleConfig, keypoints: Sequence[str]) -> ConditionCon
 def iter_zones(
     condition: ConditionConfig, path: str = "condition"
 ) -> Iterator[tuple[str, ZoneConfig]]:
-    """Yield ``(field_path, zone)`` for every zone condition in a condition tree."""
+    """Yield ``(field_path, zone)`` for every 2D zone condition in a condition tree (3D zones,
+    in millimetres, are not zones of the image)."""
     for leaf_path, leaf in iter_leaves(condition, path):
         if isinstance(leaf, ZoneConfig):
             yield leaf_path, leaf
@@ -516,13 +738,37 @@ def _unknown(kind: str, name: str, known: Collection[str]) -> str:
     return f"{kind} {name!r} is unknown{hint}; known: {', '.join(sorted(known)) or 'none'}"
 
 
+_SPACE_NEEDS = {
+    "3d": (
+        "a 3D rule ({kinds}, millimetres) needs the live 3D pose, and this session has none: "
+        "3D rules run in a multi-camera session with a calibration (calibration.toml); use 2D "
+        "conditions (zone, speed, distance, angle, likelihood) in frame pixels here"
+    ),
+    "2d": (
+        "a 2D rule ({kinds}, frame pixels) needs a 2D pose, and this session evaluates rules on "
+        "the 3D pose only; use 3D conditions (zone3d, height, distance3d, speed3d) in millimetres"
+    ),
+}
+
+
+def space_problem(rule: RuleConfig, space: Literal["2d", "3d", "both"]) -> str | None:
+    """Why ``rule`` cannot run in a session that evaluates rules on the ``space`` pose(s)
+    (``None`` when it can)."""
+    rule_space = rule.space
+    if space == "both" or space == rule_space:
+        return None
+    kinds = ", ".join(dict.fromkeys(leaf.type for _, leaf in iter_leaves(rule.condition)))
+    return _SPACE_NEEDS[rule_space].format(kinds=kinds)
+
+
 def validate_rules(
     rules: Sequence[RuleConfig],
     keypoints: Sequence[str],
     outputs: Collection[str] | None = None,
     where: str = "the run config",
+    space: Literal["2d", "3d", "both"] = "2d",
 ) -> None:
-    """Check rules against the model's keypoints and the rig's outputs.
+    """Check rules against the model's keypoints, the rig's outputs and the session's poses.
 
     Parameters
     ----------
@@ -534,14 +780,21 @@ def validate_rules(
         Names of the configured outputs; ``None`` skips the output check.
     where
         The file the rules came from (a rules file or the run config), for the message.
+    space
+        Which poses the session evaluates rules on: ``"2d"`` (one camera, or no calibration:
+        3D rules are refused), ``"3d"`` (only the triangulated pose: 2D rules are refused) or
+        ``"both"``.
 
     Raises
     ------
     ValueError
         Naming ``where`` and listing every problem as ``rules[i] 'name': field: what is
-        wrong``, e.g. an unknown
-        keypoint or output name or a repeated rule name.
+        wrong``, e.g. an unknown keypoint or output name, a repeated rule name, or a 3D rule
+        in a session without a 3D pose (``rules[0] 'rear': condition: a 3D rule (height,
+        millimetres) needs the live 3D pose, and this session has none: ...``).
     """
+    if space not in ("2d", "3d", "both"):
+        raise ValueError(f"space must be '2d', '3d' or 'both', got {space!r}")
     problems: list[str] = []
     known_kp = set(keypoints)
     seen: set[str] = set()
@@ -550,6 +803,9 @@ def validate_rules(
         if rule.name in seen:
             problems.append(f"{rule_at}: name: repeated; rule names must be unique")
         seen.add(rule.name)
+        mismatch = space_problem(rule, space)
+        if mismatch is not None:
+            problems.append(f"{rule_at}: condition: {mismatch}")
         try:
             condition = scoped_condition(rule, keypoints)
         except ValueError as exc:
@@ -574,6 +830,6 @@ def validate_rules(
         raise ValueError(
             f"{where}: invalid rules:\n  "
             + "\n  ".join(problems)
-            + "\nFix these names under rules: (keypoints come from the model bundle, outputs from "
+            + "\nFix these under rules: (keypoints come from the model bundle, outputs from "
             "the outputs section)."
         )

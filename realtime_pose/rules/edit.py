@@ -5,6 +5,11 @@ the whole list is parsed again with :func:`~realtime_pose.rules.config.parse_rul
 with :func:`~realtime_pose.rules.config.validate_rules` against the model's keypoints and the
 configured outputs: exactly what loading the run config does, so a change the config would
 refuse is refused here, with the same message.
+
+Only 2D zones (frame pixels, drawn over the image) are edited here. 3D zones (``zone3d``, in
+millimetres) are not listed by :func:`zones_of` and an edit of one is refused; they stay in the
+rules themselves (the ``rules`` reply lists every rule as written) and are changed in the rules
+file.
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ SHAPES = ("rectangle", "circle", "polygon")
 
 
 def zones_of(rules: Sequence[RuleConfig]) -> list[dict[str, Any]]:
-    """Every zone of every rule as plain maps for the live view: ``rule``, ``path`` and the
-    zone's fields."""
+    """Every 2D zone of every rule as plain maps for the live view: ``rule``, ``path`` and the
+    zone's fields (3D zones are not zones of the image and are left out)."""
     return [
         {"rule": rule.name, "path": path, **zone.model_dump(mode="json", exclude_none=True)}
         for rule in rules
@@ -48,8 +53,13 @@ def _node(rule: dict[str, Any], path: str) -> dict[str, Any]:
         except (KeyError, IndexError, TypeError):
             where = ".".join(parts[: depth + 1])
             raise ValueError(f"rule {rule['name']!r} has no condition at {where!r}") from None
-    if not isinstance(node, dict) or node.get("type") != "zone":
-        kind = node.get("type") if isinstance(node, dict) else type(node).__name__
+    kind = node.get("type") if isinstance(node, dict) else type(node).__name__
+    if kind == "zone3d":
+        raise ValueError(
+            f"rule {rule['name']!r}: {path} is a 3D zone (millimetres); the live view edits "
+            "zones of the image only: change it in the rules file"
+        )
+    if kind != "zone":
         raise ValueError(f"rule {rule['name']!r}: {path} is a {kind!r} condition, not a zone")
     return node
 
@@ -101,5 +111,6 @@ def with_zone(
         edited = parse_rules(data)
     except ValidationError as exc:
         raise ValueError(format_validation_error(exc, "zone refused")) from None
-    validate_rules(edited, keypoints, outputs)
+    # A 2D shape does not change which pose a rule looks at: the session checked that at start.
+    validate_rules(edited, keypoints, outputs, space="both")
     return edited

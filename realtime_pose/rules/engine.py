@@ -17,6 +17,11 @@ zone does not "exit" it on the first frame). An ``enter``/``exit`` rule fires at
 active episode; a ``while`` rule fires every frame of it, at most once per ``refractory_s``.
 Times are the frames' timestamps, so every timing has the resolution of the frame period; the
 output devices enforce their own maximum on-time as well.
+
+A rule whose conditions are 3D (:attr:`RuleConfig.space`) looks at the triangulated pose of the
+same frame set, handed to :meth:`RuleEngine.evaluate` beside the 2D pose (``pose3d=``): one call
+per frame evaluates every rule in config order, so events keep one order and rules that share
+an output see each other's ``off`` as they do in 2D.
 """
 
 from __future__ import annotations
@@ -114,6 +119,7 @@ class _Rule:
         "fire_actions",
         "fired",
         "held",
+        "is_3d",
         "last_fire_ns",
         "max_on_ns",
         "name",
@@ -131,6 +137,7 @@ class _Rule:
         self.condition = condition
         self.enabled = cfg.enabled
         self.use_predicted = cfg.source == "predicted"
+        self.is_3d = cfg.space == "3d"
         self.on_exit = cfg.on == "exit"
         self.repeat = cfg.on == "while"
         self.dwell_ns = _ns(cfg.min_dwell_s)
@@ -201,12 +208,14 @@ class RuleEngine:
         Validated rules (:func:`~realtime_pose.rules.config.parse_rules`), evaluated in this
         order; events of one frame come in this order too.
     keypoints
-        The model's keypoint names, in the order of the pose rows.
+        The model's keypoint names, in the order of the pose rows (of the 2D and the 3D pose).
 
     Raises
     ------
     ValueError
         When a rule names a keypoint the model does not have, or two rules share a name.
+        2D and 3D rules are both accepted: whether the session has the poses its rules need is
+        checked at start by :func:`~realtime_pose.rules.config.validate_rules` (``space=``).
 
     Notes
     -----
@@ -216,23 +225,26 @@ class RuleEngine:
     """
 
     def __init__(self, rules: Sequence[RuleConfig], keypoints: Sequence[str]) -> None:
-        validate_rules(rules, keypoints, outputs=None)
-        index = {name: i for i, name in enumerate(keypoints)}
+        validate_rules(rules, keypoints, outputs=None, space="both")
         self._keypoints = tuple(keypoints)
-        self._rules = tuple(
-            _Rule(
-                cfg, compile_condition(scoped_condition(cfg, keypoints), index, cfg.min_likelihood)
-            )
-            for cfg in rules
-        )
+        self._rules = tuple(self._compile(cfg) for cfg in rules)
         self._retired: list[_Rule] = []
         self._index_rules()
         nan = float("nan")
         self._missing: PoseRows = [[nan, nan, 0.0] for _ in self._keypoints]
+        self._missing3d: PoseRows = [[nan, nan, nan, nan, 0.0] for _ in self._keypoints]
+
+    def _compile(self, cfg: RuleConfig) -> _Rule:
+        index = {name: i for i, name in enumerate(self._keypoints)}
+        condition = scoped_condition(cfg, self._keypoints)
+        return _Rule(cfg, compile_condition(condition, index, cfg.min_likelihood, cfg.min_views))
 
     def _index_rules(self) -> None:
         self._by_name = {r.name: r for r in self._rules}
-        self._any_predicted = any(r.use_predicted for r in self._rules)
+        self._any_2d = any(not r.is_3d for r in self._rules)
+        self._any_3d = any(r.is_3d for r in self._rules)
+        self._any_predicted = any(r.use_predicted and not r.is_3d for r in self._rules)
+        self._any_predicted3d = any(r.use_predicted and r.is_3d for r in self._rules)
         self._off_actions = {
             a.output: Action(a.output, "off")
             for r in (*self._rules, *self._retired)
@@ -243,6 +255,16 @@ class RuleEngine:
     def rule_names(self) -> tuple[str, ...]:
         """Names of all rules, in evaluation order."""
         return tuple(r.name for r in self._rules)
+
+    @property
+    def has_2d_rules(self) -> bool:
+        """Whether some rule looks at the 2D pose (``pose`` of :meth:`evaluate`)."""
+        return self._any_2d
+
+    @property
+    def has_3d_rules(self) -> bool:
+        """Whether some rule looks at the triangulated pose (``pose3d`` of :meth:`evaluate`)."""
+        return self._any_3d
 
     @property
     def keypoints(self) -> tuple[str, ...]:
@@ -312,10 +334,8 @@ class RuleEngine:
             When the rule names a keypoint the model does not have.
         """
         old = self._rule(config.name)
-        validate_rules([config], self._keypoints, outputs=None)
-        index = {name: i for i, name in enumerate(self._keypoints)}
-        condition = scoped_condition(config, self._keypoints)
-        new = _Rule(config, compile_condition(condition, index, config.min_likelihood))
+        validate_rules([config], self._keypoints, outputs=None, space="both")
+        new = self._compile(config)
         new.enabled = old.enabled
         if old.held or (old.active and old.fired) or old.release_pending:
             self._retired.append(old)
@@ -358,6 +378,20 @@ class RuleEngine:
             )
         return arr.tolist()
 
+    def _rows3d(self, pose3d: Any, what: str) -> PoseRows:
+        arr = np.asarray(pose3d)
+        if arr.ndim == 3:
+            if arr.shape[0] == 0:
+                return self._missing3d  # no animal triangulated: no keypoint counts
+            arr = arr[0]
+        if arr.ndim != 2 or arr.shape[0] != len(self._keypoints) or arr.shape[1] < 5:
+            raise ValueError(
+                f"{what} has shape {arr.shape}; 3D rules expect [K, 5] or [A, K, 5] rows of "
+                "(x, y, z, reprojection_px, n_views) in mm with K = "
+                f"{len(self._keypoints)} keypoints ({', '.join(self._keypoints)})"
+            )
+        return arr.tolist()
+
     def _switched_off(self, outputs: Sequence[str]) -> None:
         for rule in self._rules:
             if rule.held:
@@ -380,26 +414,39 @@ class RuleEngine:
 
     def evaluate(
         self,
-        pose: np.ndarray,
+        pose: np.ndarray | None,
         t_ns: int,
         frame_index: int,
         predicted: np.ndarray | None = None,
+        *,
+        pose3d: np.ndarray | None = None,
+        predicted3d: np.ndarray | None = None,
     ) -> list[RuleEvent]:
-        """Evaluate every enabled rule on one frame.
+        """Evaluate every enabled rule on one frame (or frame set).
 
         Parameters
         ----------
         pose
             Measured pose, ``[K, 3]`` rows of ``(x, y, likelihood)`` in frame pixels. A
             multi-animal ``[A, K, 3]`` array uses animal 0 (``A == 0``: every keypoint counts as
-            not visible).
+            not visible). ``None`` (a session that has only a 3D pose): every keypoint counts
+            as not visible for 2D rules; not read at all when there are no 2D rules.
         t_ns
             The frame's timestamp (``t_capture_ns``); must not go backwards.
         frame_index
             The frame's index, copied into the events.
         predicted
-            Forward-predicted pose, same layout; rules with ``source: predicted`` use it when
-            given and the measured pose otherwise.
+            Forward-predicted pose, same layout; 2D rules with ``source: predicted`` use it
+            when given and the measured pose otherwise.
+        pose3d
+            Triangulated pose of the same frame set for 3D rules, ``[K, 5]`` rows of ``(x, y,
+            z, reprojection_px, n_views)`` in mm (the keypoints of ``pose``), or ``[A, K, 5]``
+            (animal 0). A keypoint with NaN coordinates or fewer than ``min_views`` views
+            makes the conditions that need it false; ``None`` (no 3D pose for this frame):
+            no keypoint counts. Not read when there are no 3D rules.
+        predicted3d
+            Forward-predicted 3D pose, same layout; 3D rules with ``source: predicted`` use it
+            when given and ``pose3d`` otherwise.
 
         Returns
         -------
@@ -409,21 +456,34 @@ class RuleEngine:
         Raises
         ------
         ValueError
-            When a pose does not have ``K`` rows of at least 3 values.
+            When a pose does not have ``K`` rows of at least 3 values (5 for a 3D pose).
         """
-        measured = self._rows(pose, "pose")
+        measured = self._missing if pose is None or not self._any_2d else self._rows(pose, "pose")
         projected = measured
         projected_source = "measured"
         if predicted is not None and self._any_predicted:
             projected = self._rows(predicted, "predicted")
             projected_source = "predicted"
+        measured3d = projected3d = self._missing3d
+        projected3d_source = "measured"
+        if self._any_3d:
+            if pose3d is not None:
+                measured3d = projected3d = self._rows3d(pose3d, "pose3d")
+            if predicted3d is not None and self._any_predicted3d:
+                projected3d = self._rows3d(predicted3d, "predicted3d")
+                projected3d_source = "predicted"
         events = self._release_retired(frame_index, t_ns) if self._retired else []
         for rule in self._rules:
             if not rule.enabled:
                 if rule.release_pending:
                     self._release_disabled(rule, frame_index, t_ns, events)
                 continue
-            if rule.use_predicted:
+            if rule.is_3d:
+                if rule.use_predicted:
+                    rows, source = projected3d, projected3d_source
+                else:
+                    rows, source = measured3d, "measured"
+            elif rule.use_predicted:
                 rows, source = projected, projected_source
             else:
                 rows, source = measured, "measured"

@@ -36,7 +36,8 @@ def test_every_yaml_example_is_a_valid_rules_section():
         rules = parse_rules(block["rules"])
         several = any(rule.animal for rule in rules)  # the multi-animal example: two flies
         keypoints = FLIES if several else KEYPOINTS
-        validate_rules(rules, keypoints, OUTPUTS)
+        space = "3d" if any(rule.space == "3d" for rule in rules) else "2d"
+        validate_rules(rules, keypoints, OUTPUTS, space=space)
         RuleEngine(rules, keypoints)
 
 
