@@ -92,7 +92,7 @@ class CameraModel:
     def project(self, points: np.ndarray) -> np.ndarray:
         """World points ``[..., 3]`` → pixels ``[..., 2]`` (with distortion)."""
         pts = np.asarray(points, np.float64)
-        flat = pts.reshape(-1, 3)
+        flat = np.ascontiguousarray(pts.reshape(-1, 3))  # OpenCV refuses strided views
         if flat.shape[0] == 0:
             return np.zeros((*pts.shape[:-1], 2))
         px, _ = cv2.projectPoints(
@@ -103,7 +103,7 @@ class CameraModel:
     def undistort(self, pixels: np.ndarray) -> np.ndarray:
         """Pixels ``[..., 2]`` → normalised, undistorted image coordinates ``[..., 2]``."""
         px = np.asarray(pixels, np.float64)
-        flat = px.reshape(-1, 1, 2)
+        flat = np.ascontiguousarray(px.reshape(-1, 1, 2))
         if flat.shape[0] == 0:
             return np.zeros(px.shape)
         out = cv2.undistortPoints(flat, self.matrix, self.distortions)

@@ -2,11 +2,14 @@
 
 The live loop acts on a pose that is already a few milliseconds old when the action reaches the
 hardware. :class:`ForwardPredictor` keeps one small Kalman filter per keypoint coordinate and
-predicts the pose at ``t_capture + lead`` (:class:`LeadTime` supplies ``lead``).
+predicts the pose at ``t_capture + lead`` (:class:`LeadTime` supplies ``lead``). It filters 2D
+poses ``[K, 3]`` (x, y in pixels, likelihood; ``dims=2``) or 3D poses ``[K, 4]`` (x, y, z in the
+calibration's unit, a weight in place of the likelihood; ``dims=3``): the maths is the same per
+coordinate, and "px" below reads "mm" in 3D.
 
 Model
 -----
-Each coordinate (x or y of one keypoint) has the state ``[p, v]`` (``model="cv"``, constant
+Each coordinate (x, y or z of one keypoint) has the state ``[p, v]`` (``model="cv"``, constant
 velocity) or ``[p, v, a]`` (``model="ca"``, constant acceleration), in pixels and seconds. The
 highest derivative is driven by continuous white noise of spectral density ``q``
 (``process_noise``; px²/s³ for "cv", px²/s⁵ for "ca"), which gives, for a step of ``dt`` seconds
@@ -22,19 +25,19 @@ Measurement noise comes from the network's likelihood ``l``: the measured positi
 deviation ``measurement_noise_px / l``, i.e. ``R = (measurement_noise_px / l)²``. A likelihood of
 1 is trusted at face value; 0.5 gives four times the variance, so it moves the estimate less.
 
-Per keypoint the x and y innovations are combined into a Mahalanobis distance
-``d = sqrt(νx²/Sx + νy²/Sy)``. A measurement with ``d > gate`` is treated as missed (predict only)
-and counted in :attr:`ForwardPredictor.rejected`; after ``reinit_after`` consecutive rejections the
-filter is re-initialised on the newest measurement, so a real relocation is accepted after a few
-frames instead of being rejected forever. A keypoint with ``l < min_likelihood`` is *coasting*: the
-filter only predicts and its covariance grows. A keypoint that has not been measured for more than
-``max_coast_s`` is reported with confidence 0 and re-initialised when it is seen again (its old
-velocity means nothing by then).
+Per keypoint the coordinates' innovations are combined into a Mahalanobis distance
+``d = sqrt(νx²/Sx + νy²/Sy [+ νz²/Sz])``. A measurement with ``d > gate`` is treated as missed
+(predict only) and counted in :attr:`ForwardPredictor.rejected`; after ``reinit_after``
+consecutive rejections the filter is re-initialised on the newest measurement, so a real
+relocation is accepted after a few frames instead of being rejected forever. A keypoint with
+``l < min_likelihood`` is *coasting*: the filter only predicts and its covariance grows. A keypoint
+that has not been measured for more than ``max_coast_s`` is reported with confidence 0 and
+re-initialised when it is seen again (its old velocity means nothing by then).
 
-The x and y filters of all ``K`` keypoints are advanced by one Numba kernel call per frame
-(:func:`kalman_update`); prediction is a second, cheaper kernel (:func:`kalman_predict`). This is
-equivalent to DeepLabCut-Live's dense 6K×6K filter (the coordinates are independent in its model)
-at a fraction of the cost.
+The coordinate filters of all ``K`` keypoints are advanced by one Numba kernel call per frame
+(:func:`kalman_update`); prediction is a second, cheaper kernel (:func:`kalman_predict`). In 2D
+this is equivalent to DeepLabCut-Live's dense 6K×6K filter (the coordinates are independent in
+its model) at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ def _initialise(
     x: np.ndarray, P: np.ndarray, k: int, xy: np.ndarray, r: float, init_var: np.ndarray
 ) -> None:
     n = x.shape[2]
-    for c in range(2):
+    for c in range(x.shape[1]):
         x[k, c, 0] = xy[c]
         for i in range(1, n):
             x[k, c, i] = 0.0
@@ -103,14 +106,16 @@ def kalman_update(
     rejected: np.ndarray,
     last_likelihood: np.ndarray,
 ) -> None:
-    """Advance every keypoint's x and y filters by ``dt`` seconds and fold in ``pose``.
+    """Advance every keypoint's coordinate filters by ``dt`` seconds and fold in ``pose``.
 
     Parameters
     ----------
     x, P
-        State ``[K, 2, n]`` and covariance ``[K, 2, n, n]`` (float64), updated in place.
+        State ``[K, D, n]`` and covariance ``[K, D, n, n]`` (float64), updated in place; ``D``
+        (2 or 3) is the number of coordinates.
     pose
-        Measurements ``[K, 3]``: x, y (pixels), likelihood.
+        Measurements ``[K, D + 1]``: the coordinates (pixels, or mm in 3D), then the likelihood
+        (or weight).
     dt
         Seconds since the previous update (ignored for keypoints not yet initialised).
     q, measurement_noise_px, gate, min_likelihood, reinit_after, max_coast_s
@@ -123,6 +128,7 @@ def kalman_update(
         rejections, likelihood of the last accepted measurement.
     """
     K = x.shape[0]
+    D = x.shape[1]
     n = x.shape[2]
     F = np.empty((n, n))
     Q = np.empty((n, n))
@@ -130,14 +136,14 @@ def kalman_update(
     gain = np.empty(n)
     row0 = np.empty(n)
     _transition(n, dt, F, Q, q)
-    xy = np.empty(2)
+    xy = np.empty(D)
     for k in range(K):
-        lik = pose[k, 2]
+        lik = pose[k, D]
         observed = lik >= min_likelihood and lik == lik and lik > 0.0
-        xy[0] = pose[k, 0]
-        xy[1] = pose[k, 1]
-        if observed and not (np.isfinite(xy[0]) and np.isfinite(xy[1])):
-            observed = False
+        for c in range(D):
+            xy[c] = pose[k, c]
+            if not np.isfinite(xy[c]):
+                observed = False
         r = 0.0
         if observed:
             sd = measurement_noise_px / lik
@@ -152,7 +158,7 @@ def kalman_update(
             continue
         coast_s[k] += dt
         # Predict: x = F x, P = F P F' + Q.
-        for c in range(2):
+        for c in range(D):
             for i in range(n):
                 acc = 0.0
                 for j in range(i, n):
@@ -180,7 +186,7 @@ def kalman_update(
             last_likelihood[k] = lik
             continue
         d2 = 0.0
-        for c in range(2):
+        for c in range(D):
             nu = xy[c] - x[k, c, 0]
             d2 += nu * nu / (P[k, c, 0, 0] + r)
         if d2 > gate * gate:
@@ -196,7 +202,7 @@ def kalman_update(
         coast_s[k] = 0.0
         last_likelihood[k] = lik
         # Update with H = [1, 0, ...]: gain = P[:, 0] / S; x += gain nu; P -= gain P[0, :].
-        for c in range(2):
+        for c in range(D):
             s = P[k, c, 0, 0] + r
             nu = xy[c] - x[k, c, 0]
             for i in range(n):
@@ -218,32 +224,34 @@ def kalman_predict(
     max_coast_s: float,
     out: np.ndarray,
 ) -> None:
-    """Extrapolate every keypoint ``dt`` seconds ahead of the filter time into ``out [K, 3]``.
+    """Extrapolate every keypoint ``dt`` seconds ahead of the filter time into ``out [K, D + 1]``
+    (the coordinates, then the confidence).
 
     Confidence is the likelihood of the last accepted measurement while the keypoint has been
     unmeasured for at most ``max_coast_s`` seconds (counting ``dt``), else 0; position is NaN for a
     keypoint never measured.
     """
     K = x.shape[0]
+    D = x.shape[1]
     n = x.shape[2]
     for k in range(K):
         if not initialised[k]:
-            out[k, 0] = np.nan
-            out[k, 1] = np.nan
-            out[k, 2] = 0.0
+            for c in range(D):
+                out[k, c] = np.nan
+            out[k, D] = 0.0
             continue
-        for c in range(2):
+        for c in range(D):
             acc = 0.0
             term = 1.0
             for i in range(n):
                 acc += x[k, c, i] * term
                 term *= dt / (i + 1)
             out[k, c] = acc
-        out[k, 2] = last_likelihood[k] if coast_s[k] + dt <= max_coast_s else 0.0
+        out[k, D] = last_likelihood[k] if coast_s[k] + dt <= max_coast_s else 0.0
 
 
 class ForwardPredictor:
-    """Kalman forward prediction of a single animal's ``K`` keypoints.
+    """Kalman forward prediction of a single animal's ``K`` keypoints, in 2D or 3D.
 
     Parameters
     ----------
@@ -260,8 +268,8 @@ class ForwardPredictor:
         Standard deviation of a measurement with likelihood 1, in pixels; a likelihood ``l``
         gives ``measurement_noise_px / l``.
     gate
-        Mahalanobis distance (in standard deviations, over x and y together) beyond which a
-        measurement is rejected as an outlier.
+        Mahalanobis distance (in standard deviations, over the coordinates together) beyond
+        which a measurement is rejected as an outlier.
     reinit_after
         Consecutive rejections after which the filter re-initialises on the new position.
     min_likelihood
@@ -271,6 +279,12 @@ class ForwardPredictor:
         predicted confidence drops to 0.
     initial_velocity_std_px_s, initial_acceleration_std_px_s2
         Prior standard deviations of a newly initialised keypoint's velocity and acceleration.
+    dims
+        2 (poses ``[K, 3]``: x, y in pixels, likelihood) or 3 (poses ``[K, 4]``: x, y, z in
+        the calibration's unit, mm, then a weight in ``[0, 1]`` that plays the likelihood's
+        part, e.g. 1 where :class:`~realtime_pose.inference.triangulate.Triangulator` found the
+        point and 0 (or NaN coordinates) where it did not). In 3D the parameters above are in mm
+        where they say px, and the noise defaults, tuned on pixels, should be re-tuned.
 
     Notes
     -----
@@ -290,11 +304,14 @@ class ForwardPredictor:
         max_coast_s: float = 0.5,
         initial_velocity_std_px_s: float = 500.0,
         initial_acceleration_std_px_s2: float = 5000.0,
+        dims: int = 2,
     ) -> None:
         if model not in MODELS:
             raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
         if num_keypoints < 1:
             raise ValueError(f"num_keypoints must be at least 1, got {num_keypoints}")
+        if isinstance(dims, bool) or dims not in (2, 3):
+            raise ValueError(f"dims must be 2 (x, y) or 3 (x, y, z), got {dims!r}")
         if process_noise is None:
             process_noise = DEFAULT_PROCESS_NOISE[model]
         for name, value in (
@@ -312,6 +329,7 @@ class ForwardPredictor:
         if reinit_after < 1:
             raise ValueError(f"reinit_after must be at least 1, got {reinit_after}")
         self.num_keypoints = int(num_keypoints)
+        self.dims = int(dims)
         self.model = model
         self.process_noise = float(process_noise)
         self.measurement_noise_px = float(measurement_noise_px)
@@ -324,8 +342,8 @@ class ForwardPredictor:
             [0.0, initial_velocity_std_px_s**2, initial_acceleration_std_px_s2**2][:n]
         )
         K = self.num_keypoints
-        self._x = np.zeros((K, 2, n))
-        self._P = np.zeros((K, 2, n, n))
+        self._x = np.zeros((K, self.dims, n))
+        self._P = np.zeros((K, self.dims, n, n))
         self._initialised = np.zeros(K, dtype=np.bool_)
         self._coast_s = np.zeros(K)
         self._consecutive_rejects = np.zeros(K, dtype=np.int64)
@@ -350,10 +368,10 @@ class ForwardPredictor:
         on-disk cache): call this before the first frame so the first poses are not late.
         """
         for dtype in (np.float32, np.float64):
-            pose = np.zeros((self.num_keypoints, 3), dtype)
+            pose = np.zeros((self.num_keypoints, self.dims + 1), dtype)
             self.update(pose, 0)
             self.update(pose, 1)
-            self.predict(2, out=np.empty((self.num_keypoints, 3), dtype))
+            self.predict(2, out=np.empty((self.num_keypoints, self.dims + 1), dtype))
             self.reset()
 
     @property
@@ -362,13 +380,18 @@ class ForwardPredictor:
         return self._t_ns
 
     def update(self, pose: np.ndarray, t_capture_ns: int) -> None:
-        """Fold in one measured pose ``[K, 3]`` (x, y, likelihood; frame pixels).
+        """Fold in one measured pose ``[K, dims + 1]`` (x, y, likelihood in frame pixels; or
+        x, y, z, weight in 3D).
 
         ``t_capture_ns`` must not go backwards; a repeated timestamp is a measurement with no
         time step.
         """
-        if pose.shape != (self.num_keypoints, 3):
-            raise ValueError(f"pose must have shape [{self.num_keypoints}, 3], got {pose.shape}")
+        if pose.shape != (self.num_keypoints, self.dims + 1):
+            raise ValueError(
+                f"pose must have shape [{self.num_keypoints}, {self.dims + 1}] "
+                f"({'x, y, z, weight' if self.dims == 3 else 'x, y, likelihood'}), "
+                f"got {pose.shape}"
+            )
         if self._t_ns is None:
             dt = 0.0
         else:
@@ -399,17 +422,18 @@ class ForwardPredictor:
         )
 
     def predict(self, t_target_ns: int, out: np.ndarray | None = None) -> np.ndarray:
-        """The pose ``[K, 3]`` (x, y, confidence) expected at ``t_target_ns``.
+        """The pose ``[K, dims + 1]`` (the coordinates, then the confidence) expected at
+        ``t_target_ns``.
 
         Keypoints never measured are NaN with confidence 0; keypoints unmeasured for longer than
         ``max_coast_s`` (at the target time) have confidence 0. Pass a preallocated float64
         ``out`` on the hot path.
         """
         if out is None:
-            out = np.empty((self.num_keypoints, 3))
+            out = np.empty((self.num_keypoints, self.dims + 1))
         if self._t_ns is None:
-            out[:, :2] = np.nan
-            out[:, 2] = 0.0
+            out[:, : self.dims] = np.nan
+            out[:, self.dims] = 0.0
             return out
         dt = (t_target_ns - self._t_ns) * 1e-9
         kalman_predict(
@@ -424,7 +448,7 @@ class ForwardPredictor:
         return out
 
     def covariance(self) -> np.ndarray:
-        """A copy of the per-coordinate covariances ``[K, 2, n, n]`` (diagnostics, tests)."""
+        """A copy of the per-coordinate covariances ``[K, dims, n, n]`` (diagnostics, tests)."""
         return self._P.copy()
 
 
