@@ -136,9 +136,12 @@ class MultiViewPipeline(Pipeline):
         self._stage_ns = np.zeros(len(STAGES_3D), np.int64)
         self._views2d = np.full((c, k, 3), np.nan)
         self._view_frames = np.full(c, -1, np.int64)
+        self._view_frame_ids = np.full(c, -1, np.int64)
         self._view_t_capture = np.full(c, -1, np.int64)
         self._points = np.full((k, 5), np.nan)
         self._predicted3d = np.zeros((k, 4))
+        self._predicted5 = np.full((k, 5), np.nan)
+        self._predicted_out = np.zeros((k, 4))
         self.last_points: np.ndarray = self._points
         """The newest 3D pose (``[K, 5]``, reused)."""
 
@@ -153,10 +156,11 @@ class MultiViewPipeline(Pipeline):
             if view is None:
                 views2d[c] = np.nan
                 views2d[c, :, 2] = 0.0
-                self._view_frames[c] = self._view_t_capture[c] = -1
+                self._view_frames[c] = self._view_frame_ids[c] = self._view_t_capture[c] = -1
                 continue
             views2d[c] = self.estimator.estimate(view.image)
             self._view_frames[c] = view.frame_index
+            self._view_frame_ids[c] = view.camera_frame_id
             self._view_t_capture[c] = view.t_capture_ns
             if first is None:
                 first = c
@@ -170,12 +174,17 @@ class MultiViewPipeline(Pipeline):
             measured[:, 3] = np.where(np.isfinite(points[:, 0]), 1.0, 0.0)
             self.predictor3d.update(measured, t_capture)
             t_target = t_capture + self.lead.lead_ns
-            out = self.predictor3d.predict(t_target)
+            out = self.predictor3d.predict(t_target, self._predicted_out)
             predicted = (t_target, out[:, :3])
         t_predicted = time.monotonic_ns()
         if self.rules is not None:
-            events = self.rules.evaluate3d(
-                points, t_capture, frame_set.index, None if predicted is None else predicted[1]
+            predicted5 = None
+            if predicted is not None:
+                predicted5 = self._predicted5
+                predicted5[:, :3] = predicted[1]
+                predicted5[:, 3:] = points[:, 3:]  # the views behind the prediction's last fix
+            events = self.rules.evaluate(
+                None, t_capture, frame_set.index, pose3d=points, predicted3d=predicted5
             )
             if events:
                 self._handle_events(events)
@@ -200,6 +209,7 @@ class MultiViewPipeline(Pipeline):
             views = {
                 self.camera_names[c]: {
                     "frame_index": int(self._view_frames[c]),
+                    "camera_frame_id": int(self._view_frame_ids[c]),
                     "t_capture_ns": int(self._view_t_capture[c]),
                     "keypoints": views2d[c].tolist(),
                 }
@@ -209,6 +219,7 @@ class MultiViewPipeline(Pipeline):
             payload = messages.pose3d_payload(
                 self.seq,
                 frame_set.index,
+                frame_set.key,
                 t_capture,
                 0,
                 latency,
@@ -225,10 +236,12 @@ class MultiViewPipeline(Pipeline):
         if recorder is not None and not recorder.write_pose3d(
             self.seq,
             frame_set.index,
+            frame_set.key,
             t_capture,
             points,
             views2d,
             self._view_frames,
+            self._view_frame_ids,
             self._view_t_capture,
             frame_set.missing,
             predicted,

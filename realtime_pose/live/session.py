@@ -136,7 +136,13 @@ class LiveSession:
         if config.rules:
             from realtime_pose.rules import validate_rules
 
-            validate_rules(config.rules, meta.keypoints, list(config.outputs), config.rules_where)
+            validate_rules(
+                config.rules,
+                meta.keypoints,
+                list(config.outputs),
+                config.rules_where,
+                space="3d" if config.sources is not None else "2d",
+            )
         if meta.animals is not None and config.sources is not None:
             raise ValueError(
                 f"sources: a camera group triangulates one animal, and {config.bundle} has "
@@ -395,6 +401,7 @@ class LiveSession:
             reinit_after=p.reinit_after,
             min_likelihood=p.min_likelihood,
             max_coast_s=p.max_coast_s,
+            dims=3 if config.sources is not None else 2,  # a camera group predicts in 3D (mm)
         )
         predictor.warmup()  # compile the Numba kernels now, not on the first frame
         return predictor, LeadTime(fixed_ms=p.lead_ms)

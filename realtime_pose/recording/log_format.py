@@ -19,10 +19,12 @@ Record types:
     ``t_arrival_ns`` (host time the frame reached the host) and ``camera_dropped`` (frames the
     camera lost so far). ``t_capture_ns`` is then the camera time mapped to the host clock.
 ``pose3d`` (a camera-group session: one per frame set)
-    ``seq``, ``set_index``, ``t_capture_ns`` (the set's earliest view), ``t_record_ns``,
+    ``seq``, ``set_index``, ``key`` (the matched frame id or capture time), ``t_capture_ns``
+    (the set's earliest view), ``t_record_ns``,
     ``cameras`` (C), ``points`` (``K*5`` float64: ``x, y, z`` mm, reprojection error px, views
     used), ``views2d`` (``C*K*3`` float64: each view's 2D pose, NaN where missing),
-    ``view_frames`` and ``view_t_capture_ns`` (``C`` int64 each, ``-1`` where missing),
+    ``view_frames``, ``view_frame_ids`` and ``view_t_capture_ns`` (``C`` int64 each: frame
+    index, camera frame id, capture time; ``-1`` where missing),
     ``missing`` (camera → cause), and optionally ``t_target_ns`` + ``predicted`` (``K*3``) and
     ``sync_t_ns`` (when the set's electrophysiology sync pulse was sent). The header's
     ``meta`` names the cameras (``cameras``) and the calibration (``calibration``).
@@ -131,9 +133,10 @@ class FrameSets:
         ``[N, K, 5]``: ``x, y, z`` (mm), reprojection error (px), views used.
     views2d
         ``[N, C, K, 3]``: each camera's 2D pose (NaN where the view was missing).
-    view_frames, view_t_capture_ns
-        ``[N, C]`` int64 (``-1`` where the view was missing).
-    set_index, seq, t_capture_ns, t_record_ns
+    view_frames, view_frame_ids, view_t_capture_ns
+        ``[N, C]`` int64: frame index, camera frame id, capture time (``-1`` where the view
+        was missing).
+    set_index, key, seq, t_capture_ns, t_record_ns
         ``[N]`` int64.
     sync_t_ns
         ``[N]`` int64: when each set's sync pulse was sent (``-1``: none).
@@ -146,8 +149,10 @@ class FrameSets:
     points: np.ndarray
     views2d: np.ndarray
     view_frames: np.ndarray
+    view_frame_ids: np.ndarray
     view_t_capture_ns: np.ndarray
     set_index: np.ndarray
+    key: np.ndarray
     seq: np.ndarray
     t_capture_ns: np.ndarray
     t_record_ns: np.ndarray
@@ -157,7 +162,7 @@ class FrameSets:
 
 
 def _usable_pose3d(record: dict[str, Any], k: int) -> bool:
-    ints = ("seq", "set_index", "t_capture_ns", "t_record_ns", "cameras")
+    ints = ("seq", "set_index", "key", "t_capture_ns", "t_record_ns", "cameras")
     if not all(_int64(record.get(name)) for name in ints):
         return False
     c = record["cameras"]
@@ -165,6 +170,7 @@ def _usable_pose3d(record: dict[str, Any], k: int) -> bool:
         "points": k * 5 * 8,
         "views2d": c * k * 3 * 8,
         "view_frames": c * 8,
+        "view_frame_ids": c * 8,
         "view_t_capture_ns": c * 8,
     }
     if not 1 <= c <= 64 or not isinstance(record.get("missing"), dict):
@@ -200,8 +206,10 @@ def _frame_sets(records: list[dict[str, Any]], k: int) -> FrameSets | None:
         points=floats("points", (k, 5)),
         views2d=floats("views2d", (c, k, 3)),
         view_frames=np.stack([np.frombuffer(r["view_frames"], "<i8") for r in records]),
+        view_frame_ids=np.stack([np.frombuffer(r["view_frame_ids"], "<i8") for r in records]),
         view_t_capture_ns=np.stack([np.frombuffer(r["view_t_capture_ns"], "<i8") for r in records]),
         set_index=ints("set_index"),
+        key=ints("key"),
         seq=ints("seq"),
         t_capture_ns=ints("t_capture_ns"),
         t_record_ns=ints("t_record_ns"),

@@ -245,10 +245,12 @@ class PoseRecorder:
         self,
         seq: int,
         set_index: int,
+        key: int,
         t_capture_ns: int,
         points: np.ndarray,
         views2d: np.ndarray,
         view_frames: np.ndarray,
+        view_frame_ids: np.ndarray,
         view_t_capture_ns: np.ndarray,
         missing: Mapping[str, str],
         predicted: tuple[int, np.ndarray] | None = None,
@@ -258,14 +260,15 @@ class PoseRecorder:
 
         Parameters
         ----------
-        seq, set_index, t_capture_ns
+        seq, set_index, key, t_capture_ns
             As published on ``pose3d``.
         points
             ``[K, 5]``: ``x, y, z`` (mm), reprojection error (px), views used.
         views2d
             ``[C, K, 3]``: each camera's 2D pose (NaN rows for a missing view).
-        view_frames, view_t_capture_ns
-            ``[C]`` int64: each view's frame index and capture time (``-1``: missing).
+        view_frames, view_frame_ids, view_t_capture_ns
+            ``[C]`` int64: each view's frame index, camera frame id and capture time (``-1``:
+            missing, or no camera frame id).
         missing
             Camera name → why its view is missing.
         predicted
@@ -287,12 +290,14 @@ class PoseRecorder:
             "r": "pose3d",
             "seq": int(seq),
             "set_index": int(set_index),
+            "key": int(key),
             "t_capture_ns": int(t_capture_ns),
             "t_record_ns": time.monotonic_ns(),
             "cameras": views.shape[0],
             "points": pts.tobytes(),
             "views2d": views.tobytes(),
             "view_frames": np.asarray(view_frames, "<i8").tobytes(),
+            "view_frame_ids": np.asarray(view_frame_ids, "<i8").tobytes(),
             "view_t_capture_ns": np.asarray(view_t_capture_ns, "<i8").tobytes(),
             "missing": dict(missing),
         }

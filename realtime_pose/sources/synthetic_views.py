@@ -519,7 +519,7 @@ class _Epochs:
     """Frame 0's due time shared by the paced sources of one process, per frame period: sources
     opened together schedule frame ``i`` at the same instant."""
 
-    HORIZON_NS = 30_000_000_000  # an older epoch is not shared (a source opened much later)
+    HORIZON_NS = 1_000_000_000  # sources of one group open within ms; a later one starts anew
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -129,6 +129,7 @@ def pose_payload(
 def pose3d_payload(
     seq: int,
     set_index: int,
+    key: int,
     t_capture_ns: int,
     t_publish_ns: int,
     latency_ns: Mapping[str, int],
@@ -146,6 +147,9 @@ def pose3d_payload(
         +1 per published ``pose3d``; consumers detect drops from gaps.
     set_index
         The frame set's index (:class:`~realtime_pose.live.frame_sets.FrameSet`).
+    key
+        What matched its views: the cameras' frame id (``sync.mode: frame_id``) or the
+        earliest capture time (``timestamp``).
     t_capture_ns, t_publish_ns
         The set's earliest capture time and the publication time (``monotonic_ns``).
     latency_ns
@@ -155,8 +159,8 @@ def pose3d_payload(
         reprojection error (px) and the number of views used; ``x, y, z`` are NaN where fewer
         than two views saw the keypoint.
     views
-        Camera name → ``{"frame_index", "t_capture_ns", "keypoints"}`` (that view's 2D pose,
-        ``[K, 3]`` lists) for the views the set has.
+        Camera name → ``{"frame_index", "camera_frame_id", "t_capture_ns", "keypoints"}``
+        (``keypoints``: that view's 2D pose, ``[K, 3]`` lists) for the views the set has.
     missing
         Camera name → why the set lacks its view.
     predicted
@@ -169,6 +173,7 @@ def pose3d_payload(
         "v": SCHEMA_VERSION,
         "seq": int(seq),
         "set_index": int(set_index),
+        "key": int(key),
         "t_capture_ns": int(t_capture_ns),
         "t_publish_ns": int(t_publish_ns),
         "latency_ns": {str(k): int(v) for k, v in latency_ns.items()},
