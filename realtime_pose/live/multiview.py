@@ -143,6 +143,8 @@ class MultiViewPipeline(Pipeline):
         self._predicted5 = np.full((k, 5), np.nan)
         self._predicted_out = np.zeros((k, 4))
         self.last_points: np.ndarray = self._points
+        self.out_of_order_sets = 0
+        """Sets captured before the previous one (a late view): not fed to the 3D filter."""
         """The newest 3D pose (``[K, 5]``, reused)."""
 
     def process_frame(self, frame: FrameSet, t_received_ns: int | None = None) -> np.ndarray:  # type: ignore[override]
@@ -168,13 +170,19 @@ class MultiViewPipeline(Pipeline):
         points = self.triangulator.triangulate(views2d, out=self._points)
         t_triangulated = time.monotonic_ns()
         predicted = None
-        if self.predictor3d is not None:
+        predictor = self.predictor3d
+        if predictor is not None:
             measured = self._predicted3d
             measured[:, :3] = points[:, :3]
             measured[:, 3] = np.where(np.isfinite(points[:, 0]), 1.0, 0.0)
-            self.predictor3d.update(measured, t_capture)
+            if predictor.t_ns is not None and t_capture < predictor.t_ns:
+                # a set whose earliest view is older than the last set's (its other views were
+                # late): predict from it, but the filter only moves forward in time
+                self.out_of_order_sets += 1
+            else:
+                predictor.update(measured, t_capture)
             t_target = t_capture + self.lead.lead_ns
-            out = self.predictor3d.predict(t_target, self._predicted_out)
+            out = predictor.predict(t_target, self._predicted_out)
             predicted = (t_target, out[:, :3])
         t_predicted = time.monotonic_ns()
         if self.rules is not None:

@@ -149,7 +149,8 @@ def _convert_sets(
     views = []
     for c, name in enumerate(camera_names(pose_log)):
         has = sets.view_frames[:, c] >= 0
-        views.append((out_dir / f"{log_path.stem}_{name}", c, has))
+        if has.any():  # a camera that delivered nothing has no table
+            views.append((out_dir / f"{log_path.stem}_{name}", c, has))
     check_free(csv, overwrite)
     for stem, _, _ in views:
         for path in table_paths(stem):

@@ -1,14 +1,16 @@
 """ChArUco board images with exact ground truth: the board at a known pose, seen by any camera.
 
 What ``realtime-pose calibrate`` is tested and benchmarked on. A view is rendered by inverse
-mapping, so the image is the camera model's, lens distortion included, with no approximation
-beyond the anti-aliasing: every output pixel is split into ``supersample × supersample``
-sub-pixels; each sub-pixel centre is undistorted to a normalised ray (``cv2.undistortPoints``
-iterated to convergence, checked by distorting it back), the ray meets the board plane, and the
-board image (:meth:`~realtime_pose.offline.calibrate.BoardSpec.opencv_board`'s
-``generateImage``, at ``px_per_square``) is sampled there with ``cv2.remap``; the sub-pixels are
-then averaged. Pixels whose ray misses the board, or lies beyond the radius where the
-distortion model folds back on itself, show the background.
+mapping, so the image is the camera model's, lens distortion included: every output pixel is
+split into ``supersample × supersample`` sub-pixels; each sub-pixel centre is undistorted to a
+normalised ray (Newton's method on the radius for anipose's radial model, else
+``cv2.undistortPoints`` iterated to convergence; checked by distorting it back), the ray meets
+the board plane, and the board image (:meth:`~realtime_pose.offline.calibrate.BoardSpec.
+opencv_board`'s ``generateImage``, at ``px_per_square``) is sampled there with ``cv2.remap``
+(bilinear, on its 1/32-texel grid); the sub-pixels are then averaged. Pixels whose ray misses
+the board, or lies beyond the radius where the distortion model folds back on itself, show the
+background. Corners refined on the image land within ~0.05 px (median) of their projection,
+with no bias (``tests/sources/test_charuco_views.py``).
 
 Coordinates are OpenCV's: a board point ``(x, y, 0)`` in millimetres (origin at the board's
 outer top-left corner, ``x`` along its ``board_x`` squares, ``y`` along ``board_y``; the printed
@@ -196,6 +198,7 @@ class CharucoRenderer:
         )
         valid = np.linalg.norm(back_px - pixels, axis=-1) < _ROUND_TRIP_PX
         valid &= np.hypot(rays[..., 0], rays[..., 1]) < monotonic_radius(camera.distortions)
+        rays = rays.astype(np.float32)  # ~1e-4 px of error, half the memory of float64
         self._rays[id(camera)] = (camera, rays, valid)
         return rays, valid
 

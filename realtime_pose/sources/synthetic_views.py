@@ -517,21 +517,22 @@ class SyntheticViewOptions(PluginOptions):
 
 class _Epochs:
     """Frame 0's due time shared by the paced sources of one process, per frame period: sources
-    opened together schedule frame ``i`` at the same instant."""
+    opened together (each within ``TOGETHER_NS`` of the previous one) schedule frame ``i`` at
+    the same instant; a source opened later starts a clock of its own (and the next group)."""
 
-    HORIZON_NS = 1_000_000_000  # sources of one group open within ms; a later one starts anew
+    TOGETHER_NS = 300_000_000
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._by_period: dict[int, int] = {}
+        self._by_period: dict[int, tuple[int, int]] = {}  # period -> (epoch, last open)
 
     def get(self, period_ns: int, now_ns: int) -> int:
         with self._lock:
-            epoch = self._by_period.get(period_ns)
-            if epoch is None or now_ns - epoch > self.HORIZON_NS:
+            epoch, last_open = self._by_period.get(period_ns, (None, 0))
+            if epoch is None or now_ns - last_open > self.TOGETHER_NS:
                 lead = max(2 * period_ns, 50_000_000)  # the others have this long to open
                 epoch = -(-(now_ns + lead) // period_ns) * period_ns
-                self._by_period[period_ns] = epoch
+            self._by_period[period_ns] = (epoch, now_ns)
             return epoch
 
 
@@ -685,6 +686,8 @@ class SyntheticViewSource(FrameSource):
 
     def close(self) -> None:
         self._open = False
+        if not self._delivered:
+            self._epoch_ns = None  # opened only to probe it: the next open starts the clock
 
     def read(self) -> Frame | None:
         if not self._open:
