@@ -99,7 +99,7 @@ def test_frame_ids_match_every_view_of_every_set():
 def test_a_view_lost_on_one_camera_leaves_an_incomplete_set_counted_by_cause():
     t0 = epoch()
     cams = [PacedSource("a", t0), PacedSource("b", t0, skip=(5, 11)), PacedSource("c", t0)]
-    grabber = group(cams, wait_ms=3.0)
+    grabber = group(cams, wait_ms=8.0)
     sets = all_sets(grabber)
     assert [s.key for s in sets] == list(range(20)), "nothing lost but the two views"
     incomplete = {s.key: s for s in sets if not s.complete}
