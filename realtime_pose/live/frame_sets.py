@@ -56,6 +56,9 @@ class FrameSet:
         The earliest capture time among its views (latencies count from it).
     missing
         Camera name → cause, for the views it lacks (:data:`MISSING_CAUSES`).
+    t_requested_ns
+        When the loop asked for it (:meth:`FrameSetGrabber.get` was called): with its last
+        view's arrival, where the group's own assembly time starts.
     """
 
     index: int
@@ -63,6 +66,7 @@ class FrameSet:
     frames: list[Frame | None]
     t_capture_ns: int
     missing: dict[str, str] = field(default_factory=dict)
+    t_requested_ns: int = 0
 
     @property
     def complete(self) -> bool:
@@ -170,12 +174,14 @@ class FrameSetGrabber:
         """The newest frame set ready, waiting up to ``timeout_s``; ``None`` on timeout or
         once every camera ended and nothing is left. ``poll_s``: wake at least this often
         while waiting (see ``RunConfig.idle_poll_us``)."""
-        deadline = None if timeout_s is None else time.monotonic_ns() + round(timeout_s * 1e9)
+        t_requested = time.monotonic_ns()
+        deadline = None if timeout_s is None else t_requested + round(timeout_s * 1e9)
         while True:
             self._wakeup.clear()
             now = self._drain()
             frame_set, due_ns = self._assemble(now)
             if frame_set is not None:
+                frame_set.t_requested_ns = t_requested
                 return frame_set
             if self.ended or (deadline is not None and now >= deadline):
                 return None

@@ -7,7 +7,9 @@
 :class:`~realtime_pose.live.frame_sets.FrameSet`: the loop, the commands between frames, the
 status stream, events and recording control are the single-camera loop's; what a set does is
 here. Stage latencies (``latency_ns`` on ``pose3d``, percentiles on ``status``): ``grab`` (the
-set's earliest capture → the loop took the set: includes waiting for its last view), ``views``
+set's earliest capture → the loop took the set: includes waiting for its last view), ``sync``
+(the set's last view reached the host, or the loop asked for a set if that was later → the loop
+took the set: the group's own assembly and hand-over, not the wait for a busy loop), ``views``
 (every view's preprocessing, network and peaks), ``triangulate``, ``predict``, ``process``
 (rules), ``publish``, ``record`` and ``total`` (capture → publish).
 """
@@ -31,6 +33,7 @@ from realtime_pose.util.stats import StageStats
 
 STAGES_3D = (
     "grab",
+    "sync",
     "views",
     "triangulate",
     "predict",
@@ -204,15 +207,16 @@ class MultiViewPipeline(Pipeline):
             self.lead.observe(t_processed - t_capture)
         s = self._stage_ns
         s[0] = t_received - t_capture
-        s[1] = t_views - t_received
-        s[2] = t_triangulated - t_views
-        s[3] = t_predicted - t_triangulated
-        s[4] = t_processed - t_predicted
+        s[1] = t_received - max(self._view_t_capture.max(), frame_set.t_requested_ns)
+        s[2] = t_views - t_received
+        s[3] = t_triangulated - t_views
+        s[4] = t_predicted - t_triangulated
+        s[5] = t_processed - t_predicted
         if self.dispatcher is not None:
             self.dispatcher.kick()
         t_published = t_processed
         if self.publisher is not None:
-            latency = {name: int(v) for name, v in zip(STAGES_3D[:5], s, strict=False)}
+            latency = {name: int(v) for name, v in zip(STAGES_3D[:6], s, strict=False)}
             latency["total"] = int(t_processed - t_capture)
             views = {
                 self.camera_names[c]: {
@@ -239,7 +243,7 @@ class MultiViewPipeline(Pipeline):
             )
             t_published = self.publisher.publish_pose3d(payload)
         t_after_publish = time.monotonic_ns()
-        s[5] = t_after_publish - t_processed
+        s[6] = t_after_publish - t_processed
         recorder = self.recorder
         if recorder is not None and not recorder.write_pose3d(
             self.seq,
@@ -259,8 +263,8 @@ class MultiViewPipeline(Pipeline):
         if first is not None:
             for tap in self.frame_taps:
                 tap.offer(frame_set.frames[first], self.seq, views2d[first], None)
-        s[6] = time.monotonic_ns() - t_after_publish
-        s[7] = t_published - t_capture
+        s[7] = time.monotonic_ns() - t_after_publish
+        s[8] = t_published - t_capture
         self.stats.record(s, frame_set.index)
         self.last_points = points
         self.seq += 1

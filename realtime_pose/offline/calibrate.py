@@ -70,8 +70,9 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".
 """File endings read as images; any other file is opened as a video."""
 
 INSTALL_HINT = (
-    "pip install 'realtime-pose[calibrate]' (or: pip install --no-deps aniposelib, "
-    "with toml, jax, numba, scipy, pandas and tqdm installed)"
+    "pip install 'realtime-pose[calibrate]' and then pip install --no-deps aniposelib==0.8.0 "
+    "(its declared opencv-contrib-python would replace the headless OpenCV; `make setup` "
+    "does both)"
 )
 
 MIN_CORNERS_POSE = 9
