@@ -180,16 +180,23 @@ def _number_list(value: Any, where: str, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def load_calibration(path: Path | str) -> CameraRig:
-    """Read anipose's ``calibration.toml``; a broken file is refused naming the file and field."""
+def read_toml(
+    path: Path | str, what: str = "calibration", error: type[ValueError] = ValueError
+) -> dict[str, Any]:
+    """The tables of a TOML file; a missing or unparsable one raises ``error`` naming the file
+    as ``what`` (calibration, board)."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CalibrationError(f"{path}: no such calibration file") from None
+        raise error(f"{path}: no such {what} file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise CalibrationError(f"{path}: not a TOML calibration file ({exc})") from None
-    return rig_from_tables(data, str(path))
+        raise error(f"{path}: not a TOML {what} file ({exc})") from None
+
+
+def load_calibration(path: Path | str) -> CameraRig:
+    """Read anipose's ``calibration.toml``; a broken file is refused naming the file and field."""
+    return rig_from_tables(read_toml(path, "calibration", CalibrationError), str(path))
 
 
 def rig_from_tables(data: Mapping[str, Any], where: str = "calibration") -> CameraRig:

@@ -216,26 +216,27 @@ class LiveSession:
             )
             self._on_close("preview", self.previewer.close)
             frame_taps = (*frame_taps, self.previewer)
+        shared = {  # what either loop hands poses and events to
+            "predictor": predictor,
+            "lead": lead,
+            "rules": rules,
+            "dispatcher": self.dispatcher,
+            "publisher": self.publisher,
+            "recorder_factory": self._make_recorders,
+            "frame_taps": frame_taps,
+            "status_interval_s": config.status_interval_s,
+            "meta": self.meta,
+            "status_fields": self._status_fields,
+        }
         if self.group is not None:
-            self.pipeline = self._group_pipeline(
-                config, estimator, predictor, lead, rules, frame_taps
-            )
+            self.pipeline = self._group_pipeline(config, estimator, shared)
         else:
             self.pipeline = Pipeline(
                 estimator,
                 tracking=self._make_tracking(config, meta),
-                predictor=predictor,
-                lead=lead,
                 cropper=cropper,
                 processors=processors,
-                rules=rules,
-                dispatcher=self.dispatcher,
-                publisher=self.publisher,
-                recorder_factory=self._make_recorders,
-                frame_taps=frame_taps,
-                status_interval_s=config.status_interval_s,
-                meta=self.meta,
-                status_fields=self._status_fields,
+                **shared,
             )
         self._on_close("pipeline", self.pipeline.close)
         self._attach_processors(processors)
@@ -322,8 +323,11 @@ class LiveSession:
             estimator.warmup(size, None, runs)
         return estimator
 
-    def _group_pipeline(self, config, estimator, predictor, lead, rules, frame_taps):
-        """The camera group's loop: triangulation, 3D prediction, sync pulses."""
+    def _group_pipeline(
+        self, config: RunConfig, estimator: PoseEstimator, shared: dict[str, Any]
+    ) -> Pipeline:
+        """The camera group's loop (triangulation, 3D prediction, sync pulses) around the
+        ``shared`` parts both loops take."""
         from realtime_pose.inference.triangulate import Triangulator
         from realtime_pose.live.multiview import MultiViewPipeline, SyncPulse
 
@@ -336,22 +340,7 @@ class LiveSession:
         sync = None
         if config.sync.output is not None:
             sync = SyncPulse(config.sync.output, config.sync.pulse_ms, config.sync.every)
-        return MultiViewPipeline(
-            estimator,
-            triangulator,
-            self.group.names,
-            predictor=predictor,
-            lead=lead,
-            sync=sync,
-            rules=rules,
-            dispatcher=self.dispatcher,
-            publisher=self.publisher,
-            recorder_factory=self._make_recorders,
-            frame_taps=frame_taps,
-            status_interval_s=config.status_interval_s,
-            meta=self.meta,
-            status_fields=self._status_fields,
-        )
+        return MultiViewPipeline(estimator, triangulator, self.group.names, sync=sync, **shared)
 
     def _make_tracking(self, config: RunConfig, meta: Any) -> Any:
         """The identity-tracking stage for a multi-animal bundle (``None``: one animal, or off)."""

@@ -43,7 +43,6 @@ import json
 import logging
 import math
 import re
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,14 +54,9 @@ import cv2
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from realtime_pose.calibration import CameraModel, CameraRig, calibration_text
+from realtime_pose.calibration import CameraModel, CameraRig, calibration_text, read_toml
 from realtime_pose.util.safe_write import check_free, writing_all
 from realtime_pose.util.validation import format_validation_error
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +129,7 @@ class BoardSpec(BaseModel):
         ``marker_length``, ``marker_bits``, ``dict_size``) or anipose's ``config.toml``
         (its ``[calibration]`` table); anything else is refused naming the file and field."""
         path = Path(path)
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise CalibrationInputError(f"{path}: no such board file") from None
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise CalibrationInputError(f"{path}: not a TOML board file ({exc})") from None
+        data = read_toml(path, "board", CalibrationInputError)
         if isinstance(data.get("calibration"), Mapping):  # anipose's config.toml
             table = data["calibration"]
             size = table.get("board_size", [None, None])
