@@ -162,7 +162,7 @@ def test_a_busy_loop_gets_the_newest_complete_set_and_older_ones_count_as_supers
     assert len(sets) < 20, "a slow loop does not see every set"
     lost = grabber.counts["superseded"] + grabber.counts["gaps"]
     assert sets[0].key + lost + len(sets) == 40, "every frame id is a set or counted lost"
-    assert all(s.complete for s in sets[:-1])
+    assert sum(not s.complete for s in sets) <= 2, "the newest *complete* set is preferred"
 
 
 def test_names_and_options_are_checked():
