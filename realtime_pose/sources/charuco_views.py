@@ -5,7 +5,7 @@ mapping, so the image is the camera model's, lens distortion included: every out
 split into ``supersample × supersample`` sub-pixels; each sub-pixel centre is undistorted to a
 normalised ray (Newton's method on the radius for anipose's radial model, else
 ``cv2.undistortPoints`` iterated to convergence; checked by distorting it back), the ray meets
-the board plane, and the board image (:meth:`~realtime_pose.offline.calibrate.BoardSpec.
+the board plane, and the board image (:meth:`~realtime_pose.charuco.BoardSpec.
 opencv_board`'s ``generateImage``, at ``px_per_square``) is sampled there with ``cv2.remap``
 (bilinear, on its 1/32-texel grid); the sub-pixels are then averaged. Pixels whose ray misses
 the board, or lies beyond the radius where the distortion model folds back on itself, show the
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from realtime_pose.calibration import CameraModel, CameraRig
-from realtime_pose.offline.calibrate import BoardSpec
+from realtime_pose.charuco import BoardSpec
 from realtime_pose.util.safe_write import OutputExistsError, writing
 
 _UNDISTORT_CRITERIA = (cv2.TERM_CRITERIA_COUNT | cv2.TERM_CRITERIA_EPS, 50, 1e-12)

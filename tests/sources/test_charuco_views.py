@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from realtime_pose.calibration import CameraModel, CameraRig
-from realtime_pose.offline.calibrate import BoardSpec
+from realtime_pose.charuco import BoardSpec
 from realtime_pose.sources.charuco_views import (
     BoardPose,
     CharucoRenderer,
