@@ -6,7 +6,8 @@ classdef RtposeSocket < handle
     %   rtpose_read_certificate), or [] for a plain connection (loopback only).
     %
     %   FRAMES = S.recv(TIMEOUT_MS) waits up to TIMEOUT_MS for one message and returns its
-    %   frames (a cell of uint8 rows), or {} on timeout. S.send(BYTES) sends one frame.
+    %   frames (a cell of uint8 rows), or {} on timeout. S.send(BYTES, TIMEOUT_MS) sends one
+    %   frame, waiting at most TIMEOUT_MS for the socket to take it (false if it did not).
     %   S.close() closes the socket; so does clearing S.
     %
     %   In Octave the socket comes from the zeromq package (Debian: octave-zeromq; or
@@ -71,13 +72,32 @@ classdef RtposeSocket < handle
             end
         end
 
-        function send(obj, bytes)
-            if is_octave()
-                if zmq_send(obj.handle, uint8(bytes)) < 0
-                    error('rtpose:socket', 'cannot send to %s', obj.address);
+        function sent = send(obj, bytes, timeout_ms)
+            % SENT = S.send(BYTES, TIMEOUT_MS): false when the message could not be queued
+            % within TIMEOUT_MS (a REQ socket with no ready peer, e.g. refused CURVE keys,
+            % would otherwise block for ever).
+            if nargin < 3
+                timeout_ms = 5000;
+            end
+            sent = false;
+            started = tic();
+            while ~sent
+                if is_octave()
+                    sent = zmq_send(obj.handle, uint8(bytes), ZMQ_DONTWAIT) >= 0;
+                else
+                    try
+                        obj.handle.send(py.bytes(uint8(bytes)), int32(1));  % zmq.NOBLOCK
+                        sent = true;
+                    catch
+                        sent = false;
+                    end
                 end
-            else
-                obj.handle.send(py.bytes(uint8(bytes)));
+                if ~sent
+                    if toc(started) * 1000 >= timeout_ms
+                        return
+                    end
+                    pause(0.01);
+                end
             end
         end
 

@@ -116,7 +116,10 @@ message = [];
 wall_offset_ns = int64(0);
 socket = RtposeSocket('REQ', control, keys);
 closer = onCleanup(@() socket.close());
-socket.send(rtpose_msgpack_encode(struct('cmd', 'ping', 'id', 1)));
+if ~socket.send(rtpose_msgpack_encode(struct('cmd', 'ping', 'id', 1)), timeout_ms)
+    message = sprintf('the request could not be sent within %d ms', timeout_ms);
+    return
+end
 frames = socket.recv(timeout_ms);
 if isempty(frames)
     message = sprintf('no reply within %d ms', timeout_ms);
