@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.calibration import CameraModel, CameraRig, load_calibration
+from realtime_pose.formats.slp import read_analysis_h5
 from realtime_pose.inference.triangulate import Triangulator, triangulate_sequence
 
 DATASET = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "anipose-mouse-4cam"
@@ -47,17 +48,11 @@ OUTLIER_PX = 20.0
 
 def load_keypoints(rig: CameraRig) -> np.ndarray:
     """``[C, T, K, 3]`` (x, y, score), nodes in the first view's order."""
-    import h5py
-
     views, names = [], None
     for camera in rig.names:
-        with h5py.File(DATASET / camera / f"minimal_{camera}_proofread.analysis.h5", "r") as f:
-            nodes = [n.decode() for n in f["node_names"][:]]
-            names = names or nodes
-            order = [nodes.index(n) for n in names]
-            xy = f["tracks"][0][:, order, :].transpose(2, 1, 0)
-            scores = f["point_scores"][0][order].T
-        views.append(np.concatenate([xy, scores[..., None]], axis=-1))
+        path = DATASET / camera / f"minimal_{camera}_proofread.analysis.h5"
+        names, view = read_analysis_h5(path, names)
+        views.append(view)
     return np.stack(views)
 
 

@@ -160,6 +160,38 @@ class Poses3D:
         """Number of frame sets ``T``."""
         return len(self.points)
 
+    @classmethod
+    def from_triangulation(
+        cls,
+        keypoints: Sequence[str],
+        points: np.ndarray,
+        views2d: np.ndarray,
+        frame_index: np.ndarray,
+        t_ns: np.ndarray,
+        camera_names: Sequence[str],
+        camera_t_ns: np.ndarray,
+        skeleton: Sequence[Sequence[str]] = (),
+    ) -> Poses3D:
+        """What a camera group's triangulation gives (``points`` ``[T, K, 5]``: x, y, z,
+        reprojection error, views used; each view's 2D pose ``views2d`` ``[T, C, K, 3]``) as
+        :class:`Poses3D`; ``scores`` are the mean 2D likelihood of the views that saw each
+        keypoint, NaN (like the errors) where it was not triangulated."""
+        triangulated = np.isfinite(points[..., 0])
+        likelihood = np.nan_to_num(views2d[..., 2], nan=0.0)  # [T, C, K]
+        scores = likelihood.sum(1) / np.maximum((likelihood > 0).sum(1), 1)
+        return cls(
+            keypoints=tuple(keypoints),
+            points=points[..., :3],
+            errors=np.where(triangulated, points[..., 3], np.nan),
+            n_views=np.where(triangulated, points[..., 4], 0).astype(np.int64),
+            scores=np.where(triangulated, scores, np.nan),
+            frame_index=frame_index,
+            t_ns=t_ns,
+            camera_names=tuple(camera_names),
+            camera_t_ns=camera_t_ns,
+            skeleton=tuple((str(a), str(b)) for a, b in skeleton),
+        )
+
 
 def _integers(value: np.ndarray, name: str) -> np.ndarray:
     if value.dtype.kind in "iu":

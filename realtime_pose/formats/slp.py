@@ -89,3 +89,19 @@ def read_slp_provenance(path: str | Path) -> tuple[dict[str, Any], int]:
 
     labels = sio.load_slp(str(path), open_videos=False)
     return dict(labels.provenance), len(labels.labeled_frames)
+
+
+def read_analysis_h5(
+    path: str | Path, nodes: Sequence[str] | None = None, track: int = 0
+) -> tuple[list[str], np.ndarray]:
+    """One track of a SLEAP analysis file (``*.analysis.h5``: ``tracks``, ``point_scores``,
+    ``node_names``) as ``(node names, [T, K, 3])`` (x, y, score); with ``nodes`` the keypoints
+    come in that order (files of one session may each list their nodes in their own order)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        names = [n.decode() if isinstance(n, bytes) else str(n) for n in f["node_names"][:]]
+        order = [names.index(n) for n in nodes] if nodes is not None else list(range(len(names)))
+        xy = f["tracks"][track][:, order, :].transpose(2, 1, 0)  # [T, K, 2]
+        scores = f["point_scores"][track][order].T  # [T, K]
+    return [names[i] for i in order], np.concatenate([xy, scores[..., None]], axis=-1)

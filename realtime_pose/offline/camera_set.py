@@ -144,23 +144,16 @@ def poses3d_from_views(
     camera_names: Sequence[str],
 ) -> Poses3D:
     """Triangulated points ``[T, K, 5]`` of views ``[C, T, K, 3]`` as
-    :class:`~realtime_pose.formats.anipose.Poses3D` (frame *i* at ``i / fps``; ``scores``: the
-    mean likelihood of the views that saw each keypoint)."""
-    t, _ = points.shape[:2]
-    triangulated = np.isfinite(points[..., 0])
-    likelihood = np.nan_to_num(points2d[..., 2], nan=0.0)  # [C, T, K]
-    seen = likelihood > 0
-    scores = likelihood.sum(0) / np.maximum(seen.sum(0), 1)
+    :class:`~realtime_pose.formats.anipose.Poses3D`, frame *i* at ``i / fps``."""
+    t = len(points)
     t_ns = np.round(np.arange(t) * 1e9 / fps).astype(np.int64)
-    return Poses3D(
-        keypoints=tuple(bundle.keypoints),
-        points=points[..., :3],
-        errors=np.where(triangulated, points[..., 3], np.nan),
-        n_views=np.where(triangulated, points[..., 4], 0).astype(np.int64),
-        scores=np.where(triangulated, scores, np.nan),
+    return Poses3D.from_triangulation(
+        bundle.keypoints,
+        points,
+        points2d.transpose(1, 0, 2, 3),
         frame_index=np.arange(t),
         t_ns=t_ns,
-        camera_names=tuple(camera_names),
+        camera_names=camera_names,
         camera_t_ns=np.repeat(t_ns[:, None], len(camera_names), axis=1),
-        skeleton=tuple((str(a), str(b)) for a, b in bundle.meta.skeleton),
+        skeleton=bundle.meta.skeleton,
     )

@@ -106,31 +106,22 @@ def camera_names(pose_log: PoseLog) -> list[str]:
 
 
 def poses3d_from_log(pose_log: PoseLog):
-    """A camera-group log's frame sets as :class:`~realtime_pose.formats.anipose.Poses3D`;
-    ``scores`` are the mean 2D likelihood of the views that saw each keypoint (0 where it was
-    not triangulated)."""
+    """A camera-group log's frame sets as :class:`~realtime_pose.formats.anipose.Poses3D`
+    (:meth:`~realtime_pose.formats.anipose.Poses3D.from_triangulation`)."""
     from realtime_pose.formats.anipose import Poses3D
 
     sets = pose_log.sets
     if sets is None:
         raise ValueError(f"{pose_log.path} is not a camera-group recording (no pose3d records)")
-    likelihood = np.nan_to_num(sets.views2d[..., 2], nan=0.0)  # [N, C, K]
-    seen = likelihood > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        scores = np.where(seen.any(1), likelihood.sum(1) / np.maximum(seen.sum(1), 1), 0.0)
-    triangulated = np.isfinite(sets.points[..., 0])
-    skeleton = pose_log.header.get("meta", {}).get("skeleton", [])
-    return Poses3D(
-        keypoints=tuple(pose_log.keypoints),
-        points=sets.points[..., :3],
-        errors=np.where(triangulated, sets.points[..., 3], np.nan),
-        n_views=np.where(triangulated, sets.points[..., 4], 0).astype(np.int64),
-        scores=np.where(triangulated, scores, np.nan),
+    return Poses3D.from_triangulation(
+        pose_log.keypoints,
+        sets.points,
+        sets.views2d,
         frame_index=sets.set_index,
         t_ns=np.maximum.accumulate(sets.t_capture_ns),
-        camera_names=tuple(camera_names(pose_log)),
+        camera_names=camera_names(pose_log),
         camera_t_ns=sets.view_t_capture_ns,
-        skeleton=tuple((str(a), str(b)) for a, b in skeleton),
+        skeleton=pose_log.header.get("meta", {}).get("skeleton", []),
     )
 
 

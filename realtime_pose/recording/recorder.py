@@ -231,15 +231,9 @@ class PoseRecorder:
             "shape": kp.shape[:2],
             "keypoints": kp.tobytes(),
         }
-        if predicted is not None:
-            record["t_target_ns"] = int(predicted[0])
-            record["predicted"] = np.asarray(predicted[1], dtype="<f8").tobytes()
         if camera is not None:
             record.update(camera)
-        if self._append(record):
-            self.poses += 1
-            return True
-        return False
+        return self._append_pose(record, predicted)
 
     def write_pose3d(
         self,
@@ -301,11 +295,17 @@ class PoseRecorder:
             "view_t_capture_ns": np.asarray(view_t_capture_ns, "<i8").tobytes(),
             "missing": dict(missing),
         }
+        if sync_t_ns is not None:
+            record["sync_t_ns"] = int(sync_t_ns)
+        return self._append_pose(record, predicted)
+
+    def _append_pose(
+        self, record: dict[str, Any], predicted: tuple[int, np.ndarray] | None
+    ) -> bool:
+        """Append a ``pose`` or ``pose3d`` record with its forward prediction; count it."""
         if predicted is not None:
             record["t_target_ns"] = int(predicted[0])
             record["predicted"] = np.asarray(predicted[1], dtype="<f8").tobytes()
-        if sync_t_ns is not None:
-            record["sync_t_ns"] = int(sync_t_ns)
         if self._append(record):
             self.poses += 1
             return True

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from realtime_pose.calibration import CameraModel, CameraRig, load_calibration
+from realtime_pose.formats.slp import read_analysis_h5
 from realtime_pose.inference.triangulate import (
     Triangulator,
     project_points,
@@ -78,16 +79,12 @@ def camera_group():
 def real_keypoints(real_rig) -> np.ndarray:
     """The dataset's 2D keypoints ``[C, T, K, 3]`` (x, y, score), nodes in the first view's
     order, cameras in the calibration's order."""
-    h5py = pytest.importorskip("h5py")
+    pytest.importorskip("h5py")
     views, names = [], None
     for camera in real_rig.names:
-        with h5py.File(DATASET / camera / f"minimal_{camera}_proofread.analysis.h5", "r") as f:
-            nodes = [n.decode() for n in f["node_names"][:]]
-            names = names or nodes
-            order = [nodes.index(n) for n in names]
-            xy = f["tracks"][0][:, order, :].transpose(2, 1, 0)  # [T, K, 2]
-            scores = f["point_scores"][0][order].T  # [T, K]
-        views.append(np.concatenate([xy, scores[..., None]], axis=-1))
+        path = DATASET / camera / f"minimal_{camera}_proofread.analysis.h5"
+        names, view = read_analysis_h5(path, names)
+        views.append(view)
     return np.stack(views)
 
 
