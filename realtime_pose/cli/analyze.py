@@ -144,22 +144,19 @@ def run_camera_set(args: argparse.Namespace) -> int:
     from realtime_pose.bundle import BundleError, load_bundle
     from realtime_pose.calibration import CalibrationError, load_calibration
     from realtime_pose.engines import EngineError, open_engine
-    from realtime_pose.geometry import Size
     from realtime_pose.inference.estimator import PoseEstimator
     from realtime_pose.offline.camera_set import analyze_camera_set, cameras_of
     from realtime_pose.sources import SourceError
     from realtime_pose.util.safe_write import OutputExistsError
 
-    formats = {f.strip() for f in args.format.split(",") if f.strip()}
-    size = Size(*args.input_size) if args.input_size else None
+    request = request_from(args)  # --provider, --threads, --input-size as for single videos
+    size = request.input_size
     t0 = time.monotonic()
     try:
         rig = load_calibration(args.calibration)
         videos = cameras_of(args.videos, rig)
         bundle = load_bundle(args.bundle)
-        engine = open_engine(
-            bundle, {"kind": "onnxruntime", "threads": args.threads}, [size] if size else ()
-        )
+        engine = open_engine(bundle, request.engine_section(args.threads), [size] if size else ())
         try:
             result = analyze_camera_set(
                 videos,
@@ -167,7 +164,7 @@ def run_camera_set(args: argparse.Namespace) -> int:
                 bundle,
                 PoseEstimator(bundle, engine, size),
                 args.output_dir or Path(args.videos[0]).parent,
-                formats=sorted(formats),
+                formats=request.formats,
                 max_frames=args.max_frames,
                 overwrite=args.overwrite,
                 calibration_file=args.calibration,

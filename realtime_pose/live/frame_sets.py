@@ -196,15 +196,19 @@ class FrameSetGrabber:
         """Every camera's stream ended and every frame was handed out."""
         return all(g.ended for g in self.grabbers) and not any(self._pending)
 
-    def stats(self) -> dict[str, Any]:
-        """The group's counters: sets by completeness, missing views per camera by cause,
-        frames that came too late, and each camera's grabber counters."""
+    def summary(self) -> dict[str, Any]:
+        """The group's own counters: sets by completeness, missing views per camera by cause,
+        frames that came too late (the status message's ``frame_sets``)."""
         return {
             **self.counts,
             "missing": {name: dict(causes) for name, causes in self.missing.items()},
             "stale_frames": dict(self.stale_frames),
-            "cameras": {name: g.stats() for name, g in zip(self.names, self.grabbers, strict=True)},
         }
+
+    def stats(self) -> dict[str, Any]:
+        """:meth:`summary` and each camera's grabber counters (``cameras``)."""
+        cameras = {name: g.stats() for name, g in zip(self.names, self.grabbers, strict=True)}
+        return {**self.summary(), "cameras": cameras}
 
     # -- assembly --------------------------------------------------------------------------
     def _drain(self) -> int:

@@ -142,7 +142,7 @@ class MultiViewPipeline(Pipeline):
         self._view_frame_ids = np.full(c, -1, np.int64)
         self._view_t_capture = np.full(c, -1, np.int64)
         self._points = np.full((k, 5), np.nan)
-        self._predicted3d = np.zeros((k, 4))
+        self._measured3d = np.zeros((k, 4))  # x, y, z, weight: what the 3D filter is fed
         self._predicted5 = np.full((k, 5), np.nan)
         self._predicted_out = np.zeros((k, 4))
         self.last_points: np.ndarray = self._points
@@ -175,7 +175,7 @@ class MultiViewPipeline(Pipeline):
         predicted = None
         predictor = self.predictor3d
         if predictor is not None:
-            measured = self._predicted3d
+            measured = self._measured3d
             measured[:, :3] = points[:, :3]
             measured[:, 3] = np.where(np.isfinite(points[:, 0]), 1.0, 0.0)
             if predictor.t_ns is not None and t_capture < predictor.t_ns:

@@ -513,12 +513,7 @@ class LiveSession:
             dispatcher = self.dispatcher
             fields["outputs_on"] = {n: dispatcher.is_on(n) for n in self.config.outputs}
         if self.group is not None:
-            group = self.grabber
-            fields["frame_sets"] = {
-                **group.counts,
-                "missing": {name: dict(c) for name, c in group.missing.items()},
-                "stale_frames": dict(group.stale_frames),
-            }
+            fields["frame_sets"] = self.grabber.summary()
         return fields
 
     def _on_grabber_status(self, status: dict[str, Any]) -> None:
