@@ -145,10 +145,8 @@ class MultiViewPipeline(Pipeline):
         self._measured3d = np.zeros((k, 4))  # x, y, z, weight: what the 3D filter is fed
         self._predicted5 = np.full((k, 5), np.nan)
         self._predicted_out = np.zeros((k, 4))
-        self.last_points: np.ndarray = self._points
         self.out_of_order_sets = 0
         """Sets captured before the previous one (a late view): not fed to the 3D filter."""
-        """The newest 3D pose (``[K, 5]``, reused)."""
 
     def process_frame(self, frame: FrameSet, t_received_ns: int | None = None) -> np.ndarray:  # type: ignore[override]
         """Run every stage on one frame set; return the 3D pose ``[K, 5]`` (reused buffer)."""
@@ -266,7 +264,6 @@ class MultiViewPipeline(Pipeline):
         s[7] = time.monotonic_ns() - t_after_publish
         s[8] = t_published - t_capture
         self.stats.record(s, frame_set.index)
-        self.last_points = points
         self.seq += 1
         self.frames += 1
         return points
