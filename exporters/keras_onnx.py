@@ -328,7 +328,31 @@ def _bundle_meta(
     }
     if cfg.animals is not None:  # several animals as identity channels
         meta["animals"] = cfg.animals
+    distances = cfg.label_distances or _project_label_distances(train)
+    if distances is not None:  # live capture judges body shapes by it
+        meta["label_distances"] = distances
     return meta
+
+
+def _project_label_distances(train: TrainOutput) -> dict[str, Any] | None:
+    """Body-part distances from the training frames of a run older than ``label_distances``
+    in ``train_config.json``, when its project is reachable from here."""
+    from realtime_pose.trainers.label_distances import label_distances
+    from realtime_pose.trainers.project import ProjectError, load_project
+
+    if train.project_dir is None:
+        return None
+    try:
+        project = load_project(train.project_dir)
+        indices = project.indices_of(train.split["train"]) if train.split["train"] else []
+    except ProjectError as exc:
+        log.warning("no body-part distance ranges in the bundle: %s", exc)
+        return None
+    if not indices:
+        return None
+    return label_distances(
+        project.keypoints[indices], project.bodyparts, project.skeleton, project.animals
+    )
 
 
 def _append_keypoints(

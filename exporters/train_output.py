@@ -52,6 +52,7 @@ class TrainConfig(BaseModel):
     )
     train_fraction: float | None = None
     animals: dict[str, Any] | None = None
+    label_distances: dict[str, Any] | None = None
     input_scale: float = Field(default=1.0, gt=0, le=4)
 
 

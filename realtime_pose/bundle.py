@@ -206,6 +206,35 @@ class AnimalsSpec(_Strict):
         return slice(start, start + k)
 
 
+class LabelDistances(_Strict):
+    """How far apart body parts were in the training labels (``label_distances``).
+
+    One entry per keypoint pair (the skeleton's edges, or every pair without a skeleton), in
+    frame pixels as the live loop reports poses; written at export from the training labels,
+    read by live capture to flag poses whose body is out of shape
+    (:mod:`realtime_pose.inference.doubt`). For several animals the pairs name bodyparts and
+    hold within each animal.
+    """
+
+    pairs: list[tuple[str, str]] = Field(min_length=1)
+    min_px: list[float]
+    max_px: list[float]
+    labelled_frames: int = Field(ge=1, description="how many labelled frames the range is from")
+
+    @model_validator(mode="after")
+    def _one_range_per_pair(self) -> LabelDistances:
+        n = len(self.pairs)
+        if len(self.min_px) != n or len(self.max_px) != n:
+            raise ValueError(
+                f"min_px and max_px need one value per pair ({n}), got "
+                f"{len(self.min_px)} and {len(self.max_px)}"
+            )
+        bad = [i for i in range(n) if not 0 <= self.min_px[i] <= self.max_px[i]]
+        if bad:
+            raise ValueError(f"pairs {bad}: need 0 <= min_px <= max_px")
+        return self
+
+
 class BundleMeta(_Strict):
     """Everything in ``bundle.json``."""
 
@@ -229,6 +258,9 @@ class BundleMeta(_Strict):
     outputs: OutputsSpec
     animals: AnimalsSpec | None = Field(
         default=None, description="several animals in one network; absent: one animal"
+    )
+    label_distances: LabelDistances | None = Field(
+        default=None, description="body-part distances in the training labels; absent: unknown"
     )
     provenance: dict[str, Any] = Field(default_factory=dict)
 
@@ -282,6 +314,16 @@ class BundleMeta(_Strict):
                 "with 'animals', 'keypoints' must be animal/bodypart for every animal and "
                 f"bodypart in order ({expected[:3]}...), got {self.keypoints[:3]}..."
             )
+        return self
+
+    @model_validator(mode="after")
+    def _label_distances_use_keypoints(self) -> BundleMeta:
+        if self.label_distances is None:
+            return self
+        names = set(self.animals.bodyparts if self.animals is not None else self.keypoints)
+        unknown = sorted({n for pair in self.label_distances.pairs for n in pair} - names)
+        if unknown:
+            raise ValueError(f"label_distances.pairs name unknown keypoints: {unknown}")
         return self
 
     @property

@@ -99,13 +99,13 @@ class Project:
     def indices_of(self, images: Sequence[str], where: str = "split") -> list[int]:
         """Indices of the frames named in ``images`` (paths relative to the project)."""
         lookup = {p: i for i, p in enumerate(self.images)}
-        missing = [p for p in images if _normalise_relpath(p) not in lookup]
+        missing = [p for p in images if normalise_relpath(p) not in lookup]
         if missing:
             raise ProjectError(
                 f"{where}: {len(missing)} image(s) are not labelled frames of {self.root} "
                 f"(first: {missing[0]!r}); was the split made for another project?"
             )
-        return [lookup[_normalise_relpath(p)] for p in images]
+        return [lookup[normalise_relpath(p)] for p in images]
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -118,7 +118,7 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def _normalise_relpath(path: str) -> str:
+def normalise_relpath(path: str) -> str:
     path = str(path).replace("\\", "/")
     while path.startswith("./"):
         path = path[2:]
@@ -309,7 +309,7 @@ def _read_table(path: Path):
 
 def _resolve_image(root: Path, rel: str, label_file: Path) -> str | None:
     """The image's path relative to ``root``; tolerates projects moved between machines."""
-    rel = _normalise_relpath(rel)
+    rel = normalise_relpath(rel)
     if (root / rel).is_file():
         return rel
     candidate = label_file.parent / Path(rel).name

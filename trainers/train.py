@@ -36,6 +36,14 @@ from realtime_pose.trainers.evaluate import (
     pose_metrics,
     predict_frames,
 )
+from realtime_pose.trainers.fine_tune import (
+    FINE_TUNE_LEARNING_RATE_SHARE,
+    FineTuneSplit,
+    fine_tune_split,
+    load_start_weights,
+    resolve_start,
+)
+from realtime_pose.trainers.label_distances import label_distances
 from realtime_pose.trainers.networks import (
     IMAGENET,
     NETS,
@@ -138,6 +146,14 @@ class TrainSettings(BaseModel):
         ),
     )
     resume: bool = False
+    start_from: Path | None = Field(
+        default=None,
+        description="continue from this run's weights (a training-output folder; "
+        "trainers/fine_tune.py): its net, input scale and crop, its split plus the new frames",
+    )
+    holdout_new: float = Field(
+        default=0.25, ge=0, lt=1, description="fine-tuning: share of the new frames held out"
+    )
     checkpoint_minutes: float = Field(default=5.0, gt=0)
     log_every_s: float = Field(default=30.0, gt=0)
     budget_check_s: float = Field(
@@ -161,7 +177,8 @@ class TrainSettings(BaseModel):
         """``learning_rate``, or the net's default when it is not set."""
         if self.learning_rate is not None:
             return self.learning_rate
-        return DEFAULT_LEARNING_RATE[parse_net(self.net)[0]]
+        share = FINE_TUNE_LEARNING_RATE_SHARE if self.start_from is not None else 1.0
+        return share * DEFAULT_LEARNING_RATE[parse_net(self.net)[0]]
 
     @model_validator(mode="after")
     def _budget(self) -> TrainSettings:
@@ -388,8 +405,13 @@ def reestimate_batchnorm(model: Any, batches: Iterator[Any], n_batches: int) -> 
     return len(bns)
 
 
-def _prepare_split(settings: TrainSettings, project: Project) -> tuple[list[int], list[int]]:
+def _prepare_split(
+    settings: TrainSettings, project: Project, fine_tune: FineTuneSplit | None = None
+) -> tuple[list[int], list[int]]:
     split_path = settings.output / "split.json"
+    if fine_tune is not None:
+        write_split(split_path, project, fine_tune.train, fine_tune.test)
+        return fine_tune.train, fine_tune.test
     given = split_path if settings.resume and split_path.is_file() else settings.split
     if given is not None:
         saved = read_split(given)
@@ -419,6 +441,7 @@ class _TrainingData:
     flip_perm: np.ndarray | None
     aug_config: AugmentConfig
     store: _ImageStore
+    fine_tune: FineTuneSplit | None = None
 
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The augmented batch of training step ``step`` (see :func:`batch_for_step`)."""
@@ -468,6 +491,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     out, ckpt_dir = _prepare_output(settings)
     data = _load_training_data(settings)
     net = _build_network(settings, data.project)
+    before = _evaluate_fine_tune(net.model, data) if data.fine_tune is not None else None
     step, elapsed_before_s = 0, 0.0
     if settings.resume:
         step, elapsed_before_s = _resume_from_checkpoint(settings, net, ckpt_dir, data.crop)
@@ -476,6 +500,8 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     outcome = loop.run()
     _finish_model(settings, net.model, data, outcome, out)
     by_split, predicted = _evaluate_splits(net.model, data)
+    if before is not None:
+        by_split["fine_tune"] = _fine_tune_report(before, _evaluate_fine_tune(net.model, data))
     _write_evaluation(out, data.project, by_split)
     _report_evaluation(out, data.project, by_split, predicted)
     config = _train_config(settings, data, net, outcome, by_split, t_start)
@@ -516,7 +542,21 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
     """Load and split the project (writing ``split.json``), choose the input scale, crop,
     mirroring and augmentation, and decode the training frames."""
     project = load_project(settings.project, settings.train_fraction)
-    train_idx, test_idx = _prepare_split(settings, project)
+    fine_tune = None
+    if settings.start_from is not None:
+        start = resolve_start(settings.start_from)
+        fine_tune = fine_tune_split(project, start, settings.holdout_new, settings.seed)
+        settings = settings.model_copy(
+            update={"scale": start.config.input_scale, "crop_size": _start_crop(start)}
+        )
+        log.info(
+            "fine-tuning from %s: %d new labelled frames (%d held out), %d of the run's own",
+            start.root,
+            len(fine_tune.new_train) + len(fine_tune.new_test),
+            len(fine_tune.new_test),
+            len(fine_tune.train) - len(fine_tune.new_train),
+        )
+    train_idx, test_idx = _prepare_split(settings, project, fine_tune)
     log.info(
         "%s: %d labelled frames, %d keypoints; training on %d, holding out %d",
         project.root,
@@ -545,7 +585,14 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
         flip_perm,
         aug_config,
         store,
+        fine_tune,
     )
+
+
+def _start_crop(start: Any) -> int | None:
+    """The earlier run's training-crop side, so the fine-tuned network sees the same crops."""
+    crop = (start.config.model_extra or {}).get("crop_size")
+    return int(crop) if crop else None
 
 
 def _choose_input_scale(
@@ -623,7 +670,12 @@ def _build_network(settings: TrainSettings, project: Project) -> _Network:
     model, train_model = build_model(
         settings.net, project.num_keypoints, weights=from_file, logits=True
     )
-    backbone_start = _start_backbone(settings, model, from_file)
+    if settings.start_from is not None and not settings.resume:
+        start = resolve_start(settings.start_from)
+        load_start_weights(model, start)
+        backbone_start = f"the trained run {start.root} (fine-tuning)"
+    else:
+        backbone_start = _start_backbone(settings, model, from_file)
     optimizer = keras.optimizers.Adam(learning_rate=settings.peak_learning_rate)
     return _Network(model, train_model, optimizer, train_model.trainable_variables, backbone_start)
 
@@ -850,7 +902,7 @@ def _finish_model(
         outcome.steps,
         outcome.train_s,
     )
-    if outcome.steps < steps_needed(settings.batch_size):
+    if outcome.steps < steps_needed(settings.batch_size) and settings.start_from is None:
         log.warning(
             "trained %d steps, fewer than the ~%d this project needs: the model may underfit",
             outcome.steps,
@@ -882,6 +934,34 @@ def _evaluate_splits(
     return by_split, predicted
 
 
+def _evaluate_fine_tune(model: Any, data: _TrainingData) -> dict[str, Any]:
+    """Error on the held-out new frames and the run's own held-out frames."""
+    assert data.fine_tune is not None
+    project = data.project
+    predict = keras_predictor(model, input_scale=data.input_scale)
+    metrics: dict[str, Any] = {}
+    for name, idx in (
+        ("new_held_out", data.fine_tune.new_test),
+        ("old_held_out", data.fine_tune.old_test),
+    ):
+        if idx:
+            preds = predict_frames(predict, project, idx)
+            metrics[name] = pose_metrics(
+                preds, project.keypoints[idx], project.bodyparts, project.pcutoff
+            )
+    return metrics
+
+
+def _fine_tune_report(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Before/after mean errors of a fine-tuning run (``evaluation.json``'s ``fine_tune``)."""
+    report: dict[str, Any] = {}
+    for name in after:
+        b, a = before[name]["mean_error_px"], after[name]["mean_error_px"]
+        report[name] = {"before_px": b, "after_px": a, "frames": after[name]["n_images"]}
+        log.info("fine-tuning, %s: mean error %s px before, %s px after", name, _fmt(b), _fmt(a))
+    return report
+
+
 def _write_evaluation(out: Path, project: Project, by_split: dict[str, Any]) -> None:
     """Write ``evaluation.json``: the held-out metrics at the top level (the layout
     `realtime-pose evaluate --json` writes), the training-frame metrics beside them."""
@@ -889,6 +969,8 @@ def _write_evaluation(out: Path, project: Project, by_split: dict[str, Any]) -> 
     evaluation = {**headline, "model": str(out), "project": str(project.root)}
     if "train" in by_split:
         evaluation["train"] = by_split["train"]
+    if "fine_tune" in by_split:
+        evaluation["fine_tune"] = by_split["fine_tune"]
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=2) + "\n")
 
 
@@ -917,6 +999,9 @@ def _train_config(
         "keypoints": list(project.bodyparts),
         "skeleton": [list(e) for e in project.skeleton],
         "animals": project.animals,
+        "label_distances": label_distances(
+            project.keypoints[train_idx], project.bodyparts, project.skeleton, project.animals
+        ),
         "input_scale": data.input_scale,
         "scale_choice": data.scale_choice,
         "stride": STRIDE,
@@ -945,6 +1030,10 @@ def _train_config(
         "test_error_px": by_split.get("test", {}).get("mean_error_px"),
         "test_error_px_pcutoff": by_split.get("test", {}).get("mean_error_px_pcutoff"),
         "train_error_px": by_split.get("train", {}).get("mean_error_px"),
+        "started_from": None if settings.start_from is None else str(settings.start_from),
+        "fine_tune": None
+        if data.fine_tune is None
+        else {**data.fine_tune.record(project), **by_split.get("fine_tune", {})},
     }
 
 

@@ -92,6 +92,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="continue from OUTPUT/checkpoint to the same budget"
     )
     parser.add_argument(
+        "--from",
+        dest="start_from",
+        metavar="RUN_OR_BUNDLE",
+        help=(
+            "fine-tune: start from the weights of an earlier run (its output folder, or a bundle "
+            "exported from it) on its training frames plus the frames labelled since (e.g. "
+            "corrected captures); its net, input scale and crop are kept, the learning rate is "
+            "a quarter of the default, and evaluation.json reports the error on held-out new "
+            "frames before and after"
+        ),
+    )
+    parser.add_argument(
+        "--holdout-new",
+        type=float,
+        default=0.25,
+        metavar="SHARE",
+        help="fine-tuning: the share of the new labelled frames held out (default 0.25)",
+    )
+    parser.add_argument(
         "--targets",
         choices=("disk", "gaussian"),
         default="disk",
@@ -124,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         from realtime_pose.trainers.train import TrainSettings, train
 
         project, split = _project_and_split(args)
+        fine_tune = _fine_tune_settings(args)
         settings = TrainSettings(
             project=project,
             split=split,
@@ -137,11 +157,12 @@ def run(args: argparse.Namespace) -> int:
             train_fraction=args.train_fraction,
             seed=args.seed,
             learning_rate=args.learning_rate,
-            weights=_weights(args.weights),
+            weights=_weights(args.weights) if args.start_from is None else None,
             resume=args.resume,
             flip=False if args.no_flip else None,
             rearrange=args.rearrange,
             target_kind=args.targets,
+            **fine_tune,
         )
         config = train(settings)
     except ValidationError as exc:
@@ -152,6 +173,12 @@ def run(args: argparse.Namespace) -> int:
     except (ImportError, ProjectError, ValueError) as exc:
         print(f"realtime-pose train: {exc}", file=sys.stderr)
         return 2
+    for name, figures in (config.get("fine_tune") or {}).items():
+        if isinstance(figures, dict) and "before_px" in figures:
+            print(
+                f"{name}: {figures['before_px']:.2f} px before, {figures['after_px']:.2f} px "
+                f"after ({figures['frames']} frames)"
+            )
     err = config.get("test_error_px")
     print(
         f"trained {config['net']} for {config['steps']} steps in "
@@ -160,6 +187,26 @@ def run(args: argparse.Namespace) -> int:
         + f"; output in {args.output}"
     )
     return 0
+
+
+def _fine_tune_settings(args: argparse.Namespace) -> dict:
+    """``--from``: the earlier run's net, and the fine-tuning warm-up."""
+    if args.start_from is None:
+        return {}
+    from realtime_pose.trainers.fine_tune import FINE_TUNE_WARMUP_STEPS, resolve_start
+
+    start = resolve_start(args.start_from)
+    if args.net != _NETS[0] and start.config.net and args.net != start.config.net:
+        raise ValueError(
+            f"--net {args.net}: the run in {start.root} is a {start.config.net}; fine-tuning "
+            "keeps its network (drop --net)"
+        )
+    args.net = start.config.net or args.net
+    return {
+        "start_from": start.root,
+        "holdout_new": args.holdout_new,
+        "warmup_steps": FINE_TUNE_WARMUP_STEPS,
+    }
 
 
 def _factor(value: str) -> float:

@@ -242,6 +242,46 @@ class RecordingConfig(_Section):
     fsync_interval_s: float = Field(default=1.0, ge=0)
 
 
+class CaptureConfig(_Section):
+    """``capture:``: keep the frames the model is unsure of, for relabelling
+    (docs/model-improvement.md).
+
+    A frame is doubtful when a keypoint's likelihood drops below ``min_likelihood`` after
+    ``confident_frames`` confident ones, when a keypoint jumps more than ``jump_px`` away from
+    where its motion put it, when two body parts are closer or farther apart than the training
+    labels ever had them (by ``distance_margin``; needs the bundle's ``label_distances``), or
+    when an animal's track is lost or re-born. Captures are spaced by ``min_gap_s``, at most
+    ``max_per_minute``, clustered by look (``clusters`` × ``per_cluster`` at most), up to
+    ``max_frames`` and ``disk_budget_mb``.
+    """
+
+    enabled: bool = False
+    project: Path | None = Field(
+        default=None,
+        description="the DeepLabCut project whose labeled-data/ receives the frames; default: "
+        "the bundle's training project when it is on this machine, else "
+        "<recording.directory>/captures",
+    )
+    name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$",
+        description="the labeled-data folder's name; default: <bundle name>-live-<date-time>",
+    )
+    min_likelihood: float = Field(default=0.5, ge=0, le=1)
+    confident_frames: int = Field(default=3, ge=1)
+    jump_px: float | None = Field(default=30.0, gt=0, description="None: not judged")
+    distance_margin: float | None = Field(
+        default=0.25, ge=0, description="beyond the labelled range by this share; None: off"
+    )
+    min_gap_s: float = Field(default=0.5, ge=0)
+    max_per_minute: float = Field(default=30.0, gt=0)
+    clusters: int = Field(default=10, ge=1)
+    per_cluster: int = Field(default=5, ge=1)
+    max_frames: int = Field(default=200, ge=1)
+    disk_budget_mb: float = Field(default=200.0, gt=0)
+    suggestions: bool = Field(default=True, description="also write SLEAP suggestions (.slp)")
+
+
 class RunConfig(_Section):
     """The whole run config."""
 
@@ -280,6 +320,7 @@ class RunConfig(_Section):
         "from one); the live view saves zone edits there",
     )
     view: ViewConfig = Field(default_factory=ViewConfig)
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
     status_interval_s: float = Field(default=1.0, gt=0)
     watchdog_timeout_s: float = Field(
         default=0.5, gt=0, description="all outputs off when no frame is processed this long"
@@ -361,6 +402,8 @@ class RunConfig(_Section):
             raise ValueError("processors: not run in a camera group yet (they take 2D poses)")
         if self.recording.video:
             raise ValueError("recording.video: not recorded for a camera group yet")
+        if self.capture.enabled:
+            raise ValueError("capture.enabled: not built for a camera group yet (one view each)")
         if self.sync.output is not None and self.sync.output not in self.outputs:
             raise ValueError(
                 f"sync.output: {self.sync.output!r} is not declared under 'outputs' "
@@ -396,6 +439,7 @@ class RunConfig(_Section):
         update: dict[str, Any] = _relative_paths(self, base)
         update["recording"] = _resolve_section(self.recording, base)
         update["view"] = _resolve_section(self.view, base)
+        update["capture"] = _resolve_section(self.capture, base)
         if self.stream.curve is not None:
             curve = _resolve_section(self.stream.curve, base)
             update["stream"] = self.stream.model_copy(update={"curve": curve})
