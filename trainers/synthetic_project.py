@@ -22,6 +22,7 @@ def write_synthetic_project(
     scorer: str = "synthetic",
     video: str = "synthetic",
     animal_scale: float = 1.0,
+    coat: str = "dark",
 ) -> Path:
     """Write a DeepLabCut-format project of ``n_frames`` labelled random samples.
 
@@ -44,7 +45,7 @@ def write_synthetic_project(
     rng = np.random.default_rng([int(seed), 0xDA7A])
     rows, coords = [], []
     for i in range(n_frames):
-        image, kp = random_sample(rng, width, height, animal_scale)
+        image, kp = random_sample(rng, width, height, animal_scale, coat)
         name = f"img{i:05d}.png"
         cv2.imwrite(str(labeled / name), image)
         rows.append(f"labeled-data/{video}/{name}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,6 +29,9 @@ class SyntheticOptions(PluginOptions):
         default=None, ge=0, description="diagnostics: stall once before this frame"
     )
     stall_s: float = Field(default=5.0, ge=0, description="length of the stall")
+    coat: Literal["dark", "light"] = Field(
+        default="dark", description="the animal's coat: dark (as trained) or light (albino)"
+    )
 
 
 @SOURCES.register("synthetic")
@@ -49,6 +53,8 @@ class SyntheticSource(FrameSource):
         Diagnostics: block for ``stall_s`` seconds before delivering frame ``stall_after``, once.
     stall_s
         Length of the stall.
+    coat
+        The animal's coat, ``dark`` or ``light`` (:data:`.synthetic_scene.COATS`).
 
     Notes
     -----
@@ -73,10 +79,11 @@ class SyntheticSource(FrameSource):
         fail_after: int | None = None,
         stall_after: int | None = None,
         stall_s: float = 5.0,
+        coat: str = "dark",
     ) -> None:
         if max_frames is not None and max_frames < 0:
             raise ValueError(f"max_frames must be non-negative or None, got {max_frames}")
-        self.scene = SyntheticScene(width=width, height=height, seed=seed, fps=fps)
+        self.scene = SyntheticScene(width=width, height=height, seed=seed, fps=fps, coat=coat)
         self.realtime = realtime
         self.max_frames = max_frames
         self.fail_after = fail_after

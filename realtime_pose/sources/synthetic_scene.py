@@ -158,13 +158,25 @@ def _arena(rng: np.random.Generator, width: int, height: int, n_noise: int = _NO
     return _Look(image, floor, noise_pos, noise_neg)
 
 
-def _animal_colours(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int, ...]]:
+COATS = ("dark", "light")
+"""The animal's coat: ``dark`` (a black mouse on a light floor, what every default scene and
+training sample shows) or ``light`` (an albino one: the same shades inverted, brighter than
+the floor), for a model that meets an animal it was never trained on."""
+
+
+def _animal_colours(
+    rng: np.random.Generator, coat: str = "dark"
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
     level = rng.uniform(25, 75)
     body = tuple(int(v) for v in np.clip(level * rng.uniform(0.85, 1.15, size=3), 0, 255))
     ear = tuple(
         int(v)
         for v in np.clip(np.array(body) + rng.uniform(35, 70) * np.array([0.8, 0.8, 1.3]), 0, 255)
     )
+    if coat == "light":  # the same draws, inverted: a scene differs only in its animal's coat
+        return tuple(255 - v for v in body), tuple(255 - v for v in ear)
+    if coat != "dark":
+        raise ValueError(f"coat must be one of {COATS}, got {coat!r}")
     return body, ear
 
 
@@ -183,6 +195,8 @@ class SyntheticScene:
         Same seed and frame index give identical frames and keypoints.
     fps
         Frames per second; sets how far the animal moves between frames.
+    coat
+        The animal's coat (:data:`COATS`); the arena and the walk do not depend on it.
 
     Examples
     --------
@@ -197,7 +211,14 @@ class SyntheticScene:
     _CHUNK = 1024
     _KEEP_CHUNKS = 4
 
-    def __init__(self, width: int = 320, height: int = 240, seed: int = 0, fps: float = 100.0):
+    def __init__(
+        self,
+        width: int = 320,
+        height: int = 240,
+        seed: int = 0,
+        fps: float = 100.0,
+        coat: str = "dark",
+    ):
         if width < 32 or height < 32:
             raise ValueError(f"SyntheticScene needs at least 32x32 pixels, got {width}x{height}")
         if fps <= 0:
@@ -206,7 +227,7 @@ class SyntheticScene:
         rng = np.random.default_rng([self.seed, 0x5CE4E])
         self._look = _arena(rng, self.width, self.height)
         self._scale = _default_scale(self.width, self.height) * rng.uniform(0.9, 1.1)
-        self._body_bgr, self._ear_bgr = _animal_colours(rng)
+        self._body_bgr, self._ear_bgr = _animal_colours(rng, coat)
         self._walk_rng = np.random.default_rng([self.seed, 0x3A1C])
         x0, y0, x1, y1 = self._look.floor
         self._state = np.array(
@@ -316,13 +337,17 @@ class SyntheticScene:
 
 
 def random_sample(
-    rng: np.random.Generator, width: int, height: int, animal_scale: float = 1.0
+    rng: np.random.Generator,
+    width: int,
+    height: int,
+    animal_scale: float = 1.0,
+    coat: str = "dark",
 ) -> tuple[np.ndarray, np.ndarray]:
     """One training image with a random arena, lighting, animal size, pose and position.
 
     Covers what :class:`SyntheticScene` shows (any seed) and more. ``animal_scale`` multiplies
     the animal's usual size (about a sixth of the frame's short side); large values make a
-    project whose keypoints spread over most of the frame.
+    project whose keypoints spread over most of the frame. ``coat``: :data:`COATS`.
 
     Returns
     -------
@@ -335,7 +360,7 @@ def random_sample(
     x0, y0, x1, y1 = look.floor
     s = _default_scale(width, height) * animal_scale * rng.uniform(0.8, 1.2)
     pad = min(0.7 * s, 0.45 * (x1 - x0), 0.45 * (y1 - y0))
-    body, ear = _animal_colours(rng)
+    body, ear = _animal_colours(rng, coat)
     pose = AnimalPose(
         x=rng.uniform(x0 + pad, x1 - pad),
         y=rng.uniform(y0 + pad, y1 - pad),

@@ -62,3 +62,17 @@ def test_keypoints_land_on_the_drawn_animal(seed):
         forward = kp[0] - kp[3]
         left = np.array([forward[1], -forward[0]])
         assert np.dot(kp[1] - kp[2], left) > 0
+
+
+def test_a_light_coat_changes_the_animal_only():
+    dark = SyntheticScene(160, 120, seed=4)
+    light = SyntheticScene(160, 120, seed=4, coat="light")
+    (dark_image, dark_kp), (light_image, light_kp) = dark.frame(250), light.frame(250)
+    np.testing.assert_array_equal(dark_kp, light_kp)  # the same walk
+    changed = np.abs(dark_image.astype(int) - light_image.astype(int)).max(axis=2) > 0
+    x, y = dark_kp[0].round().astype(int)
+    assert changed[y, x]  # the animal's pixels changed ...
+    assert changed.mean() < 0.1  # ... and nothing else (the arena is the same)
+    assert light_image[y, x].mean() > dark_image[y, x].mean() + 100  # brighter than before
+    with pytest.raises(ValueError, match="coat"):
+        SyntheticScene(160, 120, seed=4, coat="spotted")
