@@ -37,11 +37,11 @@ from realtime_pose.stream.control import ControlClient, ControlTimeoutError
 from realtime_pose.stream.security import CurveClientKeys, is_loopback, wants_ipv6
 from realtime_pose.util.stats import Summary
 from realtime_pose.view import access
+from realtime_pose.view.guard import STATIC, PageGuard
 from realtime_pose.view.tls import TlsFiles, rig_certificate
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parent / "static"
 FRAMES_IN_FLIGHT = 2
 """Frames sent to a browser ahead of its "drawn" reports."""
 HISTORY_S = 60
@@ -60,19 +60,11 @@ ACTIONS = frozenset(
         "record_stop",
         "rule_enable",
         "rule_disable",
+        "model_swap",
     }
 )
 """Control commands the page may send."""
 REFRESH_RULES = frozenset({"zone_set", "rule_enable", "rule_disable"})
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
-    "style-src 'self' 'unsafe-inline'; script-src 'self'; connect-src 'self'; "
-    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 
 
 def frame_message(header: dict[str, Any], jpeg: bytes) -> bytes:
@@ -156,6 +148,9 @@ class ViewServer:
     tls
         Certificate and key for an ``https://`` address (``None``: one made for the rig,
         :func:`realtime_pose.view.tls.rig_certificate`).
+    label_folder
+        A ``labeled-data/<video>`` folder of captured frames: the labelling page for it is
+        served at ``/label/`` behind the same guard (:mod:`realtime_pose.view.labelling`).
     """
 
     def __init__(
@@ -166,8 +161,10 @@ class ViewServer:
         token: str | None = None,
         curve: CurveClientKeys | None = None,
         tls: TlsFiles | None = None,
+        label_folder: Path | None = None,
     ) -> None:
         self.stream_address = stream_address
+        self.label_folder = Path(label_folder) if label_folder is not None else None
         self.control_address = control_address
         self.address = access.HttpAddress.parse(address)
         access.check_bind(self.address, token)
@@ -177,9 +174,7 @@ class ViewServer:
         if self.address.tls and self.tls is None:
             self.tls = rig_certificate(self.address.host)
         self._ssl = self.tls.context() if self.address.tls and self.tls is not None else None
-        self._session_secret = access.new_session_secret()
-        self._cookie = access.session_cookie(token, self._session_secret) if token else None
-        self.failed_attempts = access.FailedAttempts()
+        self.guard = PageGuard(self.address, token, "this live view")
         self.same_host = is_loopback(stream_address)
         self.meta: dict[str, Any] | None = None
         self.rules: dict[str, Any] | None = None
@@ -200,80 +195,16 @@ class ViewServer:
     # -- the app ----------------------------------------------------------------------------
     def app(self) -> web.Application:
         """The aiohttp application (routes and the access guard)."""
-        app = web.Application(middlewares=[self._guard])
+        app = web.Application(middlewares=[self.guard.middleware])
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/api/state", self._api_state)
         app.router.add_static("/static", STATIC, follow_symlinks=False)
+        if self.label_folder is not None:
+            from realtime_pose.view.labelling import add_labelling  # aiohttp pages only
+
+            add_labelling(app, self.label_folder)
         return app
-
-    @web.middleware
-    async def _guard(self, request: web.Request, handler) -> web.StreamResponse:
-        """Loopback Host and same-origin checks; the token beyond loopback (module
-        :mod:`realtime_pose.view.access`)."""
-        host = request.headers.get("Host")
-        if self.address.loopback and not access.loopback_host_header(host):
-            return self._refuse(403, f"Host {host!r} is not this computer")
-        if self.token:
-            refused = self._check_token(request)
-            if refused is not None:
-                return refused
-        if request.path == "/ws":
-            origin = request.headers.get("Origin")
-            if origin is not None and not access.same_origin(origin, host, self.address.scheme):
-                return self._refuse(403, f"WebSocket from another origin ({origin!r})")
-        response = await handler(request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
-
-    def _check_token(self, request: web.Request) -> web.StreamResponse | None:
-        """``None`` when the request carries the token (query, bearer) or the session cookie
-        derived from it; else the refusal. Wrong tokens are throttled per client address."""
-        assert self.token is not None and self._cookie is not None
-        remote = request.remote
-        wait_s = self.failed_attempts.wait_s(remote)
-        if wait_s > 0:
-            response = self._refuse(429, f"too many wrong tokens; try again in {wait_s:.0f} s")
-            response.headers["Retry-After"] = str(math.ceil(wait_s))
-            return response
-        given = request.query.get("token")
-        if given is not None:
-            if not access.token_matches(given, self.token):
-                self.failed_attempts.failed(remote)
-                return self._refuse(403, "wrong token")
-            response = web.HTTPSeeOther(request.rel_url.with_query({}))
-            response.set_cookie(
-                access.COOKIE,
-                self._cookie,
-                httponly=True,
-                samesite="Strict",
-                secure=self.address.tls,
-                path="/",
-            )
-            return response
-        cookie = request.cookies.get(access.COOKIE)
-        if cookie is not None:
-            if access.token_matches(cookie, self._cookie):
-                return None
-            self.failed_attempts.failed(remote)
-            return self._refuse(403, "wrong or expired session; open the page with ?token=")
-        bearer = request.headers.get("Authorization", "")
-        if bearer.startswith("Bearer "):
-            if access.token_matches(bearer[len("Bearer ") :], self.token):
-                return None
-            self.failed_attempts.failed(remote)
-            return self._refuse(403, "wrong token")
-        return self._refuse(
-            401,
-            "this live view needs the session token: open it as "
-            f"{self.address.scheme}://HOST:PORT/?token=...",
-        )
-
-    @staticmethod
-    def _refuse(status: int, why: str) -> web.Response:
-        response = web.Response(status=status, text=f"{status}: {why}\n")
-        response.headers.update(SECURITY_HEADERS)
-        return response
 
     async def _index(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(STATIC / "index.html")
@@ -328,6 +259,7 @@ class ViewServer:
                 stream=self.stream_address,
                 same_host=self.same_host,
                 actions=self.control_address is not None,
+                labelling=self.label_folder is not None,
             )
         ]
         if self.meta is not None:

@@ -3,7 +3,7 @@
 import { Connection } from "./connection.js";
 import { setText, showResult } from "./dom.js";
 import { ImageView } from "./imageview.js";
-import { addEvent, renderLegend, renderOutputs, renderSession, renderZones } from "./panels.js";
+import { addEvent, renderLegend, renderModel, renderOutputs, renderSession, renderZones } from "./panels.js";
 import { Plots } from "./plots.js";
 
 const $ = (id) => document.getElementById(id);
@@ -46,11 +46,13 @@ function onText(msg) {
   switch (msg.type) {
     case "hello":
       state.stream = msg.stream || "";
+      $("label-link").hidden = !msg.labelling;
       break;
     case "meta":
       state.meta = msg.meta;
       image.setMeta(msg.meta);
       renderLegend($("legend"), msg.meta);
+      renderModel($("model"), msg.meta);
       refreshPanels();
       break;
     case "rules":
@@ -147,6 +149,26 @@ $("test-pulse").onclick = () => {
   if (!output) return;
   if (!window.confirm(`Pulse output "${output}" for ${ms} ms (its max on-time is ${max} ms)?`)) return;
   act("output_test", { output, duration_ms: ms }, (r) => `${r.output} pulsed for ${r.duration_ms} ms`);
+};
+$("model-swap").onclick = async () => {
+  const bundle = $("bundle-path").value.trim();
+  if (!bundle) {
+    showResult($("model-result"), { ok: false, error: "enter the bundle's folder on the rig" });
+    return;
+  }
+  $("model-swap").disabled = true;
+  try {
+    const reply = await conn.action("model_swap", { bundle });
+    showResult($("model-result"), reply, (r) => `swapped to ${(r.model && r.model.name) || bundle}`);
+    if (reply.ok && reply.model && state.meta) {
+      state.meta = { ...state.meta, model: { ...state.meta.model, ...reply.model } };
+      renderModel($("model"), state.meta);
+    }
+  } catch (err) {
+    showResult($("model-result"), { ok: false, error: err.message });
+  } finally {
+    $("model-swap").disabled = false;
+  }
 };
 $("rules-save").onclick = () => {
   const file = state.rules && state.rules.rules_file;

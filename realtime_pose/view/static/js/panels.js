@@ -38,6 +38,16 @@ export function renderSession(dl, meta, status, stream) {
   replaceChildren(dl, rows);
 }
 
+export function renderModel(dl, meta) {
+  const model = (meta && meta.model) || {};
+  const rows = [el("dt", { text: "name" }), el("dd", { text: model.name ?? "–", data: { field: "name" } })];
+  if (model.sha256) {
+    const short = `${String(model.sha256).slice(0, 16)}…`;
+    rows.push(el("dt", { text: "sha256" }), el("dd", { text: short, title: model.sha256, data: { field: "sha256" } }));
+  }
+  replaceChildren(dl, rows);
+}
+
 export function renderOutputs(tbody, select, meta, status) {
   const outputs = (meta && meta.outputs) || {};
   const on = (status && status.outputs_on) || {};

@@ -1,0 +1,80 @@
+"""``realtime-pose label FOLDER``: correct captured frames in the browser."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``label`` sub-command."""
+    p = subparsers.add_parser(
+        "label",
+        help="correct captured or extracted frames in the browser (DeepLabCut labeled-data)",
+        description="Serve a labelling page for one DeepLabCut labeled-data/<video> folder of "
+        "PNG frames: the machine's labels (machinelabels-iter*.h5) are the starting guess, "
+        "keypoints are dragged into place, and the frames marked done are merged into "
+        "CollectedData_<scorer>.h5 and .csv. Needs the view extra: pip install "
+        "'realtime-pose[view]'.",
+    )
+    p.add_argument("folder", type=Path, help="the labeled-data/<video> folder of PNG frames")
+    p.add_argument(
+        "--address",
+        default="http://127.0.0.1:8090",
+        help="where to serve the page; beyond loopback it must be https:// and needs the token",
+    )
+    p.add_argument(
+        "--scorer",
+        default=None,
+        help="whose labels (CollectedData_<scorer>); default: the DeepLabCut project's "
+        "config.yaml scorer, else the folder's CollectedData file's",
+    )
+    p.add_argument(
+        "--token-file",
+        type=Path,
+        default=None,
+        help="a file holding the token the page asks for beyond loopback; default: "
+        "$REALTIME_POSE_VIEW_TOKEN. Never on the command line, where other users can read it",
+    )
+    p.add_argument("--tls-cert", type=Path, help="https: the certificate (PEM); default: the rig's")
+    p.add_argument("--tls-key", type=Path, help="https: the certificate's private key (PEM)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted."""
+    from realtime_pose.stream.security import InsecureBindError
+    from realtime_pose.view.process import TOKEN_ENV
+    from realtime_pose.view.tls import TlsFiles
+
+    try:
+        from realtime_pose.view.labelling import serve_labelling
+    except ImportError as exc:
+        log.error("the labelling page needs aiohttp: pip install 'realtime-pose[view]' (%s)", exc)
+        return 2
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip() or None
+        except OSError as exc:
+            log.error("--token-file: cannot read %s: %s", args.token_file, exc)
+            return 2
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            log.error("TLS needs both --tls-cert and --tls-key")
+            return 2
+        tls = TlsFiles(args.tls_cert, args.tls_key)
+    try:
+        serve_labelling(args.folder, args.address, token, tls, args.scorer)
+    except (ValueError, InsecureBindError, RuntimeError) as exc:
+        log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        log.error("cannot serve the labelling page on %s: %s", args.address, exc)
+        return 2
+    return 0
