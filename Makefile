@@ -12,7 +12,8 @@ DEMO_SECONDS ?= 20
 DLC3_VENV ?= .venv-dlc3
 DLC3_STAMP := $(DLC3_VENV)/.installed-stamp
 DLC3_TESTS := tests/exporters/test_dlc3_import.py tests/exporters/test_dlc3_source.py \
-	tests/core/test_light_install.py tests/core/test_bundle.py tests/inference/test_peaks.py
+	tests/core/test_light_install.py tests/core/test_bundle.py tests/inference/test_peaks.py \
+	tests/formats/test_labeled_data_dlc3.py
 
 .PHONY: setup demo test test-fast test-dlc3 dlc3-env lint format bench clean
 

@@ -1,5 +1,6 @@
-"""What a running session answers on its control socket: status, recording, rules and the live
-view's requests (zones, rules file, manual output pulses, snapshots); see docs/protocol.md.
+"""What a running session answers on its control socket: status, recording, rules, the live
+view's requests (zones, rules file, manual output pulses, snapshots) and model swaps; see
+docs/protocol.md.
 
 Each handler takes a validated request (:mod:`realtime_pose.stream.messages`) and returns the
 reply's fields, or raises ``ValueError`` with a message the client shows. Anything that changes
@@ -14,12 +15,14 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from realtime_pose.bundle import Bundle
+from realtime_pose.live.model_swap import ModelSwapper
 from realtime_pose.live.pipeline import Pipeline, finish_recording
 from realtime_pose.live.run_config import RunConfig
 from realtime_pose.ports import OutputPort
@@ -62,6 +65,9 @@ class RunningSession(Protocol):
     meta: dict[str, Any]
     rule_configs: list[RuleConfig]
     """The rules as they run now; a zone edit replaces them."""
+    engine: Any  # the engine that runs now; a model swap replaces it (with bundle and meta)
+    loop_shapes: Any  # the frame and crop sizes the loop feeds (LoopShapes)
+    stop_event: threading.Event
 
 
 class SessionRequests:
@@ -79,6 +85,8 @@ class SessionRequests:
         self.snapshot_interval_s = SNAPSHOT_MIN_INTERVAL_S
         self.snapshot_min_free_bytes = SNAPSHOT_MIN_FREE_BYTES
         self._last_snapshot = -float("inf")
+        self.models = ModelSwapper(session)
+        """The session's model swaps (``model_swap``), one at a time."""
         # two workers: a snapshot need not wait for an hour's recording to be converted
         self._work = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="control-work")
 
@@ -88,9 +96,10 @@ class SessionRequests:
         self._work.shutdown(wait=True)
 
     def _in_background(
-        self, what: str, work: Callable[[], dict[str, Any]], event: Callable[..., dict]
+        self, what: str, work: Callable[[], dict[str, Any] | None], event: Callable[..., dict]
     ) -> None:
-        """Run ``work`` on a worker thread; post the ``event(**its fields)`` it returns, or
+        """Run ``work`` on a worker thread; post the ``event(**its fields)`` it returns (none if
+        it returns ``None``: it sent its own, as a model swap does from the loop), or
         ``event(state="failed", error=...)`` if it raised."""
         pipe = self.session.pipeline
 
@@ -100,6 +109,8 @@ class SessionRequests:
             except Exception as exc:
                 log.exception("%s failed", what)
                 fields = {"state": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            if fields is None:
+                return
             try:
                 pipe.post_event(event(**fields))
             except Exception:  # the stream may be gone at shutdown; the log says what happened
@@ -116,8 +127,12 @@ class SessionRequests:
             return {"status": pipe.last_status or pipe.call_in_loop(pipe.publish_status)}
 
         def meta(_req: messages.MetaRequest) -> dict:
-            if session.publisher is not None:
-                session.publisher.publish_meta(session.meta)
+            publisher = session.publisher
+            if publisher is not None:  # from the loop: the stream socket is its alone
+                try:
+                    pipe.call_in_loop(lambda: publisher.publish_meta(session.meta))
+                except TimeoutError:  # a stalled loop: the reply still carries meta
+                    log.warning("meta was not republished: the loop did not take it in time")
             return {"meta": session.meta}
 
         def record_start(req: messages.RecordStartRequest) -> dict:
@@ -167,6 +182,7 @@ class SessionRequests:
             "rules_save": self.rules_save,
             "output_test": self.output_test,
             "snapshot": self.snapshot,
+            "model_swap": self.model_swap,
         }
 
     def rules_reply(self) -> dict[str, Any]:
@@ -324,6 +340,25 @@ class SessionRequests:
             ),
         )
         return {**planned.paths(), "saving": True}
+
+    def model_swap(self, req: messages.ModelSwapRequest) -> dict[str, Any]:
+        """Load and check the bundle now (a broken one, or one whose keypoints or animals
+        differ from the running model's, is refused in the reply, which otherwise confirms its
+        keypoints match); build, warm up and swap it in on a worker, and say so with a
+        ``model`` event: ``state: "swapped"`` (emitted by the loop at the swap, with
+        ``since_seq``) or ``state: "failed"`` with ``error`` (the old model goes on)."""
+        pipe, swapper = self.session.pipeline, self.models
+        planned = swapper.plan(req.bundle)
+        try:
+            self._in_background(
+                f"swapping in the model {planned.bundle.root}",
+                lambda: swapper.run(planned),
+                lambda **fields: planned.event(pipe.frames, **fields),
+            )
+        except BaseException:  # no worker (the session is closing): nothing will run it
+            swapper.abandon(planned)
+            raise
+        return planned.reply(self.session.loop_shapes)
 
 
 def free_disk_bytes(folder: Path) -> int | None:

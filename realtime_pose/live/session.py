@@ -5,7 +5,9 @@ everything before the first frame (bundle, engine, source, rules against the bun
 outputs), so a broken setup is refused at start with a message naming the field, and whatever was
 opened by then is closed again. :meth:`LiveSession.close` releases the parts in
 :data:`SHUTDOWN_ORDER`: outputs off first, then the control socket, the recording (converted),
-the stream, the engine.
+the stream, the engine (whichever runs by then: the control request ``model_swap``
+(:mod:`realtime_pose.live.model_swap`) replaces it while the session runs, at the same
+:class:`LoopShapes`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from realtime_pose.bundle import load_bundle
+from realtime_pose.bundle import Bundle, load_bundle
 from realtime_pose.calibration import CameraRig
-from realtime_pose.engines import open_engine
+from realtime_pose.engines import Engine, open_engine
 from realtime_pose.geometry import Size
 from realtime_pose.inference.crop import CropWindow, DynamicCropper
 from realtime_pose.inference.estimator import NetworkInput, PoseEstimator, undersized_input
@@ -33,7 +35,7 @@ from realtime_pose.live.garbage import LoopCollector
 from realtime_pose.live.grabber import Grabber
 from realtime_pose.live.pipeline import Pipeline
 from realtime_pose.live.processors import ProcessorChain, load_processor
-from realtime_pose.live.run_config import RunConfig
+from realtime_pose.live.run_config import CropConfig, RunConfig
 from realtime_pose.ports import FrameRecorderPort, FrameTap, OutputPort, PoseRecorderPort
 from realtime_pose.rules import RuleConfig
 from realtime_pose.sources import FrameSource
@@ -56,6 +58,81 @@ SHUTDOWN_ORDER = (
 can fail, the live view's process and then the control socket (no requests while the rest
 goes), the recording finished (and converted) while the stream still reports it, the preview
 encoder before the stream it feeds, the engine last."""
+
+
+@dataclass(frozen=True)
+class LoopShapes:
+    """What a session's loop feeds its estimator: the frame sizes (one camera, or each of a
+    group's) and the crop window's size (dynamic cropping, one camera only).
+
+    The engine is built and warmed up for these at start and again for a model swapped in
+    while the session runs (:mod:`realtime_pose.live.model_swap`): same frames, whatever the
+    bundle (whose input sizing then gives the network sizes).
+    """
+
+    frames: tuple[Size, ...]
+    crop: Size | None = None
+
+    @classmethod
+    def of_camera(cls, frame: Size, crop: CropConfig) -> LoopShapes:
+        """One camera's frames, and its crop window (clamped to the frame) when enabled."""
+        window = None
+        if crop.enabled:
+            window = Size(min(crop.width, frame.width), min(crop.height, frame.height))
+        return cls((frame,), window)
+
+    def network_sizes(self, sizing: NetworkInput) -> list[Size]:
+        """The distinct network input sizes the loop runs at (what a GPU engine is built for)."""
+        sizes = (s for frame in self.frames for s in sizing.loop_sizes(frame, self.crop))
+        return list(dict.fromkeys(sizes))
+
+    def warmup(self, estimator: PoseEstimator, runs: int) -> None:
+        """Run ``estimator`` on blank frames at every shape the loop feeds it."""
+        for frame in dict.fromkeys(self.frames):
+            if self.crop is not None:
+                estimator.warmup(frame, CropWindow(0, 0, *self.crop, False), runs)
+            estimator.warmup(frame, None, runs)
+
+    def describe(self) -> str:
+        """``"80x64 frames, 48x48 crop"``: the shapes, for messages."""
+        frames = ", ".join(f"{f.width}x{f.height}" for f in dict.fromkeys(self.frames))
+        crop = f", {self.crop.width}x{self.crop.height} crop" if self.crop is not None else ""
+        return f"{frames} frames{crop}"
+
+
+def build_estimator(bundle: Bundle, config: RunConfig, shapes: LoopShapes) -> PoseEstimator:
+    """An engine for ``bundle`` (the run config's ``engine:`` section) at the network sizes
+    ``shapes`` give, the estimator on it, warmed up at each shape; the engine is closed again
+    if any of that fails."""
+    for frame in dict.fromkeys(shapes.frames):
+        warning = undersized_input(bundle.meta, frame, config.input_size)
+        if warning:
+            log.warning("%s", warning)
+    sizing = NetworkInput.for_bundle(bundle.meta, config.input_size)
+    engine = open_engine(bundle, config.engine, shapes.network_sizes(sizing))
+    try:
+        estimator = PoseEstimator(bundle, engine, config.input_size)
+        shapes.warmup(estimator, config.engine.options.warmup_runs)  # type: ignore[attr-defined]
+    except BaseException:
+        engine.close()
+        raise
+    return estimator
+
+
+def model_description(
+    bundle: Bundle, sha256: str, since_seq: int = 0, swaps: int = 0
+) -> dict[str, Any]:
+    """The ``model`` field of ``meta``: which model makes the poses from seq ``since_seq`` on
+    (``sha256`` of its ``model.onnx``), after ``swaps`` models were swapped in."""
+    meta = bundle.meta
+    return {
+        "name": meta.name,
+        "provenance": meta.provenance,
+        "bundle": str(bundle.root),
+        "sha256": sha256,
+        "since_seq": int(since_seq),
+        "swaps": int(swaps),
+    }
 
 
 @dataclass(frozen=True)
@@ -110,6 +187,10 @@ class LiveSession:
         """The control handlers (:class:`~realtime_pose.live.requests.SessionRequests`), or
         ``None`` without a control socket."""
         self.stop_event = threading.Event()
+        self.engine: Engine | None = None
+        """The engine the loop runs now (a model swap replaces it; shutdown closes it)."""
+        self.loop_shapes: LoopShapes | None = None
+        """The frame and crop sizes the loop feeds the estimator (set while building)."""
         self._closers: dict[str, Callable[[], Any]] = {}
         try:
             self._build(config, config_dir or Path.cwd(), frame_taps)
@@ -169,7 +250,7 @@ class LiveSession:
 
             rules = RuleEngine(config.rules, meta.keypoints)
         self.dispatcher = self._open_outputs(config)
-        model = {"name": meta.name, "provenance": meta.provenance, "bundle": str(self.bundle.root)}
+        model = model_description(self.bundle, self.bundle.model_sha256())
         self.meta = messages.meta_payload(
             meta.keypoints,
             meta.skeleton,
@@ -313,15 +394,22 @@ class LiveSession:
 
     def _open_group_estimator(self, config: RunConfig, sizes: list[Size]) -> PoseEstimator:
         """One engine for every view, built and warmed up for each view's size."""
-        sizing = NetworkInput.for_bundle(self.bundle.meta, config.input_size)
-        shapes = list(dict.fromkeys(s for size in sizes for s in sizing.loop_sizes(size)))
-        engine = open_engine(self.bundle, config.engine, shapes)
-        self._on_close("engine", engine.close)
-        estimator = PoseEstimator(self.bundle, engine, config.input_size)
-        runs = config.engine.options.warmup_runs  # type: ignore[attr-defined]
-        for size in dict.fromkeys(sizes):
-            estimator.warmup(size, None, runs)
+        self.loop_shapes = LoopShapes(tuple(sizes))
+        return self._start_engine(config)
+
+    def _start_engine(self, config: RunConfig) -> PoseEstimator:
+        """The estimator at :attr:`loop_shapes`; its engine becomes the one shutdown closes."""
+        assert self.loop_shapes is not None
+        estimator = build_estimator(self.bundle, config, self.loop_shapes)
+        self.engine = estimator.engine
+        self._on_close("engine", self._close_engine)
         return estimator
+
+    def _close_engine(self) -> None:
+        """Close whichever engine runs now (a swapped-in model's, or the first)."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            engine.close()
 
     def _group_pipeline(
         self, config: RunConfig, estimator: PoseEstimator, shared: dict[str, Any]
@@ -354,27 +442,16 @@ class LiveSession:
         self, config: RunConfig, frame_size: Size
     ) -> tuple[PoseEstimator, DynamicCropper | None]:
         """The engine at the shapes the loop will feed (crop window, full frame), warmed up."""
-        crop_size = None
-        if config.crop.enabled:
-            crop_size = Size(
-                min(config.crop.width, frame_size.width),
-                min(config.crop.height, frame_size.height),
-            )
-        sizing = NetworkInput.for_bundle(self.bundle.meta, config.input_size)
-        warning = undersized_input(self.bundle.meta, frame_size, config.input_size)
-        if warning:
-            log.warning("%s", warning)
-        engine = open_engine(self.bundle, config.engine, sizing.loop_sizes(frame_size, crop_size))
-        self._on_close("engine", engine.close)
-        estimator = PoseEstimator(self.bundle, engine, config.input_size)
-        runs = config.engine.options.warmup_runs  # type: ignore[attr-defined]
+        self.loop_shapes = LoopShapes.of_camera(frame_size, config.crop)
+        estimator = self._start_engine(config)
         cropper = None
-        if crop_size is not None:
+        if self.loop_shapes.crop is not None:
             cropper = DynamicCropper(
-                frame_size, crop_size, config.crop.min_likelihood, config.crop.lost_after_frames
+                frame_size,
+                self.loop_shapes.crop,
+                config.crop.min_likelihood,
+                config.crop.lost_after_frames,
             )
-            estimator.warmup(frame_size, CropWindow(0, 0, *crop_size, False), runs)
-        estimator.warmup(frame_size, None, runs)
         return estimator, cropper
 
     def _make_predictor(self, config: RunConfig) -> tuple[ForwardPredictor | None, LeadTime | None]:

@@ -426,6 +426,24 @@ class SnapshotRequest(_Request):
     cmd: Literal["snapshot"]
 
 
+class ModelSwapRequest(_Request):
+    """Put another model bundle into the running session, between two frames.
+
+    The bundle is loaded and checked against the running model at once (the reply says
+    whether it fits, and confirms its keypoints); its engine is then built and warmed up on
+    the rig while the loop goes on, and an ``event`` of kind ``model`` says when it runs
+    (``state: "swapped"``, with ``since_seq``) or why it does not (``state: "failed"``).
+    """
+
+    cmd: Literal["model_swap"]
+    bundle: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="the bundle (folder or .zip) on the rig: absolute, or relative to the "
+        "session's working directory",
+    )
+
+
 ControlRequest = Annotated[
     PingRequest
     | MetaRequest
@@ -438,7 +456,8 @@ ControlRequest = Annotated[
     | ZoneSetRequest
     | RulesSaveRequest
     | OutputTestRequest
-    | SnapshotRequest,
+    | SnapshotRequest
+    | ModelSwapRequest,
     Field(discriminator="cmd"),
 ]
 COMMANDS = (
@@ -454,6 +473,7 @@ COMMANDS = (
     "rules_save",
     "output_test",
     "snapshot",
+    "model_swap",
 )
 ControlRequestModel = _Request
 """The base of every validated control request (``cmd``, ``id``, ``token`` and its fields)."""
