@@ -40,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--tls-cert", type=Path, help="https: the certificate (PEM); default: the rig's")
     p.add_argument("--tls-key", type=Path, help="https: the certificate's private key (PEM)")
+    p.add_argument(
+        "--label-folder",
+        type=Path,
+        default=None,
+        help="a labeled-data/<name> folder of captured frames to label at /label/ beside the view",
+    )
     p.add_argument("--client-key", type=Path, help="CURVE: this client's .key_secret file")
     p.add_argument("--server-key", type=Path, help="CURVE: the rig's public .key file")
     p.set_defaults(func=run)
@@ -94,7 +100,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         control = args.control or default_control(args.stream)
         server = ViewServer(
-            args.stream, None if control == "none" else control, args.address, token, curve, tls
+            args.stream,
+            None if control == "none" else control,
+            args.address,
+            token,
+            curve,
+            tls,
+            label_folder=args.label_folder,
         )
     except (ValueError, InsecureBindError, RuntimeError) as exc:
         log.error("%s", exc)

@@ -20,6 +20,10 @@ arrays, so calling it on every frame of the live loop costs a few microseconds:
 ``track_lost`` / ``track_reborn``
     (several animals) An animal with at least half of its keypoints confident has none left
     (lost), or a lost animal has at least half of them again (reborn): where identities swap.
+``uncertain``
+    (one animal) At least ``uncertain_share`` of the keypoints are below ``min_likelihood``:
+    DeepLabCut's "uncertain" outlier rule, for a network that was never confident here (an
+    animal or a light it was not trained on), where a drop or a jump cannot show.
 
 The detector owns no I/O; :class:`~realtime_pose.live.capture.FrameCapture` decides which
 doubtful frames to keep.
@@ -44,6 +48,7 @@ class Reason(enum.IntFlag):
     DISTANCE = 4
     TRACK_LOST = 8
     TRACK_REBORN = 16
+    UNCERTAIN = 32
 
 
 REASON_NAMES: dict[int, str] = {int(r): r.name.lower() for r in Reason}
@@ -65,6 +70,7 @@ def doubt_kernel(
     low_px: np.ndarray,
     high_px: np.ndarray,
     animals: int,
+    uncertain_count: int,
     run: np.ndarray,
     last_xy: np.ndarray,
     last_t: np.ndarray,
@@ -91,6 +97,9 @@ def doubt_kernel(
         ``[P, 2]`` bodypart indices within one animal and the allowed distance range of each.
     animals
         Animals in the pose; track checks run for two or more.
+    uncertain_count
+        One animal: this many keypoints below ``min_likelihood`` make the pose uncertain
+        (negative: no such check).
     run, last_xy, last_t, n_last, track
         State: confident frames in a row ``[N]``; the last two confident positions
         ``[N, 2, 2]`` (newest first) and their times ``[N, 2]``; how many of them are valid
@@ -178,6 +187,16 @@ def doubt_kernel(
                 for i in range(base, base + k):
                     flagged[i] = True
                 track[a] = _LOST
+    elif uncertain_count > 0:
+        unsure = 0
+        for i in range(n):
+            if not confident[i]:
+                unsure += 1
+        if unsure >= uncertain_count:
+            mask |= 32
+            for i in range(n):
+                if not confident[i]:
+                    flagged[i] = True
     return mask
 
 
@@ -206,6 +225,9 @@ class DoubtDetector:
     max_age_s
         Confident positions older than this are not extrapolated (the jump check waits for two
         fresh ones).
+    uncertain_share
+        One animal: the pose is uncertain when at least this share of its keypoints is below
+        ``min_likelihood``; ``None``: no such check.
 
     Attributes
     ----------
@@ -228,6 +250,7 @@ class DoubtDetector:
         distance_max_px: Sequence[float] | np.ndarray | None = None,
         distance_margin: float = 0.25,
         max_age_s: float = 0.5,
+        uncertain_share: float | None = 0.5,
     ) -> None:
         self.keypoints = [str(k) for k in keypoints]
         n = len(self.keypoints)
@@ -247,6 +270,8 @@ class DoubtDetector:
             raise ValueError(f"distance_margin must be in [0, 1), got {distance_margin}")
         if not max_age_s > 0:
             raise ValueError(f"max_age_s must be positive, got {max_age_s}")
+        if uncertain_share is not None and not 0 < uncertain_share <= 1:
+            raise ValueError(f"uncertain_share must be in (0, 1] or None, got {uncertain_share}")
         self.animals = int(animals)
         self.bodyparts = n // self.animals
         self.min_likelihood = float(min_likelihood)
@@ -254,6 +279,10 @@ class DoubtDetector:
         self.jump_px = None if jump_px is None else float(jump_px)
         self.distance_margin = float(distance_margin)
         self.max_age_s = float(max_age_s)
+        self.uncertain_share = uncertain_share
+        self._uncertain_count = (
+            -1 if uncertain_share is None else max(1, math.ceil(uncertain_share * n - 1e-9))
+        )
         self.pairs, self.distance_min_px, self.distance_max_px = self._check_pairs(
             distance_pairs, distance_min_px, distance_max_px
         )
@@ -347,6 +376,7 @@ class DoubtDetector:
             self._low_px,
             self._high_px,
             self.animals,
+            self._uncertain_count,
             self._run,
             self._last_xy,
             self._last_t,

@@ -110,6 +110,39 @@ def nearest_centroid(centroids: np.ndarray, count: int, point: np.ndarray) -> tu
     return best, math.sqrt(best_d / d_len)
 
 
+class LookDescriptor:
+    """What a doubtful frame looks like, as the k-means compares it: its thumbnail minus the
+    scene's background (a running mean of the thumbnails seen), in units of the typical
+    difference (a running mean of its RMS).
+
+    A small animal moving over a large, constant arena changes a whole-frame thumbnail by a few
+    gray levels wherever it is, and a light animal on a light floor by less than one: raw
+    thumbnails then all fall in one cluster. Relative to the background and to the scene's own
+    contrast, two frames with the animal in different places are ~1.4 apart and two alike
+    near 0, whatever the contrast, so one radius serves every scene.
+    """
+
+    def __init__(self, dim: int, background_rate: float = 0.1) -> None:
+        self.background = np.zeros(dim, np.float32)
+        self.out = np.zeros(dim, np.float32)
+        self.rate = float(background_rate)
+        self.energy = 0.0
+        self.seen = 0
+
+    def describe(self, thumb: np.ndarray) -> np.ndarray:
+        """The descriptor of ``thumb`` (``[dim]``; a reused buffer); updates the running means."""
+        if self.seen == 0:
+            self.background[:] = thumb
+        np.subtract(thumb, self.background, out=self.out)
+        rms = float(np.sqrt(np.mean(self.out * self.out)))
+        self.seen += 1
+        rate = max(self.rate, 1.0 / self.seen)
+        self.energy += rate * (rms - self.energy)
+        self.out /= max(self.energy, 0.25)  # a floor: a scene with nothing moving stays near 0
+        self.background += rate * (thumb - self.background)
+        return self.out
+
+
 class OnlineKMeans:
     """MacQueen's online k-means over thumbnails, up to ``clusters`` centroids.
 
@@ -213,8 +246,9 @@ class FrameCapture:
     min_gap_s, max_per_minute
         Rate limit between captures (``max_per_minute=None``: none beyond ``min_gap_s``).
     clusters, per_cluster, cluster_radius
-        Online k-means: centroids, captures per centroid, and the RMS gray-level distance
-        (0-255) beyond which a thumbnail seeds a new centroid while there are free ones.
+        Online k-means: centroids, captures per centroid, and the distance (of
+        :class:`LookDescriptor` values: about 1.4 between frames with the animal in two places)
+        beyond which a frame seeds a new centroid while there are free ones.
     max_frames, disk_budget_mb
         Stop capturing after this many captures, or once the captured files take this much
         disk (PNGs plus the current label files), with one warning.
@@ -249,7 +283,7 @@ class FrameCapture:
         max_per_minute: float | None = 30.0,
         clusters: int = 10,
         per_cluster: int = 5,
-        cluster_radius: float = 8.0,
+        cluster_radius: float = 0.7,
         max_frames: int = 200,
         disk_budget_mb: float = 200.0,
         suggestions: bool = True,
@@ -306,6 +340,7 @@ class FrameCapture:
         self._kmeans = OnlineKMeans(clusters, THUMBNAIL_SIZE[0] * THUMBNAIL_SIZE[1], cluster_radius)
         self._cluster_captures = np.zeros(clusters, np.int64)
         self._thumb = np.zeros(THUMBNAIL_SIZE, np.float32)
+        self._look = LookDescriptor(THUMBNAIL_SIZE[0] * THUMBNAIL_SIZE[1])
         self._free: collections.deque[_Slot] = collections.deque(_Slot() for _ in range(slots))
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._exhausted: str | None = None
@@ -372,7 +407,7 @@ class FrameCapture:
             return
         image = frame.image
         thumbnail(image if image.ndim == 3 else image[:, :, None], self._thumb)
-        cluster = self._kmeans.assign(self._thumb.reshape(-1))
+        cluster = self._kmeans.assign(self._look.describe(self._thumb.reshape(-1)))
         if self._cluster_captures[cluster] >= self.per_cluster:
             self.similar += 1
             return

@@ -250,9 +250,10 @@ class CaptureConfig(_Section):
     ``confident_frames`` confident ones, when a keypoint jumps more than ``jump_px`` away from
     where its motion put it, when two body parts are closer or farther apart than the training
     labels ever had them (by ``distance_margin``; needs the bundle's ``label_distances``), or
-    when an animal's track is lost or re-born. Captures are spaced by ``min_gap_s``, at most
-    ``max_per_minute``, clustered by look (``clusters`` × ``per_cluster`` at most), up to
-    ``max_frames`` and ``disk_budget_mb``.
+    when an animal's track is lost or re-born, or (one animal) when at least
+    ``uncertain_share`` of the keypoints are below ``min_likelihood``. Captures are spaced by
+    ``min_gap_s``, at most ``max_per_minute``, clustered by look (``clusters`` ×
+    ``per_cluster`` at most), up to ``max_frames`` and ``disk_budget_mb``.
     """
 
     enabled: bool = False
@@ -271,7 +272,13 @@ class CaptureConfig(_Section):
     confident_frames: int = Field(default=3, ge=1)
     jump_px: float | None = Field(default=30.0, gt=0, description="None: not judged")
     distance_margin: float | None = Field(
-        default=0.25, ge=0, description="beyond the labelled range by this share; None: off"
+        default=0.25, ge=0, lt=1, description="beyond the labelled range by this share; None: off"
+    )
+    uncertain_share: float | None = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="one animal: this share of keypoints below min_likelihood; None: off",
     )
     min_gap_s: float = Field(default=0.5, ge=0)
     max_per_minute: float = Field(default=30.0, gt=0)

@@ -50,6 +50,7 @@ SHUTDOWN_ORDER = (
     "control",
     "pipeline",
     "preview",
+    "capture",
     "stream",
     "engine",
     "cpu affinity",
@@ -57,7 +58,8 @@ SHUTDOWN_ORDER = (
 """The order :meth:`LiveSession.close` releases the parts in: outputs off before anything else
 can fail, the live view's process and then the control socket (no requests while the rest
 goes), the recording finished (and converted) while the stream still reports it, the preview
-encoder before the stream it feeds, the engine last."""
+encoder before the stream it feeds, the captured frames' last labels written, the engine
+last."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ class LiveSession:
         self.rule_configs: list[RuleConfig] = list(config.rules)
         """The rules as they run now (zone edits from the live view change them)."""
         self.previewer = None
+        self.capture = None
         self.view = None
         self.group: CameraGroup | None = None
         """The camera group of a ``sources:`` session, else ``None``."""
@@ -297,6 +300,9 @@ class LiveSession:
             )
             self._on_close("preview", self.previewer.close)
             frame_taps = (*frame_taps, self.previewer)
+        self.capture = self._open_capture(config) if config.capture.enabled else None
+        if self.capture is not None:
+            frame_taps = (*frame_taps, self.capture)
         shared = {  # what either loop hands poses and events to
             "predictor": predictor,
             "lead": lead,
@@ -489,6 +495,25 @@ class LiveSession:
             if callable(attach):
                 attach(submit, self.pipeline.post_event)
 
+    def _open_capture(self, config: RunConfig):
+        """The capture of doubtful frames (:mod:`realtime_pose.live.capture_plan`); its events
+        go out through the loop (the stream and the recording)."""
+        from realtime_pose.live.capture_plan import open_capture
+
+        capture = open_capture(
+            config.capture,
+            self.bundle,
+            config.recording.directory / "captures",
+            on_event=lambda event: self.pipeline.post_event(dict(event)),
+        )
+        self._on_close("capture", capture.close)
+        self.meta["capture"] = {
+            "folder": str(capture.directory),
+            "project": str(capture.folder),
+            "name": capture.name,
+        }
+        return capture
+
     def _start_view(self, config: RunConfig):
         """The live page, served by a child process that reads our stream (see
         :mod:`realtime_pose.view`)."""
@@ -502,6 +527,7 @@ class LiveSession:
             token=config.stream.token,
             curve=self._view_curve,
             tls=(v.tls_certificate, v.tls_key) if (v := config.view).tls_certificate else None,
+            label_folder=None if self.capture is None else self.capture.directory,
         )
         self._on_close("view", view.close)
         return view
@@ -591,6 +617,8 @@ class LiveSession:
             fields["outputs_on"] = {n: dispatcher.is_on(n) for n in self.config.outputs}
         if self.group is not None:
             fields["frame_sets"] = self.grabber.summary()
+        if self.capture is not None:
+            fields["capture"] = self.capture.stats()
         return fields
 
     def _on_grabber_status(self, status: dict[str, Any]) -> None:

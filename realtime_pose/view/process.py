@@ -47,6 +47,9 @@ class ViewProcess:
         the environment, like the token).
     tls
         ``(certificate, key)`` for an ``https://`` address (``None``: the rig's own).
+    label_folder
+        The session's captured frames (``labeled-data/<name>``): the page links to their
+        labelling page (``/label/``).
 
     Raises
     ------
@@ -62,6 +65,7 @@ class ViewProcess:
         token: str | None = None,
         curve: CurveClientKeys | None = None,
         tls: tuple[Path, Path] | None = None,
+        label_folder: Path | None = None,
     ) -> None:
         if importlib.util.find_spec("aiohttp") is None:
             raise RuntimeError(
@@ -89,6 +93,8 @@ class ViewProcess:
         ]
         if tls is not None:
             cmd += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        if label_folder is not None:
+            cmd += ["--label-folder", str(label_folder)]
         self.url: str | None = None
         """The page's address once it serves (with the port chosen when 0 was asked for)."""
         self._ready = threading.Event()

@@ -191,10 +191,27 @@ def test_an_animal_never_seen_is_neither_lost_nor_reborn():
     for t in range(3):
         assert detector.update(two_animals(FEMALE, MALE, likelihood_b=0.0), t) == 0
     assert detector.update(two_animals(FEMALE, MALE), 3) == 0
-    # one animal: a lost track is no reason of its own (its drops are)
-    single = DoubtDetector(KP, jump_px=None, confident_frames=1000)
+    # one animal: a lost track is no reason of its own (its drops are, and being uncertain)
+    single = DoubtDetector(KP, jump_px=None, confident_frames=1000, uncertain_share=None)
     single.update(steady(), 0)
     assert single.update(pose(steady()[:, :2], 0.0), 1) == 0
+
+
+def test_a_pose_the_network_is_unsure_of_throughout_is_uncertain():
+    detector = DoubtDetector(KP, jump_px=None, uncertain_share=0.5)
+    unsure = steady()
+    unsure[:, 2] = [0.9, 0.1, 0.2, 0.9]  # two of four below the cut-off, never confident before
+    assert detector.update(steady(), 0) == 0
+    for t in (1, 2):  # no drop after the first frame (they were not confident since), still unsure
+        mask = detector.update(unsure, t)
+        assert DoubtDetector.reasons(mask)[-1] == "uncertain"
+        assert detector.flagged_keypoints() == ["leftear", "rightear"]
+    unsure[1, 2] = 0.9  # one of four: not enough
+    assert detector.update(unsure, 3) == 0
+    several = DoubtDetector(ANIMALS_KP, animals=2, jump_px=None)  # tracks cover several animals
+    assert several.update(two_animals(FEMALE, MALE, likelihood_b=0.0), 0) == 0
+    with pytest.raises(ValueError, match="uncertain_share"):
+        DoubtDetector(KP, uncertain_share=0.0)
 
 
 def test_several_reasons_at_once_and_reset():

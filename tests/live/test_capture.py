@@ -137,6 +137,7 @@ def test_each_reason_is_captured_with_its_keypoints(tmp_path, frames):
         "distance": 1,
         "track_lost": 0,
         "track_reborn": 0,
+        "uncertain": 0,
     }
 
 
@@ -205,7 +206,7 @@ def test_near_identical_doubtful_frames_fill_one_cluster_only(tmp_path, frames):
     assert stats["doubtful"] == 50
     assert stats["captured"] == 3 and stats["similar"] == 47 and stats["clusters"] == 1
     # frames that differ (the animal walks 0.5-1 s between them) seed clusters of their own
-    capture = make_capture(tmp_path / "b", per_cluster=1, clusters=10, cluster_radius=2.0)
+    capture = make_capture(tmp_path / "b", per_cluster=1, clusters=10, cluster_radius=0.7)
     drop_every(frames, capture, 50)
     capture.close()
     assert capture.stats()["captured"] == 4 and capture.stats()["clusters"] == 4

@@ -135,7 +135,7 @@ class StreamLog:
             try:
                 while not self._stop.is_set():
                     if sub.poll(100):
-                        topic, payload = sub.recv_multipart()
+                        topic, payload, *_ = sub.recv_multipart()  # a frame has its JPEG too
                         self.messages.append((topic, messages.decode(payload)))
             finally:
                 sub.close()
