@@ -743,7 +743,8 @@ def _log_budget(settings: TrainSettings, crop: int) -> None:
         settings.batch_size,
         f"{settings.steps} steps" if settings.steps else f"{settings.minutes} min",
     )
-    if settings.steps and settings.steps < steps_needed(settings.batch_size):
+    fresh = settings.start_from is None  # fine-tuning continues a fitted network
+    if fresh and settings.steps and settings.steps < steps_needed(settings.batch_size):
         log.warning(
             "%d steps is fewer than the ~%d this project needs (batch %d): expect underfitting",
             settings.steps,
