@@ -10,7 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from realtime_pose.offline.batch import AnalysisRequest
+    from collections.abc import Sequence
+
+    from realtime_pose.bundle import Bundle
+    from realtime_pose.live.run_config import CaptureConfig
+    from realtime_pose.offline.batch import AnalysisRequest, Outcome
+    from realtime_pose.offline.capture import CaptureTarget
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu")
     p.add_argument(
         "--threads", type=int, default=0, help="ONNX Runtime threads (0: a worker's CPUs)"
+    )
+    capture_group = p.add_argument_group(
+        "capture of doubtful frames (docs/model-improvement.md)",
+        "after each video's analysis, copy the frames whose poses are doubtful into a "
+        "DeepLabCut labeled-data folder with the model's labels, for relabelling: the live "
+        "capture's criteria and defaults (the capture: section), counted in video time",
+    )
+    capture_group.add_argument(
+        "--capture",
+        action="store_true",
+        help="capture each video's doubtful frames into labeled-data/<video stem>-captured/ "
+        "(needs the dlc format)",
+    )
+    capture_group.add_argument(
+        "--capture-project",
+        type=Path,
+        metavar="DIR",
+        help="the DeepLabCut project whose labeled-data/ receives them (default: the bundle's "
+        "training project when it is on this machine, else <output dir>/captures)",
+    )
+    capture_group.add_argument(
+        "--capture-name",
+        metavar="NAME",
+        help="the labeled-data folder's name, for one video (default: <video stem>-captured)",
     )
     ray_group = p.add_argument_group("distributed analysis (the cluster extra: Ray)")
     ray_group.add_argument(
@@ -114,29 +143,102 @@ def run(args: argparse.Namespace) -> int:
         check_request,
         summary,
     )
+    from realtime_pose.offline.capture import CaptureSetupError, plan_captures
 
+    wants_capture = args.capture_project is not None or args.capture_name is not None
+    if wants_capture and not args.capture:
+        log.error("--capture-project and --capture-name go with --capture")
+        return 2
     if args.calibration is not None:
+        if args.capture:
+            log.error("--capture works on single videos, not with --calibration")
+            return 2
         return run_camera_set(args)
     request = request_from(args)
     t0 = time.monotonic()
     try:
         check_request(request)
+        config = capture_config(args, request)
         bundle = load_bundle(request.bundle_path)
+        targets = []
+        if config is not None:  # refused now, not after hours of analysis
+            targets = plan_captures(request.videos, bundle, config, request.output_dir)
         outcomes = analyze_videos(request, bundle)
-    except (AnalysisSetupError, BundleError) as exc:
+    except (AnalysisSetupError, BundleError, CaptureSetupError) as exc:
         log.error("%s", exc)
         return 2
     print(summary(outcomes, time.monotonic() - t0), file=sys.stdout)
     failed = [o for o in outcomes if o.status == "failed"]
+    if config is not None:
+        failed += capture_frames(outcomes, targets, request, bundle, config)
     if failed:
         log.error(
             "%d of %d videos failed: %s",
             len(failed),
             len(outcomes),
-            ", ".join(o.video.name for o in failed),
+            ", ".join(dict.fromkeys(o.video.name for o in failed)),
         )
         return 1
     return 0
+
+
+def capture_config(args: argparse.Namespace, request: AnalysisRequest) -> CaptureConfig | None:
+    """The ``capture:`` section that ``--capture`` stands for (defaults but the project and
+    name), or ``None`` without ``--capture``.
+
+    Raises
+    ------
+    AnalysisSetupError
+        A bad ``--capture-name``, or no ``dlc`` among the formats (the capture reads its table).
+    """
+    import pydantic
+
+    from realtime_pose.live.run_config import CaptureConfig
+    from realtime_pose.offline.batch import AnalysisSetupError
+
+    if not args.capture:
+        return None
+    if "dlc" not in request.formats:
+        raise AnalysisSetupError(
+            "--capture reads the pose table back from the .h5 file: add dlc to --format"
+        )
+    try:
+        return CaptureConfig(enabled=True, project=args.capture_project, name=args.capture_name)
+    except pydantic.ValidationError as exc:
+        raise AnalysisSetupError(
+            f"--capture-name {args.capture_name!r} cannot be a folder name: use 1-128 letters, "
+            f"digits and . _ + -, starting with a letter or digit ({exc.errors()[0]['msg']})"
+        ) from None
+
+
+def capture_frames(
+    outcomes: Sequence[Outcome],
+    targets: Sequence[CaptureTarget],
+    request: AnalysisRequest,
+    bundle: Bundle,
+    config: CaptureConfig,
+) -> list[Outcome]:
+    """Capture the doubtful frames of every analysed video (one line each); return the
+    outcomes whose capture failed."""
+    from realtime_pose.offline.capture import capture_video, pose_table_path
+    from realtime_pose.sources import SourceError
+    from realtime_pose.util.safe_write import OutputExistsError
+
+    where = {target.video: target for target in targets}
+    failed = []
+    for outcome in outcomes:
+        target = where.pop(outcome.video, None)  # None: the same video given again
+        if outcome.status == "failed" or target is None:
+            continue
+        table = pose_table_path(outcome.video, request.output_dir, bundle)
+        try:
+            result = capture_video(outcome.video, table, bundle, config, target)
+        except (SourceError, OutputExistsError, OSError, ValueError) as exc:
+            log.error("%s: frames not captured: %s", outcome.video, exc)
+            failed.append(outcome)
+            continue
+        print(result.line(), file=sys.stdout)
+    return failed
 
 
 def run_camera_set(args: argparse.Namespace) -> int:

@@ -215,8 +215,9 @@ class FrameCapture:
     more, so a minute of the same doubtful posture yields a few frames, not a hundred.
 
     A captured frame's image and pose are copied into one of a few preallocated slots for a
-    writer thread (no free slot: the capture is dropped and counted, the loop never waits),
-    which saves ``<folder>/labeled-data/<name>/img<frame index>.png`` and rewrites
+    writer thread (no free slot: the capture is dropped and counted, the loop never waits;
+    offline, ``block_when_busy`` waits instead), which saves
+    ``<folder>/labeled-data/<name>/img<frame index>.png`` and rewrites
     ``machinelabels-iter<iteration>.h5`` with ``machinelabels.csv`` (and ``suggestions.slp``
     for SLEAP) at most once a second while captures come in, and at :meth:`close`.
     ``on_event`` receives a ``capture`` event (reasons, flagged keypoints, image path relative
@@ -259,6 +260,10 @@ class FrameCapture:
         Called with each ``capture`` event payload (publish and record it); must be quick.
     slots
         Captures that may wait for the writer.
+    block_when_busy
+        With no free slot, wait for the writer instead of dropping the capture (offline
+        analysis, where no frame is lost to a busy disk; the live loop never waits). An
+        attribute: it may also be set after construction, before the first offer.
 
     Raises
     ------
@@ -289,6 +294,7 @@ class FrameCapture:
         suggestions: bool = True,
         on_event: Callable[[Mapping[str, Any]], object] | None = None,
         slots: int = 8,
+        block_when_busy: bool = False,
     ) -> None:
         if not NAME_PATTERN.fullmatch(name):
             raise ValueError(
@@ -343,6 +349,8 @@ class FrameCapture:
         self._look = LookDescriptor(THUMBNAIL_SIZE[0] * THUMBNAIL_SIZE[1])
         self._free: collections.deque[_Slot] = collections.deque(_Slot() for _ in range(slots))
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.block_when_busy = bool(block_when_busy)
+        self._slot_freed = threading.Event()
         self._exhausted: str | None = None
         self._warned = False
         self._warn_lock = threading.Lock()
@@ -402,7 +410,7 @@ class FrameCapture:
         ):
             self.rate_limited += 1
             return
-        if not self._free:
+        if not self._free and not (self.block_when_busy and self._wait_for_slot()):
             self.dropped_busy += 1
             return
         image = frame.image
@@ -430,6 +438,17 @@ class FrameCapture:
             self.captured_by_reason[reason] += 1
         if self.on_event is not None:
             self._emit(frame, reasons)
+
+    def _wait_for_slot(self) -> bool:
+        """Wait until the writer frees a slot; ``False`` if it has stopped."""
+        while not self._free:
+            self._slot_freed.clear()
+            if self._free:
+                break
+            if not self._thread.is_alive():
+                return False
+            self._slot_freed.wait(0.1)
+        return True
 
     def _check_budget(self) -> None:
         if self.captured >= self.max_frames:
@@ -493,6 +512,7 @@ class FrameCapture:
                     self._write_image(item)
                 finally:
                     self._free.append(item)
+                    self._slot_freed.set()
             # the label files take ~0.1 s to rewrite at 200 frames: at most once a second
             if self._dirty and time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S:
                 self._flush_labels()

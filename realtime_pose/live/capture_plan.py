@@ -52,11 +52,13 @@ def open_capture(
     *,
     name: str | None = None,
     on_event: Callable[[Mapping[str, Any]], object] | None = None,
+    block_when_busy: bool = False,
 ) -> FrameCapture:
     """The capture for ``bundle``'s poses as ``config`` says (one log line says where).
 
     ``name`` is the default folder name when ``config.name`` is not set (else
-    ``<bundle name>-live-<date>-<time>``)."""
+    ``<bundle name>-live-<date>-<time>``). ``block_when_busy``: wait for the writer rather
+    than drop a capture (offline analysis, where nothing waits for the frame)."""
     meta = bundle.meta
     shape: dict[str, Any] = {"distance_margin": config.distance_margin}
     if config.distance_margin is None:  # body shape not judged
@@ -87,6 +89,7 @@ def open_capture(
         disk_budget_mb=config.disk_budget_mb,
         suggestions=config.suggestions,
         on_event=on_event,
+        block_when_busy=block_when_busy,
     )
     why = "given" if config.project is not None else (
         "the bundle's training project" if folder != fallback else "no training project here"
