@@ -7,7 +7,7 @@ mouse the bundle never saw, so nearly every pose is doubtful) runs throughout, i
 to ``--loop-cpus`` (default CPU 1) as ``loop_cpus`` pins a rig's; the capture's writer thread
 inherits the other CPUs. Phases alternate, N times: capture off, then capture on at its
 maximum rate (``min_gap_s`` from ``--min-gap-s``: 0.5 s, the run config's default, or 0 for
-every doubtful frame; ``max_per_minute`` far above the camera's rate, ``per_cluster``,
+every doubtful frame; ``max_per_minute`` from ``--max-per-minute``, 30 by default as in the run config; ``per_cluster``,
 ``max_frames`` and the disk budget beyond what a phase can fill; ``clusters`` stays at its
 default, 10, so the k-means costs what a rig's does). Each on phase swaps a fresh
 :class:`~realtime_pose.live.capture.FrameCapture` (opened by
@@ -56,7 +56,11 @@ COUNTERS = ("offered", "doubtful", "captured", "written", "dropped_busy", "rate_
 
 
 def session_config(
-    fps: float, loop_cpus: list[int] | None, project: Path, min_gap_s: float = 0.5
+    fps: float,
+    loop_cpus: list[int] | None,
+    project: Path,
+    min_gap_s: float = 0.5,
+    max_per_minute: float = 30.0,
 ) -> dict:
     source = {"kind": "synthetic", "width": 320, "height": 240, "fps": fps, "coat": "light"}
     return {
@@ -70,7 +74,7 @@ def session_config(
             "enabled": False,
             "project": str(project),
             "min_gap_s": min_gap_s,
-            "max_per_minute": 60_000,  # 1000 a second: never the limit at 100 FPS
+            "max_per_minute": max_per_minute,
             "per_cluster": 1_000_000,
             "max_frames": 1_000_000,
             "disk_budget_mb": 1_000_000,
@@ -105,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds-per-phase", type=float, default=12.0)
     parser.add_argument("--pairs", type=int, default=3)
     parser.add_argument(
+        "--max-per-minute",
+        type=float,
+        default=30.0,
+        help="the capture's rate cap (default 30, the run config's); 60000 lifts it",
+    )
+    parser.add_argument(
         "--min-gap-s",
         type=float,
         default=0.5,
@@ -127,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="capture-overhead-"))
     project = workdir / "project"
     config = parse_config(
-        session_config(args.fps, args.loop_cpus or None, project, args.min_gap_s),
+        session_config(
+            args.fps, args.loop_cpus or None, project, args.min_gap_s, args.max_per_minute
+        ),
         "capture_overhead",
         workdir,
     )
@@ -172,7 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     result = {
         "config": session_config(
-            args.fps, args.loop_cpus or None, Path("<tmp>/project"), args.min_gap_s
+            args.fps,
+            args.loop_cpus or None,
+            Path("<tmp>/project"),
+            args.min_gap_s,
+            args.max_per_minute,
         ),
         "seconds_per_phase": args.seconds_per_phase,
         "phases": phases,

@@ -50,7 +50,9 @@ THUMBNAIL_SIZE = (24, 32)
 SUGGESTIONS_FILE = "suggestions.slp"
 _STOP = object()
 _SAMPLES_PER_BLOCK = 4
-_FLUSH_INTERVAL_S = 1.0
+_FLUSH_INTERVAL_S = 5.0
+"""The label files (h5, csv, slp) are rewritten at most this often while captures come in
+(and at close): rewriting them holds the GIL for tens of ms, which the loop feels."""
 
 
 @numba.njit(cache=True)
@@ -219,7 +221,7 @@ class FrameCapture:
     offline, ``block_when_busy`` waits instead), which saves
     ``<folder>/labeled-data/<name>/img<frame index>.png`` and rewrites
     ``machinelabels-iter<iteration>.h5`` with ``machinelabels.csv`` (and ``suggestions.slp``
-    for SLEAP) at most once a second while captures come in, and at :meth:`close`.
+    for SLEAP) at most every five seconds while captures come in, and at :meth:`close`.
     ``on_event`` receives a ``capture`` event (reasons, flagged keypoints, image path relative
     to ``folder``) on the loop thread when a capture is decided.
 
@@ -513,7 +515,7 @@ class FrameCapture:
                 finally:
                     self._free.append(item)
                     self._slot_freed.set()
-            # the label files take ~0.1 s to rewrite at 200 frames: at most once a second
+            # the label files take ~0.1 s to rewrite at 200 frames: at most every few seconds
             if self._dirty and time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S:
                 self._flush_labels()
 
