@@ -7,9 +7,10 @@ mouse the bundle never saw, so nearly every pose is doubtful) runs throughout, i
 to ``--loop-cpus`` (default CPU 1) as ``loop_cpus`` pins a rig's; the capture's writer thread
 inherits the other CPUs. Phases alternate, N times: capture off, then capture on at its
 maximum rate (``min_gap_s`` from ``--min-gap-s``: 0.5 s, the run config's default, or 0 for
-every doubtful frame; ``max_per_minute`` from ``--max-per-minute``, 30 by default as in the run config; ``per_cluster``,
-``max_frames`` and the disk budget beyond what a phase can fill; ``clusters`` stays at its
-default, 10, so the k-means costs what a rig's does). Each on phase swaps a fresh
+every doubtful frame; ``max_per_minute`` from ``--max-per-minute``, 30 by default as in the
+run config; ``per_cluster``, ``max_frames`` and the disk budget beyond what a phase can
+fill; ``clusters`` stays at its default, 10, so the k-means costs what a rig's does). Each on
+phase swaps a fresh
 :class:`~realtime_pose.live.capture.FrameCapture` (opened by
 :func:`~realtime_pose.live.capture_plan.open_capture` from the run config's ``capture:``
 section, its events posted to the loop as the session posts them) into the loop's frame taps

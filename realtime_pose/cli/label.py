@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -48,27 +47,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted."""
     from realtime_pose.stream.security import InsecureBindError
-    from realtime_pose.view.process import TOKEN_ENV
-    from realtime_pose.view.tls import TlsFiles
 
     try:
         from realtime_pose.view.labelling import serve_labelling
     except ImportError as exc:
         log.error("the labelling page needs aiohttp: pip install 'realtime-pose[view]' (%s)", exc)
         return 2
-    token = os.environ.get(TOKEN_ENV) or None
-    if args.token_file is not None:
-        try:
-            token = args.token_file.read_text().strip() or None
-        except OSError as exc:
-            log.error("--token-file: cannot read %s: %s", args.token_file, exc)
-            return 2
-    tls = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            log.error("TLS needs both --tls-cert and --tls-key")
-            return 2
-        tls = TlsFiles(args.tls_cert, args.tls_key)
+    from realtime_pose.cli.view import token_and_tls
+
+    try:
+        token, tls = token_and_tls(args)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         serve_labelling(args.folder, args.address, token, tls, args.scorer)
     except (ValueError, InsecureBindError, RuntimeError) as exc:

@@ -6,6 +6,10 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # aiohttp-free: the view extra may be missing
+    from realtime_pose.view.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -69,27 +73,18 @@ def run(args: argparse.Namespace) -> int:
         client_keys_from_env,
         client_keys_from_files,
     )
-    from realtime_pose.view.process import READY_PREFIX, TOKEN_ENV
-    from realtime_pose.view.tls import TlsFiles
+    from realtime_pose.view.process import READY_PREFIX
 
     try:
         from realtime_pose.view.server import ViewServer
     except ImportError as exc:
         log.error("the live view needs aiohttp: pip install 'realtime-pose[view]' (%s)", exc)
         return 2
-    token = os.environ.get(TOKEN_ENV) or None
-    if args.token_file is not None:
-        try:
-            token = args.token_file.read_text().strip() or None
-        except OSError as exc:
-            log.error("--token-file: cannot read %s: %s", args.token_file, exc)
-            return 2
-    tls = None
-    if args.tls_cert or args.tls_key:
-        if not (args.tls_cert and args.tls_key):
-            log.error("TLS needs both --tls-cert and --tls-key")
-            return 2
-        tls = TlsFiles(args.tls_cert, args.tls_key)
+    try:
+        token, tls = token_and_tls(args)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
     try:
         curve = client_keys_from_files(args.client_key, args.server_key)
         if curve is None and os.environ.get(CURVE_ENV):
@@ -141,3 +136,23 @@ def run(args: argparse.Namespace) -> int:
 
     asyncio.run(serve())
     return 0
+
+
+def token_and_tls(args: argparse.Namespace) -> tuple[str | None, TlsFiles | None]:
+    """A page's token (``--token-file``, else ``$REALTIME_POSE_VIEW_TOKEN``) and TLS files
+    (``--tls-cert`` with ``--tls-key``); ``ValueError`` naming the option that is wrong."""
+    from realtime_pose.view.process import TOKEN_ENV
+    from realtime_pose.view.tls import TlsFiles
+
+    token = os.environ.get(TOKEN_ENV) or None
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text().strip() or None
+        except OSError as exc:
+            raise ValueError(f"--token-file: cannot read {args.token_file}: {exc}") from exc
+    tls = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ValueError("TLS needs both --tls-cert and --tls-key")
+        tls = TlsFiles(args.tls_cert, args.tls_key)
+    return token, tls

@@ -28,9 +28,9 @@ from typing import Any, Protocol
 from realtime_pose.bundle import Bundle, BundleMeta, load_bundle
 from realtime_pose.engines import Engine
 from realtime_pose.inference.estimator import NetworkInput, PoseEstimator
+from realtime_pose.live.loop_model import LoopShapes, build_estimator, model_description
 from realtime_pose.live.pipeline import Pipeline
 from realtime_pose.live.run_config import RunConfig
-from realtime_pose.live.session import LoopShapes, build_estimator, model_description
 from realtime_pose.stream import messages
 
 log = logging.getLogger(__name__)

@@ -21,9 +21,9 @@ import pytest
 from realtime_pose.bundle import BundleMeta, load_bundle, write_bundle
 from realtime_pose.geometry import Size
 from realtime_pose.inference.estimator import NetworkInput
+from realtime_pose.live.loop_model import LoopShapes
 from realtime_pose.live.model_swap import fit_problems, keypoint_difference
 from realtime_pose.live.run_config import CropConfig
-from realtime_pose.live.session import LoopShapes
 from realtime_pose.recording import read_log
 from realtime_pose.stream import ControlClient, messages
 from tests.builders import marker_meta, marker_model, write_marker_bundle
