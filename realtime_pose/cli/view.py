@@ -115,13 +115,13 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(2) from exc
         print(f"{READY_PREFIX}{url}", flush=True)
         log.info("live view of %s on %s", args.stream, url)
-        if server.address.tls and server.tls is not None:
+        if server.site.address.tls and server.site.tls is not None:
             log.info(
                 "TLS certificate %s: SHA-256 fingerprint %s (check it in the browser); "
                 "public-key pin %s",
-                server.tls.certificate,
-                server.tls.fingerprint(),
-                server.tls.spki_pin(),
+                server.site.tls.certificate,
+                server.site.tls.fingerprint(),
+                server.site.tls.spki_pin(),
             )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from realtime_pose.view import access
+from realtime_pose.view.tls import TlsFiles, rig_certificate
 
 STATIC = Path(__file__).resolve().parent / "static"
 """The pages' files."""
@@ -117,3 +118,43 @@ class PageGuard:
             f"{self.what} needs the session token: open it as "
             f"{self.address.scheme}://HOST:PORT/?token=...",
         )
+
+
+class PageSite:
+    """Where a page is served: the address (checked by :func:`access.check_bind`), its TLS
+    beyond loopback (the rig's own certificate unless one is given), its :class:`PageGuard`,
+    and the listener (:meth:`start`, :meth:`close`). The live view and the labelling page each
+    serve through one.
+
+    Raises
+    ------
+    ValueError, InsecureBindError
+        A malformed address, or beyond loopback without TLS and a strong token.
+    """
+
+    def __init__(self, address: str, token: str | None, tls: TlsFiles | None, what: str) -> None:
+        self.address = access.HttpAddress.parse(address)
+        access.check_bind(self.address, token)
+        self.tls = tls
+        if self.address.tls and self.tls is None:
+            self.tls = rig_certificate(self.address.host)
+        self._ssl = self.tls.context() if self.address.tls and self.tls is not None else None
+        self.guard = PageGuard(self.address, token, what)
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, app: web.Application) -> str:
+        """Serve ``app`` (built with :attr:`guard`'s middleware); return the site's URL, with
+        the port chosen when 0 was asked for."""
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.address.host, self.address.port, ssl_context=self._ssl
+        )
+        await site.start()
+        return self.address.url(self._runner.addresses[0][1])
+
+    async def close(self) -> None:
+        """Stop listening (idempotent)."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

@@ -45,8 +45,8 @@ from realtime_pose.formats.collected_data import (
     save_collected_data,
 )
 from realtime_pose.view import access
-from realtime_pose.view.guard import STATIC, PageGuard
-from realtime_pose.view.tls import TlsFiles, rig_certificate
+from realtime_pose.view.guard import STATIC, PageSite
+from realtime_pose.view.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -324,20 +324,12 @@ class LabellingServer:
                 "extracts them or the session captures them)"
             )
         self.labelling = LabellingApp(self.folder, scorer)
-        self.address = access.HttpAddress.parse(address)
-        access.check_bind(self.address, token)
-        self.token = token
-        self.tls = tls
-        if self.address.tls and self.tls is None:
-            self.tls = rig_certificate(self.address.host)
-        self._ssl = self.tls.context() if self.address.tls and self.tls is not None else None
-        self.guard = PageGuard(self.address, token, "this labelling page")
-        self._runner: web.AppRunner | None = None
+        self.site = PageSite(address, token, tls, "this labelling page")
         self.url: str | None = None
 
     def app(self) -> web.Application:
         """The application: ``/`` leads to ``/label/``; ``/static`` holds the page's files."""
-        app = web.Application(middlewares=[self.guard.middleware])
+        app = web.Application(middlewares=[self.site.guard.middleware])
 
         async def to_page(_request: web.Request) -> web.StreamResponse:
             raise web.HTTPFound(f"{PREFIX}/")
@@ -350,21 +342,12 @@ class LabellingServer:
 
     async def start(self) -> str:
         """Bind; return the page's URL."""
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.address.host, self.address.port, ssl_context=self._ssl
-        )
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = f"{self.address.url(port)}{PREFIX.lstrip('/')}/"
+        self.url = f"{await self.site.start(self.app())}{PREFIX.lstrip('/')}/"
         return self.url
 
     async def close(self) -> None:
         """Stop serving."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self.site.close()
 
 
 def serve_labelling(
@@ -392,8 +375,8 @@ def serve_labelling(
         url = await server.start()
         print(f"{READY_PREFIX}{url}", flush=True)
         log.info("labelling %s on %s (scorer %s)", server.folder, url, server.labelling.scorer)
-        if server.address.tls and server.tls is not None:
-            log.info("TLS certificate SHA-256 fingerprint %s", server.tls.fingerprint())
+        if server.site.address.tls and server.site.tls is not None:
+            log.info("TLS certificate SHA-256 fingerprint %s", server.site.tls.fingerprint())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -36,9 +36,8 @@ from realtime_pose.stream import messages
 from realtime_pose.stream.control import ControlClient, ControlTimeoutError
 from realtime_pose.stream.security import CurveClientKeys, is_loopback, wants_ipv6
 from realtime_pose.util.stats import Summary
-from realtime_pose.view import access
-from realtime_pose.view.guard import STATIC, PageGuard
-from realtime_pose.view.tls import TlsFiles, rig_certificate
+from realtime_pose.view.guard import STATIC, PageSite
+from realtime_pose.view.tls import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -166,15 +165,9 @@ class ViewServer:
         self.stream_address = stream_address
         self.label_folder = Path(label_folder) if label_folder is not None else None
         self.control_address = control_address
-        self.address = access.HttpAddress.parse(address)
-        access.check_bind(self.address, token)
+        self.site = PageSite(address, token, tls, "this live view")
         self.token = token
         self.curve = curve
-        self.tls = tls
-        if self.address.tls and self.tls is None:
-            self.tls = rig_certificate(self.address.host)
-        self._ssl = self.tls.context() if self.address.tls and self.tls is not None else None
-        self.guard = PageGuard(self.address, token, "this live view")
         self.same_host = is_loopback(stream_address)
         self.meta: dict[str, Any] | None = None
         self.rules: dict[str, Any] | None = None
@@ -189,13 +182,12 @@ class ViewServer:
         self._control: ControlClient | None = None
         self._control_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
-        self._runner: web.AppRunner | None = None
         self.url: str | None = None
 
     # -- the app ----------------------------------------------------------------------------
     def app(self) -> web.Application:
         """The aiohttp application (routes and the access guard)."""
-        app = web.Application(middlewares=[self.guard.middleware])
+        app = web.Application(middlewares=[self.site.guard.middleware])
         app.router.add_get("/", self._index)
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/api/state", self._api_state)
@@ -453,14 +445,7 @@ class ViewServer:
     # -- running ----------------------------------------------------------------------------
     async def start(self) -> str:
         """Bind, start reading the stream; return the page's URL."""
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.address.host, self.address.port, ssl_context=self._ssl
-        )
-        await site.start()
-        port = self._runner.addresses[0][1]
-        self.url = self.address.url(port)
+        self.url = await self.site.start(self.app())
         self._tasks = [
             asyncio.create_task(self._read_stream()),
             asyncio.create_task(self._keep_session_info()),
@@ -477,7 +462,6 @@ class ViewServer:
         for browser in list(self.browsers.values()):
             with contextlib.suppress(Exception):
                 await browser.ws.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        await self.site.close()
         if self._control is not None:
             self._control.close()
