@@ -42,17 +42,19 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
+from benchmarks.common import (
+    add_overwrite_argument,
+    compare_phases,
+    loop_figures,
+    write_result,
+)
 from realtime_pose.live.capture_plan import open_capture
 from realtime_pose.live.run_config import parse_config
 from realtime_pose.live.session import LiveSession
 from realtime_pose.util.paths import DEMO_BUNDLE
 
-OVERHEAD_STAGES = ("preprocess", "peaks", "predict", "process", "publish", "record")
 COUNTERS = ("offered", "doubtful", "captured", "written", "dropped_busy", "rate_limited")
 
 
@@ -93,15 +95,12 @@ def phase(session: LiveSession, seconds: float, capture=None) -> dict:
     wall = time.monotonic() - t0
     frames = pipe.frames - frames0
     after = dict.fromkeys(COUNTERS, 0) if capture is None else capture.stats()
-    overhead = sum(samples[s] for s in OVERHEAD_STAGES)
+    figures = loop_figures(samples)
     return {
-        "frames": int(len(overhead)),
+        "frames": figures.pop("frames"),
         "fps": round(frames / wall, 2),
         "captures": {k: after[k] - before[k] for k in COUNTERS},
-        "overhead_beyond_engine": summarize_ns(overhead),
-        "record_stage_incl_taps": summarize_ns(samples["record"]),
-        "capture_to_publish": summarize_ns(samples["total"]),
-        "inference": summarize_ns(samples["inference"]),
+        **figures,
     }
 
 
@@ -204,18 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 def compare(phases: list[dict]) -> dict:
     """On vs off: mean difference of the phases' p50/p99, against the spread between phases of
     the same kind."""
-    out: dict = {}
-    for metric in ("overhead_beyond_engine", "record_stage_incl_taps", "capture_to_publish"):
-        for q in ("p50_us", "p99_us"):
-            off = np.array([p[metric][q] for p in phases if p["capture"] == "off"])
-            on = np.array([p[metric][q] for p in phases if p["capture"] == "on"])
-            out[f"{metric}.{q}"] = {
-                "off": off.tolist(),
-                "on": on.tolist(),
-                "on_minus_off": round(float(on.mean() - off.mean()), 2),
-                "spread_off": round(float(off.max() - off.min()), 2),
-                "spread_on": round(float(on.max() - on.min()), 2),
-            }
+    metrics = ("overhead_beyond_engine", "record_stage_incl_taps", "capture_to_publish")
+    out = compare_phases(phases, lambda p: p["capture"], "off", "on", metrics, "on_minus_off")
     out["fps"] = {
         kind: [p["fps"] for p in phases if p["capture"] == kind] for kind in ("off", "on")
     }

@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,3 +70,47 @@ def project_labels(project_dir: Path, images: list[str]) -> np.ndarray | None:
     except ProjectError as exc:
         print(f"no labels: {exc}")
         return None
+
+
+OVERHEAD_STAGES = ("preprocess", "peaks", "predict", "process", "publish", "record")
+"""The live loop's stages beyond the wait for the frame (``grab``) and the network
+(``inference``): its own overhead per frame (the frame taps run in ``record``)."""
+
+
+def loop_figures(samples: dict[str, np.ndarray]) -> dict:
+    """A phase's per-frame figures from ``pipeline.stats.samples_since``: frames, overhead
+    beyond the engine, the record stage (frame taps included), capture → publish, inference."""
+    overhead = sum(samples[s] for s in OVERHEAD_STAGES)
+    return {
+        "frames": int(len(overhead)),
+        "overhead_beyond_engine": summarize_ns(overhead),
+        "record_stage_incl_taps": summarize_ns(samples["record"]),
+        "capture_to_publish": summarize_ns(samples["total"]),
+        "inference": summarize_ns(samples["inference"]),
+    }
+
+
+def compare_phases(
+    phases: list[dict],
+    kind: Callable[[dict], str],
+    first: str,
+    second: str,
+    metrics: Sequence[str],
+    difference: str,
+) -> dict:
+    """Alternated phases of two kinds (``kind(phase)`` is ``first`` or ``second``): per metric
+    and p50/p99, each phase's value, the difference of the kinds' means (``difference``) and the
+    spread between phases of the same kind (``spread_<kind>``), since the VM is noisy."""
+    out: dict = {}
+    for metric in metrics:
+        for q in ("p50_us", "p99_us"):
+            a = np.array([p[metric][q] for p in phases if kind(p) == first])
+            b = np.array([p[metric][q] for p in phases if kind(p) == second])
+            out[f"{metric}.{q}"] = {
+                first: a.tolist(),
+                second: b.tolist(),
+                difference: round(float(b.mean() - a.mean()), 2),
+                f"spread_{first}": round(float(a.max() - a.min()), 2),
+                f"spread_{second}": round(float(b.max() - b.min()), 2),
+            }
+    return out

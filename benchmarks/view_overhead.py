@@ -33,17 +33,19 @@ import time
 import urllib.request
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
+from benchmarks.common import (
+    add_overwrite_argument,
+    compare_phases,
+    loop_figures,
+    summarize_ns,
+    write_result,
+)
 from realtime_pose.live.run_config import parse_config
 from realtime_pose.live.session import LiveSession
 from realtime_pose.util.paths import DEMO_BUNDLE
 from realtime_pose.view.browser import Chromium
-
-OVERHEAD_STAGES = ("preprocess", "peaks", "predict", "process", "publish", "record")
 
 
 def session_config(fps: float, loop_cpus: list[int] | None) -> dict:
@@ -70,16 +72,13 @@ def phase(session: LiveSession, seconds: float) -> dict:
     encoded0 = session.previewer.encoded
     time.sleep(seconds)
     samples = pipe.stats.samples_since(mark)
-    overhead = sum(samples[s] for s in OVERHEAD_STAGES)
     wall = time.monotonic() - t0
+    figures = loop_figures(samples)
     return {
-        "frames": int(len(overhead)),
+        "frames": figures.pop("frames"),
         "fps": round((pipe.frames - frames0) / wall, 2),
         "previews_per_s": round((session.previewer.encoded - encoded0) / wall, 2),
-        "overhead_beyond_engine": summarize_ns(overhead),
-        "record_stage_incl_taps": summarize_ns(samples["record"]),
-        "capture_to_publish": summarize_ns(samples["total"]),
-        "inference": summarize_ns(samples["inference"]),
+        **figures,
     }
 
 
@@ -145,18 +144,14 @@ def main(argv: list[str] | None = None) -> int:
 def compare(phases: list[dict]) -> dict:
     """0 vs 2 browsers: mean difference of the phases' p50/p99, against the spread between
     phases of the same kind."""
-    out: dict = {}
-    for metric in ("overhead_beyond_engine", "capture_to_publish"):
-        for q in ("p50_us", "p99_us"):
-            idle = np.array([p[metric][q] for p in phases if p["browsers"] == 0])
-            watched = np.array([p[metric][q] for p in phases if p["browsers"] == 2])
-            out[f"{metric}.{q}"] = {
-                "0_browsers": idle.tolist(),
-                "2_browsers": watched.tolist(),
-                "difference_of_means": round(float(watched.mean() - idle.mean()), 2),
-                "spread_0_browsers": round(float(idle.max() - idle.min()), 2),
-                "spread_2_browsers": round(float(watched.max() - watched.min()), 2),
-            }
+    out = compare_phases(
+        phases,
+        lambda p: f"{p['browsers']}_browsers",
+        "0_browsers",
+        "2_browsers",
+        ("overhead_beyond_engine", "capture_to_publish"),
+        "difference_of_means",
+    )
     pages = [page for p in phases if p["browsers"] == 2 for page in p["pages"]]
     out["drawn_fps_per_page"] = [page["drawn_fps"] for page in pages]
     out["capture_to_drawn_ms"] = [page["capture_to_drawn_ms"] for page in pages]
