@@ -30,7 +30,6 @@ import argparse
 import json
 import shutil
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -95,30 +94,12 @@ def session_config(bundle: Path, work: Path, seed: int, **extra: Any) -> dict[st
     }
 
 
-class Running:
-    """A live session on a thread."""
-
-    def __init__(self, config: dict[str, Any], base: Path) -> None:
-        from realtime_pose.live.run_config import parse_config
-        from realtime_pose.live.session import LiveSession
-
-        self.session = LiveSession(parse_config(config, "benchmark config", base))
-        self.thread = threading.Thread(target=self.session.run, daemon=True)
-        self.thread.start()
-        view = self.session.view
-        self.url = view.wait_ready(60) if view is not None else None
-
-    def close(self) -> None:
-        self.session.stop_event.set()
-        self.thread.join(10)
-        self.session.close()
-
-
 def capture_and_label(bundle: Path, work: Path, n_label: int) -> dict[str, Any]:
     """Steps 1 and 2: capture on a light mouse, correct ``n_label`` frames in the page."""
     from realtime_pose.sources.synthetic_scene import SyntheticScene
     from realtime_pose.view.browser import Chromium
     from tests.view import labelling_driver as page
+    from tests.view.sessions import RunningSession
 
     capture = {
         "enabled": True,
@@ -135,7 +116,7 @@ def capture_and_label(bundle: Path, work: Path, n_label: int) -> dict[str, Any]:
         capture=capture,
         view={"enabled": True, "address": "http://127.0.0.1:0"},
     )
-    run = Running(config, work)
+    run = RunningSession(config, work)
     t0 = time.monotonic()
     try:
         cap = run.session.capture
@@ -210,46 +191,31 @@ def fine_tune(work: Path, bundle: Path, steps: int) -> tuple[Path, dict[str, Any
 
 def swap_live(work: Path, old: Path, new: Path, seconds: float) -> dict[str, Any]:
     """Step 4: a session on the old model, the new one swapped in half way; live error."""
-    import zmq
-
     from realtime_pose.sources.synthetic_scene import SyntheticScene
-    from realtime_pose.stream import ControlClient, messages
+    from realtime_pose.stream import ControlClient
+    from tests.view.sessions import RunningSession, StreamLog
 
-    run = Running(session_config(old, work, SWAP_SEED), work)
-    poses: list[dict] = []
-    events: list[dict] = []
-    stop = threading.Event()
-    sub = zmq.Context.instance().socket(zmq.SUB)
-    sub.rcvhwm = 100_000
-    for topic in (b"pose", b"event"):
-        sub.setsockopt(zmq.SUBSCRIBE, topic)
-    sub.connect(run.session.publisher.bound_address)
+    run = RunningSession(session_config(old, work, SWAP_SEED), work)
+    log = StreamLog(run.session.publisher.bound_address, (b"pose", b"event"))
 
-    def read() -> None:
-        while not stop.is_set():
-            if sub.poll(100):
-                topic, payload, *_ = sub.recv_multipart()
-                msg = messages.decode(payload)
-                (poses if topic == b"pose" else events).append(msg)
+    def swapped() -> list[dict]:
+        return [e for e in log.of(b"event") if e["kind"] == "model"]
 
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
     try:
         time.sleep(seconds / 2)
         with ControlClient(run.session.control.bound_address, 10_000) as client:
             t_request = time.monotonic()
             reply = client.request("model_swap", bundle=str(new))
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(e["kind"] == "model" for e in events):
+        while time.monotonic() < deadline and not swapped():
             time.sleep(0.05)
         t_swapped = time.monotonic() - t_request
         time.sleep(seconds / 2)
     finally:
-        stop.set()
-        reader.join(2)
-        sub.close(0)
+        log.close()
         run.close()
-    swap = next(e for e in events if e["kind"] == "model")
+    poses = log.of(b"pose")
+    swap = swapped()[0]
     since = swap["since_seq"]
     scene = SyntheticScene(W, H, seed=SWAP_SEED, coat="light")
     errors = {"before": [], "after": []}

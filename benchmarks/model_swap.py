@@ -39,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
 from realtime_pose.live.run_config import parse_config
 from realtime_pose.live.session import LiveSession
-from realtime_pose.stream import ControlClient, messages
+from realtime_pose.stream import ControlClient
 from realtime_pose.util.paths import DEMO_BUNDLE
+from tests.view.sessions import StreamLog
 
 RULE = {
     "name": "tick",
@@ -67,42 +68,9 @@ def perturbed_copy(bundle: Path, folder: Path) -> Path:
     return folder
 
 
-class Collector:
-    """Every ``pose`` and ``event`` of a stream, with arrival order, on a thread."""
-
-    def __init__(self, address: str) -> None:
-        import zmq
-
-        self.poses: list[dict] = []
-        self.events: list[dict] = []
-        self._stop = threading.Event()
-        sub = zmq.Context.instance().socket(zmq.SUB)
-        sub.linger = 0
-        sub.rcvhwm = 1_000_000
-        for topic in (b"pose", b"event"):
-            sub.setsockopt(zmq.SUBSCRIBE, topic)
-        sub.connect(address)
-
-        def read() -> None:
-            try:
-                while not self._stop.is_set():
-                    if sub.poll(100):
-                        topic, payload = sub.recv_multipart()
-                        msg = messages.decode(payload)
-                        (self.poses if topic == b"pose" else self.events).append(msg)
-            finally:
-                sub.close()
-
-        self._thread = threading.Thread(target=read, name="collector", daemon=True)
-        self._thread.start()
-        time.sleep(0.3)  # ZeroMQ's slow joiner
-
-    def model_events(self) -> list[dict]:
-        return [e for e in self.events if e["kind"] == "model"]
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
+def model_events(log: StreamLog) -> list[dict]:
+    """The ``model`` events the subscriber has seen, in order."""
+    return [e for e in log.of(b"event") if e["kind"] == "model"]
 
 
 def window_figures(poses: list[dict], events: list[dict], t0_ns: int, t1_ns: int) -> dict[str, Any]:
@@ -142,7 +110,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
     session = LiveSession(parse_config(config, "model_swap benchmark", work))
     loop = threading.Thread(target=session.run, name="loop", daemon=True)
-    collector = Collector(session.publisher.bound_address)
+    collector = StreamLog(session.publisher.bound_address, (b"pose", b"event"))
     loop.start()
     windows: list[dict[str, Any]] = []
     window_ns = int(args.window_s * 1e9)
@@ -154,7 +122,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             time.sleep(args.window_s)
             windows.append({"kind": "no_swap", "index": i, "t0_ns": t0})
             target = bundles[(i + 1) % 2]
-            seen = len(collector.model_events())
+            seen = len(model_events(collector))
             t0 = time.monotonic_ns()
             reply = client.request("model_swap", bundle=str(target))
             t_reply = time.monotonic_ns()
@@ -164,9 +132,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 row["error"] = reply["error"]
             else:
                 deadline = time.monotonic() + max(args.window_s, 30.0)
-                while len(collector.model_events()) == seen and time.monotonic() < deadline:
+                while len(model_events(collector)) == seen and time.monotonic() < deadline:
                     time.sleep(0.005)
-                events = collector.model_events()[seen:]
+                events = model_events(collector)[seen:]
                 if events:
                     event = events[0]
                     row["state"] = event["state"]
@@ -183,10 +151,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         loop.join(10)
         collector.close()
         session.close()
+    poses = collector.of(b"pose")
     for row in windows:
         t0 = row.pop("t0_ns")
-        row.update(window_figures(collector.poses, collector.events, t0, t0 + window_ns))
-    seqs = np.array([p["seq"] for p in collector.poses], np.int64)
+        row.update(window_figures(poses, collector.of(b"event"), t0, t0 + window_ns))
+    seqs = np.array([p["seq"] for p in poses], np.int64)
     summary = {}
     for kind in ("no_swap", "swap"):
         rows = [r for r in windows if r["kind"] == kind]
