@@ -19,7 +19,7 @@ import yaml
 from realtime_pose.exporters.dlc_import import LOCREF_NODE, POSE_CFG, SCOREMAP_NODE
 from realtime_pose.exporters.keras_onnx import _serving_function, import_tensorflow
 from realtime_pose.exporters.staging import check_target, staged_folder
-from realtime_pose.exporters.train_output import read_train_output
+from realtime_pose.trainers.train_output import read_train_output
 
 INPUT_NODE = "Placeholder"
 

@@ -37,7 +37,7 @@ from realtime_pose.exporters.parity import (
 )
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
-from realtime_pose.exporters.train_output import TrainOutput, TrainOutputError, read_train_output
+from realtime_pose.trainers.train_output import TrainOutput, TrainOutputError, read_train_output
 
 log = logging.getLogger(__name__)
 

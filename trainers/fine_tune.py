@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from realtime_pose.exporters.train_output import TrainOutput, TrainOutputError, read_train_output
 from realtime_pose.trainers.project import Project, ProjectError, normalise_relpath
+from realtime_pose.trainers.train_output import TrainOutput, TrainOutputError, read_train_output
 
 FINE_TUNE_LEARNING_RATE_SHARE = 0.25
 """A fine-tuning run's peak learning rate, as a share of the network's default."""

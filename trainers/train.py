@@ -6,7 +6,7 @@ re-estimates the BatchNorm statistics, saves ``model.keras`` and evaluates on th
 frames (``evaluation.json``). Checkpoints every few minutes let ``resume=True`` continue an
 interrupted run to the same budget.
 
-Output folder (the exporters' contract, see ``exporters/train_output.py``)::
+Output folder (the exporters' contract, see ``trainers/train_output.py``)::
 
     model.keras  train_config.json  split.json  evaluation.json  checkpoint/
 """
@@ -64,6 +64,7 @@ from realtime_pose.trainers.project import (
 from realtime_pose.trainers.rearrange import rearrange_animals
 from realtime_pose.trainers.scale import animal_extent_px, choose_scale
 from realtime_pose.trainers.targets import LOCREF_STDEV, POS_DIST_THRESH, make_targets
+from realtime_pose.trainers.train_output import TrainOutput
 
 log = logging.getLogger(__name__)
 
@@ -442,6 +443,8 @@ class _TrainingData:
     aug_config: AugmentConfig
     store: _ImageStore
     fine_tune: FineTuneSplit | None = None
+    start: TrainOutput | None = None
+    """Fine-tuning: the run whose weights training starts from."""
 
     def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The augmented batch of training step ``step`` (see :func:`batch_for_step`)."""
@@ -490,7 +493,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     t_start = time.monotonic()
     out, ckpt_dir = _prepare_output(settings)
     data = _load_training_data(settings)
-    net = _build_network(settings, data.project)
+    net = _build_network(settings, data.project, data.start)
     before = _evaluate_fine_tune(net.model, data) if data.fine_tune is not None else None
     step, elapsed_before_s = 0, 0.0
     if settings.resume:
@@ -542,7 +545,7 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
     """Load and split the project (writing ``split.json``), choose the input scale, crop,
     mirroring and augmentation, and decode the training frames."""
     project = load_project(settings.project, settings.train_fraction)
-    fine_tune = None
+    fine_tune = start = None
     if settings.start_from is not None:
         start = resolve_start(settings.start_from)
         fine_tune = fine_tune_split(project, start, settings.holdout_new, settings.seed)
@@ -586,6 +589,7 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
         aug_config,
         store,
         fine_tune,
+        start,
     )
 
 
@@ -661,8 +665,11 @@ def _rearrange_probability(settings: TrainSettings, project: Project) -> float:
     return rearrange
 
 
-def _build_network(settings: TrainSettings, project: Project) -> _Network:
-    """Seed Keras, build the network from its starting backbone weights, and its Adam optimizer."""
+def _build_network(
+    settings: TrainSettings, project: Project, start: TrainOutput | None = None
+) -> _Network:
+    """Seed Keras, build the network from its starting backbone weights (or the weights of the
+    run ``start`` when fine-tuning), and its Adam optimizer."""
     import keras
 
     keras.utils.set_random_seed(settings.seed)
@@ -670,8 +677,7 @@ def _build_network(settings: TrainSettings, project: Project) -> _Network:
     model, train_model = build_model(
         settings.net, project.num_keypoints, weights=from_file, logits=True
     )
-    if settings.start_from is not None and not settings.resume:
-        start = resolve_start(settings.start_from)
+    if start is not None and not settings.resume:
         load_start_weights(model, start)
         backbone_start = f"the trained run {start.root} (fine-tuning)"
     else:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from realtime_pose.exporters.int8 import DEFAULT_INT8_TOLERANCE_PX
         from realtime_pose.exporters.keras_onnx import export_bundle
         from realtime_pose.exporters.parity import ParityError
-        from realtime_pose.exporters.train_output import TrainOutputError
+        from realtime_pose.trainers.train_output import TrainOutputError
 
         bundle = export_bundle(
             args.train_dir,
