@@ -98,7 +98,12 @@ def test_octave_client_with_a_strangers_keys_receives_nothing(curve_rig, octave)
     assert time.monotonic() - start < 15  # one timeout for the stream, one for the ping
     assert done.returncode == 0, done.stderr
     assert summary["received"] == 0 and summary["timed_out"] is True
-    assert summary["ping_ok"] is False and summary["ping_error"] == "no reply within 1500 ms"
+    # the REQ socket may not even queue the request (no CURVE handshake ever completes), or
+    # queue it and get no reply: either way the stranger is told nothing was answered
+    assert summary["ping_ok"] is False and summary["ping_error"] in (
+        "no reply within 1500 ms",
+        "the request could not be sent within 1500 ms",
+    )
     assert summary["complete"] is False
 
 
