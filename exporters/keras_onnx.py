@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 INPUT_NAME = "image"
 SCOREMAP_NAME = "scmap"
 LOCREF_NAME = "locref"
+PAF_NAME = "paf"
 KEYPOINTS_NAME = "keypoints"
 MIN_OPSET, MAX_OPSET = 13, 18  # tf2onnx 1.17 refuses opset 19+
 
@@ -77,18 +78,21 @@ def name_dynamic_dims(model: Any) -> None:
                     dims[i].dim_param = label
 
 
-def _serving_function(tf: Any, model: Any, num_keypoints: int, call: Any = None) -> Any:
-    """A ``tf.function`` from uint8 images to ``{"scmap", "locref"}`` NHWC maps.
+def _serving_function(
+    tf: Any, model: Any, num_keypoints: int, call: Any = None, paf: bool = False
+) -> Any:
+    """A ``tf.function`` from uint8 images to ``{"scmap", "locref"}`` NHWC maps (and ``paf``,
+    the part-affinity fields of a network for animals that look alike).
 
     ``call`` replaces ``model(x, training=False)`` (an export-time rewrite of the same model).
     """
     input_dtype = model.inputs[0].dtype
     input_dtype = getattr(input_dtype, "name", input_dtype)
     n_out = len(model.outputs)
-    if n_out != 2:
+    if n_out != 2 + paf:
         raise TrainOutputError(
-            f"the model has {n_out} outputs; the exporter expects two, in order scmap (K "
-            "channels) and locref (2K channels)"
+            f"the model has {n_out} outputs; the exporter expects {2 + paf}, in order scmap (K "
+            "channels) and locref (2K channels)" + (" and paf (2 per edge)" if paf else "")
         )
     shapes = [tuple(o.shape) for o in model.outputs]
     if shapes[0][-1] not in (None, num_keypoints) or shapes[1][-1] not in (
@@ -109,11 +113,10 @@ def _serving_function(tf: Any, model: Any, num_keypoints: int, call: Any = None)
     def serve(image: Any) -> dict[str, Any]:
         x = image if str(input_dtype) == "uint8" else tf.cast(image, input_dtype)
         outputs = call(x)
+        names = [SCOREMAP_NAME, LOCREF_NAME, PAF_NAME][: 2 + paf]
         if isinstance(outputs, dict):
-            scmap, locref = outputs[SCOREMAP_NAME], outputs[LOCREF_NAME]
-        else:
-            scmap, locref = outputs
-        return {SCOREMAP_NAME: tf.cast(scmap, tf.float32), LOCREF_NAME: tf.cast(locref, tf.float32)}
+            outputs = [outputs[name] for name in names]
+        return {name: tf.cast(o, tf.float32) for name, o in zip(names, outputs, strict=True)}
 
     return serve
 
@@ -194,32 +197,49 @@ def check_opset(opset: int) -> None:
         raise ValueError(f"opset {opset} is not supported: use {MIN_OPSET}–{MAX_OPSET}")
 
 
-def maps_outputs(locref: bool = True) -> dict[str, Any]:
-    """The bundle's ``outputs`` for NCHW score maps (and location refinement) graphs."""
+def maps_outputs(locref: bool = True, paf: bool = False) -> dict[str, Any]:
+    """The bundle's ``outputs`` for NCHW score maps (and location refinement, and
+    part-affinity fields) graphs."""
     outputs: dict[str, Any] = {"scoremap": {"name": SCOREMAP_NAME, "layout": "NCHW"}}
     if locref:
         outputs["locref"] = {"name": LOCREF_NAME, "layout": "NCHW"}
+    if paf:
+        outputs["paf"] = {"name": PAF_NAME, "layout": "NCHW"}
     return outputs
+
+
+def _grouped(train: TrainOutput) -> bool:
+    """Whether the run's animals look alike (grouped after the network by part affinity)."""
+    animals = train.config.animals
+    return bool(animals) and animals.get("decoding") == "part_affinity"
+
+
+def _score_channels(train: TrainOutput) -> int:
+    """The run's score maps: one per bodypart when animals are grouped after the network."""
+    if _grouped(train):
+        return len(train.config.animals["bodyparts"])  # type: ignore[index]
+    return len(train.config.keypoints)
 
 
 def _convert_to_onnx(train: TrainOutput, opset: int) -> tuple[bytes, NetworkFn, int]:
     """The Keras model as ONNX maps-graph bytes, its TF reference and its rewritten-conv count."""
-    k = len(train.config.keypoints)
+    k = _score_channels(train)
+    paf = _grouped(train)
     tf, tf2onnx = import_tensorflow()
     import keras
 
     from realtime_pose.exporters.keras_rewrite import native_dilation_call
 
     model = keras.models.load_model(train.model_path, compile=False)
-    serve = _serving_function(tf, model, k)
+    serve = _serving_function(tf, model, k, paf=paf)
     rewritten_call, n_rewritten = native_dilation_call(model)
-    export_fn = _serving_function(tf, model, k, rewritten_call) if n_rewritten else serve
+    export_fn = _serving_function(tf, model, k, rewritten_call, paf) if n_rewritten else serve
     spec = tf.TensorSpec([1, None, None, 3], tf.uint8, name=INPUT_NAME)
     proto, _ = tf2onnx.convert.from_function(
         export_fn,
         input_signature=[spec],
         opset=opset,
-        outputs_as_nchw=[SCOREMAP_NAME, LOCREF_NAME],
+        outputs_as_nchw=[SCOREMAP_NAME, LOCREF_NAME, PAF_NAME][: 2 + paf],
     )
     name_dynamic_dims(proto)
     maps_model = proto.SerializeToString()
@@ -326,7 +346,7 @@ def _bundle_meta(
         "outputs": outputs,
         "provenance": provenance,
     }
-    if cfg.animals is not None:  # several animals as identity channels
+    if cfg.animals is not None:  # several animals: identity channels or part affinity
         meta["animals"] = cfg.animals
     distances = cfg.label_distances or _project_label_distances(train)
     if distances is not None:  # live capture judges body shapes by it
@@ -450,6 +470,12 @@ def export_bundle(
     check_target(output_dir, overwrite)
     train = read_train_output(train_dir)
     cfg = train.config
+    if _grouped(train) and (int8 or in_graph_peaks):
+        raise TrainOutputError(
+            f"{train.root}: animals that look alike (part-affinity fields) export as fp32 maps "
+            "only; int8 and in-graph peaks are not built for them (leave out --int8 and "
+            "--in-graph-peaks)"
+        )
     maps_model, reference, n_rewritten = _convert_to_onnx(train, opset)
 
     frames, source = _parity_frames(train, parity_images, max_parity_frames)
@@ -473,7 +499,7 @@ def export_bundle(
             train, maps_model, frames, source, pose, int8_calibration, max_calibration_frames
         )
     provenance = _provenance(train, opset, n_rewritten, parity)
-    outputs = maps_outputs()
+    outputs = maps_outputs(paf=_grouped(train))
     precision = "fp32"
     if quantization is not None:
         fp32_meta = _bundle_meta(train, name, outputs, "fp32", provenance)

@@ -132,6 +132,9 @@ class OutputsSpec(_Strict):
     scoremap: TensorSpec | None = None
     locref: TensorSpec | None = None
     keypoints: KeypointsSpec | None = None
+    paf: TensorSpec | None = Field(
+        default=None, description="part-affinity fields (animals that look alike), 2 per edge"
+    )
 
     @model_validator(mode="after")
     def _something_to_read(self) -> OutputsSpec:
@@ -139,6 +142,8 @@ class OutputsSpec(_Strict):
             raise ValueError("outputs needs 'scoremap' (with optional 'locref') or 'keypoints'")
         if self.locref is not None and self.scoremap is None:
             raise ValueError("outputs.locref needs outputs.scoremap")
+        if self.paf is not None and (self.scoremap is None or self.locref is None):
+            raise ValueError("outputs.paf needs outputs.scoremap and outputs.locref")
         return self
 
     def names(self) -> list[str]:
@@ -148,6 +153,8 @@ class OutputsSpec(_Strict):
         names = [self.scoremap.name]  # type: ignore[union-attr]
         if self.locref is not None:
             names.append(self.locref.name)
+        if self.paf is not None:
+            names.append(self.paf.name)
         return names
 
 
@@ -178,11 +185,32 @@ class AnimalsSpec(_Strict):
     engine, the peak search, forward prediction and the rules work unchanged; the animals are
     the identities the labels named (``female``, ``male``), which a network can tell apart only
     where they look different (sex, size, markings).
+
+    ``decoding: part_affinity``: animals that look alike. The network has one score map per
+    bodypart shared by all animals, location refinement, and a part-affinity field per edge of
+    ``edges`` (``outputs.paf``); a Numba kernel groups each frame's peaks into animals
+    (:mod:`realtime_pose.inference.assembly`) and a tracker keeps each animal in one pose slot
+    for as long as it is followed (:mod:`realtime_pose.inference.unmarked_tracking`). ``names``
+    are then the slots (``animal0`` ...), not identities; the stream's ``track_ids`` say which
+    track each slot holds.
     """
 
-    decoding: Literal["identity_channels"] = "identity_channels"
-    names: list[str] = Field(min_length=1, description="the animals' identities")
+    decoding: Literal["identity_channels", "part_affinity"] = "identity_channels"
+    names: list[str] = Field(
+        min_length=1,
+        description=(
+            "identity_channels: the animals' identities; part_affinity: the pose's animal slots "
+            "(as many as are tracked at once), which carry no identity"
+        ),
+    )
     bodyparts: list[str] = Field(min_length=1, description="each animal's keypoints")
+    edges: list[tuple[int, int]] | None = Field(
+        default=None,
+        description=(
+            "part_affinity: the part-affinity graph, bodypart index pairs (parent, child) in "
+            "assembly order; edge l's field is channels 2l (x) and 2l+1 (y) of outputs.paf"
+        ),
+    )
 
     @field_validator("names", "bodyparts")
     @classmethod
@@ -195,8 +223,35 @@ class AnimalsSpec(_Strict):
             raise ValueError(f"names must be non-empty and contain no '/': {slashed}")
         return names
 
+    @model_validator(mode="after")
+    def _edges_for_part_affinity(self) -> AnimalsSpec:
+        if self.decoding == "identity_channels":
+            if self.edges is not None:
+                raise ValueError("'edges' belongs to decoding: part_affinity")
+            return self
+        if self.edges is None and len(self.bodyparts) > 1:
+            raise ValueError("decoding: part_affinity needs 'edges' (the part-affinity graph)")
+        k = len(self.bodyparts)
+        bad = [e for e in self.edges or [] if not (0 <= e[0] < k and 0 <= e[1] < k) or e[0] == e[1]]
+        if bad:
+            raise ValueError(f"edges {bad}: need two different bodypart indices in 0..{k - 1}")
+        return self
+
+    @property
+    def grouped(self) -> bool:
+        """Whether keypoints are grouped into animals after the network (part affinity), not
+        named by it (identity channels)."""
+        return self.decoding == "part_affinity"
+
+    @property
+    def score_channels(self) -> int:
+        """Score maps the network outputs: one per bodypart when animals are grouped after the
+        network, one per animal and bodypart with identity channels."""
+        k = len(self.bodyparts)
+        return k if self.grouped else k * len(self.names)
+
     def keypoint_names(self) -> list[str]:
-        """``animal/bodypart`` for every animal and bodypart, in channel order."""
+        """``animal/bodypart`` for every animal (or slot) and bodypart: the pose's rows."""
         return animal_keypoint_names(self.names, self.bodyparts)
 
     def rows_of(self, animal: str) -> slice:
@@ -317,6 +372,15 @@ class BundleMeta(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _paf_with_grouped_animals(self) -> BundleMeta:
+        grouped = self.animals is not None and self.animals.grouped
+        if grouped and self.outputs.paf is None:
+            raise ValueError("animals.decoding part_affinity needs outputs.paf")
+        if self.outputs.paf is not None and not grouped:
+            raise ValueError("outputs.paf needs animals with decoding: part_affinity")
+        return self
+
+    @model_validator(mode="after")
     def _label_distances_use_keypoints(self) -> BundleMeta:
         if self.label_distances is None:
             return self
@@ -330,6 +394,12 @@ class BundleMeta(_Strict):
     def num_keypoints(self) -> int:
         """The number of keypoint rows in a pose (all animals' together)."""
         return len(self.keypoints)
+
+    @property
+    def score_channels(self) -> int:
+        """Score maps the network outputs (fewer than the pose's rows when animals that look
+        alike are grouped after the network)."""
+        return self.animals.score_channels if self.animals is not None else len(self.keypoints)
 
 
 @dataclass(frozen=True)
@@ -472,7 +542,7 @@ def check_graph(meta: BundleMeta, model_path: Path) -> None:
             f"{where}: field 'input.color' is {meta.input.color} ({meta.input.channels} "
             f"channels) but the graph input has {in_shape[3]} channels"
         )
-    k = meta.num_keypoints
+    k = meta.score_channels
     spec = meta.outputs
     expected: list[tuple[str, str, str, int]] = []  # (field, name, layout, channels)
     if spec.keypoints is not None:
@@ -482,6 +552,9 @@ def check_graph(meta: BundleMeta, model_path: Path) -> None:
         expected.append(("outputs.scoremap.name", spec.scoremap.name, spec.scoremap.layout, k))
         if spec.locref is not None:
             expected.append(("outputs.locref.name", spec.locref.name, spec.locref.layout, 2 * k))
+        if spec.paf is not None and meta.animals is not None:
+            edges = 2 * len(meta.animals.edges or ())
+            expected.append(("outputs.paf.name", spec.paf.name, spec.paf.layout, edges))
     for field, name, layout, channels in expected:
         if name not in outputs:
             raise BundleError(
@@ -494,10 +567,14 @@ def check_graph(meta: BundleMeta, model_path: Path) -> None:
         axis = {"NHWC": 3, "NCHW": 1, "NKC": 1}[layout]
         got = shape[axis]
         if isinstance(got, int) and got != channels:
-            what = "2 x keypoints" if field.startswith("outputs.locref") else "keypoints"
+            what = {"outputs.locref.name": "2 x keypoints", "outputs.paf.name": "2 x edges"}
+            listed = f"{k} keypoints"
+            if meta.animals is not None and meta.animals.grouped:
+                listed = f"{k} bodyparts shared by the animals"
             raise BundleError(
                 f"{where}: graph output {name!r} has {got} channels ({layout} shape {shape}) "
-                f"but the bundle lists {k} keypoints, so {channels} ({what}) were expected"
+                f"but the bundle lists {listed}, so {channels} "
+                f"({what.get(field, 'keypoints')}) were expected"
             )
 
 

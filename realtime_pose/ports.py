@@ -47,9 +47,11 @@ class PosePublisherPort(Protocol):
         keypoints: np.ndarray,
         predicted: Predicted | None = None,
         camera: Mapping[str, int] | None = None,
+        track_ids: Sequence[int] | None = None,
     ) -> int:
         """Publish one pose; return its ``t_publish_ns``. ``camera``: the frame's camera fields
-        (:meth:`~realtime_pose.sources.base.Frame.camera_fields`), added to the payload."""
+        (:meth:`~realtime_pose.sources.base.Frame.camera_fields`), added to the payload;
+        ``track_ids``: the track in each animal slot (-1: none), animals that look alike."""
         ...
 
     def publish_event(self, event: Mapping[str, Any]) -> bool:
@@ -88,8 +90,10 @@ class PoseRecorderPort(Protocol):
         keypoints: np.ndarray,
         predicted: Predicted | None = None,
         camera: Mapping[str, int] | None = None,
+        track_ids: Sequence[int] | None = None,
     ) -> bool:
-        """Append one pose (with the frame's camera fields, when it has them)."""
+        """Append one pose (with the frame's camera fields, when it has them, and the track in
+        each animal slot)."""
         ...
 
     def write_event(
@@ -207,6 +211,21 @@ class OutputPort(Protocol):
 
 
 @runtime_checkable
+class TrackingPort(Protocol):
+    """Keeps several animals' rows apart from frame to frame (identity channels: under their
+    names; animals that look alike: one slot per followed animal)."""
+
+    @property
+    def track_ids(self) -> np.ndarray | None:
+        """The track in each animal slot after the last :meth:`update` (``None``: the rows are
+        named by identity, not slots)."""
+        ...
+
+    def update(self, pose: np.ndarray, t_ns: int) -> np.ndarray:
+        """The frame's pose ``[A·K, 3]`` with each animal's rows where they belong."""
+        ...
+
+
 class ProcessorPort(Protocol):
     """User processors (DeepLabCut-Live's API) called on every pose."""
 

@@ -46,6 +46,9 @@ def pose_metrics(
         ``[N, K, 3]``: x, y (px) and likelihood.
     labels
         ``[N, K, 2]`` px; NaN where the keypoint is not labelled (excluded).
+        A prediction with NaN coordinates (a part the decoder of animals that look alike did
+        not find) is left out of the error statistics and counts as a miss in PCK and
+        ``found``.
     pcutoff
         Likelihood threshold for the ``*_pcutoff`` figures.
 
@@ -54,7 +57,8 @@ def pose_metrics(
     dict
         ``mean_error_px``, ``mean_error_px_pcutoff``, ``n_keypoints`` (visible keypoints),
         ``n_keypoints_pcutoff``, ``median_error_px``, ``p90_error_px``, ``pck5``, ``pck10``,
-        ``n_images``, ``pcutoff`` and ``per_keypoint`` (name → mean error, count, pcutoff mean).
+        ``n_images``, ``pcutoff``, ``found`` (share of visible keypoints predicted at all) and
+        ``per_keypoint`` (name → mean error, count, pcutoff mean).
     """
     predictions = np.asarray(predictions, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
@@ -65,19 +69,21 @@ def pose_metrics(
         )
     visible = np.isfinite(labels).all(axis=2)
     errors = np.linalg.norm(predictions[..., :2] - labels, axis=2)
-    confident = visible & (predictions[..., 2] >= pcutoff)
-    err_all = errors[visible]
+    found = visible & np.isfinite(errors)
+    confident = found & (predictions[..., 2] >= pcutoff)
+    err_all = errors[found]
     err_conf = errors[confident]
+    within = errors[visible]  # NaN (not found) is never within a radius
     per_keypoint = {}
     for j, name in enumerate(bodyparts):
-        e = errors[visible[:, j], j]
+        e = errors[found[:, j], j]
         c = errors[confident[:, j], j]
         per_keypoint[name] = {
             "mean_error_px": _nan_mean(e),
             "n": int(e.size),
             "mean_error_px_pcutoff": _nan_mean(c),
             "n_pcutoff": int(c.size),
-            "pck5": _nan_mean((e <= 5.0).astype(float)),
+            "pck5": _nan_mean((errors[visible[:, j], j] <= 5.0).astype(float)),
         }
     return {
         "mean_error_px": _nan_mean(err_all),
@@ -86,8 +92,9 @@ def pose_metrics(
         "n_keypoints_pcutoff": int(err_conf.size),
         "median_error_px": float(np.median(err_all)) if err_all.size else None,
         "p90_error_px": float(np.percentile(err_all, 90)) if err_all.size else None,
-        "pck5": _nan_mean((err_all <= 5.0).astype(float)),
-        "pck10": _nan_mean((err_all <= 10.0).astype(float)),
+        "pck5": _nan_mean((within <= 5.0).astype(float)),
+        "pck10": _nan_mean((within <= 10.0).astype(float)),
+        "found": _nan_mean(found[visible].astype(float)),
         "n_images": int(labels.shape[0]),
         "pcutoff": float(pcutoff),
         "per_keypoint": per_keypoint,
@@ -99,12 +106,14 @@ def keras_predictor(
     stride: float = STRIDE,
     locref_stdev: float = LOCREF_STDEV,
     input_scale: float = 1.0,
+    decode: Callable[[list[np.ndarray]], np.ndarray] | None = None,
 ) -> Predictor:
     """A predictor running a Keras pose model in inference mode (graph mode, any frame size).
 
     With ``input_scale`` the frame is resized as a bundle's ``input.scale`` makes every other
     path resize it (:class:`~realtime_pose.inference.estimator.NetworkInput`); keypoints come back
-    in the frame's own pixels.
+    in the frame's own pixels. ``decode`` turns the model's NHWC outputs (batch axis dropped)
+    into keypoints ``[..., 3]`` in network pixels; default: one peak per score map.
     """
     import cv2
     import tensorflow as tf
@@ -136,10 +145,11 @@ def keras_predictor(
                 cv2.BORDER_CONSTANT,
                 value=0,
             )
-        scmap, locref = run(tf.constant(image[None]))
-        pose = find_peaks_reference(
-            scmap.numpy()[0], locref.numpy()[0], stride, locref_stdev, layout="NHWC"
-        )
+        outputs = [o.numpy()[0] for o in run(tf.constant(image[None]))]
+        if decode is None:
+            pose = find_peaks_reference(*outputs[:2], stride, locref_stdev, layout="NHWC")
+        else:
+            pose = decode(outputs).reshape(-1, 3)
         if net is not None:  # the estimator's mapping (pixel centres aligned, as cv2.resize)
             FrameTransform(0.0, 0.0, net.width / w, net.height / h).to_frame(pose, out=pose)
         return pose

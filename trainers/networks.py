@@ -196,6 +196,7 @@ def build_model(
     *,
     weights: str | Path | None = None,
     logits: bool = False,
+    num_edges: int = 0,
 ) -> Any:
     """A Keras pose model.
 
@@ -211,13 +212,16 @@ def build_model(
         ``keras.applications`` backbone (loaded layer by layer by name), or None (from scratch).
     logits
         Also return a training model whose first output is the score logits.
+    num_edges
+        Part-affinity edges ``L`` (animals that look alike, grouped after the network): a third
+        output ``paf`` (``[b, h, w, 2L]``, linear) from the same transposed convolution; 0: none.
 
     Returns
     -------
     keras.Model or tuple
         The model with input ``image`` (uint8 ``[b, H, W, 3]`` RGB) and outputs ``scmap``
-        (sigmoid, ``[b, h, w, K]``) and ``locref`` (``[b, h, w, 2K]``); with ``logits=True``,
-        ``(model, training_model)`` sharing all weights.
+        (sigmoid, ``[b, h, w, K]``) and ``locref`` (``[b, h, w, 2K]``) (and ``paf``); with
+        ``logits=True``, ``(model, training_model)`` sharing all weights.
     """
     keras = _keras()
     layers = keras.layers
@@ -233,20 +237,24 @@ def build_model(
         # expect BGR mean-subtracted input; fine-tuning adapts to this small difference)
         x = layers.Rescaling(1.0 / 64.0, offset=-2.0, name="normalise")(image)
         features = _resnet_50(keras, x)
+    if num_edges < 0:
+        raise ValueError(f"num_edges must be >= 0, got {num_edges}")
+    k = num_keypoints
     heads = layers.Conv2DTranspose(
-        3 * num_keypoints, 3, strides=2, padding="same", name="pose_heads"
+        3 * k + 2 * num_edges, 3, strides=2, padding="same", name="pose_heads"
     )(features)
-    score_logits = heads[..., :num_keypoints]
-    locref = layers.Identity(name="locref")(heads[..., num_keypoints:])
+    score_logits = heads[..., :k]
+    locref = layers.Identity(name="locref")(heads[..., k : 3 * k])
     scmap = layers.Activation("sigmoid", name="scmap", dtype="float32")(score_logits)
+    extra = [layers.Identity(name="paf")(heads[..., 3 * k :])] if num_edges else []
     name = f"pose_{net.replace('.', '')}"
-    model = keras.Model(image, [scmap, locref], name=name)
+    model = keras.Model(image, [scmap, locref, *extra], name=name)
     if weights == IMAGENET:
         load_imagenet_weights(model, net)
     elif weights is not None:
         load_backbone_weights(model, net, weights)
     if logits:
-        return model, keras.Model(image, [score_logits, locref], name=name + "_train")
+        return model, keras.Model(image, [score_logits, locref, *extra], name=name + "_train")
     return model
 
 

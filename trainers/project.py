@@ -15,12 +15,21 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from realtime_pose.bundle import animal_keypoint_names
 
 _COORDS = ("x", "y")
+
+Decoding = Literal["identity_channels", "part_affinity"]
+"""How a network tells several animals apart (``animals.decoding`` in ``config.yaml``)."""
+
+DECODINGS: tuple[Decoding, ...] = ("identity_channels", "part_affinity")
+"""``identity_channels`` (default): one score map per named animal and bodypart.
+``part_affinity``: look-alike animals in slots without identity, grouped by part-affinity
+fields."""
 
 
 class ProjectError(ValueError):
@@ -46,8 +55,8 @@ class Project:
     label_files
         The label files read (for hashing and error messages).
     animals
-        Several animals, one score map each per bodypart (``config.yaml`` ``animals``), or
-        ``None``.
+        Several animals (``config.yaml`` ``animals``): identity channels or look-alike slots,
+        per ``decoding``; ``None`` for one animal.
     """
 
     root: Path
@@ -62,8 +71,9 @@ class Project:
     config_path: Path | None = None
     flip_pairs: tuple[tuple[str, str], ...] | None = None
     animals: dict | None = None
-    """Several animals as identity channels: ``{"names": [...], "bodyparts": [...]}`` from
-    ``config.yaml`` (``bodyparts`` are then ``animal/bodypart``; see trainers/animal_labels.py)."""
+    """Several animals: ``{"names": [...], "bodyparts": [...], "decoding": ...}`` from
+    ``config.yaml`` (``bodyparts`` are then ``animal/bodypart``; ``decoding`` one of
+    :data:`DECODINGS`; see trainers/identity_project.py)."""
 
     @property
     def num_keypoints(self) -> int:
@@ -158,8 +168,9 @@ def _config_bodyparts(config: dict, path: Path) -> tuple[str, ...]:
 
 
 def _config_animals(config: dict, bodyparts: Sequence[str], path: Path) -> dict | None:
-    """``animals: {names: [...], bodyparts: [...]}``: identity channels, checked against
-    ``bodyparts`` (which must be ``animal/bodypart`` for every animal and bodypart, in order)."""
+    """``animals: {names: [...], bodyparts: [...], decoding: ...}``: several animals, checked
+    against ``bodyparts`` (which must be ``animal/bodypart`` for every animal and bodypart, in
+    order); ``decoding`` is one of :data:`DECODINGS`, ``identity_channels`` where absent."""
     raw = config.get("animals")
     if raw is None:
         return None
@@ -168,13 +179,23 @@ def _config_animals(config: dict, bodyparts: Sequence[str], path: Path) -> dict 
         raise ProjectError(
             f"{path}: field 'animals' must be a mapping with lists 'names' and 'bodyparts'"
         )
+    decoding = raw.get("decoding", DECODINGS[0])
+    if decoding not in DECODINGS:
+        raise ProjectError(
+            f"{path}: field 'animals.decoding' is {decoding!r}; expected one of "
+            f"{', '.join(DECODINGS)} (or no 'decoding' for {DECODINGS[0]})"
+        )
     expected = animal_keypoint_names(names, parts)
     if list(bodyparts) != expected:
         raise ProjectError(
             f"{path}: field 'bodyparts' must be animal/bodypart for every entry of "
             f"'animals' ({expected[:2]}...), got {list(bodyparts)[:2]}..."
         )
-    return {"names": [str(n) for n in names], "bodyparts": [str(b) for b in parts]}
+    return {
+        "names": [str(n) for n in names],
+        "bodyparts": [str(b) for b in parts],
+        "decoding": decoding,
+    }
 
 
 def _config_skeleton(config: dict, bodyparts: Sequence[str], path: Path) -> tuple:
@@ -449,6 +470,8 @@ def data_hash(project: Project) -> str:
 
 
 __all__: Sequence[str] = (
+    "DECODINGS",
+    "Decoding",
     "Project",
     "ProjectError",
     "data_hash",

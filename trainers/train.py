@@ -52,6 +52,15 @@ from realtime_pose.trainers.networks import (
     load_imagenet_weights,
     parse_net,
 )
+from realtime_pose.trainers.part_affinity import (
+    PAF_LOSS_WEIGHT,
+    grouped_batch_targets,
+    grouped_decoder,
+    is_grouped,
+    match_to_labels,
+    project_edges,
+    slot_shape,
+)
 from realtime_pose.trainers.project import (
     Project,
     ProjectError,
@@ -160,7 +169,13 @@ class TrainSettings(BaseModel):
     budget_check_s: float = Field(
         default=30.0, gt=0, description="seconds of training timed before --minutes is judged"
     )
-    target_kind: str = Field(default="disk", pattern="^(disk|gaussian)$")
+    target_kind: str | None = Field(
+        default=None,
+        pattern="^(disk|gaussian)$",
+        description="score-map targets; None: DeepLabCut's disk, or a Gaussian for animals that "
+        "look alike (disks of one bodypart of two animals closer than ~45 px merge into one "
+        "plateau, one peak, where a Gaussian keeps two)",
+    )
     bn_batches: int = Field(default=50, ge=0, description="batches for BatchNorm re-estimation")
     flip: bool | None = Field(default=None, description="None: on when left/right pairs are clear")
     rearrange: float | None = Field(
@@ -242,8 +257,11 @@ def batch_for_step(
     config: AugmentConfig,
     flip_perm: np.ndarray | None,
     target_kind: str,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The augmented batch of training step ``step`` (deterministic in ``seed`` and ``step``)."""
+    edges: list[tuple[int, int]] | None = None,
+) -> tuple[np.ndarray, ...]:
+    """The augmented batch of training step ``step`` (deterministic in ``seed`` and ``step``):
+    images, score maps, locref and its mask, and with ``edges`` (animals that look alike) the
+    part-affinity fields and their mask."""
     rng = np.random.default_rng([seed, step])
     chosen = rng.choice(len(indices), size=batch_size, replace=len(indices) < batch_size)
     images = np.empty((batch_size, crop, crop, 3), np.uint8)
@@ -259,6 +277,18 @@ def batch_for_step(
         images[b], kp = augment(rng, image, kp, (crop, crop), config, flip_perm, focus)
         keypoints.append(kp)
     side = map_size(crop)
+    if edges is not None:
+        maps = grouped_batch_targets(
+            np.stack(keypoints),
+            slot_shape(store.project),
+            side,
+            edges,
+            stride=STRIDE,
+            pos_dist_thresh=POS_DIST_THRESH,
+            locref_stdev=LOCREF_STDEV,
+            kind=target_kind,
+        )
+        return (images, *maps)
     targets = make_targets(
         np.stack(keypoints),
         (side, side),
@@ -445,8 +475,17 @@ class _TrainingData:
     fine_tune: FineTuneSplit | None = None
     start: TrainOutput | None = None
     """Fine-tuning: the run whose weights training starts from."""
+    edges: list[tuple[int, int]] | None = None
+    """Animals that look alike: the part-affinity graph (bodypart index pairs); else None."""
 
-    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    @property
+    def score_channels(self) -> int:
+        """The network's score maps: one per bodypart when animals are grouped after it."""
+        if self.edges is not None:
+            return slot_shape(self.project)[1]
+        return self.project.num_keypoints
+
+    def batch(self, step: int) -> tuple[np.ndarray, ...]:
         """The augmented batch of training step ``step`` (see :func:`batch_for_step`)."""
         return batch_for_step(
             step,
@@ -458,6 +497,7 @@ class _TrainingData:
             self.aug_config,
             self.flip_perm,
             self.settings.target_kind,
+            self.edges,
         )
 
 
@@ -493,7 +533,7 @@ def train(settings: TrainSettings) -> dict[str, Any]:
     t_start = time.monotonic()
     out, ckpt_dir = _prepare_output(settings)
     data = _load_training_data(settings)
-    net = _build_network(settings, data.project, data.start)
+    net = _build_network(settings, data, data.start)
     before = _evaluate_fine_tune(net.model, data) if data.fine_tune is not None else None
     step, elapsed_before_s = 0, 0.0
     if settings.resume:
@@ -559,6 +599,9 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
             len(fine_tune.new_test),
             len(fine_tune.train) - len(fine_tune.new_train),
         )
+    if settings.target_kind is None:
+        kind = "gaussian" if is_grouped(project.animals) else "disk"
+        settings = settings.model_copy(update={"target_kind": kind})
     train_idx, test_idx = _prepare_split(settings, project, fine_tune)
     log.info(
         "%s: %d labelled frames, %d keypoints; training on %d, holding out %d",
@@ -577,6 +620,7 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
         rearrange_probability=_rearrange_probability(settings, project),
     )
     store = _ImageStore(project, train_idx)
+    edges = _part_affinity_graph(project)
     return _TrainingData(
         settings,
         project,
@@ -590,7 +634,24 @@ def _load_training_data(settings: TrainSettings) -> _TrainingData:
         store,
         fine_tune,
         start,
+        edges,
     )
+
+
+def _part_affinity_graph(project: Project) -> list[tuple[int, int]] | None:
+    """The part-affinity graph of a look-alike project (logged), else None."""
+    if not is_grouped(project.animals):
+        return None
+    edges = project_edges(project)
+    parts = project.animals["bodyparts"]  # type: ignore[index]
+    log.info(
+        "animals that look alike: one score map per bodypart and %d part-affinity fields (%s), "
+        "up to %d animals a frame",
+        len(edges),
+        ", ".join(f"{parts[a]}→{parts[b]}" for a, b in edges),
+        slot_shape(project)[0],
+    )
+    return edges
 
 
 def _start_crop(start: Any) -> int | None:
@@ -666,7 +727,7 @@ def _rearrange_probability(settings: TrainSettings, project: Project) -> float:
 
 
 def _build_network(
-    settings: TrainSettings, project: Project, start: TrainOutput | None = None
+    settings: TrainSettings, data: _TrainingData, start: TrainOutput | None = None
 ) -> _Network:
     """Seed Keras, build the network from its starting backbone weights (or the weights of the
     run ``start`` when fine-tuning), and its Adam optimizer."""
@@ -675,7 +736,11 @@ def _build_network(
     keras.utils.set_random_seed(settings.seed)
     from_file = settings.weights if isinstance(settings.weights, Path) else None
     model, train_model = build_model(
-        settings.net, project.num_keypoints, weights=from_file, logits=True
+        settings.net,
+        data.score_channels,
+        weights=from_file,
+        logits=True,
+        num_edges=len(data.edges or ()),
     )
     if start is not None and not settings.resume:
         load_start_weights(model, start)
@@ -713,30 +778,51 @@ def _resume_from_checkpoint(
     return step, elapsed_before_s
 
 
-def _train_step_function(net: _Network) -> Callable[..., Any]:
-    """One optimisation step as a ``tf.function`` of (images, scmap, locref, mask): sigmoid
-    cross-entropy on the score maps plus the masked Huber loss of the location refinement,
-    weighted by :data:`LOCREF_LOSS_WEIGHT`; it returns (loss, score loss, locref loss)."""
+def _train_step_function(net: _Network, grouped: bool = False) -> Callable[..., Any]:
+    """One optimisation step as a ``tf.function`` of (images, scmap, locref, mask) — with
+    ``grouped``, also (paf, paf mask): sigmoid cross-entropy on the score maps plus the masked
+    Huber loss of the location refinement, weighted by :data:`LOCREF_LOSS_WEIGHT` (plus the
+    masked squared error of the part-affinity fields, weighted by :data:`PAF_LOSS_WEIGHT`); it
+    returns (loss, score loss, locref loss)."""
     import tensorflow as tf
 
     train_model, optimizer, variables = net.train_model, net.optimizer, net.variables
 
+    def maps_loss(outputs: Any, scmap: Any, locref: Any, mask: Any) -> Any:
+        logits, locref_pred = outputs[0], outputs[1]
+        score_loss = tf.reduce_mean(
+            tf.nn.sigmoid_cross_entropy_with_logits(labels=scmap, logits=logits)
+        )
+        err = tf.abs(locref_pred - locref)
+        huber = tf.where(err < 1.0, 0.5 * err * err, err - 0.5)
+        locref_loss = tf.reduce_sum(huber * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+        return score_loss, locref_loss
+
     @tf.function(reduce_retracing=True)
     def train_step(images: Any, scmap: Any, locref: Any, mask: Any) -> Any:
         with tf.GradientTape() as tape:
-            logits, locref_pred = train_model(images, training=True)
-            score_loss = tf.reduce_mean(
-                tf.nn.sigmoid_cross_entropy_with_logits(labels=scmap, logits=logits)
-            )
-            err = tf.abs(locref_pred - locref)
-            huber = tf.where(err < 1.0, 0.5 * err * err, err - 0.5)
-            locref_loss = tf.reduce_sum(huber * mask) / tf.maximum(tf.reduce_sum(mask), 1.0)
+            outputs = train_model(images, training=True)
+            score_loss, locref_loss = maps_loss(outputs, scmap, locref, mask)
             loss = score_loss + LOCREF_LOSS_WEIGHT * locref_loss
         grads = tape.gradient(loss, variables)
         optimizer.apply(grads, variables)
         return loss, score_loss, locref_loss
 
-    return train_step
+    @tf.function(reduce_retracing=True)
+    def grouped_step(
+        images: Any, scmap: Any, locref: Any, mask: Any, paf: Any, paf_mask: Any
+    ) -> Any:
+        with tf.GradientTape() as tape:
+            outputs = train_model(images, training=True)
+            score_loss, locref_loss = maps_loss(outputs, scmap, locref, mask)
+            paf_err = tf.square(outputs[2] - paf) * paf_mask
+            paf_loss = tf.reduce_sum(paf_err) / tf.maximum(tf.reduce_sum(paf_mask), 1.0)
+            loss = score_loss + LOCREF_LOSS_WEIGHT * locref_loss + PAF_LOSS_WEIGHT * paf_loss
+        grads = tape.gradient(loss, variables)
+        optimizer.apply(grads, variables)
+        return loss, score_loss, locref_loss
+
+    return grouped_step if grouped else train_step
 
 
 def _log_budget(settings: TrainSettings, crop: int) -> None:
@@ -790,7 +876,7 @@ class _TrainingLoop:
         self.net = net
         self.data = data
         self.ckpt_dir = ckpt_dir
-        self.train_step = _train_step_function(net)
+        self.train_step = _train_step_function(net, grouped=data.edges is not None)
         self.peak_lr = settings.peak_learning_rate
         self.budget_s = settings.minutes * 60.0 if settings.minutes else math.inf
         self.max_steps = settings.steps or 10**12
@@ -927,18 +1013,30 @@ def _evaluate_splits(
     """Predict the held-out frames and up to 50 training frames; returns the metrics and the
     predictions by split name ("test", "train"), for the splits that have frames."""
     project = data.project
-    predict = keras_predictor(model, input_scale=data.input_scale)
+    predict = _keras_predictor(model, data)
     by_split: dict[str, Any] = {}
     predicted: dict[str, tuple[list[int], np.ndarray]] = {}
     for name, idx in (("test", data.test_idx), ("train", data.train_idx[:50])):
         if idx:
             preds = predict_frames(predict, project, idx)
+            if data.edges is not None:  # animals in any order: each beside its own labels
+                preds = match_to_labels(preds, project.keypoints[idx], slot_shape(project))
             predicted[name] = (list(idx), preds)
             by_split[name] = pose_metrics(
                 preds, project.keypoints[idx], project.bodyparts, project.pcutoff
             )
             by_split[name].update(split=name, images=[project.images[i] for i in idx])
     return by_split, predicted
+
+
+def _keras_predictor(model: Any, data: _TrainingData) -> Any:
+    """The trained model as a predictor of frame keypoints (animals grouped where they look
+    alike: ``[A·K, 3]`` in the decoder's order)."""
+    decode = None
+    if data.edges is not None:
+        a, k = slot_shape(data.project)
+        decode = grouped_decoder(k, data.edges, a, STRIDE, LOCREF_STDEV)
+    return keras_predictor(model, input_scale=data.input_scale, decode=decode)
 
 
 def _evaluate_fine_tune(model: Any, data: _TrainingData) -> dict[str, Any]:
@@ -1005,7 +1103,9 @@ def _train_config(
         "net": settings.net,
         "keypoints": list(project.bodyparts),
         "skeleton": [list(e) for e in project.skeleton],
-        "animals": project.animals,
+        "animals": project.animals
+        if data.edges is None
+        else {**project.animals, "edges": [list(e) for e in data.edges]},  # type: ignore[dict-item]
         "label_distances": label_distances(
             project.keypoints[train_idx], project.bodyparts, project.skeleton, project.animals
         ),
@@ -1014,7 +1114,7 @@ def _train_config(
         "stride": STRIDE,
         "locref_stdev": LOCREF_STDEV,
         "pos_dist_thresh": POS_DIST_THRESH,
-        "target_kind": settings.target_kind,
+        "target_kind": data.settings.target_kind,
         "crop_size": data.crop,
         "batch_size": settings.batch_size,
         "learning_rate": settings.peak_learning_rate,

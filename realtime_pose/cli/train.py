@@ -31,9 +31,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "project",
         metavar="PROJECT",
         help=(
-            "a DeepLabCut project folder, or a multi-animal labels file with identities (SLEAP "
-            ".slp, DeepLabCut CollectedData_*.h5/.csv with individuals): it is converted into "
-            "OUTPUT/project, one score map per animal and bodypart"
+            "a DeepLabCut project folder, or multi-animal labels (SLEAP .slp, DeepLabCut "
+            "CollectedData_*.h5/.csv with individuals, or a multi-animal DeepLabCut project "
+            "folder): these are converted into OUTPUT/project, with one score map per animal "
+            "and bodypart where the labels name each animal the same in every frame (SLEAP "
+            "tracks, DeepLabCut 'identity: true'), else as look-alike animals grouped by "
+            "part-affinity fields"
+        ),
+    )
+    parser.add_argument(
+        "--no-identities",
+        action="store_true",
+        help=(
+            "several animals: treat them as look-alikes even where the labels name them "
+            "(tracks, individuals); the names are then used for nothing but scoring"
         ),
     )
     parser.add_argument("--output", "-o", required=True, metavar="DIR", help="output folder")
@@ -113,8 +124,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--targets",
         choices=("disk", "gaussian"),
-        default="disk",
-        help="score-map targets: DeepLabCut's disk (default) or a Gaussian",
+        default=None,
+        help="score-map targets: DeepLabCut's disk (default), or a Gaussian (the default for "
+        "animals that look alike, whose neighbouring peaks a disk would merge)",
     )
     parser.add_argument(
         "--no-flip", action="store_true", help="never mirror (default: mirror when sides pair)"
@@ -230,34 +242,72 @@ def _frame_range(value: str | None, option: str) -> tuple[int, int] | None:
 
 
 def _project_and_split(args: argparse.Namespace) -> tuple[Path, Path | None]:
-    """The project folder to train on and the split file, converting a labels file first."""
+    """The project folder to train on and the split file, converting multi-animal labels first
+    (a labels file, or a multi-animal DeepLabCut project folder)."""
+    from realtime_pose.trainers.animal_labels import is_multianimal_project
+
     source = Path(args.project)
+    if source.name == "config.yaml" and source.is_file():
+        source = source.parent
     split = None if args.split is None else Path(args.split)
     train_frames = _frame_range(args.train_frames, "--train-frames")
     test_frames = _frame_range(args.test_frames, "--test-frames")
-    if not source.is_file():
+    if not source.is_file() and not (source.is_dir() and is_multianimal_project(source)):
         if train_frames or test_frames:
             raise ValueError("--train-frames/--test-frames split labels on a video (a labels file)")
+        if args.no_identities:
+            raise ValueError(
+                f"--no-identities: {source} is a single-animal project; the option is for "
+                "labels of several animals"
+            )
         return source, split
     from realtime_pose.trainers.animal_labels import load_animal_labels
-    from realtime_pose.trainers.identity_project import write_identity_project, write_time_split
+    from realtime_pose.trainers.identity_project import (
+        choose_decoding,
+        write_animal_project,
+        write_time_split,
+    )
 
     labels = load_animal_labels(source)
+    decoding, reason = choose_decoding(labels, use_identities=not args.no_identities)
+    log.info("%s: %s project: %s", source, decoding, reason)
     project = Path(args.output) / "project"
-    if not (project / "config.yaml").is_file():
+    written = _written_decoding(project)
+    if written is None:
         log.info(
             "%s: writing %d labelled frames as a project in %s", source, labels.num_frames, project
         )
-        write_identity_project(labels, project)
+        write_animal_project(labels, project, decoding)
+    elif written != decoding:
+        raise ValueError(
+            f"{project}: an earlier run converted the labels for {written}, but now they make "
+            f"a {decoding} project; use another --output (or delete {project})"
+        )
     if train_frames is not None:
         if split is not None:
             raise ValueError("give either --split or --train-frames, not both")
-        last = int(labels.frame_indices.max()) if labels.frame_indices is not None else 0
+        if labels.frame_indices is None:
+            raise ValueError(
+                f"--train-frames: {source} labels image files, not frames of a video; use --split"
+            )
+        last = int(labels.frame_indices.max())
         test = test_frames or (train_frames[1] + 1, max(last, train_frames[1] + 1))
         split = write_time_split(
             Path(args.output) / "time_split.json", labels.frame_indices, train_frames, test
         )
     return project, split
+
+
+def _written_decoding(project: Path) -> str | None:
+    """The ``animals.decoding`` of a project converted by an earlier run, or ``None``."""
+    import yaml
+
+    config_path = project / "config.yaml"
+    if not config_path.is_file():
+        return None
+    config = yaml.safe_load(config_path.read_text()) or {}
+    animals = config.get("animals") if isinstance(config, dict) else None
+    return str((animals or {}).get("decoding", "identity_channels"))
 
 
 def _weights(value: str) -> str | Path | None:

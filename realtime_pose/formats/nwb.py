@@ -125,9 +125,11 @@ def _add_pose_estimation(
     scorer: str,
     description: str,
     source_video=None,
+    animal_names: Sequence[str] | None = None,
 ) -> list:
     """Add ``processing/behavior`` with the skeleton and one PoseEstimation per animal of
-    ``poses`` ``[N, A, K, 3]``; return the PoseEstimation objects."""
+    ``poses`` ``[N, A, K, 3]`` (``PoseEstimation_<name>`` with ``animal_names``, else
+    ``PoseEstimation_animal<i>``); return the PoseEstimation objects."""
     from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton, Skeletons
 
     index = {name: i for i, name in enumerate(keypoints)}
@@ -157,11 +159,12 @@ def _add_pose_estimation(
                     **shared,
                 )
             )
-        suffix = "" if n_animals == 1 else f"_animal{animal}"
+        label = animal_names[animal] if animal_names else f"animal{animal}"
+        suffix = "" if n_animals == 1 and not animal_names else f"_{label}"
         estimation = PoseEstimation(
             name=f"PoseEstimation{suffix}",
             pose_estimation_series=series,
-            description=description + (f" (animal {animal})" if suffix else ""),
+            description=description + (f" ({label})" if suffix else ""),
             scorer=scorer,
             source_software="realtime-pose",
             source_software_version=__version__,
@@ -183,10 +186,12 @@ def analysis_nwbfile(
     nwb_path: Path,
     scorer: str,
     provenance: Mapping[str, Any],
+    animal_names: Sequence[str] | None = None,
 ):
     """An NWB file for an offline analysis of ``video``: ``poses`` ``[N, K, 3]`` (or
-    ``[N, A, K, 3]``) at ``fps`` from time 0; ``session_start_time`` is the video file's
-    modification time (the nearest to the recording's start that a bare video tells)."""
+    ``[N, A, K, 3]``, one PoseEstimation per animal, named by ``animal_names``) at ``fps`` from
+    time 0; ``session_start_time`` is the video file's modification time (the nearest to the
+    recording's start that a bare video tells)."""
     poses = np.asarray(poses)
     if poses.ndim == 3:
         poses = poses[:, None]
@@ -209,6 +214,7 @@ def analysis_nwbfile(
         scorer=scorer,
         description=f"realtime-pose offline analysis of {video.name}",
         source_video=source,
+        animal_names=animal_names,
     )
     return nwbfile
 
@@ -364,10 +370,15 @@ def read_nwb_analysis(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dic
             nwbfile = io.read()
             provenance = json.loads(nwbfile.data_collection or "{}").get("realtime_pose", {})
             behavior = nwbfile.processing["behavior"]
-            estimation = behavior["PoseEstimation"]
-            counts = {
-                name: len(series.data) for name, series in estimation.pose_estimation_series.items()
-            }
+            # one PoseEstimation, or one per animal (PoseEstimation_<name>): counted together
+            counts: dict[str, int] = {}
+            for key, estimation in behavior.data_interfaces.items():
+                if key == "PoseEstimation" or key.startswith("PoseEstimation_"):
+                    for name, series in estimation.pose_estimation_series.items():
+                        n = len(series.data)
+                        counts[name] = n if counts.get(name, n) == n else -1
+            if not counts:
+                raise KeyError("no PoseEstimation in processing/behavior")
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ValueError(f"{path}: not a readable realtime-pose NWB file ({exc})") from exc
     return provenance, counts

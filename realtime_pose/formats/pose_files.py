@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from realtime_pose import __version__
+from realtime_pose.bundle import animal_layout
 
 FORMATS = ("dlc", "nwb", "slp")
 """Pose-table formats ``analyze --format`` accepts."""
@@ -100,6 +101,16 @@ class OutputState:
         return not self.missing and not self.invalid
 
 
+def _bodyparts(keypoints: Sequence[str]) -> list[str]:
+    """The bodyparts of ``animal/bodypart`` keypoints (the keypoints themselves for one animal).
+
+    Files of several animals are checked by bodypart: which animals they hold is the model's
+    (identity channels: fixed by the provenance's model hash) or the video's (animals that
+    look alike: one individual per track, known only once the video is analysed)."""
+    layout = animal_layout(keypoints)
+    return list(keypoints) if layout is None else layout[1]
+
+
 def _check_dlc(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequence[str]) -> int:
     from realtime_pose.formats.dlc import read_pose_table, read_provenance, table_keypoints
 
@@ -112,7 +123,7 @@ def _check_dlc(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequen
     for path in (h5, csv):
         table = read_pose_table(path)
         parts = table_keypoints(table)
-        if len(table) != frames or parts != list(keypoints):
+        if len(table) != frames or _bodyparts(parts) != _bodyparts(keypoints):
             raise ValueError(
                 f"{path} has {len(table)} rows of {parts}, expected {frames} of {list(keypoints)}"
             )
@@ -126,7 +137,7 @@ def _check_nwb(paths: list[Path], expected: Mapping[str, Any], keypoints: Sequen
     stored, counts = read_nwb_analysis(path)
     _compare(path, stored, expected)
     frames = int(stored["frames"])
-    if set(counts) != set(keypoints) or any(n != frames for n in counts.values()):
+    if set(counts) != set(_bodyparts(keypoints)) or any(n != frames for n in counts.values()):
         raise ValueError(f"{path} holds {counts}, expected {frames} samples of {list(keypoints)}")
     return frames
 
@@ -225,15 +236,25 @@ def write_units(
         from realtime_pose.formats.nwb import analysis_nwbfile, write_nwb
 
         path = plan.file("nwb")
+        keypoints, skeleton, names = bundle.keypoints, bundle.meta.skeleton, None
+        layout = animal_layout(keypoints)
+        nwb_poses = poses
+        if layout is not None:  # several animals: one PoseEstimation each, bodyparts as nodes
+            names, keypoints = layout
+            nwb_poses = np.asarray(poses).reshape(len(poses), len(names), len(keypoints), 3)
+            skeleton = list(
+                dict.fromkeys((a.split("/", 1)[1], b.split("/", 1)[1]) for a, b in skeleton)
+            )
         nwbfile = analysis_nwbfile(
-            poses,
-            bundle.keypoints,
-            bundle.meta.skeleton,
+            nwb_poses,
+            keypoints,
+            skeleton,
             fps=fps,
             video=plan.video,
             nwb_path=path,
             scorer=scorer,
             provenance=record,
+            animal_names=names,
         )
         written.append(write_nwb(nwbfile, path, overwrite))
     if "slp" in units:

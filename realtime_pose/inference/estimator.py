@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -17,6 +18,9 @@ from realtime_pose.engines.base import Engine
 from realtime_pose.geometry import FrameTransform, Size, round_up
 from realtime_pose.inference.crop import CropWindow
 from realtime_pose.inference.peaks import find_peaks
+
+if TYPE_CHECKING:
+    from realtime_pose.inference.assembly import BottomUpDecoder
 
 #: Indices into the ``stamps_ns`` array :meth:`PoseEstimator.estimate` fills.
 STAMP_PREPROCESSED, STAMP_INFERRED, STAMP_PEAKS = 0, 1, 2
@@ -162,8 +166,27 @@ def undersized_input(meta: BundleMeta, frame: Size, input_size: Size | None) -> 
     )
 
 
+def _grouper_for(meta: BundleMeta, layout: str) -> BottomUpDecoder | None:
+    """The decoder that groups peaks into animals for a part-affinity bundle, else None."""
+    animals = meta.animals
+    if animals is None or not animals.grouped:
+        return None
+    from realtime_pose.inference.assembly import BottomUpDecoder
+
+    return BottomUpDecoder(
+        len(animals.bodyparts),
+        np.asarray(animals.edges or [], dtype=np.int32).reshape(-1, 2),
+        float(meta.stride),
+        float(meta.locref_stdev),
+        layout,
+        len(animals.names),
+    )
+
+
 class PoseEstimator:
-    """Single-animal pose estimation for one bundle on one engine.
+    """Pose estimation for one bundle on one engine: one animal, several named by identity
+    channels, or several that look alike, grouped after the network (part affinity: the pose
+    holds the animals found, best first, each slot ``[K, 3]``; empty slots NaN, likelihood 0).
 
     Parameters
     ----------
@@ -191,6 +214,7 @@ class PoseEstimator:
         self._color = getattr(engine, "input_color", None) or meta.input.color
         self._float_input = meta.input.dtype == "float32"
         self._pose = np.zeros((len(self.keypoints), 3), dtype=np.float32)
+        self._grouper = _grouper_for(meta, self._layout)
         self._resized: np.ndarray | None = None
         self._converted: np.ndarray | None = None
         self._scaled_for: tuple[int, ...] | None = None
@@ -285,6 +309,9 @@ class PoseEstimator:
         out = self._pose if out is None else out
         if self._in_graph:
             out[...] = outputs[0].reshape(-1, 3)
+        elif self._grouper is not None:
+            scmap, locref, paf = (o[0] if o.ndim == 4 else o for o in outputs[:3])
+            self._grouper.decode(scmap, locref, paf, out.reshape(self._grouper.max_animals, -1, 3))
         else:
             locref = outputs[1] if self._has_locref else None
             find_peaks(outputs[0], locref, self._stride, self._locref_stdev, self._layout, out)

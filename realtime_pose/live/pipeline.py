@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -52,15 +52,13 @@ from realtime_pose.ports import (
     RecorderFactory,
     RuleEvaluatorPort,
     RuleEventLike,
+    TrackingPort,
 )
 from realtime_pose.sources.base import Frame
 from realtime_pose.stream import messages
 from realtime_pose.util.stats import StageStats
 from realtime_pose.util.stats import warm_up as warm_up_statistics
 from realtime_pose.util.supervision import REGISTRY as THREADS
-
-if TYPE_CHECKING:  # scipy is imported only where several animals are tracked
-    from realtime_pose.inference.tracking import IdentityChannelTracking
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +85,9 @@ class Pipeline:
         Preprocess + engine + peaks + transform for the bundle.
     tracking
         Several animals: keeps each animal's rows under its name
-        (:class:`~realtime_pose.inference.tracking.IdentityChannelTracking`); ``None``: one animal.
+        (:class:`~realtime_pose.inference.tracking.IdentityChannelTracking`), or each look-alike
+        in its slot (:class:`~realtime_pose.inference.unmarked_tracking.LookAlikeTracking`,
+        whose ``track_ids`` go to the stream and the recording); ``None``: one animal.
         Its time counts in the ``predict`` stage.
     predictor, lead
         Forward prediction and how far ahead (``None``: no prediction).
@@ -117,7 +117,7 @@ class Pipeline:
         self,
         estimator: PoseEstimator,
         *,
-        tracking: IdentityChannelTracking | None = None,
+        tracking: TrackingPort | None = None,
         predictor: ForwardPredictor | None = None,
         lead: LeadTime | None = None,
         cropper: DynamicCropper | None = None,
@@ -177,8 +177,10 @@ class Pipeline:
         stamps = self._stamps
         window = self.cropper.window() if self.cropper is not None else None
         pose = self.estimator.estimate(frame.image, window, stamps)
+        track_ids = None
         if self.tracking is not None:
             pose = self.tracking.update(pose, t_capture)
+            track_ids = self.tracking.track_ids
         if self.cropper is not None:
             self.cropper.update(pose)
         predicted = None
@@ -212,13 +214,13 @@ class Pipeline:
             latency = {name: int(v) for name, v in zip(_PUBLISHED_STAGES, s, strict=False)}
             latency["total"] = int(t_processed - t_capture)
             t_published = self.publisher.publish_pose(
-                self.seq, frame.frame_index, t_capture, latency, pose, predicted, camera
+                self.seq, frame.frame_index, t_capture, latency, pose, predicted, camera, track_ids
             )
         t_after_publish = time.monotonic_ns()
         s[6] = t_after_publish - t_processed
         if self.recorder is not None:
             if not self.recorder.write_pose(
-                self.seq, frame.frame_index, t_capture, pose, predicted, camera
+                self.seq, frame.frame_index, t_capture, pose, predicted, camera, track_ids
             ):
                 self._recording_failed(frame.frame_index)
             elif self.video_recorder is not None:

@@ -69,10 +69,14 @@ class CropConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    """``tracking:``: keeping each animal under its name (multi-animal bundles only).
+    """``tracking:``: following several animals (multi-animal bundles only).
 
-    Motion matches each frame's animals to tracks; identity votes, averaged over
-    ``identity_memory_frames``, name the tracks (see :mod:`realtime_pose.inference.tracking`).
+    Identity channels: motion matches each frame's animals to tracks; identity votes, averaged
+    over ``identity_memory_frames``, name the tracks (:mod:`realtime_pose.inference.tracking`).
+    Animals that look alike (part affinity): motion (and body size) alone keep each animal in
+    its pose slot, a new animal is followed once seen in ``min_hits`` frames, a lost one
+    coasts for ``max_missed_s`` (:mod:`realtime_pose.inference.unmarked_tracking`). Options of
+    the other kind are ignored.
     """
 
     enabled: bool = True
@@ -88,7 +92,26 @@ class TrackingConfig(_Section):
         description="pixels of motion the network's naming outweighs: rows move to another "
         "name only on stronger motion evidence",
     )
-    max_missed_s: float = Field(default=1.0, gt=0, description="a track unseen this long ends")
+    max_missed_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="a track unseen this long ends (default 1.0 s with identity channels, 0.5 s "
+        "for animals that look alike: beyond it a look-alike found there is as likely another)",
+    )
+    min_hits: int = Field(
+        default=3, ge=1, description="look-alikes: frames a new animal is seen before it is tracked"
+    )
+    motion: Literal["kalman", "last_position"] = Field(
+        default="kalman",
+        description="look-alikes: match on the Kalman filter's constant-velocity prediction, or "
+        "on the last seen pose (which loses animals that cross)",
+    )
+    size_weight_px: float = Field(
+        default=20.0, ge=0, description="look-alikes: pixels a 2.7x body-size difference costs"
+    )
+    max_animals: int | None = Field(
+        default=None, ge=1, description="look-alikes: follow at most this many (default: slots)"
+    )
 
 
 class PredictionConfig(_Section):

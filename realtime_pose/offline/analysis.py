@@ -137,21 +137,29 @@ def analyze_video(
         if bar:
             stack.callback(bar.close)
         tracking = tracking_for(bundle.meta)  # several animals: kept under their names
+        track_ids: list[np.ndarray] = []  # look-alikes: the track in each slot
         for i, frame in enumerate(video_frames(video, max_frames)):
             pose = estimator.estimate(frame.image)
             if tracking is not None:
                 pose = tracking.update(pose, video_time_ns(i, fps))
+                if tracking.track_ids is not None:
+                    track_ids.append(tracking.track_ids.copy())
             poses.append(pose.copy())
             if labeled is not None:
                 labeled.write(frame.image, pose)
             if bar:
                 bar.update()
         seconds = time.monotonic() - t0
+        tables, table_bundle = np.stack(poses), bundle
+        if track_ids:  # look-alikes: one individual per track in the files
+            from realtime_pose.offline.tracks import per_track
+
+            tables, table_bundle = per_track(tables, np.stack(track_ids), bundle)
         files = write_units(
             plan,
             todo,
-            np.stack(poses),
-            bundle,
+            tables,
+            table_bundle,
             scorer=scorer,
             fps=fps,
             provenance=expected,

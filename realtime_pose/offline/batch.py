@@ -264,12 +264,17 @@ class _JobWriter:
         from realtime_pose.inference.tracking import track_sequence
         from realtime_pose.offline.analysis import write_labeled_video
 
-        poses = track_sequence(poses, self.bundle.meta, self.fps)
+        poses, track_ids = track_sequence(poses, self.bundle.meta, self.fps)
+        tables, bundle = poses, self.bundle
+        if track_ids is not None:  # look-alikes: one individual per track in the files
+            from realtime_pose.offline.tracks import per_track
+
+            tables, bundle = per_track(poses, track_ids, self.bundle)
         files = write_units(
             self.plan,
             [u for u in self.units if u != "labeled"],
-            poses,
-            self.bundle,
+            tables,
+            bundle,
             scorer=self.scorer,
             fps=self.fps,
             provenance=self.expected,

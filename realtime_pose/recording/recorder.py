@@ -192,6 +192,7 @@ class PoseRecorder:
         keypoints: np.ndarray,
         predicted: tuple[int, np.ndarray] | None = None,
         camera: Mapping[str, int] | None = None,
+        track_ids: Sequence[int] | None = None,
     ) -> bool:
         """Append one pose; return whether it was written.
 
@@ -211,6 +212,9 @@ class PoseRecorder:
             The frame's camera fields (``camera_frame_id``, ``t_camera_ns``, ``t_arrival_ns``,
             ``camera_dropped``; :meth:`~realtime_pose.sources.base.Frame.camera_fields`), stored
             in the record as they are.
+        track_ids
+            Animals that look alike: the track each animal slot holds (-1: none), stored as
+            ``track_ids``.
         """
         if self._closed:
             raise RuntimeError(f"recording {self.path} is closed")
@@ -233,6 +237,8 @@ class PoseRecorder:
         }
         if camera is not None:
             record.update(camera)
+        if track_ids is not None:
+            record["track_ids"] = [int(t) for t in track_ids]
         return self._append_pose(record, predicted)
 
     def write_pose3d(

@@ -87,6 +87,7 @@ def pose_payload(
     keypoints: np.ndarray,
     predicted: tuple[int, np.ndarray] | None = None,
     camera: Mapping[str, int] | None = None,
+    track_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Build a ``pose`` payload.
 
@@ -108,6 +109,9 @@ def pose_payload(
         Machine-vision cameras: ``camera_frame_id``, ``t_camera_ns`` (the camera's raw
         timestamp), ``t_arrival_ns`` (host time the frame reached the host) and
         ``camera_dropped`` (frames the camera lost so far), added as they are.
+    track_ids
+        Animals that look alike (``meta.animals.decoding: part_affinity``): the track each
+        animal slot holds, -1 for an empty slot; the field ``track_ids`` (additive to v1).
     """
     payload = {
         "v": SCHEMA_VERSION,
@@ -123,6 +127,8 @@ def pose_payload(
     }
     if camera is not None:
         payload.update(camera)
+    if track_ids is not None:
+        payload["track_ids"] = [int(t) for t in track_ids]
     return payload
 
 

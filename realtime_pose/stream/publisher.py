@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,6 +104,7 @@ class PosePublisher:
         keypoints: np.ndarray,
         predicted: tuple[int, np.ndarray] | None = None,
         camera: Mapping[str, int] | None = None,
+        track_ids: Sequence[int] | None = None,
     ) -> int:
         """Publish one pose; return its ``t_publish_ns`` (``time.monotonic_ns()``).
 
@@ -124,10 +125,20 @@ class PosePublisher:
         camera
             The frame's camera fields (``camera_frame_id``, ``t_camera_ns``, ``t_arrival_ns``,
             ``camera_dropped``), added to the payload; ``None`` for sources without them.
+        track_ids
+            Animals that look alike: the track each animal slot holds (-1: none).
         """
         t_publish_ns = time.monotonic_ns()
         payload = messages.pose_payload(
-            seq, frame_index, t_capture_ns, t_publish_ns, latency_ns, keypoints, predicted, camera
+            seq,
+            frame_index,
+            t_capture_ns,
+            t_publish_ns,
+            latency_ns,
+            keypoints,
+            predicted,
+            camera,
+            track_ids,
         )
         self._send(messages.TOPIC_POSE, payload)
         return t_publish_ns

@@ -67,6 +67,7 @@ def test_a_multi_animal_deeplabcut_table_reads_into_the_same_model(tmp_path, suf
     path, expected = write_madlc(tmp_path / "proj" / "labeled-data" / "vid", suffix)
     labels = load_animal_labels(path)
     assert labels.animals == ("mouse1", "mouse2") and labels.bodyparts == ("nose", "tail")
+    assert not labels.identities_known  # no config.yaml saying 'identity: true'
     np.testing.assert_allclose(labels.keypoints, expected)
     assert np.isnan(labels.keypoints[1, 1, 0]).all()
     assert labels.images[2].name == "img002.png" and labels.video is None
@@ -122,7 +123,11 @@ def test_a_synthetic_two_animal_clip_becomes_an_identity_project_with_a_time_spl
 
     labels = load_animal_labels(write_two_animal_clip(tmp_path / "clip", 12, 96, 64))
     project = load_project(write_identity_project(labels, tmp_path / "project"))
-    assert project.animals == {"names": ["dark", "light"], "bodyparts": list(labels.bodyparts)}
+    assert project.animals == {
+        "names": ["dark", "light"],
+        "bodyparts": list(labels.bodyparts),
+        "decoding": "identity_channels",
+    }
     assert project.bodyparts[4] == "light/snout" and project.keypoints.shape == (12, 8, 2)
     np.testing.assert_allclose(project.keypoints, labels.keypoints.reshape(12, 8, 2))
     assert project.load_image(0).shape == (64, 96, 3)

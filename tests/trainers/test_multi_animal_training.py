@@ -37,7 +37,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]
 def test_slp_labels_train_an_identity_channel_network_split_by_time(trained):
     _, out, _ = trained
     config = json.loads((out / "train_config.json").read_text())
-    assert config["animals"] == {"names": list(TWO_ANIMALS), "bodyparts": BODYPARTS}
+    assert config["animals"] == {
+        "names": list(TWO_ANIMALS),
+        "bodyparts": BODYPARTS,
+        "decoding": "identity_channels",
+    }
     assert config["keypoints"][:2] == ["dark/snout", "dark/leftear"]
     assert config["keypoints"][4] == "light/snout" and len(config["keypoints"]) == 8
     assert config["augment"]["rearrange_probability"] == 0.5  # animals moved apart by default
