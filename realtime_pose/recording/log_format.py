@@ -86,6 +86,9 @@ class PoseLog:
         ``[N]`` int64 per pose from a machine-vision camera (``-1`` where a record has none;
         ``camera_dropped`` 0). Gaps in ``camera_frame_id`` are frames the camera lost; gaps in
         ``frame_indices`` frames the newest-frame grabber dropped.
+    track_ids
+        ``[N, S]`` int64: animals that look alike, the track each pose slot held (``-1``: empty
+        slot, or a record without track ids); ``None`` when no record has any.
     events
         Event records in log order, each ``{"frame_index", "t_ns", "event"}``.
     sets
@@ -111,6 +114,7 @@ class PoseLog:
     t_camera_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     t_arrival_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     camera_dropped: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    track_ids: np.ndarray | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     sets: FrameSets | None = None
     closed_cleanly: bool = False
@@ -313,12 +317,26 @@ def read_log(path: str | Path) -> PoseLog:
         t_camera_ns=column("t_camera_ns", -1),
         t_arrival_ns=column("t_arrival_ns", -1),
         camera_dropped=column("camera_dropped", 0),
+        track_ids=_track_ids(poses),
         events=events,
         sets=_frame_sets(sets, n_keypoints),
         closed_cleanly=records[-1].get("r") == "close",
         torn_bytes=torn,
         bad_records=bad,
     )
+
+
+def _track_ids(poses: list[dict[str, Any]]) -> np.ndarray | None:
+    """``[N, S]`` slot track ids of the pose records (``-1`` where a record has none)."""
+    slots = max((len(r["track_ids"]) for r in poses if "track_ids" in r), default=0)
+    if not slots:
+        return None
+    out = np.full((len(poses), slots), -1, dtype=np.int64)
+    for i, r in enumerate(poses):
+        ids = r.get("track_ids")
+        if ids:
+            out[i, : len(ids)] = ids
+    return out
 
 
 def _int64(value: Any) -> bool:
@@ -345,6 +363,10 @@ def _usable_pose(record: dict[str, Any], n_keypoints: int) -> bool:
         if not isinstance(predicted, bytes) or not _int64(record.get("t_target_ns")):
             return False
         if len(predicted) % (k * 24) or len(predicted) > animals * k * 24:
+            return False
+    if "track_ids" in record:
+        ids = record["track_ids"]
+        if not (isinstance(ids, list) and len(ids) <= 10_000 and all(map(_int64, ids))):
             return False
     return True
 

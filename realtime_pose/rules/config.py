@@ -493,6 +493,10 @@ class RuleConfig(_Strict):
         condition holds for at least one animal) or ``all`` (for every animal). Names written
         in full (``male/thorax``) keep their animal, so ``animal: female`` with
         ``distance: {keypoints: [thorax, male/thorax], below: 30}`` is a social condition.
+        ``other/<bodypart>`` means that bodypart of any *other* animal: ``animal: any`` with
+        ``distance: {keypoints: [thorax, other/thorax], below: 30}`` holds when some two
+        animals are that close (animals that look alike have slots, not names, so this is
+        how a social rule between any two of them is written).
     """
 
     name: str = Field(min_length=1)
@@ -645,18 +649,27 @@ def animals_of(keypoints: Sequence[str]) -> list[str]:
     return [] if layout is None else layout[0]
 
 
-def qualify_condition(condition: ConditionConfig, animal: str) -> ConditionConfig:
-    """``condition`` with every bare keypoint name ``b`` replaced by ``animal/b``."""
+OTHER_ANIMAL = "other"
+"""``other/<bodypart>`` in a scoped rule: that bodypart of any animal but the scoped one."""
+
+
+def qualify_condition(
+    condition: ConditionConfig, animal: str, other: str | None = None
+) -> ConditionConfig:
+    """``condition`` with every bare keypoint name ``b`` replaced by ``animal/b`` (and every
+    ``other/b`` by ``<other>/b``)."""
 
     def name(n: str) -> str:
+        if other is not None and n.startswith(OTHER_ANIMAL + "/"):
+            return f"{other}/{n.split('/', 1)[1]}"
         return n if "/" in n else f"{animal}/{n}"
 
     if isinstance(condition, (AllConfig, AnyConfig)):
-        children = [qualify_condition(c, animal) for c in condition.conditions]
+        children = [qualify_condition(c, animal, other) for c in condition.conditions]
         return condition.model_copy(update={"conditions": children})
     if isinstance(condition, NotConfig):
         return condition.model_copy(
-            update={"condition": qualify_condition(condition.condition, animal)}
+            update={"condition": qualify_condition(condition.condition, animal, other)}
         )
     if isinstance(condition, _MULTI_KEYPOINT):
         names = [name(n) for n in condition.keypoints]
@@ -681,14 +694,28 @@ def scoped_condition(rule: RuleConfig, keypoints: Sequence[str]) -> ConditionCon
             f"{rule.animal!r} is set but the model tracks one animal "
             "(its keypoints are not animal/bodypart)"
         )
-    if rule.animal in ("any", "all"):
-        copies = [qualify_condition(rule.condition, a) for a in animals]
-        return (
-            AnyConfig(conditions=copies) if rule.animal == "any" else AllConfig(conditions=copies)
-        )
-    if rule.animal not in animals:
+    if OTHER_ANIMAL in animals:
+        raise ValueError(f"the model names an animal {OTHER_ANIMAL!r}, which rules reserve")
+    if rule.animal not in ("any", "all") and rule.animal not in animals:
         raise ValueError(_unknown("animal", rule.animal, [*animals, "any", "all"]))
-    return qualify_condition(rule.condition, rule.animal)
+    scoped = animals if rule.animal in ("any", "all") else [rule.animal]
+    if not _names_other(rule.condition):
+        copies = [qualify_condition(rule.condition, a) for a in scoped]
+    else:  # a social condition: every (animal, other animal) pair
+        if len(animals) < 2:
+            raise ValueError(f"'{OTHER_ANIMAL}/' needs two animals; the model has {animals}")
+        copies = []
+        for a in scoped:
+            pairs = [qualify_condition(rule.condition, a, b) for b in animals if b != a]
+            copies.append(pairs[0] if len(pairs) == 1 else AnyConfig(conditions=pairs))
+    if rule.animal != "all" and len(copies) == 1:
+        return copies[0]
+    return AllConfig(conditions=copies) if rule.animal == "all" else AnyConfig(conditions=copies)
+
+
+def _names_other(condition: ConditionConfig) -> bool:
+    """Whether a condition names ``other/<bodypart>``."""
+    return any(name.startswith(OTHER_ANIMAL + "/") for _, name in iter_keypoint_refs(condition))
 
 
 def iter_zones(
@@ -812,7 +839,7 @@ def validate_rules(
             problems.append(f"{rule_at}: animal: {exc}")
             continue
         for field, name in iter_keypoint_refs(rule.condition):
-            if rule.animal is not None and "/" not in name:
+            if rule.animal is not None and ("/" not in name or name.startswith(OTHER_ANIMAL + "/")):
                 continue  # a bodypart of the scoped animal(s): checked below, once qualified
             if name not in known_kp:
                 problems.append(f"{rule_at}: {field}: {_unknown('keypoint', name, known_kp)}")
