@@ -4,7 +4,7 @@ A MobileNetV2-0.35 part-affinity network for crowds of identical animals
 (:mod:`realtime_pose.trainers.synthetic_crowd`, 320×240 frames, up to 8 animals), trained from
 scratch by ``realtime-pose train --no-identities`` and exported by the ONNX exporter::
 
-    python -m realtime_pose.trainers.make_lookalike_bundle --steps 5000
+    python -m realtime_pose.trainers.make_lookalike_bundle --steps 6000
 
 1. Renders crowd clips of 2, 4 and 8 animals (``--seeds`` seeds each, ``--clip-frames`` frames)
    and one held-out clip per count (seed :data:`HELD_OUT_SEED`), keeps every ``--every``-th
@@ -57,8 +57,11 @@ PCUTOFF = 0.5
 RECALL_RADIUS_PX = 10.0
 """Instance recall: half the visible keypoints within this of the truth (a quarter of a body
 length at 320×240)."""
-DEFAULT_STEPS = 5000
-"""About 15 minutes of training on 2 cores at crop 192 (0.15–0.18 s/step)."""
+DEFAULT_STEPS = 6000
+"""About 15 minutes of training at crop 192 on an idle 2-core CPU (0.12–0.15 s/step): on a
+busy one, 150 steps took 0.37 s/step here against 0.44 s/step for the single-animal demo
+network at the same crop, which trains at 0.117 s/step when the CPU is idle; crop 256 took 1.9×
+as long per step. Fewer than the trainer's rule of thumb of 10k steps: it warns."""
 DEFAULT_CROP = 192
 
 log = logging.getLogger("make_lookalike_bundle")
@@ -409,6 +412,7 @@ def _readme(
     train_clips = [c for c in labels.clips if c["split"] == "train"]
     seeds = sorted({c["seed"] for c in train_clips})
     held_out = _px(config.get("test_error_px"))
+    seeds_seen = ", ".join(str(seed) for seed in check["seeds"])
     nl = "\n"
     header = (
         "| crowd | frames | instance recall | found animals real | mean | median | 90th pct "
@@ -427,8 +431,8 @@ labels of your own. It knows only the synthetic crowds, not real animals.
 
 ## Finding the animals
 
-{check["frames_per_clip"]} frames (every {check["frame_spacing"]}th) of each of seeds \
-{check["seeds"]} per crowd size, never seen in training. A found animal (2+ keypoints at
+{check["frames_per_clip"]} frames (every {check["frame_spacing"]}th) of clips of seeds {seeds_seen}
+per crowd size, never seen in training. A found animal (2+ keypoints at
 likelihood ≥ {check["pcutoff"]}) is matched to a true one within half a body length
 ({check["match_px"]:.1f} px); errors are over the visible keypoints (in the frame, not under
 another animal) of matched animals; PCK@5px and *found* count a keypoint the network missed as
@@ -445,7 +449,8 @@ Held-out clips of the training project (seed {HELD_OUT_SEED}): {held_out} mean e
 
 ## Training
 
-{len(train_clips)} clips (2, 4 and 8 animals × seeds {seeds}, {clip_frames} frames each), every
+{len(train_clips)} clips (2, 4 and 8 animals × seeds {", ".join(map(str, seeds))}, {clip_frames} \
+frames each), every
 {every}th frame kept: {config["n_train"]} training frames, {config.get("n_test", 0)} held out.
 {config["steps"]} steps of batch {config["batch_size"]} at crop {config["crop_size"]} in \
 {config["train_wall_time_s"]:.0f} s on a 2-core CPU, from scratch, seed {config["seed"]};

@@ -366,7 +366,7 @@ class LiveSession:
         """The identity-tracking stage for a multi-animal bundle (``None``: one animal, or off)."""
         if meta.animals is None or not config.tracking.enabled:
             return None
-        from realtime_pose.inference.tracking import tracking_for
+        from realtime_pose.inference.tracking_stage import tracking_for
 
         return tracking_for(meta, **config.tracking.model_dump(exclude={"enabled"}))
 

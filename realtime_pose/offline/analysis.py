@@ -28,7 +28,7 @@ from realtime_pose.formats.pose_files import (
     write_units,
 )
 from realtime_pose.inference.estimator import PoseEstimator
-from realtime_pose.inference.tracking import tracking_for, video_time_ns
+from realtime_pose.inference.tracking_stage import tracking_for, video_time_ns
 from realtime_pose.live.grabber import Grabber
 from realtime_pose.sources.base import Frame, SourceError
 from realtime_pose.sources.video import VideoSource

@@ -261,7 +261,7 @@ class _JobWriter:
 
     def __call__(self, poses: Any) -> list[Path]:
         from realtime_pose.formats.pose_files import write_units
-        from realtime_pose.inference.tracking import track_sequence
+        from realtime_pose.inference.tracking_stage import track_sequence
         from realtime_pose.offline.analysis import write_labeled_video
 
         poses, track_ids = track_sequence(poses, self.bundle.meta, self.fps)

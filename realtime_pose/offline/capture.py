@@ -189,7 +189,7 @@ def capture_video(
         The table does not hold the bundle's keypoints.
     """
     from realtime_pose.formats.dlc import read_pose_table
-    from realtime_pose.inference.tracking import video_time_ns
+    from realtime_pose.inference.tracking_stage import video_time_ns
     from realtime_pose.live.capture_plan import open_capture
     from realtime_pose.offline.analysis import video_frames, video_info
 
