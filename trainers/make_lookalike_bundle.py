@@ -294,12 +294,13 @@ def detection_figures(
         }
 
     countable = np.isfinite(truth[..., 0]).sum(axis=2) >= 2
+    recall = instance_recall(pred, truth, PCUTOFF, RECALL_RADIUS_PX)  # NaN: no true animal
     found_animals = (pred[..., 2] >= PCUTOFF).sum(axis=2) >= 2
     matched_found = found_animals[frame_idx, assignment[frame_idx, animal_idx]].sum()
     return {
         "frames": int(F),
         "true_animals": int(countable.sum()),
-        "instance_recall": instance_recall(pred, truth, PCUTOFF, RECALL_RADIUS_PX),
+        "instance_recall": None if not np.isfinite(recall) else recall,
         "matched_share": float((countable & (assignment >= 0)).sum() / max(1, countable.sum())),
         "found_animals": int(found_animals.sum()),
         "found_precision": float(matched_found / max(1, found_animals.sum())),
@@ -382,12 +383,16 @@ def _px(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} px"
 
 
+def _share(value: float | None) -> str:
+    return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
+
+
 def _row(label: str, figures: dict[str, Any]) -> str:
     return (
-        f"| {label} | {figures['frames']} | {figures['instance_recall']:.3f} | "
-        f"{figures['found_precision']:.3f} | {_px(figures['mean_error_px'])} | "
+        f"| {label} | {figures['frames']} | {_share(figures['instance_recall'])} | "
+        f"{_share(figures['found_precision'])} | {_px(figures['mean_error_px'])} | "
         f"{_px(figures['median_error_px'])} | {_px(figures['p90_error_px'])} | "
-        f"{figures['pck5']:.3f} | {figures['keypoint_found']:.3f} |"
+        f"{_share(figures['pck5'])} | {_share(figures['keypoint_found'])} |"
     )
 
 
@@ -406,7 +411,7 @@ def _readme(
     per_kp = check["overall"]["per_keypoint"]
     kp_rows = [
         f"| {name} | {_px(f['median_error_px'])} | {_px(f['p90_error_px'])} | "
-        f"{f['pck5']:.3f} | {f['keypoint_found']:.3f} |"
+        f"{_share(f['pck5'])} | {_share(f['keypoint_found'])} |"
         for name, f in per_kp.items()
     ]
     train_clips = [c for c in labels.clips if c["split"] == "train"]
@@ -431,8 +436,8 @@ labels of your own. It knows only the synthetic crowds, not real animals.
 
 ## Finding the animals
 
-{check["frames_per_clip"]} frames (every {check["frame_spacing"]}th) of clips of seeds {seeds_seen}
-per crowd size, never seen in training. A found animal (2+ keypoints at
+{check["frames_per_clip"]} frames (every {check["frame_spacing"]}th) of one clip per crowd size and
+seed ({seeds_seen}; seeds never seen in training). A found animal (2+ keypoints at
 likelihood ≥ {check["pcutoff"]}) is matched to a true one within half a body length
 ({check["match_px"]:.1f} px); errors are over the visible keypoints (in the frame, not under
 another animal) of matched animals; PCK@5px and *found* count a keypoint the network missed as
@@ -527,16 +532,18 @@ def main(argv: list[str] | None = None) -> int:
     (work / "unseen_check.json").write_text(json.dumps(check, indent=2) + "\n")
     overall = check["overall"]
     log.info(
-        "unseen crowds: instance recall %.3f, median error %s, PCK@5 %.3f",
-        overall["instance_recall"], _px(overall["median_error_px"]), overall["pck5"],
+        "unseen crowds: instance recall %s, median error %s, PCK@5 %s",
+        _share(overall["instance_recall"]), _px(overall["median_error_px"]),
+        _share(overall["pck5"]),
     )  # fmt: skip
     args.asset_dir.mkdir(parents=True, exist_ok=True)
     for name in ("model.onnx", "bundle.json"):
         shutil.copyfile(staging / name, args.asset_dir / name)
     command = (
         f"python -m realtime_pose.trainers.make_lookalike_bundle --steps {args.steps} "
-        f"--crop {args.crop} --seeds {args.seeds} --clip-frames {args.clip_frames} "
-        f"--every {args.every} --seed {args.seed}"
+        f"--crop {args.crop} --batch-size {args.batch_size} --seeds {args.seeds} "
+        f"--clip-frames {args.clip_frames} --every {args.every} "
+        f"--check-frames {args.check_frames} --seed {args.seed}"
     )
     size = (args.asset_dir / "model.onnx").stat().st_size
     total_s = time.monotonic() - t_start
@@ -544,7 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.asset_dir / "README.md").write_text(readme)
     print(
         f"look-alike bundle in {args.asset_dir}: {size / 1e6:.2f} MB, unseen crowds: instance "
-        f"recall {overall['instance_recall']:.3f}, median error {_px(overall['median_error_px'])}"
+        f"recall {_share(overall['instance_recall'])}, median error "
+        f"{_px(overall['median_error_px'])}"
         f" ({total_s / 60:.1f} min)"
     )
     return 0
