@@ -374,7 +374,7 @@ class BundleMeta(_Strict):
     @model_validator(mode="after")
     def _paf_with_grouped_animals(self) -> BundleMeta:
         grouped = self.animals is not None and self.animals.grouped
-        if grouped and self.outputs.paf is None:
+        if grouped and self.outputs.paf is None and self.animals.edges:  # type: ignore[union-attr]
             raise ValueError("animals.decoding part_affinity needs outputs.paf")
         if self.outputs.paf is not None and not grouped:
             raise ValueError("outputs.paf needs animals with decoding: part_affinity")

@@ -161,3 +161,62 @@ def draw_markers(
             255
         )
     return frame
+
+
+def dot_model(stride: int = 8) -> bytes:
+    """Serialised ONNX model of identical animals that are one bright dot each: one score map,
+    the brightest colour channel averaged over each ``stride`` × ``stride`` cell (so every white
+    square of one cell is a peak of 1.0), and zero location refinement. Read with
+    :func:`dot_meta` as a one-bodypart look-alike bundle: every peak is an animal."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    nodes = [
+        helper.make_node("Cast", ["image"], ["f"], to=TensorProto.FLOAT),
+        helper.make_node("Transpose", ["f"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("ReduceMax", ["nchw"], ["bright"], axes=[1], keepdims=1),
+        helper.make_node("Mul", ["bright", "inv255"], ["scaled"]),
+        helper.make_node(
+            "AveragePool", ["scaled"], ["scmap"], kernel_shape=[stride] * 2, strides=[stride] * 2
+        ),
+        helper.make_node("Concat", ["scmap", "scmap"], ["ss"], axis=1),
+        helper.make_node("Mul", ["ss", "zero"], ["locref"]),
+    ]
+    inits = [
+        helper.make_tensor("inv255", TensorProto.FLOAT, [], [1 / 255.0]),
+        helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "dots",
+        [helper.make_tensor_value_info("image", TensorProto.UINT8, ["N", "H", "W", 3])],
+        [
+            helper.make_tensor_value_info("scmap", TensorProto.FLOAT, ["N", 1, "h", "w"]),
+            helper.make_tensor_value_info("locref", TensorProto.FLOAT, ["N", 2, "h", "w"]),
+        ],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def dot_meta(slots: int, stride: int = 8) -> dict:
+    """``bundle.json`` content for :func:`dot_model`: up to ``slots`` look-alike animals of one
+    bodypart (``dot``)."""
+    names = [f"animal{i}" for i in range(slots)]
+    return {
+        "schema_version": 1,
+        "name": "dots",
+        "keypoints": [f"{n}/dot" for n in names],
+        "stride": stride,
+        "locref_stdev": 7.2801,
+        "input": {"name": "image", "layout": "HWC", "dtype": "uint8", "color": "RGB"},
+        "outputs": {
+            "scoremap": {"name": "scmap", "layout": "NCHW"},
+            "locref": {"name": "locref", "layout": "NCHW"},
+        },
+        "animals": {"decoding": "part_affinity", "names": names, "bodyparts": ["dot"]},
+        "provenance": {"source": "tests/builders.py dot model"},
+    }

@@ -310,7 +310,10 @@ class PoseEstimator:
         if self._in_graph:
             out[...] = outputs[0].reshape(-1, 3)
         elif self._grouper is not None:
-            scmap, locref, paf = (o[0] if o.ndim == 4 else o for o in outputs[:3])
+            # one bodypart has no limbs, so no fields: each peak is an animal
+            scmap, locref, paf = [o[0] if o.ndim == 4 else o for o in outputs[:3]] + [None] * (
+                3 - len(outputs[:3])
+            )
             self._grouper.decode(scmap, locref, paf, out.reshape(self._grouper.max_animals, -1, 3))
         else:
             locref = outputs[1] if self._has_locref else None

@@ -88,6 +88,11 @@ class Pipeline:
         (:class:`~realtime_pose.inference.tracking.IdentityChannelTracking`), or each look-alike
         in its slot (:class:`~realtime_pose.inference.unmarked_tracking.LookAlikeTracking`,
         whose ``track_ids`` go to the stream and the recording); ``None``: one animal.
+    tracking_fps
+        A file replayed as fast as it can be processed (not paced): the tracking stage is
+        timed by the frame's own time, ``frame_index / tracking_fps``, because the animals
+        moved at the video's pace, not the replay's (replay times come in bursts, and a motion
+        model fed them predicts nonsense). ``None``: by capture time, as a camera's frames.
         Its time counts in the ``predict`` stage.
     predictor, lead
         Forward prediction and how far ahead (``None``: no prediction).
@@ -118,6 +123,7 @@ class Pipeline:
         estimator: PoseEstimator,
         *,
         tracking: TrackingPort | None = None,
+        tracking_fps: float | None = None,
         predictor: ForwardPredictor | None = None,
         lead: LeadTime | None = None,
         cropper: DynamicCropper | None = None,
@@ -133,6 +139,7 @@ class Pipeline:
     ) -> None:
         self.estimator = estimator
         self.tracking = tracking
+        self._tracking_frame_ns = 1e9 / tracking_fps if tracking_fps else None
         self.keypoints = estimator.keypoints
         k = len(self.keypoints)
         self.predictor = predictor
@@ -179,7 +186,9 @@ class Pipeline:
         pose = self.estimator.estimate(frame.image, window, stamps)
         track_ids = None
         if self.tracking is not None:
-            pose = self.tracking.update(pose, t_capture)
+            step = self._tracking_frame_ns
+            t_motion = t_capture if step is None else int(frame.frame_index * step)
+            pose = self.tracking.update(pose, t_motion)
             track_ids = self.tracking.track_ids
         if self.cropper is not None:
             self.cropper.update(pose)

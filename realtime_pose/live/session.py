@@ -247,6 +247,8 @@ class LiveSession:
             self.pipeline = Pipeline(
                 estimator,
                 tracking=self._make_tracking(config, meta),
+                # a file replayed unpaced: its animals moved at the video's frame rate
+                tracking_fps=None if self.source.live else (self.source.fps or None),
                 cropper=cropper,
                 processors=processors,
                 **shared,
