@@ -386,25 +386,13 @@ def _dlc_skeleton(config: dict, bodyparts: tuple[str, ...]) -> tuple[tuple[str, 
 
 
 def _project_tables(root: Path, scorer: object) -> list[Path]:
-    """One table per video folder: ``CollectedData_<scorer>`` first, ``.h5`` before ``.csv``."""
-    labeled = root / "labeled-data"
-    if not labeled.is_dir():
-        raise LabelsError(f"{labeled}: missing; label frames in DeepLabCut first")
-    files = []
-    for folder in sorted(p for p in labeled.iterdir() if p.is_dir()):
-        if folder.name.endswith("_labeled"):  # DeepLabCut's check_labels output
-            continue
-        candidates = sorted(folder.glob("CollectedData_*.h5")) or sorted(
-            folder.glob("CollectedData_*.csv")
-        )
-        preferred = [p for p in candidates if p.stem == f"CollectedData_{scorer}"]
-        files.extend((preferred or candidates)[:1])
-    if not files:
-        raise LabelsError(
-            f"{labeled}: no CollectedData_<scorer>.h5 or .csv in any video folder; label frames "
-            "and save them in DeepLabCut first"
-        )
-    return files
+    """One table per video folder (:func:`~realtime_pose.trainers.project.label_files`)."""
+    from realtime_pose.trainers.project import ProjectError, label_files
+
+    try:
+        return label_files(root, str(scorer) if scorer else None)
+    except ProjectError as exc:
+        raise LabelsError(str(exc)) from exc
 
 
 def _read_dlc_table(path: Path, root: Path) -> _Table:

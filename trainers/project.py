@@ -237,7 +237,9 @@ def _config_flip_pairs(config: dict, bodyparts: Sequence[str], path: Path) -> tu
     return tuple(pairs)
 
 
-def _label_files(root: Path, scorer: str | None) -> list[Path]:
+def label_files(root: Path, scorer: str | None) -> list[Path]:
+    """One label table per ``labeled-data/<video>/`` folder of a project: ``CollectedData_<scorer>``
+    where there is one, ``.h5`` before ``.csv``, DeepLabCut's ``*_labeled`` folders skipped."""
     labeled = root / "labeled-data"
     if not labeled.is_dir():
         raise ProjectError(f"{labeled}: missing; label frames in DeepLabCut first")
@@ -379,7 +381,7 @@ def load_project(path: str | Path, train_fraction: float | None = None) -> Proje
     index = {name: k for k, name in enumerate(bodyparts)}
     images: list[str] = []
     blocks: list[np.ndarray] = []
-    files = _label_files(root, scorer)
+    files = label_files(root, scorer)
     for label_file in files:
         rows, columns, values = _read_table(label_file)
         unknown = sorted({bp for bp, _ in columns if bp not in index})
