@@ -18,14 +18,13 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, time_calls, write_result
 from realtime_pose.inference.assembly import BottomUpDecoder, paf_graph
 from realtime_pose.trainers.group_targets import make_group_targets
 
@@ -74,17 +73,6 @@ def network_maps(truth: np.ndarray, edges: list[tuple[int, int]], seed: int) -> 
     return scmap, t.locref[0], paf
 
 
-def _time(fn, repeats: int) -> np.ndarray:
-    for _ in range(200):
-        fn()
-    samples = np.empty(repeats, np.int64)
-    for i in range(repeats):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples[i] = time.perf_counter_ns() - t0
-    return samples
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5000)
@@ -113,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             }
             # in this order: "assembly" works on the candidates the first stage left
             for stage, fn in stages.items():
-                stats = summarize_ns(_time(fn, args.repeats), "us")
+                stats = summarize_ns(time_calls(fn, args.repeats, 200), "us")
                 rows.append(
                     {
                         "animals": n_animals,

@@ -114,3 +114,16 @@ def compare_phases(
                 f"spread_{second}": round(float(b.max() - b.min()), 2),
             }
     return out
+
+
+def time_calls(fn: Callable[[], object], repeats: int, warmup: int) -> np.ndarray:
+    """``fn()`` timed ``repeats`` times (ns each, ``time.perf_counter_ns``) after ``warmup``
+    untimed calls (compiled kernels, caches)."""
+    for _ in range(warmup):
+        fn()
+    samples = np.empty(repeats, np.int64)
+    for i in range(repeats):
+        t0 = time.perf_counter_ns()
+        fn()
+        samples[i] = time.perf_counter_ns() - t0
+    return samples

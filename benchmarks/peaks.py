@@ -9,28 +9,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_overwrite_argument, summarize_ns, write_result
+from benchmarks.common import add_overwrite_argument, summarize_ns, time_calls, write_result
 from realtime_pose.inference.peaks import find_peaks, find_peaks_reference
 
 CASES = [(4, 60, 80), (20, 120, 160), (4, 30, 40), (20, 60, 80)]
-
-
-def _time(fn, repeats: int) -> np.ndarray:
-    for _ in range(50):
-        fn()
-    samples = np.empty(repeats, np.int64)
-    for i in range(repeats):
-        t0 = time.perf_counter_ns()
-        fn()
-        samples[i] = time.perf_counter_ns() - t0
-    return samples
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             "numpy_reference_nchw": lambda s=s, loc=loc: find_peaks_reference(s, loc, 8, 7.28),
         }
         for name, fn in variants.items():
-            stats = summarize_ns(_time(fn, args.repeats), "us")
+            stats = summarize_ns(time_calls(fn, args.repeats, 50), "us")
             rows.append({"variant": name, "keypoints": k, "height": h, "width": w, **stats})
             print(
                 f"{name:22s} K={k:2d} {h:3d}x{w:<3d} p50 {stats['p50_us']:8.2f} us  "
