@@ -31,7 +31,7 @@ import logging
 import re
 import shutil
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -162,6 +162,14 @@ def animal_keypoint_names(animals: Sequence[str], bodyparts: Sequence[str]) -> l
     """``animal/bodypart`` for every animal and bodypart: a multi-animal bundle's keypoints, in
     channel order (all of the first animal's bodyparts, then the second's, ...)."""
     return [f"{a}/{b}" for a in animals for b in bodyparts]
+
+
+def bodypart_edges(skeleton: Iterable[Sequence[object]]) -> list[tuple[str, str]]:
+    """The skeleton between bodyparts: each end's ``animal/`` prefix removed (ends without one
+    are kept as they are), each edge once, in first-seen order. A multi-animal skeleton repeats
+    its edges per animal; writers and trainers that work per bodypart want them once."""
+    ends = ((str(a).split("/", 1)[-1], str(b).split("/", 1)[-1]) for a, b in skeleton)
+    return list(dict.fromkeys(ends))
 
 
 def animal_layout(keypoints: Sequence[str]) -> tuple[list[str], list[str]] | None:

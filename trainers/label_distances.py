@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from realtime_pose.bundle import bodypart_edges
+
 
 def label_distances(
     keypoints: np.ndarray,
@@ -46,7 +48,7 @@ def label_distances(
     if animals is not None:
         parts = list(animals["bodyparts"])
         points = points.reshape(points.shape[0] * len(animals["names"]), len(parts), 2)
-        edges = [(a.split("/", 1)[-1], b.split("/", 1)[-1]) for a, b in skeleton]
+        edges = bodypart_edges(skeleton)
         names = parts
     else:
         edges = [tuple(e) for e in skeleton]

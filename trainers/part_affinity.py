@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from realtime_pose.bundle import bodypart_edges
 from realtime_pose.trainers.project import Project
 
 PAF_LOSS_WEIGHT = 1.0
@@ -36,12 +37,8 @@ def is_grouped(animals: dict[str, Any] | None) -> bool:
 def bodypart_skeleton(project: Project) -> list[tuple[str, str]]:
     """The skeleton between bodyparts (the slot prefixes of the project's edges removed,
     each edge once)."""
-    edges: dict[tuple[str, str], None] = {}
-    for a, b in project.skeleton:
-        edge = (a.split("/", 1)[-1], b.split("/", 1)[-1])
-        if edge[0] != edge[1] and edge[::-1] not in edges:
-            edges[edge] = None
-    return list(edges)
+    # paf_graph takes edges in either direction and repeated, but refuses a part joined to itself
+    return [(a, b) for a, b in bodypart_edges(project.skeleton) if a != b]
 
 
 def project_edges(project: Project) -> list[tuple[int, int]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime_pose.bundle import animal_layout
+from realtime_pose.bundle import animal_layout, bodypart_edges
 from realtime_pose.util.safe_write import writing, writing_all
 
 H5_KEY = "df_with_missing"
@@ -219,11 +219,7 @@ def write_sleap_suggestions(
         instance_scores = np.broadcast_to(
             np.asarray(scores, dtype=np.float64).reshape(len(poses), -1), (len(poses), groups)
         )
-    edges: list[list[str]] = []
-    for a, b in skeleton_edges:
-        a, b = str(a).split("/", 1)[-1], str(b).split("/", 1)[-1]
-        if a in bodyparts and b in bodyparts and [a, b] not in edges:
-            edges.append([a, b])
+    edges = [[a, b] for a, b in bodypart_edges(skeleton_edges) if a in bodyparts and b in bodyparts]
     skeleton = sio.Skeleton(nodes=bodyparts, edges=edges)
     video = sio.Video.from_filename(
         [str(Path(p).resolve()) for p in image_paths], grayscale=grayscale

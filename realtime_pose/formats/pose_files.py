@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from realtime_pose import __version__
-from realtime_pose.bundle import animal_layout
+from realtime_pose.bundle import animal_layout, bodypart_edges
 
 FORMATS = ("dlc", "nwb", "slp")
 """Pose-table formats ``analyze --format`` accepts."""
@@ -242,9 +242,7 @@ def write_units(
         if layout is not None:  # several animals: one PoseEstimation each, bodyparts as nodes
             names, keypoints = layout
             nwb_poses = np.asarray(poses).reshape(len(poses), len(names), len(keypoints), 3)
-            skeleton = list(
-                dict.fromkeys((a.split("/", 1)[1], b.split("/", 1)[1]) for a, b in skeleton)
-            )
+            skeleton = bodypart_edges(skeleton)
         nwbfile = analysis_nwbfile(
             nwb_poses,
             keypoints,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime_pose.bundle import animal_layout
+from realtime_pose.bundle import animal_layout, bodypart_edges
 from realtime_pose.util.safe_write import writing
 
 INSTALL_HINT = "pip install sleap-io (or 'realtime-pose[train]')"
@@ -43,11 +43,7 @@ def write_slp(
         raise RuntimeError(f"writing SLEAP files needs sleap-io: {INSTALL_HINT}") from None
 
     animals, bodyparts = animal_layout(keypoints) or (["animal"], list(keypoints))
-    edges = []
-    for a, b in skeleton:
-        a, b = a.split("/", 1)[-1], b.split("/", 1)[-1]
-        if a in bodyparts and b in bodyparts and [a, b] not in edges:
-            edges.append([a, b])
+    edges = [[a, b] for a, b in bodypart_edges(skeleton) if a in bodyparts and b in bodyparts]
     sk = sio.Skeleton(nodes=bodyparts, edges=edges)
     tracks = [sio.Track(name=a) for a in animals]
     sleap_video = sio.Video(filename=str(Path(video).resolve()), open_backend=False)

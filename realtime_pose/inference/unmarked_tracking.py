@@ -4,7 +4,8 @@ A bottom-up decoder (part-affinity assembly) gives each frame's animals ``[N, K,
 particular order, and nothing in the image names them: the only thing that says which animal is
 which is where each was a moment ago. :class:`UnmarkedTracking` runs an
 :class:`~realtime_pose.inference.tracking.IdentityTracker` without names and with the cues that
-matter for look-alikes switched on, and lays its confirmed tracks out in ``max_animals`` *slots*:
+matter for look-alikes switched on, and lays its confirmed tracks out in *slots* (as many as
+the bundle has, ``max_animals`` by default):
 
 - a track owns one slot from its confirmation to its death and never moves while alive; a slot
   freed by a closed track is taken by the next new track (lowest free slot first);
@@ -63,7 +64,10 @@ class UnmarkedTracking:
     num_bodyparts
         ``K`` keypoints per animal.
     max_animals
-        Slots, and at most this many tracks at once (the bundle's slot count or the config).
+        At most this many tracks at once (the bundle's slot count or the config).
+    slots
+        The pose's animal slots (the bundle's ``animals.names``), at least ``max_animals``;
+        ``None``: ``max_animals``.
     max_distance_px
         A detection farther than this (mean keypoint distance) from a track's prediction is not
         matched to it.
@@ -97,6 +101,7 @@ class UnmarkedTracking:
         num_bodyparts: int,
         max_animals: int,
         *,
+        slots: int | None = None,
         max_distance_px: float = 100.0,
         max_missed_s: float = DEFAULT_MAX_MISSED_S,
         min_hits: int = DEFAULT_MIN_HITS,
@@ -124,7 +129,12 @@ class UnmarkedTracking:
         )
         self.num_bodyparts = self.tracker.num_keypoints
         self.max_animals = self.tracker.max_animals
-        S, K = self.max_animals, self.num_bodyparts
+        if slots is not None and not self.max_animals <= slots:
+            raise ValueError(
+                f"max_animals must be 1..{slots} (the bundle's slots), got {self.max_animals}"
+            )
+        self.slots = self.max_animals if slots is None else int(slots)
+        S, K = self.slots, self.num_bodyparts
         self._rows = np.empty((S * K, 3), dtype=np.float32)
         self._track_ids = np.empty(S, dtype=np.int64)
         self._detections = np.empty(S, dtype=np.int64)
@@ -167,13 +177,13 @@ class UnmarkedTracking:
 
     @property
     def track_ids(self) -> np.ndarray:
-        """``int64 [max_animals]``: each slot's track (−1 empty) after the last frame (the
+        """``int64 [slots]``: each slot's track (−1 empty) after the last frame (the
         buffer :meth:`update` returns)."""
         return self._track_ids
 
     @property
     def detections(self) -> np.ndarray:
-        """``int64 [max_animals]``: which of the last frame's ``animals`` each slot holds (−1:
+        """``int64 [slots]``: which of the last frame's ``animals`` each slot holds (−1:
         empty, or its track coasting). A reused buffer."""
         return self._detections
 
@@ -199,9 +209,9 @@ class UnmarkedTracking:
         Returns
         -------
         rows
-            ``float32 [max_animals·K, 3]``: slot ``s`` is rows ``s·K … s·K + K − 1``.
+            ``float32 [slots·K, 3]``: slot ``s`` is rows ``s·K … s·K + K − 1``.
         track_ids
-            ``int64 [max_animals]``: each slot's ``track_id``, −1 where empty.
+            ``int64 [slots]``: each slot's ``track_id``, −1 where empty.
         """
         K = self.num_bodyparts
         animals = np.asarray(animals)
@@ -264,35 +274,30 @@ class LookAlikeTracking:
     def __init__(
         self, num_bodyparts: int, slots: int, max_animals: int | None = None, **options: Any
     ) -> None:
-        if max_animals is not None and not 1 <= max_animals <= slots:
-            raise ValueError(
-                f"max_animals must be 1..{slots} (the bundle's slots), got {max_animals}"
-            )
         self.slots = int(slots)
         self.num_bodyparts = int(num_bodyparts)
-        self.tracker = UnmarkedTracking(num_bodyparts, max_animals or slots, **options)
-        self._rows = np.full((self.slots * self.num_bodyparts, 3), np.nan, np.float32)
-        self._rows[:, 2] = 0.0
-        self._ids = np.full(self.slots, -1, np.int64)
+        self.tracker = UnmarkedTracking(
+            num_bodyparts,
+            slots if max_animals is None else max_animals,
+            slots=self.slots,
+            **options,
+        )
 
     @property
     def track_ids(self) -> np.ndarray:
         """Each slot's ``track_id`` in the last frame, −1 where empty (a reused buffer)."""
-        return self._ids
+        return self.tracker.track_ids
 
     def reset(self) -> None:
         """Forget every track (a new session); ids keep counting up."""
         self.tracker.reset()
-        self._ids[:] = -1
 
     def update(self, pose: np.ndarray, t_ns: int) -> np.ndarray:
         """The decoder's animals ``[slots·K, 3]`` in, the tracked slots out (a reused buffer)."""
-        animals = np.asarray(pose).reshape(self.slots, self.num_bodyparts, 3)
-        rows, ids = self.tracker.update(animals, t_ns)
-        n = len(rows)
-        self._rows[:n] = rows
-        self._ids[: len(ids)] = ids
-        return self._rows
+        rows, _ = self.tracker.update(
+            np.asarray(pose).reshape(self.slots, self.num_bodyparts, 3), t_ns
+        )
+        return rows
 
 
 def unmarked_tracking_for(bundle_meta: Any, **options: Any) -> LookAlikeTracking | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realtime_pose.bundle import AnimalsSpec, Bundle
+from realtime_pose.bundle import AnimalsSpec, Bundle, bodypart_edges
 
 TRACK_PREFIX = "track"
 """Individual names in analysis files: ``track<track_id>``."""
@@ -54,9 +54,7 @@ def per_track(
     frames, slot = np.nonzero(ids >= 0)
     out[frames, [column[int(t)] for t in ids[frames, slot]]] = slots[frames, slot]
     names = [f"{TRACK_PREFIX}{t}" for t in tracks]
-    bodypart_edges = list(
-        dict.fromkeys((a.split("/", 1)[-1], b.split("/", 1)[-1]) for a, b in meta.skeleton)
-    )
+    edges = bodypart_edges(meta.skeleton)
     track_animals = AnimalsSpec(
         decoding="part_affinity", names=names, bodyparts=animals.bodyparts, edges=animals.edges
     )
@@ -64,7 +62,7 @@ def per_track(
         update={
             "animals": track_animals,
             "keypoints": track_animals.keypoint_names(),
-            "skeleton": [(f"{t}/{a}", f"{t}/{b}") for t in names for a, b in bodypart_edges],
+            "skeleton": [(f"{t}/{a}", f"{t}/{b}") for t in names for a, b in edges],
         }
     )
     return out.reshape(n, len(tracks) * k, 3), Bundle(bundle.root, track_meta)
