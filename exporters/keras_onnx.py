@@ -37,6 +37,7 @@ from realtime_pose.exporters.parity import (
 )
 from realtime_pose.exporters.provenance import tool_versions
 from realtime_pose.exporters.staging import check_target, staged_folder
+from realtime_pose.trainers.part_affinity import is_grouped
 from realtime_pose.trainers.train_output import TrainOutput, TrainOutputError, read_train_output
 
 log = logging.getLogger(__name__)
@@ -208,15 +209,9 @@ def maps_outputs(locref: bool = True, paf: bool = False) -> dict[str, Any]:
     return outputs
 
 
-def _grouped(train: TrainOutput) -> bool:
-    """Whether the run's animals look alike (grouped after the network by part affinity)."""
-    animals = train.config.animals
-    return bool(animals) and animals.get("decoding") == "part_affinity"
-
-
 def _score_channels(train: TrainOutput) -> int:
     """The run's score maps: one per bodypart when animals are grouped after the network."""
-    if _grouped(train):
+    if is_grouped(train.config.animals):
         return len(train.config.animals["bodyparts"])  # type: ignore[index]
     return len(train.config.keypoints)
 
@@ -224,7 +219,7 @@ def _score_channels(train: TrainOutput) -> int:
 def _convert_to_onnx(train: TrainOutput, opset: int) -> tuple[bytes, NetworkFn, int]:
     """The Keras model as ONNX maps-graph bytes, its TF reference and its rewritten-conv count."""
     k = _score_channels(train)
-    paf = _grouped(train)
+    paf = is_grouped(train.config.animals)
     tf, tf2onnx = import_tensorflow()
     import keras
 
@@ -470,7 +465,7 @@ def export_bundle(
     check_target(output_dir, overwrite)
     train = read_train_output(train_dir)
     cfg = train.config
-    if _grouped(train) and (int8 or in_graph_peaks):
+    if is_grouped(train.config.animals) and (int8 or in_graph_peaks):
         raise TrainOutputError(
             f"{train.root}: animals that look alike (part-affinity fields) export as fp32 maps "
             "only; int8 and in-graph peaks are not built for them (leave out --int8 and "
@@ -499,7 +494,7 @@ def export_bundle(
             train, maps_model, frames, source, pose, int8_calibration, max_calibration_frames
         )
     provenance = _provenance(train, opset, n_rewritten, parity)
-    outputs = maps_outputs(paf=_grouped(train))
+    outputs = maps_outputs(paf=is_grouped(train.config.animals))
     precision = "fp32"
     if quantization is not None:
         fp32_meta = _bundle_meta(train, name, outputs, "fp32", provenance)

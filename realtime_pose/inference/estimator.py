@@ -310,11 +310,11 @@ class PoseEstimator:
         if self._in_graph:
             out[...] = outputs[0].reshape(-1, 3)
         elif self._grouper is not None:
-            # one bodypart has no limbs, so no fields: each peak is an animal
-            scmap, locref, paf = [o[0] if o.ndim == 4 else o for o in outputs[:3]] + [None] * (
-                3 - len(outputs[:3])
+            maps = [o[0] if o.ndim == 4 else o for o in outputs]
+            paf = maps[2] if len(maps) > 2 else None  # one bodypart: no limbs, no fields
+            self._grouper.decode(
+                maps[0], maps[1], paf, out.reshape(self._grouper.max_animals, -1, 3)
             )
-            self._grouper.decode(scmap, locref, paf, out.reshape(self._grouper.max_animals, -1, 3))
         else:
             locref = outputs[1] if self._has_locref else None
             find_peaks(outputs[0], locref, self._stride, self._locref_stdev, self._layout, out)

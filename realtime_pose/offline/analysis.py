@@ -30,6 +30,7 @@ from realtime_pose.formats.pose_files import (
 from realtime_pose.inference.estimator import PoseEstimator
 from realtime_pose.inference.tracking_stage import tracking_for, video_time_ns
 from realtime_pose.live.grabber import Grabber
+from realtime_pose.offline.tracks import analysis_tables
 from realtime_pose.sources.base import Frame, SourceError
 from realtime_pose.sources.video import VideoSource
 from realtime_pose.util.progress import Progress
@@ -150,11 +151,9 @@ def analyze_video(
             if bar:
                 bar.update()
         seconds = time.monotonic() - t0
-        tables, table_bundle = np.stack(poses), bundle
-        if track_ids:  # look-alikes: one individual per track in the files
-            from realtime_pose.offline.tracks import per_track
-
-            tables, table_bundle = per_track(tables, np.stack(track_ids), bundle)
+        tables, table_bundle = analysis_tables(
+            np.stack(poses), np.stack(track_ids) if track_ids else None, bundle
+        )
         files = write_units(
             plan,
             todo,

@@ -263,13 +263,10 @@ class _JobWriter:
         from realtime_pose.formats.pose_files import write_units
         from realtime_pose.inference.tracking_stage import track_sequence
         from realtime_pose.offline.analysis import write_labeled_video
+        from realtime_pose.offline.tracks import analysis_tables
 
         poses, track_ids = track_sequence(poses, self.bundle.meta, self.fps)
-        tables, bundle = poses, self.bundle
-        if track_ids is not None:  # look-alikes: one individual per track in the files
-            from realtime_pose.offline.tracks import per_track
-
-            tables, bundle = per_track(poses, track_ids, self.bundle)
+        tables, bundle = analysis_tables(poses, track_ids, self.bundle)
         files = write_units(
             self.plan,
             [u for u in self.units if u != "labeled"],

@@ -66,3 +66,11 @@ def per_track(
         }
     )
     return out.reshape(n, len(tracks) * k, 3), Bundle(bundle.root, track_meta)
+
+
+def analysis_tables(
+    poses: np.ndarray, track_ids: np.ndarray | None, bundle: Bundle
+) -> tuple[np.ndarray, Bundle]:
+    """What an analysis writes to its files: the poses as they are, or, for look-alikes (the
+    tracking stage gave ``track_ids``), one individual per track (:func:`per_track`)."""
+    return (poses, bundle) if track_ids is None else per_track(poses, track_ids, bundle)
