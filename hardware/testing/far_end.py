@@ -11,7 +11,8 @@ One reading loop (:func:`stamp_lines`) serves two hosts:
 
 Stamps are ``time.monotonic_ns()``, the same system-wide clock as the host's, taken when the
 ``read`` returning a line's last byte comes back. Run as a script this module is the child:
-``python far_end.py FD`` writes ``t_ns<TAB>line`` lines to stdout on SIGTERM or end of input.
+``python far_end.py FD [PRIORITY]`` writes ``t_ns<TAB>line`` lines to stdout on SIGTERM or end of
+input (under ``SCHED_FIFO`` at ``PRIORITY`` where permitted).
 """
 
 from __future__ import annotations
@@ -138,14 +139,23 @@ class FarEndProcess:
         The far-end descriptor (a pty master); the child inherits it, the caller keeps it open.
     ready_timeout_s
         How long :meth:`__init__` waits for the child to report that it is reading.
+    realtime_priority
+        Run the child under ``SCHED_FIFO`` at this priority (Linux), as a board's own
+        microcontroller never waits for the host's scheduler; where the OS refuses, the child
+        runs normally and :attr:`realtime` says so. ``None``: a normal process.
     """
 
-    def __init__(self, fd: int, ready_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self, fd: int, ready_timeout_s: float = 10.0, realtime_priority: int | None = None
+    ) -> None:
         self.fd = fd
         self.lines: list[tuple[int, str]] = []
         """Every complete line as ``(monotonic_ns at arrival, line)``; filled by :meth:`stop`."""
+        self.realtime: str | None = None
+        """``None`` (not asked), ``"fifo N"``, or why the OS refused it."""
+        priority = [] if realtime_priority is None else [str(int(realtime_priority))]
         self._proc = subprocess.Popen(
-            [sys.executable, "-S", os.path.abspath(__file__), str(fd)],
+            [sys.executable, "-S", os.path.abspath(__file__), str(fd), *priority],
             pass_fds=(fd,),
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -154,9 +164,11 @@ class FarEndProcess:
         assert self._proc.stdout is not None
         ready, _, _ = select.select([self._proc.stdout], [], [], ready_timeout_s)
         first = self._proc.stdout.readline() if ready else ""
-        if first.strip() != "ready":
+        said, _, realtime = first.strip().partition(" ")
+        if said != "ready":
             self._proc.kill()
             raise RuntimeError(f"the far-end reader process did not start (said {first!r})")
+        self.realtime = realtime or None
 
     def stop(self, timeout_s: float = 5.0) -> list[tuple[int, str]]:
         """Stop the child and return (and keep in :attr:`lines`) every stamped line."""
@@ -182,7 +194,18 @@ class FarEndProcess:
         self.stop()
 
 
-def _child(fd: int) -> None:
+def _realtime(priority: int | None) -> str:
+    """Put this process under ``SCHED_FIFO`` at ``priority``; say what happened."""
+    if priority is None:
+        return ""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as exc:
+        return f"refused: {exc}"
+    return f"fifo {priority}"
+
+
+def _child(fd: int, priority: int | None = None) -> None:
     """The child: stamp lines until SIGTERM or end of input, then print them all."""
     stamped: list[tuple[int, str]] = []
     stop = False
@@ -192,7 +215,7 @@ def _child(fd: int) -> None:
         stop = True
 
     signal.signal(signal.SIGTERM, on_term)
-    print("ready", flush=True)
+    print(f"ready {_realtime(priority)}".rstrip(), flush=True)
     stamp_lines(fd, lambda: stop, lambda t_ns, lines: stamped.extend((t_ns, x) for x in lines))
     out = sys.stdout
     for t_ns, line in stamped:
@@ -201,4 +224,4 @@ def _child(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _child(int(sys.argv[1]))
+    _child(int(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else None)

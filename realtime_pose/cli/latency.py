@@ -50,6 +50,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="wake the loop thread this often while it waits for a frame (0: sleep)",
     )
     p.add_argument(
+        "--no-spin-after-run",
+        action="store_true",
+        help="ONNX Runtime threads spin only inside a run and stop as it returns",
+    )
+    p.add_argument(
+        "--realtime-priority",
+        type=int,
+        metavar="N",
+        help="run the loop thread under SCHED_FIFO at priority N (Linux; where permitted)",
+    )
+    p.add_argument(
+        "--far-end-priority",
+        type=int,
+        metavar="N",
+        help="run the far-end reader (the board's stand-in) under SCHED_FIFO at priority N",
+    )
+    p.add_argument(
         "--json", type=Path, help="write the result here, and a latency plot beside it (.png)"
     )
     p.add_argument(
@@ -60,7 +77,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the test and print/write p50, p99, max against the engine-time budget."""
-    from realtime_pose.live.latency_selftest import run_latency_test
+    from realtime_pose.live.latency_selftest import LoopSettings, run_latency_test
     from realtime_pose.util.machine import machine_description
     from realtime_pose.util.paths import DEMO_BUNDLE
     from realtime_pose.util.safe_write import OutputExistsError, check_free, write_text
@@ -78,11 +95,16 @@ def run(args: argparse.Namespace) -> int:
         args.fps,
         tuple(args.size),
         args.refractory_ms,
-        args.threads,
-        not args.no_spinning,
-        args.loop_cpus,
-        spin_duration_us=args.spin_us,
-        idle_poll_us=args.idle_poll_us,
+        LoopSettings(
+            threads=args.threads,
+            spinning=not args.no_spinning,
+            spin_duration_us=args.spin_us,
+            spin_after_run=not args.no_spin_after_run,
+            loop_cpus=args.loop_cpus,
+            idle_poll_us=args.idle_poll_us,
+            realtime_priority=args.realtime_priority,
+            far_end_priority=args.far_end_priority,
+        ),
     )
     summary = result.summary()
     if not summary["n"]:

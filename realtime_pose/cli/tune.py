@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 
@@ -18,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "threads, where installed; fp32, and bf16/f16 where the CPU computes them) on BUNDLE "
         "at the size the rig feeds, alternating, and store the fastest in "
         "BUNDLE/engines/tuned.json for this CPU model. A reduced precision is chosen only when "
-        "it kept the mean error on the labelled test frames within --tolerance-px. Run configs "
+        "it kept the mean error on the labelled test frames within --tolerance-px. When ONNX "
+        "Runtime wins, its threads' spinning is then chosen by the closed loop's frame -> byte "
+        "p99 (the latency self-test at --fps, --loop-seconds per mode and round). Run configs "
         "without an engine: section (the 'auto' engine) use the choice from then on.",
     )
     p.add_argument("bundle", help="bundle folder")
@@ -26,6 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--size", default="320x240", help="network input WxH the rig feeds (default 320x240)"
     )
     p.add_argument("--runs", type=int, default=200, help="timed runs per candidate")
+    p.add_argument(
+        "--fps", type=float, default=100.0, help="the rig's frame rate, for the loop's tail"
+    )
+    p.add_argument(
+        "--loop-seconds",
+        type=float,
+        default=8.0,
+        help="seconds of the latency self-test per spinning mode and round (0: skip)",
+    )
     p.add_argument(
         "--project",
         help="DeepLabCut project whose labelled test frames judge reduced-precision settings "
@@ -46,12 +58,14 @@ def run(args: argparse.Namespace) -> int:
     from realtime_pose.engines import EngineError
     from realtime_pose.engines.tuned import save_tuning
     from realtime_pose.geometry import Size
-    from realtime_pose.offline.tuning import tune
+    from realtime_pose.offline.tuning import tune, tune_spinning
 
     try:
         size = Size.parse(args.size)
         bundle = load_bundle(args.bundle)
         result = tune(bundle, size, runs=args.runs, judge=_judge(bundle, args))
+        chosen, loop = tune_spinning(bundle, result.chosen, size, args.fps, args.loop_seconds)
+        result = dataclasses.replace(result, chosen=chosen, loop=loop)
         save_tuning(bundle, result)
     except (BundleError, EngineError, ValueError, OSError) as exc:
         print(f"realtime-pose tune: {exc}", file=sys.stderr)
@@ -66,6 +80,14 @@ def run(args: argparse.Namespace) -> int:
                 f"  {name:45s} p50 {row['p50_ms']:7.3f} ms  p99 {row['p99_ms']:7.3f} ms"
                 + _verdict(row.get("accuracy"))
             )
+    if result.loop:
+        print(f"the closed loop's tail at {args.fps:g} fps (frame ready -> byte at the device):")
+    for row in result.loop:
+        name = ", ".join(f"{k}={v}" for k, v in row["engine"].items())
+        print(
+            f"  {name:45s} p50 {row['loop_p50_ms']:7.3f} ms  p99 {row['loop_p99_ms']:7.3f} ms  "
+            f"(beyond the engine p99 {row['beyond_engine_p99_ms']:.3f} ms)"
+        )
     print(f"chosen: {result.chosen} (stored in {bundle.engine_cache_dir / 'tuned.json'})")
     return 0
 

@@ -112,6 +112,7 @@ def _session_options(
     sequential: bool,
     denormal_as_zero: bool,
     cpu_arena: bool,
+    spin_after_run: bool = True,
 ) -> Any:
     """ONNX Runtime session options for batch-1 latency (see :class:`OrtEngine`)."""
     import onnxruntime as ort
@@ -128,6 +129,8 @@ def _session_options(
         opts.add_session_config_entry(
             "session.intra_op.spin_duration_us", str(max(1, int(spin_duration_us)))
         )
+    if spinning and not spin_after_run:
+        opts.add_session_config_entry("session.force_spinning_stop", "1")
     opts.log_severity_level = 3
     opts.enable_cpu_mem_arena = cpu_arena
     if denormal_as_zero:
@@ -163,6 +166,13 @@ class OrtOptions(EngineOptions):
         "Runtime's default, well under a frame period); a frame period or more keeps them "
         "spinning between frames, at the cost of the cores they run on",
     )
+    spin_after_run: bool = Field(
+        default=True,
+        description="let idle ORT threads go on spinning once a run has returned; false: they "
+        "spin only inside a run and stop the moment it returns (ORT's "
+        "session.force_spinning_stop), so between frames the cores are free for the camera, "
+        "the outputs and the stream",
+    )
     sequential: bool = Field(default=True, description="sequential execution (best at batch 1)")
     precision: Literal["fp32", "fp16"] = Field(
         default="fp16", description="GPU precision of the TensorRT provider"
@@ -194,6 +204,8 @@ class OrtEngine:
     spin_duration_us
         How long they spin (``None``: ONNX Runtime's default). Longer than the gap between
         frames keeps the workers (and the cores under them) awake from frame to frame.
+    spin_after_run
+        ``False``: the workers spin only inside a run and stop as it returns.
     sequential
         Sequential execution mode (best for batch 1; parallel only helps branching graphs).
     fp16
@@ -227,6 +239,7 @@ class OrtEngine:
             threads=options.threads,
             spinning=options.spinning,
             spin_duration_us=options.spin_duration_us,
+            spin_after_run=options.spin_after_run,
             sequential=options.sequential,
             fp16=options.precision == "fp16",
             device_id=options.device_id,
@@ -247,6 +260,7 @@ class OrtEngine:
         threads: int = 0,
         spinning: bool = True,
         spin_duration_us: int | None = None,
+        spin_after_run: bool = True,
         sequential: bool = True,
         fp16: bool = True,
         device_id: int = 0,
@@ -265,6 +279,7 @@ class OrtEngine:
             threads=threads,
             spinning=spinning,
             spin_duration_us=spin_duration_us,
+            spin_after_run=spin_after_run,
             sequential=sequential,
             denormal_as_zero=denormal_as_zero,
             cpu_arena=cpu_arena,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from realtime_pose.bundle import Bundle
@@ -26,15 +26,23 @@ TUNED_FILENAME = "tuned.json"
 
 @dataclass(frozen=True)
 class TuneResult:
-    """Every candidate's timing and the one chosen."""
+    """Every candidate's timing, the closed loop's tail with each spinning mode (``loop``; ONNX
+    Runtime only) and the one chosen."""
 
     size: Size
     cpu: str
     rows: list[dict[str, Any]]
     chosen: dict[str, Any]
+    loop: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"size": list(self.size), "cpu": self.cpu, "chosen": self.chosen, "rows": self.rows}
+        return {
+            "size": list(self.size),
+            "cpu": self.cpu,
+            "chosen": self.chosen,
+            "rows": self.rows,
+            "loop": self.loop,
+        }
 
 
 def save_tuning(bundle: Bundle, result: TuneResult) -> None:

@@ -43,6 +43,9 @@ class LatencyTestResult:
     segments_ns: dict[str, np.ndarray] = field(default_factory=dict)
     beyond_engine_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     """Per firing: frame-ready → byte-received minus that frame's own inference time."""
+    windows_ns: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int64))
+    """Per firing in ``beyond_engine_ns``: its frame-ready and byte-received times
+    (``monotonic_ns``), to line up with a scheduler trace."""
 
     def summary(self) -> dict[str, Any]:
         """The JSON document: ``n``, ``p50_ms``, ``p99_ms``, ``max_ms``, ``engine_p50_ms``, the
@@ -81,6 +84,43 @@ class _LoopRecords:
     dispatches: list[dict]
     writes: list[dict]
     arrivals: list[tuple[int, str]]
+    far_end: str | None = None
+    """How the far-end reader was scheduled (``FarEndProcess.realtime``)."""
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """The loop's knobs the self-test varies: the run config's options of these names.
+
+    ``threads``, ``spinning``, ``spin_duration_us`` and ``spin_after_run`` are ``engine.*``;
+    ``direct_write`` the serial output's; ``loop_cpus``, ``idle_poll_us``, ``gc_between_frames`` and
+    ``realtime_priority`` the run config's own. Defaults are a rig's defaults. Off,
+    ``direct_write`` and ``gc_between_frames`` give the firing path as it was (a hand-off to the
+    writer thread, collections anywhere).
+
+    ``far_end_priority`` is the test's own: the far-end reader process, standing in for the
+    board's own microcontroller (which never waits for the host's scheduler), runs under
+    ``SCHED_FIFO`` at this priority where permitted, so the host's other threads do not delay
+    the stamp; ``None`` leaves it a normal process.
+    """
+
+    threads: int = 0
+    spinning: bool = True
+    spin_duration_us: int | None = None
+    spin_after_run: bool = True
+    loop_cpus: list[int] | None = None
+    idle_poll_us: int = 0
+    direct_write: bool = True
+    gc_between_frames: bool = True
+    realtime_priority: int | None = None
+    far_end_priority: int | None = None
+    engine: dict[str, Any] | None = None
+    """A whole engine section to run instead (``threads``, ``spinning``, ``spin_duration_us``
+    and ``spin_after_run`` are then ignored): how ``tune`` tries its choice in the loop."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings for the result's ``config``."""
+        return dict(self.__dict__)
 
 
 def run_latency_test(
@@ -89,53 +129,30 @@ def run_latency_test(
     fps: float = 100.0,
     size: tuple[int, int] = (320, 240),
     refractory_ms: float = 20.0,
-    threads: int = 0,
-    spinning: bool = True,
-    loop_cpus: list[int] | None = None,
-    spin_duration_us: int | None = None,
-    idle_poll_us: int = 0,
-    direct_write: bool = True,
-    gc_between_frames: bool = True,
+    loop: LoopSettings | None = None,
 ) -> LatencyTestResult:
     """Run the loop for ``seconds`` and measure every firing's frame-ready → byte-received.
 
-    ``direct_write`` and ``gc_between_frames`` are the serial output's and the run config's
-    options of those names (on by default, as in a rig's config): off, they give the firing
-    path as it was with a hand-off to the writer thread and collections anywhere.
-
-    ``loop_cpus`` pins the loop thread there and every other thread (and the far-end reader
-    process, started from the session's thread) to the remaining CPUs; see
-    :mod:`realtime_pose.live.affinity`. ``spin_duration_us`` and ``idle_poll_us`` are the run
-    config's ``engine.spin_duration_us`` and ``idle_poll_us``: ways to keep the CPUs awake
-    between frames.
+    ``loop`` sets the loop's knobs (:class:`LoopSettings`; default: a rig's defaults). With
+    ``loop_cpus`` the loop thread is pinned there and every other thread (and the far-end
+    reader process, started from the session's thread) to the remaining CPUs; see
+    :mod:`realtime_pose.live.affinity`.
     """
     from realtime_pose.bundle import load_bundle
     from realtime_pose.hardware.testing.loopback import open_pty_pair
 
+    loop = loop or LoopSettings()
     keypoint = load_bundle(bundle, validate_graph=False).keypoints[0]
     with tempfile.TemporaryDirectory(prefix="rp-latency-") as tmp, open_pty_pair() as pty:
         config = _probe_run_config(
-            bundle,
-            keypoint,
-            tmp,
-            pty.host_path,
-            fps=fps,
-            size=size,
-            refractory_ms=refractory_ms,
-            threads=threads,
-            spinning=spinning,
-            loop_cpus=loop_cpus,
-            spin_duration_us=spin_duration_us,
-            idle_poll_us=idle_poll_us,
+            bundle, keypoint, tmp, pty.host_path, fps, size, refractory_ms, loop
         )
-        config["outputs"]["laser"]["direct_write"] = direct_write
-        config["gc_between_frames"] = gc_between_frames
         session = _open_session(config, seconds, fps)
-        records = _run_with_far_end(session, pty.far_fd, seconds)
+        records = _run_with_far_end(session, pty.far_fd, seconds, loop.far_end_priority)
         pulses = (records.dispatches, records.writes, records.arrivals)
         latencies, missing = match_by_sequence(*pulses)
         segments = path_segments(*pulses)
-        beyond = beyond_engine(*pulses, records.inference_ns)
+        beyond, windows = beyond_engine(*pulses, records.inference_ns)
     engine_p50 = records.stages.get("inference", {}).get("p50", float("nan"))
     return LatencyTestResult(
         latencies,
@@ -151,16 +168,12 @@ def run_latency_test(
             "refractory_ms": refractory_ms,
             "bundle": str(bundle),
             "port": "pty pair (kernel pseudo-terminal)",
-            "threads": threads,
-            "spinning": spinning,
-            "loop_cpus": loop_cpus,
-            "spin_duration_us": spin_duration_us,
-            "idle_poll_us": idle_poll_us,
-            "direct_write": direct_write,
-            "gc_between_frames": gc_between_frames,
+            **loop.as_dict(),
+            "far_end_scheduling": records.far_end or "normal",
         },
         segments,
         beyond,
+        windows,
     )
 
 
@@ -169,24 +182,21 @@ def _probe_run_config(
     keypoint: str,
     recording_dir: str,
     port: str,
-    *,
     fps: float,
     size: tuple[int, int],
     refractory_ms: float,
-    threads: int,
-    spinning: bool,
-    loop_cpus: list[int] | None,
-    spin_duration_us: int | None,
-    idle_poll_us: int,
+    loop: LoopSettings,
 ) -> dict[str, Any]:
     """The run config: the synthetic camera and a ``while`` rule pulsing a serial output."""
     return {
         "source": {"kind": "synthetic", "width": size[0], "height": size[1], "fps": fps},
         "bundle": str(bundle),
-        "engine": {
-            "threads": threads,
-            "spinning": spinning,
-            "spin_duration_us": spin_duration_us,
+        "engine": loop.engine
+        or {
+            "threads": loop.threads,
+            "spinning": loop.spinning,
+            "spin_duration_us": loop.spin_duration_us,
+            "spin_after_run": loop.spin_after_run,
         },
         "stream": {"address": "tcp://127.0.0.1:*", "control_address": None},
         "recording": {"enabled": False, "directory": recording_dir},
@@ -197,6 +207,7 @@ def _probe_run_config(
                 "channel": 0,
                 "max_on_ms": 50,
                 "configure_board": False,
+                "direct_write": loop.direct_write,
             },
         },
         "rules": [
@@ -209,8 +220,10 @@ def _probe_run_config(
             }
         ],
         "status_interval_s": 1.0,
-        "loop_cpus": loop_cpus,
-        "idle_poll_us": idle_poll_us,
+        "loop_cpus": loop.loop_cpus,
+        "idle_poll_us": loop.idle_poll_us,
+        "gc_between_frames": loop.gc_between_frames,
+        "realtime_priority": loop.realtime_priority,
     }
 
 
@@ -229,7 +242,9 @@ def _open_session(config: dict[str, Any], seconds: float, fps: float) -> LiveSes
     return session
 
 
-def _run_with_far_end(session: LiveSession, far_fd: int, seconds: float) -> _LoopRecords:
+def _run_with_far_end(
+    session: LiveSession, far_fd: int, seconds: float, far_end_priority: int | None
+) -> _LoopRecords:
     """Run ``session`` for ``seconds`` with a far-end reader on ``far_fd``; close both."""
     from realtime_pose.hardware.testing.far_end import FarEndProcess
 
@@ -237,7 +252,7 @@ def _run_with_far_end(session: LiveSession, far_fd: int, seconds: float) -> _Loo
     try:
         # started once the session is built: with loop_cpus the child inherits the CPUs
         # the session left to every thread but the loop's
-        reader = FarEndProcess(far_fd)
+        reader = FarEndProcess(far_fd, realtime_priority=far_end_priority)
         session.run(seconds)
         stages = session.pipeline.stats.summary_ms()
         inference_ns = session.pipeline.stats.by_key("inference")
@@ -249,7 +264,10 @@ def _run_with_far_end(session: LiveSession, far_fd: int, seconds: float) -> _Loo
     finally:
         session.close()
         arrivals = reader.stop() if reader is not None else []
-    return _LoopRecords(stages, inference_ns, frames, dispatches, writes, arrivals)
+    far_end = reader.realtime if reader is not None else None
+    if far_end is not None and not far_end.startswith("fifo"):
+        log.warning("the far-end reader runs as a normal process: SCHED_FIFO %s", far_end)
+    return _LoopRecords(stages, inference_ns, frames, dispatches, writes, arrivals, far_end)
 
 
 def beyond_engine(
@@ -257,16 +275,18 @@ def beyond_engine(
     writes: list[dict],
     arrivals: list[tuple[int, str]],
     inference_ns: dict[int, int],
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Each firing's frame-ready → byte-received minus its frame's inference time (ns): the
     part of the closed loop that is ours (grab, preprocess, peaks, prediction, rules, dispatch,
-    write)."""
-    out = []
+    write); and beside it, each such firing's ``[frame ready, byte received]`` (ns)."""
+    out, windows = [], []
     for dispatch, _, t_arrival in _matched(dispatches, writes, arrivals)[0]:
         engine = inference_ns.get(int(dispatch.get("frame_index", -1)))
         if engine is not None:
-            out.append(t_arrival - int(dispatch["t_frame_ns"]) - engine)
-    return np.asarray(out, dtype=np.int64)
+            t_frame = int(dispatch["t_frame_ns"])
+            out.append(t_arrival - t_frame - engine)
+            windows.append((t_frame, t_arrival))
+    return np.asarray(out, dtype=np.int64), np.asarray(windows, dtype=np.int64).reshape(-1, 2)
 
 
 def _matched(

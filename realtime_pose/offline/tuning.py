@@ -8,7 +8,11 @@ the fastest (lowest p50, then p99) in ``BUNDLE/engines/tuned.json``
 (:mod:`realtime_pose.engines.tuned`) under this machine's CPU model, core count and instruction
 sets (:func:`realtime_pose.util.machine.cpu_key`). A reduced-precision candidate is chosen only
 when it kept the bundle's accuracy on labelled held-out frames
-(:mod:`realtime_pose.offline.precision`). The ``auto`` engine (:mod:`realtime_pose.engines.auto`,
+(:mod:`realtime_pose.offline.precision`). When ONNX Runtime wins, how its idle threads spin is
+then chosen against the closed loop's own tail, not the engine's alone
+(:func:`tune_spinning`: the latency self-test, frame ready → byte at a serial device, with each
+spinning mode): spinning threads make the engine faster and hold the cores the grabber, the
+outputs and the stream need. The ``auto`` engine (:mod:`realtime_pose.engines.auto`,
 the default when a run config has no ``engine:`` section) loads that choice, and ignores it on
 another CPU.
 """
@@ -116,6 +120,69 @@ def tune(
     if chosen is None:
         raise EngineError(f"{bundle.root}: no candidate kept the bundle's accuracy: {timed}")
     return TuneResult(size, cpu_key(), timed + rows, chosen["engine"])
+
+
+SPINNING_MODES: tuple[dict[str, Any], ...] = (
+    {"spinning": True, "spin_after_run": True},
+    {"spinning": True, "spin_after_run": False},
+    {"spinning": False},
+)
+"""ONNX Runtime's idle threads: spinning between frames (its default), spinning only inside a
+run, never spinning."""
+
+
+def tune_spinning(
+    bundle: Bundle,
+    chosen: dict[str, Any],
+    size: Size,
+    fps: float,
+    seconds: float = 8.0,
+    rounds: int = 2,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """For an ONNX Runtime choice: run the latency self-test
+    (:func:`realtime_pose.live.latency_selftest.run_latency_test`: the synthetic camera at
+    ``size`` and ``fps``, a rule pulsing a serial output) with each of :data:`SPINNING_MODES`,
+    alternated for ``rounds`` rounds of ``seconds``, and return the mode with the lowest mean
+    frame ready → byte received p99, and one row per mode. Another backend is returned as it
+    is, with no rows."""
+    if chosen.get("kind") != "onnxruntime" or seconds <= 0:
+        return chosen, []
+    from realtime_pose.live.latency_selftest import LoopSettings, run_latency_test
+
+    sections = [{**chosen, **mode} for mode in SPINNING_MODES]
+    runs: list[list[dict[str, Any]]] = [[] for _ in sections]
+    for r in range(rounds):
+        order = range(len(sections)) if r % 2 == 0 else reversed(range(len(sections)))
+        for i in order:
+            result = run_latency_test(
+                bundle.root,
+                seconds,
+                fps,
+                (size.width, size.height),
+                loop=LoopSettings(engine=sections[i]),
+            )
+            runs[i].append(result.summary())
+    rows = []
+    for section, summaries in zip(sections, runs, strict=True):
+        rows.append(
+            {
+                "engine": section,
+                "loop_p99_ms": _mean(s["p99_ms"] for s in summaries),
+                "loop_p50_ms": _mean(s["p50_ms"] for s in summaries),
+                "beyond_engine_p99_ms": _mean(s["beyond_engine_ms"]["p99"] for s in summaries),
+                "engine_p50_ms": _mean(s["engine_p50_ms"] for s in summaries),
+                "rounds": len(summaries),
+                "seconds": seconds,
+                "fps": fps,
+            }
+        )
+    best = min(rows, key=lambda row: row["loop_p99_ms"])
+    return best["engine"], rows
+
+
+def _mean(values: Any) -> float:
+    values = [float(v) for v in values if v is not None]
+    return round(sum(values) / len(values), 4) if values else float("nan")
 
 
 def _keeps_accuracy(

@@ -255,3 +255,33 @@ def _has_openvino() -> bool:
     except ImportError:
         return False
     return True
+
+
+def test_ort_threads_can_stop_spinning_when_a_run_returns(bundle):
+    from realtime_pose.engines.onnxruntime import _session_options
+
+    common = dict(threads=2, spin_duration_us=None, sequential=True)
+    common.update(denormal_as_zero=False, cpu_arena=True)
+    stop = _session_options(spinning=True, spin_after_run=False, **common)
+    assert stop.get_session_config_entry("session.force_spinning_stop") == "1"
+    keep = _session_options(spinning=True, **common)
+    with pytest.raises(Exception, match="force_spinning_stop"):  # not set: ORT has no such entry
+        keep.get_session_config_entry("session.force_spinning_stop")
+    # and the engine runs with it, from the run config's engine section
+    engine = open_engine(bundle, {"kind": "onnxruntime", "threads": 2, "spin_after_run": False})
+    assert engine.run(draw_markers(48, 64, [(5, 5), (20, 30), (40, 10)]))
+
+
+def test_tune_chooses_ort_spinning_by_the_closed_loops_tail(bundle):
+    from realtime_pose.offline.tuning import SPINNING_MODES, tune_spinning
+
+    chosen = {"kind": "onnxruntime", "threads": 1}
+    section, rows = tune_spinning(bundle, chosen, Size(80, 64), fps=100, seconds=0.6, rounds=1)
+    assert [row["engine"] for row in rows] == [{**chosen, **mode} for mode in SPINNING_MODES]
+    best = min(rows, key=lambda row: row["loop_p99_ms"])
+    assert section == best["engine"]
+    assert all(row["loop_p50_ms"] <= row["loop_p99_ms"] for row in rows)
+    assert all(row["beyond_engine_p99_ms"] < row["loop_p99_ms"] for row in rows)
+    # another backend has no spinning to choose: returned as it is
+    openvino = {"kind": "openvino", "threads": 2}
+    assert tune_spinning(bundle, openvino, Size(80, 64), fps=100) == (openvino, [])

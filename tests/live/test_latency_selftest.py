@@ -1,9 +1,12 @@
 """The latency self-test end to end on a real pty, and its sequence matching."""
 
+import os
+
 import numpy as np
 
 from realtime_pose.live.latency_selftest import (
     PATH_SEGMENTS,
+    LoopSettings,
     match_by_sequence,
     path_segments,
     run_latency_test,
@@ -52,3 +55,30 @@ def test_latency_test_measures_every_firing(tmp_path):
     assert beyond.size == summary["n"] and (beyond > 0).all()
     assert (beyond < result.latencies_ns).all()
     assert summary["beyond_engine_ms"]["p50"] is not None
+
+
+def test_latency_test_takes_the_loop_settings_and_keeps_each_firings_window(tmp_path):
+    bundle = write_marker_bundle(tmp_path / "b")
+    loop = LoopSettings(threads=1, spin_after_run=False, far_end_priority=10)
+    result = run_latency_test(bundle, seconds=1.0, fps=100, size=(80, 64), loop=loop)
+    config = result.summary()["config"]
+    assert config["threads"] == 1 and config["spin_after_run"] is False
+    # the far end is a real-time process where the OS lets it (CI runs as root), else it says why
+    if os.geteuid() == 0:
+        assert config["far_end_scheduling"] == "fifo 10"
+    else:
+        assert config["far_end_scheduling"].startswith(("refused", "fifo"))
+    windows = result.windows_ns
+    assert windows.shape == (result.beyond_engine_ns.size, 2) and windows.shape[0] >= 10
+    spans = windows[:, 1] - windows[:, 0]
+    assert (spans > result.beyond_engine_ns).all()  # a window holds its engine time too
+    assert (np.diff(windows[:, 0]) > 0).all()  # firings in frame order
+
+
+def test_a_whole_engine_section_replaces_the_thread_settings(tmp_path):
+    bundle = write_marker_bundle(tmp_path / "b")
+    section = {"kind": "onnxruntime", "threads": 1, "spinning": False}
+    result = run_latency_test(
+        bundle, seconds=0.6, fps=100, size=(80, 64), loop=LoopSettings(engine=section)
+    )
+    assert result.summary()["config"]["engine"] == section and result.latencies_ns.size > 0
