@@ -49,6 +49,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "spin_in_run": {"spin_after_run": False},
     "no_spinning": {"spinning": False},
     "realtime": {"realtime_priority": 50},
+    "locked": {"lock_memory": True},
 }
 """Each variant's loop settings beyond a rig's defaults (:class:`LoopSettings`)."""
 
@@ -67,6 +68,7 @@ def _task_stats() -> dict[int, dict[str, int]]:
             "voluntary": int(fields["voluntary_ctxt_switches"]),
             "involuntary": int(fields["nonvoluntary_ctxt_switches"]),
             "cpu_ticks": int(stat[11]) + int(stat[12]),
+            "major_faults": int(stat[9]),
         }
     return out
 
@@ -107,7 +109,9 @@ class Trace:
         tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
         rows = []
         for tid, end in self.after.items():
-            start = self._before.get(tid, {"voluntary": 0, "involuntary": 0, "cpu_ticks": 0})
+            start = self._before.get(
+                tid, {"voluntary": 0, "involuntary": 0, "cpu_ticks": 0, "major_faults": 0}
+            )
             delta = {k: end[k] - start[k] for k in end}
             if not any(delta.values()):
                 continue
@@ -117,6 +121,7 @@ class Trace:
                     "cpu_ms": round(delta["cpu_ticks"] * tick_ms, 1),
                     "voluntary_switches": delta["voluntary"],
                     "involuntary_switches": delta["involuntary"],
+                    "major_faults": delta["major_faults"],
                 }
             )
         return sorted(rows, key=lambda r: -r["cpu_ms"])

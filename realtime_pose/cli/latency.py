@@ -61,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="run the loop thread under SCHED_FIFO at priority N (Linux; where permitted)",
     )
     p.add_argument(
+        "--lock-memory",
+        action="store_true",
+        help="lock the process's memory in RAM while the loop runs (mlockall; Linux)",
+    )
+    p.add_argument(
         "--far-end-priority",
         type=int,
         metavar="N",
@@ -103,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             loop_cpus=args.loop_cpus,
             idle_poll_us=args.idle_poll_us,
             realtime_priority=args.realtime_priority,
+            lock_memory=args.lock_memory,
             far_end_priority=args.far_end_priority,
         ),
     )

@@ -93,10 +93,10 @@ class LoopSettings:
     """The loop's knobs the self-test varies: the run config's options of these names.
 
     ``threads``, ``spinning``, ``spin_duration_us`` and ``spin_after_run`` are ``engine.*``;
-    ``direct_write`` the serial output's; ``loop_cpus``, ``idle_poll_us``, ``gc_between_frames`` and
-    ``realtime_priority`` the run config's own. Defaults are a rig's defaults. Off,
-    ``direct_write`` and ``gc_between_frames`` give the firing path as it was (a hand-off to the
-    writer thread, collections anywhere).
+    ``direct_write`` the serial output's; ``loop_cpus``, ``idle_poll_us``, ``gc_between_frames``,
+    ``realtime_priority`` and ``lock_memory`` the run config's own. Defaults are a rig's
+    defaults. Off, ``direct_write`` and ``gc_between_frames`` give the firing path as it was (a
+    hand-off to the writer thread, collections anywhere).
 
     ``far_end_priority`` is the test's own: the far-end reader process, standing in for the
     board's own microcontroller (which never waits for the host's scheduler), runs under
@@ -113,6 +113,7 @@ class LoopSettings:
     direct_write: bool = True
     gc_between_frames: bool = True
     realtime_priority: int | None = None
+    lock_memory: bool = False
     far_end_priority: int | None = None
     engine: dict[str, Any] | None = None
     """A whole engine section to run instead (``threads``, ``spinning``, ``spin_duration_us``
@@ -224,6 +225,7 @@ def _probe_run_config(
         "idle_poll_us": loop.idle_poll_us,
         "gc_between_frames": loop.gc_between_frames,
         "realtime_priority": loop.realtime_priority,
+        "lock_memory": loop.lock_memory,
     }
 
 

@@ -42,6 +42,8 @@ from realtime_pose.live.affinity import (
 )
 from realtime_pose.live.garbage import LoopCollector
 from realtime_pose.live.grabber import Grabber
+from realtime_pose.live.memory_lock import lock_memory as lock_process_memory
+from realtime_pose.live.memory_lock import unlock_memory
 from realtime_pose.ports import (
     FrameRecorderPort,
     FrameTap,
@@ -320,13 +322,16 @@ class Pipeline:
         idle_poll_s: float | None = None,
         collector: LoopCollector | None = None,
         realtime_priority: int | None = None,
+        lock_memory: bool = False,
     ) -> None:
         """Process frames until ``stop`` is set, the source ends or ``duration_s`` passes.
 
         With ``collector`` Python's garbage collection runs between frames, on the loop, and
         never inside one (:mod:`realtime_pose.live.garbage`). With ``realtime_priority`` the
         loop thread runs under ``SCHED_FIFO`` at that priority where the OS permits (one log
-        line where not; :func:`realtime_pose.live.affinity.set_thread_realtime`).
+        line where not; :func:`realtime_pose.live.affinity.set_thread_realtime`). With
+        ``lock_memory`` the process's memory stays in RAM while it runs
+        (:mod:`realtime_pose.live.memory_lock`).
 
         With ``idle_poll_s`` the loop thread wakes that often while it waits for a frame
         (:meth:`Grabber.get`'s ``poll_s``).
@@ -350,6 +355,7 @@ class Pipeline:
         previous_cpus = allowed_cpus()
         pinned = loop_cpus is not None and set_thread_cpus(loop_cpus)
         policy = set_thread_realtime(realtime_priority) if realtime_priority else None
+        locked = lock_memory and lock_process_memory()
         if collector is not None:
             collector.start()
         try:
@@ -383,6 +389,8 @@ class Pipeline:
                 set_thread_cpus(previous_cpus)
             if policy is not None:
                 restore_thread_policy(policy)
+            if locked:
+                unlock_memory()
             self._loop_thread = None
             self._drain_commands()
             self._drain_posted_events()

@@ -368,6 +368,12 @@ class RunConfig(_Section):
         description="run the loop thread under SCHED_FIFO at this priority (Linux; needs "
         "CAP_SYS_NICE or an rtprio limit, else one log line and normal scheduling); null = off",
     )
+    lock_memory: bool = Field(
+        default=False,
+        description="lock the process's memory in RAM while the loop runs (mlockall): no "
+        "page fault waits for the disk mid-frame (Linux; needs root, CAP_IPC_LOCK or an "
+        "unlimited memlock limit, else one log line)",
+    )
     gc_between_frames: bool = Field(
         default=True,
         description="run Python's garbage collection on the loop between frames, never inside "

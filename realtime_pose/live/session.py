@@ -573,6 +573,7 @@ class LiveSession:
             idle_poll_s=self.config.idle_poll_us / 1e6 or None,
             collector=self.collector,
             realtime_priority=self.config.realtime_priority,
+            lock_memory=self.config.lock_memory,
         )
         if self.collector is not None:
             log.info("garbage collection between frames: %s", self.collector.stats())
