@@ -109,7 +109,7 @@ def test_tune_on_labelled_frames_stores_its_verdict(labelled_bundle, capsys):
     from realtime_pose.cli import main
 
     bundle, project = labelled_bundle
-    args = ["tune", str(bundle.root), "--size", "64x48", "--runs", "4"]
+    args = ["tune", str(bundle.root), "--size", "64x48", "--runs", "4", "--loop-seconds", "0.5"]
     assert main([*args, "--project", str(project / "missing")]) == 2
     assert "not a folder" in capsys.readouterr().err
     assert main(args) == 0
@@ -122,6 +122,11 @@ def test_tune_on_labelled_frames_stores_its_verdict(labelled_bundle, capsys):
         assert row["accuracy"]["input_size"] == [64, 48]
     if is_reduced(entry["chosen"]):
         assert any(r["engine"] == entry["chosen"] and r["accuracy"]["accepted"] for r in judged)
+    # ONNX Runtime's spinning is chosen by the closed loop's tail; other backends have none
+    if entry["chosen"]["kind"] == "onnxruntime":
+        assert len(entry["loop"]) == 3 and entry["chosen"] in [r["engine"] for r in entry["loop"]]
+    else:
+        assert entry["loop"] == []
 
 
 def test_evaluate_runs_the_bundle_on_the_engine_asked(labelled_bundle, tmp_path, capsys):
