@@ -20,6 +20,7 @@ another CPU.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -176,7 +177,8 @@ def tune_spinning(
                 "fps": fps,
             }
         )
-    best = min(rows, key=lambda row: row["loop_p99_ms"])
+    # a mode whose pulses never arrived (no p99) is never the best
+    best = min(rows, key=lambda row: (math.isnan(row["loop_p99_ms"]), row["loop_p99_ms"]))
     return best["engine"], rows
 
 
