@@ -35,6 +35,8 @@ from collections.abc import Iterable, Sequence
 import numba
 import numpy as np
 
+from realtime_pose.inference.peaks import cell_xy_nchw
+
 PAF_SAMPLES = 10
 """Points read along a candidate limb (OpenPose's ``mid_num``)."""
 DOT_THRESHOLD = 0.05
@@ -236,19 +238,10 @@ def _consider_peak(scmap, k, iy, ix, v, visited, stamp, queue, cand_cell, cand_s
 def _refine_candidates(locref, width, stride, locref_stdev, cand_cell, cand_score, ncand, cand):
     """Candidate cells → ``cand[k, c] = (x, y, score)`` in input pixels (``locref[2K, H, W]``
     indexing; ``shape[0] == 0`` for none). Returns the number of candidates."""
-    half = stride * 0.5
-    has_locref = locref.shape[0] > 0
     total = 0
     for k in range(ncand.shape[0]):
         for c in range(ncand[k]):
-            cell = cand_cell[k, c]
-            iy = cell // width
-            ix = cell - iy * width
-            x = ix * stride + half
-            y = iy * stride + half
-            if has_locref:
-                x += locref_stdev * locref[2 * k, iy, ix]
-                y += locref_stdev * locref[2 * k + 1, iy, ix]
+            x, y = cell_xy_nchw(cand_cell[k, c], k, width, stride, locref, locref_stdev)
             cand[k, c, 0] = x
             cand[k, c, 1] = y
             cand[k, c, 2] = cand_score[k, c]

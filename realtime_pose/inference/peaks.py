@@ -21,6 +21,24 @@ import numpy as np
 _EMPTY_LOCREF = np.zeros((0, 0, 0), dtype=np.float32)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def cell_xy_nchw(
+    cell: int, k: int, width: int, stride: float, locref: np.ndarray, locref_stdev: float
+) -> tuple[float, float]:
+    """The pose math for keypoint ``k`` at flat score-map cell ``cell``: the cell's centre in
+    network pixels plus its location refinement (NCHW ``locref[2K, H, W]``; ``shape[0] == 0``
+    for none). Shared by the single-animal peaks and the part-affinity candidates."""
+    iy = cell // width
+    ix = cell - iy * width
+    half = stride * 0.5
+    x = ix * stride + half
+    y = iy * stride + half
+    if locref.shape[0] > 0:
+        x += locref_stdev * locref[2 * k, iy, ix]
+        y += locref_stdev * locref[2 * k + 1, iy, ix]
+    return x, y
+
+
 @numba.njit(cache=True, nogil=True)
 def refine_peaks_nchw(
     scmap_flat: np.ndarray,
@@ -48,17 +66,9 @@ def refine_peaks_nchw(
     out
         ``[K, 3]`` array receiving ``x, y, likelihood`` in network-input pixels.
     """
-    half = stride * 0.5
-    has_locref = locref.shape[0] > 0
     for k in range(scmap_flat.shape[0]):
         idx = argmax[k]
-        iy = idx // width
-        ix = idx - iy * width
-        x = ix * stride + half
-        y = iy * stride + half
-        if has_locref:
-            x += locref_stdev * locref[2 * k, iy, ix]
-            y += locref_stdev * locref[2 * k + 1, iy, ix]
+        x, y = cell_xy_nchw(idx, k, width, stride, locref, locref_stdev)
         out[k, 0] = x
         out[k, 1] = y
         out[k, 2] = scmap_flat[k, idx]
