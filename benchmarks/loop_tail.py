@@ -102,7 +102,7 @@ class Trace:
     def __exit__(self, *exc: object) -> None:
         gc.callbacks.remove(self._on_gc)
         self.after = _task_stats()
-        self.names = {t.native_id: t.name for t in threading.enumerate()}
+        self.names = thread_names()
 
     def threads(self) -> list[dict[str, Any]]:
         """Threads that ran during the trace, busiest first (names for those still alive)."""
@@ -137,10 +137,7 @@ class Trace:
 
 
 def _thread_name(tid: int) -> str:
-    for t in threading.enumerate():
-        if t.native_id == tid:
-            return t.name
-    return f"tid {tid}"
+    return thread_names().get(tid, f"tid {tid}")
 
 
 class _ThreadCensus:
